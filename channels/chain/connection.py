@@ -1,0 +1,296 @@
+"""One synchronous connection to an EVM chain: send signed transactions, call, read logs, mine.
+
+Two backends behind one class: the embedded in-process py-evm chain (web3's
+`EthereumTesterProvider`, the default for tests and demos) and any JSON-RPC node by URL (anvil,
+ganache, a permissioned Besu/GoQuorum network). Transactions are built here, signed locally with
+an eth_account key and sent raw, so any node works; a revert becomes a `ChainError` with the
+custom error decoded. Synchronous on purpose: the trio shell calls it via
+`trio.to_thread.run_sync` (AsyncWeb3 does not run under trio).
+
+It knows nothing about channels; it must never hold keys beyond the call that signs with them,
+and every wait in it is bounded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, cast
+
+from eth_account.signers.local import LocalAccount
+from eth_typing import ChecksumAddress, HexAddress, HexStr
+from hexbytes import HexBytes
+from web3 import EthereumTesterProvider, Web3
+from web3.exceptions import TransactionNotFound
+from web3.types import BlockIdentifier, FilterParams, Nonce, TxParams, Wei
+
+from channels.chain.abi import ContractAbi, DecodedEvent
+from channels.chain.errors import ChainError, chain_error_from, chain_error_from_data, is_revert
+from channels.chain.nodes import DEV_ACCOUNTS, DEV_MNEMONIC, dev_private_keys
+from channels.core.types import BlockNumber, to_checksum
+
+RECEIPT_TIMEOUT = 60.0
+RECEIPT_POLL = 0.01
+GAS_MARGIN_NUM, GAS_MARGIN_DEN = 5, 4  # send with estimate x 1.25: the state may move a little
+DEFAULT_PRIORITY_FEE = 10**9  # 1 gwei tip on EIP-1559 chains
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """A mined, successful transaction: its gas and the events it emitted (decoded when known)."""
+
+    transaction_hash: bytes
+    block_number: BlockNumber
+    gas_used: int
+    events: tuple[DecodedEvent, ...]
+    contract_address: bytes | None = None
+
+    def event(self, name: str) -> DecodedEvent:
+        """The first emitted event called `name`; LookupError when there is none."""
+        for event in self.events:
+            if event.name == name:
+                return event
+        raise LookupError(f"transaction 0x{self.transaction_hash.hex()} emitted no {name}")
+
+
+class Connection:
+    """A web3 connection plus the transaction pipeline (nonces, fees, revert decoding, receipts)."""
+
+    def __init__(
+        self,
+        w3: Web3,
+        kind: str,
+        dev_keys: tuple[bytes, ...] = (),
+        receipt_timeout: float = RECEIPT_TIMEOUT,
+        priority_fee: int = DEFAULT_PRIORITY_FEE,
+    ) -> None:
+        self.w3 = w3
+        self.kind = kind  # "embedded", "anvil", "ganache" or "rpc"
+        self.dev_keys = dev_keys
+        self.receipt_timeout = receipt_timeout
+        self.priority_fee = priority_fee
+        self.chain_id: int = w3.eth.chain_id
+        self._nonce_lock = threading.Lock()
+        self._next_nonce: dict[str, int] = {}
+        self._tester: Any = None
+        if isinstance(w3.provider, EthereumTesterProvider):
+            self._tester = w3.provider.ethereum_tester
+        # Estimate against the block the transaction will land in: anvil runs "latest" with
+        # block.number = head, which rejects a call valid from the next block on (settle right
+        # after the challenge period). eth-tester has no "pending" but already uses head + 1.
+        self._estimate_block: BlockIdentifier = "latest" if self._tester is not None else "pending"
+
+    # ------------------------------------------------------------------ constructors
+
+    @classmethod
+    def embedded(cls, accounts: int = DEV_ACCOUNTS) -> Connection:
+        """A fresh in-process py-evm chain whose dev accounts come from `DEV_MNEMONIC`."""
+        from eth_tester import EthereumTester, PyEVMBackend
+
+        backend = PyEVMBackend.from_mnemonic(
+            DEV_MNEMONIC, num_accounts=accounts, hd_path="m/44'/60'/0'/0"
+        )
+        w3 = Web3(EthereumTesterProvider(EthereumTester(backend)))
+        return cls(w3, "embedded", dev_private_keys(accounts))
+
+    @classmethod
+    def from_url(
+        cls, url: str, dev_keys: tuple[bytes, ...] = (), request_timeout: float = 10.0
+    ) -> Connection:
+        """A JSON-RPC node; `kind` is read from `web3_clientVersion` (anvil, ganache or rpc)."""
+        w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": request_timeout}))
+        version = ""
+        with contextlib.suppress(Exception):  # a node without web3_clientVersion is just "rpc"
+            version = str(w3.client_version).lower()
+        kind = "anvil" if "anvil" in version else "ganache" if "ganache" in version else "rpc"
+        return cls(w3, kind, dev_keys)
+
+    # ------------------------------------------------------------------ chain
+
+    def block_number(self) -> BlockNumber:
+        """The latest block number."""
+        return BlockNumber(self.w3.eth.block_number)
+
+    def mine(self, blocks: int = 1) -> BlockNumber:
+        """Mine `blocks` empty blocks (dev chains only); returns the new head."""
+        if blocks <= 0:
+            return self.block_number()
+        if self._tester is not None:
+            self._tester.mine_blocks(blocks)
+        elif self.kind == "anvil":
+            self.w3.provider.make_request(cast(Any, "anvil_mine"), [hex(blocks)])
+        elif self.kind == "ganache":
+            self.w3.provider.make_request(cast(Any, "evm_mine"), [{"blocks": blocks}])
+        else:
+            for _ in range(blocks):
+                self.w3.provider.make_request(cast(Any, "evm_mine"), [])
+        return self.block_number()
+
+    def mine_until(self, block_number: int) -> BlockNumber:
+        """Mine until the head is at least `block_number`."""
+        return self.mine(block_number - self.block_number())
+
+    def eth_balance(self, address: bytes) -> int:
+        """The ether (gas money) balance of `address`, in wei."""
+        return int(self.w3.eth.get_balance(_checksum(address)))
+
+    # ------------------------------------------------------------------ calls
+
+    def call(
+        self,
+        to: bytes,
+        data: bytes,
+        abi: ContractAbi,
+        function: str = "",
+        block: BlockIdentifier = "latest",
+        sender: bytes | None = None,
+    ) -> bytes:
+        """eth_call; a revert becomes a `ChainError`."""
+        params: TxParams = {"to": _checksum(to), "data": data}
+        if sender is not None:
+            params["from"] = _checksum(sender)
+        try:
+            return bytes(self.w3.eth.call(params, block))
+        except Exception as exc:
+            if is_revert(exc):
+                raise chain_error_from(exc, abi, function) from exc
+            raise
+
+    # ------------------------------------------------------------------ transactions
+
+    def transact(
+        self,
+        account: LocalAccount,
+        to: bytes | None,
+        data: bytes,
+        abi: ContractAbi,
+        function: str = "",
+        value: int = 0,
+        gas: int | None = None,
+    ) -> Receipt:
+        """Build, estimate, sign, send and wait for one transaction; raise `ChainError` on revert.
+
+        The estimate runs the transaction first, so a doomed call fails here with its custom error
+        and costs no gas; one that reverts on chain anyway (the state moved) is replayed with
+        eth_call to name the error.
+        """
+        sender = account.address
+        params: TxParams = {
+            "from": sender,
+            "data": data,
+            "value": Wei(value),
+            "chainId": self.chain_id,
+        }
+        if to is not None:
+            params["to"] = _checksum(to)
+        if gas is None:
+            try:
+                estimate = self.w3.eth.estimate_gas(params, self._estimate_block)
+            except Exception as exc:
+                if is_revert(exc):
+                    raise chain_error_from(exc, abi, function) from exc
+                raise
+            gas = estimate * GAS_MARGIN_NUM // GAS_MARGIN_DEN + 10_000
+        params["gas"] = gas
+        params.update(self._fees())
+        with self._nonce_lock:
+            nonce = max(self._next_nonce.get(sender, 0), self.w3.eth.get_transaction_count(sender))
+            params["nonce"] = Nonce(nonce)
+            raw = account.sign_transaction(cast(Any, params)).raw_transaction
+            try:
+                tx_hash = bytes(self.w3.eth.send_raw_transaction(raw))
+            except Exception as exc:
+                self._next_nonce.pop(sender, None)
+                if is_revert(exc):
+                    raise chain_error_from(exc, abi, function) from exc
+                raise
+            self._next_nonce[sender] = nonce + 1
+        receipt = self.wait_for_receipt(tx_hash)
+        if receipt["status"] != 1:
+            raise self._replay_failure(params, abi, function, tx_hash, int(receipt["gasUsed"]))
+        return Receipt(
+            tx_hash,
+            BlockNumber(int(receipt["blockNumber"])),
+            int(receipt["gasUsed"]),
+            self.decode_logs(receipt["logs"], abi),
+            _address_or_none(receipt.get("contractAddress")),
+        )
+
+    def wait_for_receipt(self, tx_hash: bytes) -> Any:
+        """Poll for the receipt (anvil answers with the hash before mining); bounded."""
+        deadline = time.monotonic() + self.receipt_timeout
+        while True:
+            try:
+                receipt = self.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
+            except TransactionNotFound:
+                receipt = None
+            if receipt is not None and receipt.get("blockNumber") is not None:
+                return receipt
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"no receipt for 0x{tx_hash.hex()} within {self.receipt_timeout:.0f} s"
+                )
+            time.sleep(RECEIPT_POLL)
+
+    def _fees(self) -> TxParams:
+        base_fee = self.w3.eth.get_block("latest").get("baseFeePerGas")
+        if base_fee is None:
+            return {"gasPrice": self.w3.eth.gas_price}
+        tip = self.priority_fee
+        return {"maxFeePerGas": Wei(2 * int(base_fee) + tip), "maxPriorityFeePerGas": Wei(tip)}
+
+    def _replay_failure(
+        self, params: TxParams, abi: ContractAbi, function: str, tx_hash: bytes, gas_used: int
+    ) -> ChainError:
+        replay: TxParams = {k: v for k, v in params.items() if k in ("from", "to", "data", "value")}  # type: ignore[assignment]
+        try:
+            self.w3.eth.call(replay, "latest")
+        except Exception as exc:
+            error = chain_error_from(exc, abi, function, tx_hash, gas_used)
+            return error
+        return chain_error_from_data(b"", abi, function, tx_hash, gas_used)
+
+    # ------------------------------------------------------------------ logs
+
+    def decode_logs(self, logs: Any, abi: ContractAbi) -> tuple[DecodedEvent, ...]:
+        """Decode the logs `abi` knows; others are skipped."""
+        decoded: list[DecodedEvent] = []
+        for log in logs:
+            event = abi.decode_log(
+                [bytes(t) for t in log["topics"]],
+                bytes(log["data"]),
+                bytes.fromhex(str(log["address"])[2:]),
+                int(log["blockNumber"]),
+                bytes(log["transactionHash"]),
+                int(log["logIndex"]),
+            )
+            if event is not None:
+                decoded.append(event)
+        return tuple(decoded)
+
+    def get_logs(
+        self, address: bytes, from_block: int, to_block: int, abi: ContractAbi
+    ) -> tuple[DecodedEvent, ...]:
+        """The decoded events of `address` in blocks [from_block, to_block], in chain order."""
+        if to_block < from_block:
+            return ()
+        params: FilterParams = {
+            "address": _checksum(address),
+            "fromBlock": from_block,
+            "toBlock": to_block,
+        }
+        logs = self.w3.eth.get_logs(params)
+        ordered = sorted(logs, key=lambda log: (int(log["blockNumber"]), int(log["logIndex"])))
+        return self.decode_logs(ordered, abi)
+
+
+def _address_or_none(value: object) -> bytes | None:
+    if value is None:
+        return None
+    return bytes.fromhex(str(value)[2:])
+
+
+def _checksum(address: bytes) -> ChecksumAddress:
+    return ChecksumAddress(HexAddress(HexStr(to_checksum(address))))

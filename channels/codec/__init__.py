@@ -1,0 +1,1 @@
+"""Pure encoders: EIP-712 digests, keccak, signature recovery. No keys, no I/O."""

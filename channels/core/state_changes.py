@@ -1,0 +1,387 @@
+"""Inputs of the channel core, named by origin (DESIGN §5, STYLE 2).
+
+- `Action*`: our own side asks for something (the application, the hub, the CLI).
+- `Receive*`: a peer message arrived (already decoded by `channels.wire`; NOT yet checked: the core
+  recovers every signature and checks every field, and turns a bad one into an `EventInvalid*`).
+  `sender` is the peer the transport says sent it.
+- `ContractReceive*`: a channel-manager event seen on chain (mapped from logs by `channels.chain`),
+  each with the `transaction_hash` and `block_number` of its log.
+- `Block`: the chain head moved.
+
+Plain frozen records: no behaviour, no I/O, no keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from channels.core.state import BalanceProof, Lock
+from channels.core.types import (
+    ZERO_AMOUNT,
+    Address,
+    BlockNumber,
+    ChannelId,
+    Nonce,
+    PaymentId,
+    Secret,
+    SecretHash,
+    Signature,
+    TokenAmount,
+)
+
+# --------------------------------------------------------------------------- time
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """The chain head is now `block_number`."""
+
+    block_number: BlockNumber
+
+
+# --------------------------------------------------------------------------- Action*
+
+
+@dataclass(frozen=True, slots=True)
+class ActionTransfer:
+    """Pay `amount` directly to the partner of `channel_id` (one signed balance proof)."""
+
+    channel_id: ChannelId
+    amount: TokenAmount
+    payment_id: PaymentId
+
+
+@dataclass(frozen=True, slots=True)
+class ActionLockedTransfer:
+    """Send `amount` to the partner under a hashlock (a hop of a mediated payment).
+
+    `target` is the final payee (the partner itself on the last hop); it travels in the message so
+    a mediator knows where to forward.
+    """
+
+    channel_id: ChannelId
+    amount: TokenAmount
+    expiration: BlockNumber
+    secrethash: SecretHash
+    payment_id: PaymentId
+    target: Address
+
+
+@dataclass(frozen=True, slots=True)
+class ActionUnlock:
+    """We learned `secret` for a lock we sent: give the partner the locked amount (an Unlock)."""
+
+    channel_id: ChannelId
+    secret: Secret
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRevealSecret:
+    """We know `secret` of a lock the partner sent us: reveal it so the partner unlocks."""
+
+    channel_id: ChannelId
+    secret: Secret
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRequestSecret:
+    """Ask the partner for the secret of a payment (SecretRequest); plain message, not signed."""
+
+    channel_id: ChannelId
+    payment_id: PaymentId
+    secrethash: SecretHash
+    amount: TokenAmount
+
+
+@dataclass(frozen=True, slots=True)
+class ActionDeposit:
+    """Raise our total deposit in the channel to `total_deposit` (a transaction)."""
+
+    channel_id: ChannelId
+    total_deposit: TokenAmount
+
+
+@dataclass(frozen=True, slots=True)
+class ActionWithdraw:
+    """Withdraw to our internal balance while the channel stays open: ask the partner to co-sign."""
+
+    channel_id: ChannelId
+    total_withdraw: TokenAmount
+    expiry: BlockNumber
+
+
+@dataclass(frozen=True, slots=True)
+class ActionCooperativeClose:
+    """Propose closing now at the current balances (needs no pending locks either way)."""
+
+    channel_id: ChannelId
+
+
+@dataclass(frozen=True, slots=True)
+class ActionClose:
+    """Close unilaterally with the partner's latest balance proof."""
+
+    channel_id: ChannelId
+
+
+# --------------------------------------------------------------------------- Receive*
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiveBalanceProof:
+    """A direct transfer: the partner's new proof raises `transferred` (amount = the increase)."""
+
+    sender: Address
+    balance_proof: BalanceProof  # with the sender's signature
+    payment_id: PaymentId
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiveLockedTransfer:
+    """The partner's new proof adds `lock` in tree slot `slot`."""
+
+    sender: Address
+    balance_proof: BalanceProof
+    lock: Lock
+    slot: int
+    payment_id: PaymentId
+    target: Address
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiveUnlock:
+    """The partner's new proof moves the lock in `slot` (whose secret is `secret`) into transferred."""
+
+    sender: Address
+    balance_proof: BalanceProof
+    secret: Secret
+    slot: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiveLockExpired:
+    """The partner's new proof removes its expired lock from `slot`."""
+
+    sender: Address
+    balance_proof: BalanceProof
+    secrethash: SecretHash
+    slot: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiveSecretRequest:
+    """The partner asks for the secret of `secrethash` (unsigned)."""
+
+    sender: Address
+    channel_id: ChannelId
+    payment_id: PaymentId
+    secrethash: SecretHash
+    amount: TokenAmount
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiveSecretReveal:
+    """The partner revealed `secret` (self-authenticating: keccak256(secret) is the secrethash)."""
+
+    sender: Address
+    channel_id: ChannelId
+    secret: Secret
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiveWithdrawRequest:
+    """The partner asks us to co-sign `Withdraw(channel_id, participant, total_withdraw, expiry)`."""
+
+    sender: Address
+    channel_id: ChannelId
+    participant: Address
+    total_withdraw: TokenAmount
+    expiry: BlockNumber
+    signature: Signature  # the participant's
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiveWithdrawConfirmation:
+    """The partner co-signed our `Withdraw` request."""
+
+    sender: Address
+    channel_id: ChannelId
+    participant: Address
+    total_withdraw: TokenAmount
+    expiry: BlockNumber
+    signature: Signature  # the partner's
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiveCooperativeCloseRequest:
+    """The partner proposes `CooperativeClose(channel_id, balance1, balance2)`, signed by it."""
+
+    sender: Address
+    channel_id: ChannelId
+    balance1: TokenAmount
+    balance2: TokenAmount
+    signature: Signature
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiveCooperativeCloseConfirmation:
+    """The partner co-signed our cooperative close proposal."""
+
+    sender: Address
+    channel_id: ChannelId
+    balance1: TokenAmount
+    balance2: TokenAmount
+    signature: Signature
+
+
+# --------------------------------------------------------------------------- ContractReceive*
+
+
+@dataclass(frozen=True, slots=True)
+class ContractReceiveChannelOpened:
+    """`ChannelOpened`: a channel between participant1 < participant2 exists (no deposit yet).
+
+    `settle_timeout` is the channel manager's challenge period in blocks (a deployment constant
+    when the event does not carry it). A deposit made with the open arrives as a separate
+    `ContractReceiveChannelDeposited` (or set `deposit` here to the opener's total deposit).
+    """
+
+    transaction_hash: bytes
+    block_number: BlockNumber
+    channel_id: ChannelId
+    participant1: Address
+    participant2: Address
+    settle_timeout: int
+    opener: Address | None = None
+    deposit: TokenAmount = ZERO_AMOUNT
+
+
+@dataclass(frozen=True, slots=True)
+class ContractReceiveChannelDeposited:
+    """`ChannelDeposited`: `participant`'s total deposit is now `total_deposit`."""
+
+    transaction_hash: bytes
+    block_number: BlockNumber
+    channel_id: ChannelId
+    participant: Address
+    total_deposit: TokenAmount
+
+
+@dataclass(frozen=True, slots=True)
+class ContractReceiveChannelWithdrawn:
+    """`ChannelWithdrawn`: `participant`'s total withdrawn is now `total_withdraw`."""
+
+    transaction_hash: bytes
+    block_number: BlockNumber
+    channel_id: ChannelId
+    participant: Address
+    total_withdraw: TokenAmount
+
+
+@dataclass(frozen=True, slots=True)
+class ContractReceiveChannelClosed:
+    """`ChannelClosed`: `closing_participant` closed with its partner's proof of `nonce`."""
+
+    transaction_hash: bytes
+    block_number: BlockNumber
+    channel_id: ChannelId
+    closing_participant: Address
+    nonce: Nonce
+    settle_block: BlockNumber
+
+
+@dataclass(frozen=True, slots=True)
+class ContractReceiveChannelBalanceProofUpdated:
+    """`ChannelBalanceProofUpdated`: the closer's proof stored on chain now has `nonce`."""
+
+    transaction_hash: bytes
+    block_number: BlockNumber
+    channel_id: ChannelId
+    closing_participant: Address
+    nonce: Nonce
+
+
+@dataclass(frozen=True, slots=True)
+class ContractReceiveChannelSettled:
+    """`ChannelSettled`: balances credited; locked1/locked2 stay for `unlock` (address order)."""
+
+    transaction_hash: bytes
+    block_number: BlockNumber
+    channel_id: ChannelId
+    balance1: TokenAmount
+    balance2: TokenAmount
+    locked1: TokenAmount = ZERO_AMOUNT
+    locked2: TokenAmount = ZERO_AMOUNT
+
+
+@dataclass(frozen=True, slots=True)
+class ContractReceiveChannelCooperativelyClosed:
+    """`ChannelCooperativelyClosed`: both credited, the channel record deleted."""
+
+    transaction_hash: bytes
+    block_number: BlockNumber
+    channel_id: ChannelId
+    balance1: TokenAmount
+    balance2: TokenAmount
+
+
+@dataclass(frozen=True, slots=True)
+class ContractReceiveSecretRegistered:
+    """`SecretRegistered`: `secret` was first registered at `block_number` (not channel-specific)."""
+
+    transaction_hash: bytes
+    block_number: BlockNumber
+    secrethash: SecretHash
+    secret: Secret
+
+
+@dataclass(frozen=True, slots=True)
+class ContractReceiveLockUnlocked:
+    """`LockUnlocked`: the lock in `slot` of `sender`'s direction was resolved on chain.
+
+    `returned` went back to the sender (expired / secret unregistered), `claimed` to the receiver.
+    """
+
+    transaction_hash: bytes
+    block_number: BlockNumber
+    channel_id: ChannelId
+    sender: Address
+    receiver: Address
+    slot: int
+    secrethash: SecretHash
+    claimed: TokenAmount
+    returned: TokenAmount
+
+
+StateChange = (
+    Block
+    | ActionTransfer
+    | ActionLockedTransfer
+    | ActionUnlock
+    | ActionRevealSecret
+    | ActionRequestSecret
+    | ActionDeposit
+    | ActionWithdraw
+    | ActionCooperativeClose
+    | ActionClose
+    | ReceiveBalanceProof
+    | ReceiveLockedTransfer
+    | ReceiveUnlock
+    | ReceiveLockExpired
+    | ReceiveSecretRequest
+    | ReceiveSecretReveal
+    | ReceiveWithdrawRequest
+    | ReceiveWithdrawConfirmation
+    | ReceiveCooperativeCloseRequest
+    | ReceiveCooperativeCloseConfirmation
+    | ContractReceiveChannelOpened
+    | ContractReceiveChannelDeposited
+    | ContractReceiveChannelWithdrawn
+    | ContractReceiveChannelClosed
+    | ContractReceiveChannelBalanceProofUpdated
+    | ContractReceiveChannelSettled
+    | ContractReceiveChannelCooperativelyClosed
+    | ContractReceiveSecretRegistered
+    | ContractReceiveLockUnlocked
+)
+"""Every input of the core."""

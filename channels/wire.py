@@ -1,0 +1,380 @@
+"""Peer messages on the wire: msgspec Structs, a tagged union, msgpack-encoded, validated on decode.
+
+What this module is for: turning bytes from a peer into typed, shape-checked messages (and back),
+and converting them to the core's `Receive*` state changes and from its `Send*` events.
+What it must never do: judge a message. Signatures, nonces, balances and capacity are checked by
+the core (`channels.core.channel`), which recovers every signer; here only the shape is checked
+(lengths of byte fields, integer ranges), and bad input raises `WireError` naming the field.
+
+Integer encoding: msgpack integers stop at 2**64 - 1, so ids, nonces, block numbers and payment
+ids travel as uint64 (channel ids and nonces are counters, block numbers are block numbers; none
+can reach 2**64 in practice), and token amounts travel as big-endian byte strings of at most 12
+bytes: the channel manager stores amounts as uint96, so every amount it accepts fits, and nothing
+larger can be decoded.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+
+from channels.core import events as ev
+from channels.core import state_changes as sc
+from channels.core.locktree import MAX_PENDING_LOCKS
+from channels.core.state import BalanceProof, Lock
+from channels.core.types import (
+    UINT96_MAX,
+    Address,
+    BlockNumber,
+    ChannelId,
+    LocksRoot,
+    Nonce,
+    PaymentId,
+    Secret,
+    SecretHash,
+    Signature,
+    TokenAmount,
+)
+
+MAX_BATCH = 1024  # messages in one Batch
+AMOUNT_BYTES = 12  # uint96
+
+U64 = Annotated[int, msgspec.Meta(ge=0)]  # msgpack itself caps integers at 2**64 - 1
+Slot = Annotated[int, msgspec.Meta(ge=0, le=MAX_PENDING_LOCKS - 1)]
+Amount = Annotated[bytes, msgspec.Meta(max_length=AMOUNT_BYTES)]  # big-endian uint96
+AddressBytes = Annotated[bytes, msgspec.Meta(min_length=20, max_length=20)]
+Bytes32 = Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
+SignatureBytes = Annotated[bytes, msgspec.Meta(min_length=65, max_length=65)]
+
+
+class WireError(ValueError):
+    """Bytes that are not a well-formed message; the text names the offending field."""
+
+
+def amount_to_wire(value: int) -> bytes:
+    """Encode a token amount (0 <= value <= 2**96 - 1) as minimal big-endian bytes."""
+    if not 0 <= value <= UINT96_MAX:
+        raise WireError(f"amount {value} is outside uint96")
+    return value.to_bytes((value.bit_length() + 7) // 8, "big")
+
+
+def amount_from_wire(raw: bytes) -> TokenAmount:
+    return TokenAmount(int.from_bytes(raw, "big"))
+
+
+class _Message(msgspec.Struct, frozen=True, tag=True, forbid_unknown_fields=True):
+    """Every message carries the sender-chosen `message_id` that `Processed` acknowledges."""
+
+    message_id: U64
+
+
+class _BalanceProofFields(_Message, frozen=True):
+    channel_id: U64
+    nonce: U64
+    transferred: Amount
+    locked: Amount
+    locks_root: Bytes32
+    signature: SignatureBytes
+
+    def balance_proof(self) -> BalanceProof:
+        return BalanceProof(
+            ChannelId(self.channel_id),
+            Nonce(self.nonce),
+            amount_from_wire(self.transferred),
+            amount_from_wire(self.locked),
+            LocksRoot(self.locks_root),
+            Signature(self.signature),
+        )
+
+
+class DirectTransfer(_BalanceProofFields, frozen=True):
+    """A direct payment: a balance proof whose transferred amount grew."""
+
+    payment_id: U64
+
+
+class LockedTransfer(_BalanceProofFields, frozen=True):
+    """A balance proof adding a hashlock in tree slot `slot`; `target` is the final payee."""
+
+    payment_id: U64
+    amount: Amount
+    expiration: U64
+    secrethash: Bytes32
+    slot: Slot
+    target: AddressBytes
+
+
+class Unlock(_BalanceProofFields, frozen=True):
+    """A balance proof moving the lock in `slot` into transferred; `secret` opens it."""
+
+    secret: Bytes32
+    slot: Slot
+
+
+class LockExpired(_BalanceProofFields, frozen=True):
+    """A balance proof removing the sender's expired lock from `slot`."""
+
+    secrethash: Bytes32
+    slot: Slot
+
+
+class SecretRequest(_Message, frozen=True):
+    channel_id: U64
+    payment_id: U64
+    secrethash: Bytes32
+    amount: Amount
+
+
+class SecretReveal(_Message, frozen=True):
+    channel_id: U64
+    secret: Bytes32
+
+
+class WithdrawRequest(_Message, frozen=True):
+    channel_id: U64
+    participant: AddressBytes
+    total_withdraw: Amount
+    expiry: U64
+    signature: SignatureBytes
+
+
+class WithdrawConfirmation(_Message, frozen=True):
+    channel_id: U64
+    participant: AddressBytes
+    total_withdraw: Amount
+    expiry: U64
+    signature: SignatureBytes
+
+
+class CooperativeCloseRequest(_Message, frozen=True):
+    channel_id: U64
+    balance1: Amount
+    balance2: Amount
+    signature: SignatureBytes
+
+
+class CooperativeCloseConfirmation(_Message, frozen=True):
+    channel_id: U64
+    balance1: Amount
+    balance2: Amount
+    signature: SignatureBytes
+
+
+class Processed(msgspec.Struct, frozen=True, tag=True, forbid_unknown_fields=True):
+    """Acknowledges messages by id once their effects are persisted (persist before progress)."""
+
+    message_ids: Annotated[list[U64], msgspec.Meta(max_length=MAX_BATCH)]
+
+
+PeerMessage = (
+    DirectTransfer
+    | LockedTransfer
+    | Unlock
+    | LockExpired
+    | SecretRequest
+    | SecretReveal
+    | WithdrawRequest
+    | WithdrawConfirmation
+    | CooperativeCloseRequest
+    | CooperativeCloseConfirmation
+)
+"""A message the core processes (has a message id)."""
+
+
+class Batch(msgspec.Struct, frozen=True, tag=True, forbid_unknown_fields=True):
+    """Several messages in one frame (no nesting)."""
+
+    messages: Annotated[list[PeerMessage | Processed], msgspec.Meta(max_length=MAX_BATCH)]
+
+
+Message = PeerMessage | Processed | Batch
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder: msgspec.msgpack.Decoder[Message] = msgspec.msgpack.Decoder(Message)
+
+
+def encode(message: Message) -> bytes:
+    """msgpack bytes of a message."""
+    return _encoder.encode(message)
+
+
+def decode(data: bytes) -> Message:
+    """Parse and shape-check one message; WireError (naming the field) on anything malformed."""
+    try:
+        return _decoder.decode(data)
+    except msgspec.ValidationError as exc:
+        raise WireError(f"invalid message: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise WireError(f"undecodable message: {exc}") from None
+
+
+def unpack(message: Message) -> list[PeerMessage | Processed]:
+    """The messages of a frame: a Batch's contents, or the message itself."""
+    if isinstance(message, Batch):
+        return message.messages
+    return [message]
+
+
+# --------------------------------------------------------------------------- to the core
+
+
+def to_state_change(message: PeerMessage, sender: Address) -> sc.StateChange:
+    """The core's `Receive*` for a message `sender` (as the transport knows it) sent."""
+    if isinstance(message, DirectTransfer):
+        return sc.ReceiveBalanceProof(
+            sender, message.balance_proof(), PaymentId(message.payment_id)
+        )
+    if isinstance(message, LockedTransfer):
+        lock = Lock(
+            amount_from_wire(message.amount),
+            BlockNumber(message.expiration),
+            SecretHash(message.secrethash),
+        )
+        return sc.ReceiveLockedTransfer(
+            sender,
+            message.balance_proof(),
+            lock,
+            message.slot,
+            PaymentId(message.payment_id),
+            Address(message.target),
+        )
+    if isinstance(message, Unlock):
+        return sc.ReceiveUnlock(
+            sender, message.balance_proof(), Secret(message.secret), message.slot
+        )
+    if isinstance(message, LockExpired):
+        return sc.ReceiveLockExpired(
+            sender, message.balance_proof(), SecretHash(message.secrethash), message.slot
+        )
+    if isinstance(message, SecretRequest):
+        return sc.ReceiveSecretRequest(
+            sender,
+            ChannelId(message.channel_id),
+            PaymentId(message.payment_id),
+            SecretHash(message.secrethash),
+            amount_from_wire(message.amount),
+        )
+    if isinstance(message, SecretReveal):
+        return sc.ReceiveSecretReveal(sender, ChannelId(message.channel_id), Secret(message.secret))
+    if isinstance(message, WithdrawRequest | WithdrawConfirmation):
+        cls: Any = (
+            sc.ReceiveWithdrawRequest
+            if isinstance(message, WithdrawRequest)
+            else sc.ReceiveWithdrawConfirmation
+        )
+        change: sc.StateChange = cls(
+            sender,
+            ChannelId(message.channel_id),
+            Address(message.participant),
+            amount_from_wire(message.total_withdraw),
+            BlockNumber(message.expiry),
+            Signature(message.signature),
+        )
+        return change
+    if isinstance(message, CooperativeCloseRequest):
+        return sc.ReceiveCooperativeCloseRequest(
+            sender,
+            ChannelId(message.channel_id),
+            amount_from_wire(message.balance1),
+            amount_from_wire(message.balance2),
+            Signature(message.signature),
+        )
+    return sc.ReceiveCooperativeCloseConfirmation(
+        sender,
+        ChannelId(message.channel_id),
+        amount_from_wire(message.balance1),
+        amount_from_wire(message.balance2),
+        Signature(message.signature),
+    )
+
+
+# --------------------------------------------------------------------------- from the core
+
+
+def _proof_fields(proof: BalanceProof) -> dict[str, Any]:
+    return {
+        "channel_id": proof.channel_id,
+        "nonce": proof.nonce,
+        "transferred": amount_to_wire(proof.transferred),
+        "locked": amount_to_wire(proof.locked),
+        "locks_root": proof.locks_root,
+    }
+
+
+def from_event(event: ev.SendEvent, message_id: int, signature: bytes = b"") -> PeerMessage:
+    """The wire message for a core `Send*` event; `signature` is ours over `event.digest`.
+
+    SecretRequest and SecretReveal are not signed (pass no signature).
+    """
+    if isinstance(event, ev.SendBalanceProof):
+        return DirectTransfer(
+            message_id=message_id,
+            signature=signature,
+            payment_id=event.payment_id,
+            **_proof_fields(event.balance_proof),
+        )
+    if isinstance(event, ev.SendLockedTransfer):
+        return LockedTransfer(
+            message_id=message_id,
+            signature=signature,
+            payment_id=event.payment_id,
+            amount=amount_to_wire(event.lock.amount),
+            expiration=event.lock.expiration,
+            secrethash=event.lock.secrethash,
+            slot=event.slot,
+            target=event.target,
+            **_proof_fields(event.balance_proof),
+        )
+    if isinstance(event, ev.SendUnlock):
+        return Unlock(
+            message_id=message_id,
+            signature=signature,
+            secret=event.secret,
+            slot=event.slot,
+            **_proof_fields(event.balance_proof),
+        )
+    if isinstance(event, ev.SendLockExpired):
+        return LockExpired(
+            message_id=message_id,
+            signature=signature,
+            secrethash=event.secrethash,
+            slot=event.slot,
+            **_proof_fields(event.balance_proof),
+        )
+    if isinstance(event, ev.SendSecretRequest):
+        return SecretRequest(
+            message_id=message_id,
+            channel_id=event.channel_id,
+            payment_id=event.payment_id,
+            secrethash=event.secrethash,
+            amount=amount_to_wire(event.amount),
+        )
+    if isinstance(event, ev.SendSecretReveal):
+        return SecretReveal(message_id=message_id, channel_id=event.channel_id, secret=event.secret)
+    if isinstance(event, ev.SendWithdrawRequest | ev.SendWithdrawConfirmation):
+        withdraw_cls: Any = (
+            WithdrawRequest if isinstance(event, ev.SendWithdrawRequest) else WithdrawConfirmation
+        )
+        withdraw: PeerMessage = withdraw_cls(
+            message_id=message_id,
+            channel_id=event.channel_id,
+            participant=event.participant,
+            total_withdraw=amount_to_wire(event.total_withdraw),
+            expiry=event.expiry,
+            signature=signature,
+        )
+        return withdraw
+    close_cls: Any = (
+        CooperativeCloseRequest
+        if isinstance(event, ev.SendCooperativeCloseRequest)
+        else CooperativeCloseConfirmation
+    )
+    close: PeerMessage = close_cls(
+        message_id=message_id,
+        channel_id=event.channel_id,
+        balance1=amount_to_wire(event.balance1),
+        balance2=amount_to_wire(event.balance2),
+        signature=signature,
+    )
+    return close

@@ -1,0 +1,85 @@
+"""`cise` entry point: parses arguments and hands each subcommand to its module.
+
+It must never hold protocol logic: every decision lives in `channels/` or a service package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+class CliError(Exception):
+    """A user-facing error: printed as `cise: error: ...` with exit status 2, no traceback."""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cise", description="CISE: payment channels for circular pay-per-use assets"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="run the end-to-end demo (embedded chain by default)")
+    demo.add_argument("--rpc", metavar="URL", help="run against a JSON-RPC node instead")
+    demo.add_argument(
+        "--cycles", type=_positive_int, default=2000, help="wash cycles paid (default 2000)"
+    )
+    demo.add_argument("--no-progress", action="store_true", help="plain output, no progress bars")
+
+    chain = sub.add_parser("chain", help="start a local anvil with CISE deployed (for multi-process use)")
+    chain.add_argument("--port", type=int, default=8545, help="port on 127.0.0.1 (0 = any free)")
+    chain.add_argument("--network-file", default=".cise/network.json", help="where to write addresses and dev keys")
+
+    from cise import channel_cmd
+
+    channel_cmd.add_parser(sub)
+
+    bench = sub.add_parser("bench", help="benchmarks; print one JSON object")
+    bench_sub = bench.add_subparsers(dest="bench", required=True, metavar="BENCH")
+    direct = bench_sub.add_parser("direct", help="direct payments between two processes")
+    direct.add_argument("--json", action="store_true", help="JSON only (the default output)")
+    direct.add_argument("--payments", type=_positive_int, default=100_000)
+    direct.add_argument("--in-flight", type=_positive_int, default=256)
+    gas = bench_sub.add_parser("gas", help="gas per contract operation on the embedded chain")
+    gas.add_argument("--json", action="store_true", help="JSON only (the default output)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "demo":
+            from cise.demo import run_demo
+
+            return run_demo(rpc_url=args.rpc, cycles=args.cycles, progress=not args.no_progress)
+        if args.command == "chain":
+            from cise.chain_cmd import run_chain
+
+            return run_chain(port=args.port, network_file=args.network_file)
+        if args.command == "channel":
+            from cise import channel_cmd
+
+            return channel_cmd.run(args)
+        if args.command == "bench":
+            from cise.bench import run_bench
+
+            return run_bench(args)
+    except CliError as exc:
+        print(f"cise: error: {exc}", file=sys.stderr)
+        return 2
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

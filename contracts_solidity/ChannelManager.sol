@@ -1,0 +1,811 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.37;
+
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+
+import {IChannelManager} from "./interfaces/IChannelManager.sol";
+
+/// @title CISE channel manager
+/// @notice Two-party payment channels with cumulative per-direction balance proofs (Raiden style),
+/// hashlocked transfers in a fixed-depth locks tree, and internal balances so that tokens move as ERC20
+/// only on the way in and out. docs/protocol.md is the normative specification of this contract.
+/// @dev Storage per channel, all keyed by `key = keccak256(abi.encode(channelId, participant1,
+/// participant2))` (participants ascending, never stored):
+///  - `_channels[key]`: one slot, written at open, on deposits and at close; deleted at settle or
+///    cooperative close.
+///  - `_withdrawn[key]`: one slot, written only by `withdraw` (flagged in the channel slot so that the
+///    common paths do not read it).
+///  - `_proofs[key][sender]`: two slots per direction, written at close/update; after settle they hold
+///    the pending lock pool and locks root until the last lock is resolved.
+///  - `_rewards[key]`: one slot, written only by `updateBalanceProofFor`.
+contract ChannelManager is IChannelManager, EIP712 {
+    using SafeERC20 for IERC20;
+
+    // ------------------------------------------------------------------ constants
+
+    /// @notice Lower bound of the challenge period, in blocks.
+    uint256 public constant MIN_SETTLE_TIMEOUT = 5;
+    /// @notice Upper bound of the challenge period, in blocks.
+    uint256 public constant MAX_SETTLE_TIMEOUT = 1_000_000;
+    /// @notice Depth of the locks tree.
+    uint256 public constant LOCKS_TREE_DEPTH = 9;
+    /// @notice Slots of the locks tree = cap of pending locks per direction.
+    uint256 public constant MAX_PENDING_LOCKS = 512;
+
+    bytes32 internal constant BALANCE_PROOF_TYPEHASH = keccak256(
+        "BalanceProof(uint256 channelId,uint256 nonce,uint256 transferredAmount,uint256 lockedAmount,bytes32 locksRoot)"
+    );
+    bytes32 internal constant LOCK_TYPEHASH = keccak256("Lock(uint256 amount,uint256 expiration,bytes32 secrethash)");
+    bytes32 internal constant WITHDRAW_TYPEHASH =
+        keccak256("Withdraw(uint256 channelId,address participant,uint256 totalWithdraw,uint256 expiry)");
+    bytes32 internal constant COOPERATIVE_CLOSE_TYPEHASH =
+        keccak256("CooperativeClose(uint256 channelId,uint256 balance1,uint256 balance2)");
+    bytes32 internal constant MONITOR_REQUEST_TYPEHASH =
+        keccak256("MonitorRequest(uint256 channelId,bytes32 balanceProofHash,uint256 reward,address watchtower)");
+
+    uint8 internal constant STATE_NONE = 0;
+    uint8 internal constant STATE_OPEN = 1;
+    uint8 internal constant STATE_CLOSED = 2;
+
+    // ------------------------------------------------------------------ storage
+
+    /// @dev Exactly one storage slot: 8 + 40 + 8 + 8 + 96 + 96 = 256 bits.
+    struct Channel {
+        uint8 state;
+        uint40 settleBlock;
+        bool closedByParticipant1;
+        bool hasWithdrawn;
+        uint96 deposit1;
+        uint96 deposit2;
+    }
+
+    /// @dev One slot, written only on withdraw.
+    struct Withdrawn {
+        uint96 withdrawn1;
+        uint96 withdrawn2;
+    }
+
+    /// @dev Two slots: 64 + 96 + 96 = 256 bits, then the root.
+    struct ProofData {
+        uint64 nonce;
+        uint96 transferred;
+        uint96 locked;
+        bytes32 locksRoot;
+    }
+
+    /// @dev One slot: 160 + 96 bits.
+    struct MonitorReward {
+        address watchtower;
+        uint96 amount;
+    }
+
+    /// @notice The network's ERC20 token.
+    IERC20 public immutable token;
+
+    /// @inheritdoc IChannelManager
+    uint256 public settleTimeout;
+
+    /// @inheritdoc IChannelManager
+    uint256 public channelCount;
+
+    mapping(address account => uint256) private _balances;
+    mapping(bytes32 key => Channel) private _channels;
+    mapping(bytes32 key => Withdrawn) private _withdrawn;
+    mapping(bytes32 key => mapping(address sender => ProofData)) private _proofs;
+    mapping(bytes32 key => MonitorReward) private _rewards;
+    mapping(bytes32 key => mapping(address sender => mapping(uint256 word => uint256))) private _resolvedLocks;
+    mapping(bytes32 secrethash => uint256) private _secretRevealBlock;
+
+    /// @param token_ The network's ERC20 token.
+    /// @param settleTimeout_ The challenge period in blocks, within the hard bounds.
+    constructor(IERC20 token_, uint256 settleTimeout_) EIP712("CISE", "1") {
+        if (address(token_) == address(0)) revert ChannelManagerZeroToken();
+        token = token_;
+        _setSettleTimeout(settleTimeout_);
+    }
+
+    // ------------------------------------------------------------------ internal balances
+
+    /// @inheritdoc IChannelManager
+    function depositToBalance(uint256 amount) external {
+        if (amount == 0) revert ChannelManagerZeroAmount();
+        _balances[msg.sender] += amount;
+        emit BalanceDeposited(msg.sender, amount);
+        token.safeTransferFrom(msg.sender, address(this), amount);
+    }
+
+    /// @inheritdoc IChannelManager
+    function withdrawFromBalance(uint256 amount, address to) external {
+        if (amount == 0) revert ChannelManagerZeroAmount();
+        if (to == address(0)) revert ChannelManagerZeroAddress();
+        _debit(msg.sender, amount);
+        emit BalanceWithdrawn(msg.sender, to, amount);
+        token.safeTransfer(to, amount);
+    }
+
+    /// @inheritdoc IChannelManager
+    function balanceOf(address account) external view returns (uint256) {
+        return _balances[account];
+    }
+
+    // ------------------------------------------------------------------ open and deposit
+
+    /// @inheritdoc IChannelManager
+    function openChannel(address partner, uint256 amount) external returns (uint256 channelId) {
+        channelId = _open(partner, amount);
+        if (amount != 0) token.safeTransferFrom(msg.sender, address(this), amount);
+    }
+
+    /// @inheritdoc IChannelManager
+    function openChannelFromBalance(address partner, uint256 amount) external returns (uint256 channelId) {
+        if (amount != 0) _debit(msg.sender, amount);
+        channelId = _open(partner, amount);
+    }
+
+    /// @inheritdoc IChannelManager
+    function setTotalDeposit(uint256 channelId, address partner, uint256 totalDeposit) external {
+        uint256 increase = _setTotalDeposit(channelId, partner, totalDeposit);
+        token.safeTransferFrom(msg.sender, address(this), increase);
+    }
+
+    /// @inheritdoc IChannelManager
+    function setTotalDepositFromBalance(uint256 channelId, address partner, uint256 totalDeposit) external {
+        // The debit happens inside, before the event; _debit reverts without any state change.
+        _setTotalDepositFromBalance(channelId, partner, totalDeposit);
+    }
+
+    // ------------------------------------------------------------------ withdraw while open
+
+    /// @inheritdoc IChannelManager
+    function withdraw(
+        uint256 channelId,
+        address participant,
+        address partner,
+        uint256 totalWithdraw,
+        uint256 expiry,
+        bytes calldata participantSig,
+        bytes calldata partnerSig
+    ) external {
+        if (block.number > expiry) revert ChannelManagerWithdrawExpired(expiry);
+        if (totalWithdraw > type(uint96).max) revert ChannelManagerAmountTooLarge(totalWithdraw);
+        uint256 increase = _checkWithdraw(channelId, participant, partner, totalWithdraw);
+        bytes32 digest = _hashTypedDataV4(
+            keccak256(abi.encode(WITHDRAW_TYPEHASH, channelId, participant, totalWithdraw, expiry))
+        );
+        _requireSigner(digest, participantSig, participant);
+        _requireSigner(digest, partnerSig, partner);
+        _applyWithdraw(channelId, participant, partner, totalWithdraw, increase);
+    }
+
+    // ------------------------------------------------------------------ cooperative close
+
+    /// @inheritdoc IChannelManager
+    function cooperativeClose(
+        uint256 channelId,
+        address participant1,
+        address participant2,
+        uint256 balance1,
+        uint256 balance2,
+        bytes calldata sig1,
+        bytes calldata sig2
+    ) external {
+        if (participant1 >= participant2) revert ChannelManagerInvalidParticipants(participant1, participant2);
+        bytes32 key = _channelKey(channelId, participant1, participant2);
+        Channel memory channel = _channels[key];
+        _requireOpen(channel.state, channelId, participant1, participant2);
+
+        uint256 total = _channelTotal(key, channel);
+        if (balance1 > total || balance2 != total - balance1) {
+            revert ChannelManagerBalancesMismatch(balance1, balance2, total);
+        }
+        bytes32 digest =
+            _hashTypedDataV4(keccak256(abi.encode(COOPERATIVE_CLOSE_TYPEHASH, channelId, balance1, balance2)));
+        _requireSigner(digest, sig1, participant1);
+        _requireSigner(digest, sig2, participant2);
+
+        delete _channels[key];
+        if (channel.hasWithdrawn) delete _withdrawn[key];
+        if (balance1 != 0) _balances[participant1] += balance1;
+        if (balance2 != 0) _balances[participant2] += balance2;
+        emit ChannelCooperativelyClosed(channelId, balance1, balance2);
+    }
+
+    // ------------------------------------------------------------------ unilateral close
+
+    /// @inheritdoc IChannelManager
+    function closeChannel(
+        uint256 channelId,
+        address partner,
+        uint256 nonce,
+        uint256 transferredAmount,
+        uint256 lockedAmount,
+        bytes32 locksRoot,
+        bytes calldata partnerSig
+    ) external {
+        (bytes32 key, bool closerIsParticipant1) = _key(channelId, msg.sender, partner);
+        Channel storage channel = _channels[key];
+        _requireOpen(channel.state, channelId, msg.sender, partner);
+
+        if (nonce != 0) {
+            _checkProofRanges(nonce, transferredAmount, lockedAmount);
+            bytes32 digest = _hashTypedDataV4(
+                _balanceProofStructHash(channelId, nonce, transferredAmount, lockedAmount, locksRoot)
+            );
+            _requireSigner(digest, partnerSig, partner);
+            _proofs[key][partner] = ProofData({
+                nonce: uint64(nonce),
+                transferred: uint96(transferredAmount),
+                locked: uint96(lockedAmount),
+                locksRoot: locksRoot
+            });
+        }
+
+        // settleTimeout <= MAX_SETTLE_TIMEOUT, so the cast only truncates after block 2^40 - 10^6
+        // (tens of thousands of years at one block a second).
+        uint256 settleBlock = block.number + settleTimeout;
+        channel.state = STATE_CLOSED;
+        channel.settleBlock = uint40(settleBlock);
+        channel.closedByParticipant1 = closerIsParticipant1;
+        emit ChannelClosed(channelId, msg.sender, nonce, settleBlock);
+    }
+
+    /// @inheritdoc IChannelManager
+    function updateBalanceProof(
+        uint256 channelId,
+        address closer,
+        uint256 nonce,
+        uint256 transferredAmount,
+        uint256 lockedAmount,
+        bytes32 locksRoot,
+        bytes calldata closerSig
+    ) external {
+        _update(channelId, closer, msg.sender, nonce, transferredAmount, lockedAmount, locksRoot, closerSig);
+    }
+
+    /// @inheritdoc IChannelManager
+    function updateBalanceProofFor(
+        uint256 channelId,
+        address closer,
+        address nonCloser,
+        uint256 nonce,
+        uint256 transferredAmount,
+        uint256 lockedAmount,
+        bytes32 locksRoot,
+        bytes calldata closerSig,
+        uint256 reward,
+        bytes calldata monitorSig
+    ) external {
+        if (reward > type(uint96).max) revert ChannelManagerAmountTooLarge(reward);
+        _requireMonitorSigner(
+            channelId,
+            _balanceProofStructHash(channelId, nonce, transferredAmount, lockedAmount, locksRoot),
+            reward,
+            monitorSig,
+            nonCloser
+        );
+        bytes32 key =
+            _update(channelId, closer, nonCloser, nonce, transferredAmount, lockedAmount, locksRoot, closerSig);
+        // Part of the same update (all checks are done): who gets the reward at settle.
+        _rewards[key] = MonitorReward({watchtower: msg.sender, amount: uint96(reward)});
+    }
+
+    // ------------------------------------------------------------------ settle
+
+    /// @inheritdoc IChannelManager
+    function settleChannel(uint256 channelId, address participant1, address participant2) external {
+        if (participant1 >= participant2) revert ChannelManagerInvalidParticipants(participant1, participant2);
+        bytes32 key = _channelKey(channelId, participant1, participant2);
+        Channel memory channel = _channels[key];
+        if (channel.state == STATE_NONE) revert ChannelManagerUnknownChannel(channelId, participant1, participant2);
+        if (channel.state != STATE_CLOSED) revert ChannelManagerChannelNotClosed(channelId);
+        if (block.number <= channel.settleBlock) revert ChannelManagerChallengePeriodNotOver(channel.settleBlock);
+
+        ProofData memory proof1 = _proofs[key][participant1];
+        ProofData memory proof2 = _proofs[key][participant2];
+        (uint256 balance1, uint256 balance2, uint256 locked1, uint256 locked2) =
+            _settlementAmounts(key, channel, proof1, proof2);
+
+        MonitorReward memory reward = _rewards[key];
+        uint256 rewardPaid;
+        if (reward.watchtower != address(0)) {
+            // The reward comes out of the non-closer's settled balance, capped by it.
+            if (channel.closedByParticipant1) {
+                rewardPaid = reward.amount < balance2 ? reward.amount : balance2;
+                balance2 -= rewardPaid;
+            } else {
+                rewardPaid = reward.amount < balance1 ? reward.amount : balance1;
+                balance1 -= rewardPaid;
+            }
+            delete _rewards[key];
+        }
+
+        delete _channels[key];
+        if (channel.hasWithdrawn) delete _withdrawn[key];
+        _keepLockPool(key, participant1, proof1, locked1);
+        _keepLockPool(key, participant2, proof2, locked2);
+        if (balance1 != 0) _balances[participant1] += balance1;
+        if (balance2 != 0) _balances[participant2] += balance2;
+        if (rewardPaid != 0) _balances[reward.watchtower] += rewardPaid;
+        emit ChannelSettled(channelId, balance1, balance2, locked1, locked2);
+        if (rewardPaid != 0) emit ChannelMonitorRewarded(channelId, reward.watchtower, rewardPaid);
+    }
+
+    // ------------------------------------------------------------------ secrets and locks
+
+    /// @inheritdoc IChannelManager
+    function registerSecret(bytes32 secret) external {
+        bytes32 secrethash = keccak256(abi.encode(secret));
+        uint256 revealBlock = _secretRevealBlock[secrethash];
+        if (revealBlock != 0) revert ChannelManagerSecretAlreadyRegistered(secrethash, revealBlock);
+        _secretRevealBlock[secrethash] = block.number;
+        emit SecretRegistered(secrethash, secret);
+    }
+
+    /// @inheritdoc IChannelManager
+    function unlock(
+        uint256 channelId,
+        address sender,
+        address receiver,
+        Lock calldata lock,
+        uint256 slot,
+        bytes32[9] calldata proof
+    ) external {
+        if (slot >= MAX_PENDING_LOCKS) revert ChannelManagerInvalidLockSlot(slot);
+        (bytes32 key,) = _key(channelId, sender, receiver);
+        if (_channels[key].state != STATE_NONE) revert ChannelManagerChannelNotSettled(channelId);
+        bytes32 locksRoot = _proofs[key][sender].locksRoot;
+        // After settle a direction keeps its root only while its pool is non-zero (see _keepLockPool);
+        // a direction that was never closed with locks never had one.
+        if (locksRoot == bytes32(0)) revert ChannelManagerNoPendingLocks(channelId, sender);
+        if (_isResolved(key, sender, slot)) revert ChannelManagerLockAlreadyResolved(slot);
+        bytes32 computed = _locksRootFromProof(_lockHash(lock.amount, lock.expiration, lock.secrethash), slot, proof);
+        if (computed != locksRoot) revert ChannelManagerInvalidLockProof(computed, locksRoot);
+        address beneficiary = _lockBeneficiary(lock, sender, receiver);
+
+        _resolvedLocks[key][sender][slot >> 8] |= 1 << (slot & 255);
+        uint256 amount = _takeFromPool(key, sender, lock.amount);
+        _balances[beneficiary] += amount;
+        emit LockUnlocked(channelId, sender, beneficiary, slot, lock.secrethash, amount);
+    }
+
+    // ------------------------------------------------------------------ views
+
+    /// @inheritdoc IChannelManager
+    function domainSeparator() external view returns (bytes32) {
+        return _domainSeparatorV4();
+    }
+
+    /// @inheritdoc IChannelManager
+    function getChannel(uint256 channelId, address participant, address partner)
+        external
+        view
+        returns (
+            uint8 state,
+            uint256 settleBlock,
+            address closer,
+            uint256 deposit1,
+            uint256 deposit2,
+            uint256 withdrawn1,
+            uint256 withdrawn2
+        )
+    {
+        (address participant1, address participant2) = _sort(participant, partner);
+        bytes32 key = _channelKey(channelId, participant1, participant2);
+        Channel memory channel = _channels[key];
+        Withdrawn memory w = _withdrawn[key];
+        if (channel.state == STATE_CLOSED) closer = channel.closedByParticipant1 ? participant1 : participant2;
+        return (
+            channel.state,
+            channel.settleBlock,
+            closer,
+            channel.deposit1,
+            channel.deposit2,
+            w.withdrawn1,
+            w.withdrawn2
+        );
+    }
+
+    /// @inheritdoc IChannelManager
+    function getBalanceProof(uint256 channelId, address sender, address receiver)
+        external
+        view
+        returns (uint256 nonce, uint256 transferredAmount, uint256 lockedAmount, bytes32 locksRoot)
+    {
+        (bytes32 key,) = _key(channelId, sender, receiver);
+        ProofData memory proof = _proofs[key][sender];
+        return (proof.nonce, proof.transferred, proof.locked, proof.locksRoot);
+    }
+
+    /// @inheritdoc IChannelManager
+    function getMonitorReward(uint256 channelId, address participant, address partner)
+        external
+        view
+        returns (address watchtower, uint256 reward)
+    {
+        (bytes32 key,) = _key(channelId, participant, partner);
+        MonitorReward memory r = _rewards[key];
+        return (r.watchtower, r.amount);
+    }
+
+    /// @inheritdoc IChannelManager
+    function secretRevealBlock(bytes32 secrethash) external view returns (uint256) {
+        return _secretRevealBlock[secrethash];
+    }
+
+    /// @inheritdoc IChannelManager
+    function isLockResolved(uint256 channelId, address sender, address receiver, uint256 slot)
+        external
+        view
+        returns (bool)
+    {
+        if (slot >= MAX_PENDING_LOCKS) return false;
+        (bytes32 key,) = _key(channelId, sender, receiver);
+        return _isResolved(key, sender, slot);
+    }
+
+    // ------------------------------------------------------------------ hooks and setters
+
+    /// @dev Membership hook: DESIGN §4 admits only members to open channels. Intentionally a no-op
+    /// until the on-chain membership registry exists; the membership issue fills this in (revert with a
+    /// `ChannelManagerNotMember(account)` error). Called for both participants in every open.
+    function _checkMembership(address account) internal view virtual {}
+
+    /// @dev Sets the challenge period for future closes. Internal so that governance (a later issue)
+    /// can expose it behind its own access control without touching the rest of the contract.
+    function _setSettleTimeout(uint256 newSettleTimeout) internal {
+        if (newSettleTimeout < MIN_SETTLE_TIMEOUT || newSettleTimeout > MAX_SETTLE_TIMEOUT) {
+            revert ChannelManagerSettleTimeoutOutOfRange(newSettleTimeout, MIN_SETTLE_TIMEOUT, MAX_SETTLE_TIMEOUT);
+        }
+        settleTimeout = newSettleTimeout;
+        emit SettleTimeoutSet(newSettleTimeout);
+    }
+
+    // ------------------------------------------------------------------ EIP-712 and the locks tree
+
+    /// @dev EIP-712 `hashStruct(BalanceProof)`.
+    function _balanceProofStructHash(
+        uint256 channelId,
+        uint256 nonce,
+        uint256 transferredAmount,
+        uint256 lockedAmount,
+        bytes32 locksRoot
+    ) internal pure returns (bytes32) {
+        return keccak256(
+            abi.encode(BALANCE_PROOF_TYPEHASH, channelId, nonce, transferredAmount, lockedAmount, locksRoot)
+        );
+    }
+
+    /// @dev EIP-712 `hashStruct(Lock)`: the leaf of an occupied slot of the locks tree.
+    function _lockHash(uint256 amount, uint256 expiration, bytes32 secrethash) internal pure returns (bytes32) {
+        return keccak256(abi.encode(LOCK_TYPEHASH, amount, expiration, secrethash));
+    }
+
+    /// @dev Root of the depth-9 zero-collapsing locks tree from `leaf` at `slot` and its 9 siblings
+    /// (leaf level first); bit k of `slot` set = the level-k node is a right child.
+    /// node(l, r) = 0 if l == r == 0, else keccak256(l ‖ r).
+    function _locksRootFromProof(bytes32 leaf, uint256 slot, bytes32[9] calldata proof)
+        internal
+        pure
+        returns (bytes32 node)
+    {
+        node = leaf;
+        for (uint256 level; level < LOCKS_TREE_DEPTH; ++level) {
+            bytes32 sibling = proof[level];
+            (bytes32 left, bytes32 right) = (slot >> level) & 1 == 1 ? (sibling, node) : (node, sibling);
+            if (left == bytes32(0) && right == bytes32(0)) {
+                node = bytes32(0);
+            } else {
+                assembly ("memory-safe") {
+                    mstore(0x00, left)
+                    mstore(0x20, right)
+                    node := keccak256(0x00, 0x40)
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ internals
+
+    function _open(address partner, uint256 amount) private returns (uint256 channelId) {
+        if (partner == msg.sender || partner == address(0)) {
+            revert ChannelManagerInvalidParticipants(msg.sender, partner);
+        }
+        if (amount > type(uint96).max) revert ChannelManagerAmountTooLarge(amount);
+        _checkMembership(msg.sender);
+        _checkMembership(partner);
+        channelId = ++channelCount;
+        (bytes32 key, bool openerIsParticipant1) = _key(channelId, msg.sender, partner);
+        // Equivalent to `_channels[key] = Channel({state: STATE_OPEN, settleBlock: 0,
+        // closedByParticipant1: false, hasWithdrawn: false, deposit1: .., deposit2: ..})`, written as one
+        // SSTORE (the struct assignment costs ~540 gas more in the legacy pipeline). Layout of `Channel`,
+        // low bits first: state 0-7, settleBlock 8-47, closedByParticipant1 48-55, hasWithdrawn 56-63,
+        // deposit1 64-159, deposit2 160-255. `amount < 2^96` was checked above, so it fits its field;
+        // tests/contracts read every field back through getChannel.
+        uint256 packed = (openerIsParticipant1 ? amount << 64 : amount << 160) | STATE_OPEN;
+        Channel storage channel = _channels[key];
+        assembly ("memory-safe") {
+            sstore(channel.slot, packed)
+        }
+        (address participant1, address participant2) =
+            openerIsParticipant1 ? (msg.sender, partner) : (partner, msg.sender);
+        emit ChannelOpened(channelId, participant1, participant2, msg.sender, amount);
+    }
+
+    function _setTotalDeposit(uint256 channelId, address partner, uint256 totalDeposit)
+        private
+        returns (uint256 increase)
+    {
+        (bytes32 key, bool isParticipant1) = _key(channelId, msg.sender, partner);
+        Channel storage channel = _channels[key];
+        _requireOpen(channel.state, channelId, msg.sender, partner);
+        if (totalDeposit > type(uint96).max) revert ChannelManagerAmountTooLarge(totalDeposit);
+        uint256 current = isParticipant1 ? channel.deposit1 : channel.deposit2;
+        if (totalDeposit <= current) revert ChannelManagerDepositNotIncreasing(totalDeposit, current);
+        increase = totalDeposit - current;
+        if (isParticipant1) {
+            channel.deposit1 = uint96(totalDeposit);
+        } else {
+            channel.deposit2 = uint96(totalDeposit);
+        }
+        emit ChannelDeposited(channelId, msg.sender, totalDeposit);
+    }
+
+    function _setTotalDepositFromBalance(uint256 channelId, address partner, uint256 totalDeposit) private {
+        (bytes32 key, bool isParticipant1) = _key(channelId, msg.sender, partner);
+        Channel storage channel = _channels[key];
+        _requireOpen(channel.state, channelId, msg.sender, partner);
+        if (totalDeposit > type(uint96).max) revert ChannelManagerAmountTooLarge(totalDeposit);
+        uint256 current = isParticipant1 ? channel.deposit1 : channel.deposit2;
+        if (totalDeposit <= current) revert ChannelManagerDepositNotIncreasing(totalDeposit, current);
+        _debit(msg.sender, totalDeposit - current);
+        if (isParticipant1) {
+            channel.deposit1 = uint96(totalDeposit);
+        } else {
+            channel.deposit2 = uint96(totalDeposit);
+        }
+        emit ChannelDeposited(channelId, msg.sender, totalDeposit);
+    }
+
+    /// @dev The state checks of `withdraw`; returns the increase of the withdrawn total.
+    function _checkWithdraw(uint256 channelId, address participant, address partner, uint256 totalWithdraw)
+        private
+        view
+        returns (uint256 increase)
+    {
+        (bytes32 key, bool isParticipant1) = _key(channelId, participant, partner);
+        Channel memory channel = _channels[key];
+        _requireOpen(channel.state, channelId, participant, partner);
+        Withdrawn memory w = _withdrawn[key];
+        uint256 current = isParticipant1 ? w.withdrawn1 : w.withdrawn2;
+        if (totalWithdraw <= current) revert ChannelManagerWithdrawNotIncreasing(totalWithdraw, current);
+        increase = totalWithdraw - current;
+        // Invariant: withdrawn1 + withdrawn2 <= deposit1 + deposit2 (every withdraw checks the line
+        // below, deposits only grow), so this subtraction cannot underflow.
+        uint256 available = uint256(channel.deposit1) + channel.deposit2 - w.withdrawn1 - w.withdrawn2;
+        if (increase > available) revert ChannelManagerWithdrawExceedsChannel(increase, available);
+    }
+
+    /// @dev The effects of `withdraw` (all checks done; totalWithdraw < 2^96 was checked).
+    function _applyWithdraw(
+        uint256 channelId,
+        address participant,
+        address partner,
+        uint256 totalWithdraw,
+        uint256 increase
+    ) private {
+        (bytes32 key, bool isParticipant1) = _key(channelId, participant, partner);
+        if (isParticipant1) {
+            _withdrawn[key].withdrawn1 = uint96(totalWithdraw);
+        } else {
+            _withdrawn[key].withdrawn2 = uint96(totalWithdraw);
+        }
+        Channel storage channel = _channels[key];
+        if (!channel.hasWithdrawn) channel.hasWithdrawn = true;
+        _balances[participant] += increase;
+        emit ChannelWithdrawn(channelId, participant, totalWithdraw);
+    }
+
+    function _isResolved(bytes32 key, address sender, uint256 slot) private view returns (bool) {
+        return _resolvedLocks[key][sender][slot >> 8] & (1 << (slot & 255)) != 0;
+    }
+
+    /// @dev Who gets a lock: the receiver if its secret was registered at a block <= its expiration,
+    /// else the sender once it expired; before that nobody.
+    function _lockBeneficiary(Lock calldata lock, address sender, address receiver) private view returns (address) {
+        uint256 revealBlock = _secretRevealBlock[lock.secrethash];
+        if (revealBlock != 0 && revealBlock <= lock.expiration) return receiver;
+        if (block.number > lock.expiration) return sender;
+        revert ChannelManagerLockPending(lock.secrethash, lock.expiration);
+    }
+
+    /// @dev Takes `min(wanted, pool)` out of `sender`'s lock pool, freeing the pool when it empties.
+    function _takeFromPool(bytes32 key, address sender, uint256 wanted) private returns (uint256 amount) {
+        ProofData storage pool = _proofs[key][sender];
+        uint256 remaining = pool.locked;
+        if (wanted < remaining) {
+            amount = wanted;
+            // wanted < remaining <= type(uint96).max, so the difference fits.
+            pool.locked = uint96(remaining - wanted);
+        } else {
+            amount = remaining;
+            delete _proofs[key][sender];
+        }
+    }
+
+    /// @dev The checks shared by both update paths; returns the channel key.
+    function _checkUpdate(
+        uint256 channelId,
+        address closer,
+        address nonCloser,
+        uint256 nonce,
+        uint256 transferredAmount,
+        uint256 lockedAmount
+    ) private view returns (bytes32 key) {
+        bool closerIsParticipant1;
+        (key, closerIsParticipant1) = _key(channelId, closer, nonCloser);
+        Channel memory channel = _channels[key];
+        if (channel.state == STATE_NONE) revert ChannelManagerUnknownChannel(channelId, closer, nonCloser);
+        if (channel.state != STATE_CLOSED) revert ChannelManagerChannelNotClosed(channelId);
+        if (block.number > channel.settleBlock) revert ChannelManagerChallengePeriodOver(channel.settleBlock);
+        if (channel.closedByParticipant1 != closerIsParticipant1) revert ChannelManagerNotCloser(closer);
+        _checkProofRanges(nonce, transferredAmount, lockedAmount);
+        uint256 stored = _proofs[key][closer].nonce;
+        if (nonce <= stored) revert ChannelManagerNonceTooLow(nonce, stored);
+    }
+
+    /// @dev Checks, verifies the closer's signature and stores an update; returns the channel key.
+    function _update(
+        uint256 channelId,
+        address closer,
+        address nonCloser,
+        uint256 nonce,
+        uint256 transferredAmount,
+        uint256 lockedAmount,
+        bytes32 locksRoot,
+        bytes calldata closerSig
+    ) private returns (bytes32 key) {
+        key = _checkUpdate(channelId, closer, nonCloser, nonce, transferredAmount, lockedAmount);
+        _requireSigner(
+            _hashTypedDataV4(_balanceProofStructHash(channelId, nonce, transferredAmount, lockedAmount, locksRoot)),
+            closerSig,
+            closer
+        );
+        // The ranges were checked in _checkUpdate.
+        _proofs[key][closer] = ProofData({
+            nonce: uint64(nonce),
+            transferred: uint96(transferredAmount),
+            locked: uint96(lockedAmount),
+            locksRoot: locksRoot
+        });
+        emit ChannelBalanceProofUpdated(channelId, closer, nonce, msg.sender);
+    }
+
+    /// @dev The settlement arithmetic of docs/protocol.md.
+    function _settlementAmounts(
+        bytes32 key,
+        Channel memory channel,
+        ProofData memory proof1,
+        ProofData memory proof2
+    ) private view returns (uint256 balance1, uint256 balance2, uint256 locked1, uint256 locked2) {
+        Withdrawn memory w;
+        if (channel.hasWithdrawn) w = _withdrawn[key];
+        uint256 total = uint256(channel.deposit1) + channel.deposit2 - w.withdrawn1 - w.withdrawn2;
+        // Every term is below 2^96, so the signed sum cannot overflow int256.
+        int256 raw = int256(uint256(channel.deposit1)) - int256(uint256(w.withdrawn1))
+            + int256(uint256(proof2.transferred)) - int256(uint256(proof1.transferred));
+        if (raw < 0) {
+            balance1 = 0;
+        } else if (uint256(raw) > total) {
+            balance1 = total;
+        } else {
+            balance1 = uint256(raw);
+        }
+        balance2 = total - balance1;
+        // A locked amount without a locks root could never be unlocked: it stays with its sender.
+        if (proof1.locksRoot != bytes32(0)) {
+            locked1 = proof1.locked < balance1 ? proof1.locked : balance1;
+            balance1 -= locked1;
+        }
+        if (proof2.locksRoot != bytes32(0)) {
+            locked2 = proof2.locked < balance2 ? proof2.locked : balance2;
+            balance2 -= locked2;
+        }
+    }
+
+    /// @dev At settle: keep a direction's locks root and pool while something is locked, else free it.
+    function _keepLockPool(bytes32 key, address sender, ProofData memory proof, uint256 locked) private {
+        if (locked != 0) {
+            // locked <= proof.locked < 2^96.
+            _proofs[key][sender] = ProofData({nonce: 0, transferred: 0, locked: uint96(locked), locksRoot: proof.locksRoot});
+        } else if (proof.nonce != 0) {
+            delete _proofs[key][sender];
+        }
+    }
+
+    function _channelTotal(bytes32 key, Channel memory channel) private view returns (uint256 total) {
+        total = uint256(channel.deposit1) + channel.deposit2;
+        if (channel.hasWithdrawn) {
+            Withdrawn memory w = _withdrawn[key];
+            total -= uint256(w.withdrawn1) + w.withdrawn2;
+        }
+    }
+
+    function _checkProofRanges(uint256 nonce, uint256 transferredAmount, uint256 lockedAmount) private pure {
+        if (nonce > type(uint64).max) revert ChannelManagerNonceTooLarge(nonce);
+        if (transferredAmount > type(uint96).max) revert ChannelManagerAmountTooLarge(transferredAmount);
+        if (lockedAmount > type(uint96).max) revert ChannelManagerAmountTooLarge(lockedAmount);
+    }
+
+    function _requireOpen(uint8 state, uint256 channelId, address participant, address partner) private pure {
+        if (state == STATE_NONE) revert ChannelManagerUnknownChannel(channelId, participant, partner);
+        if (state != STATE_OPEN) revert ChannelManagerChannelNotOpen(channelId);
+    }
+
+    function _debit(address account, uint256 amount) private {
+        uint256 balance = _balances[account];
+        if (balance < amount) revert ChannelManagerInsufficientBalance(account, balance, amount);
+        // balance >= amount was just checked.
+        unchecked {
+            _balances[account] = balance - amount;
+        }
+    }
+
+    /// @dev Reverts unless `signature` is a well-formed (65 bytes, v in {27, 28}, low s) signature of
+    /// `digest` by `expected`.
+    function _requireSigner(bytes32 digest, bytes calldata signature, address expected) private pure {
+        address recovered = _recover(digest, signature);
+        if (recovered != expected) revert ChannelManagerWrongSigner(expected, recovered);
+    }
+
+    function _recover(bytes32 digest, bytes calldata signature) private pure returns (address recovered) {
+        ECDSA.RecoverError err;
+        (recovered, err,) = ECDSA.tryRecover(digest, signature);
+        if (err != ECDSA.RecoverError.NoError) revert ChannelManagerInvalidSignature();
+    }
+
+    /// @dev The `MonitorRequest` names either the caller or `address(0)` (anyone) as the watchtower;
+    /// the contract is not told which, so it tries the caller first.
+    function _requireMonitorSigner(
+        uint256 channelId,
+        bytes32 balanceProofHash,
+        uint256 reward,
+        bytes calldata signature,
+        address nonCloser
+    ) private view {
+        address recovered = _recover(
+            _hashTypedDataV4(
+                keccak256(abi.encode(MONITOR_REQUEST_TYPEHASH, channelId, balanceProofHash, reward, msg.sender))
+            ),
+            signature
+        );
+        if (recovered == nonCloser) return;
+        address anyone = _recover(
+            _hashTypedDataV4(
+                keccak256(abi.encode(MONITOR_REQUEST_TYPEHASH, channelId, balanceProofHash, reward, address(0)))
+            ),
+            signature
+        );
+        if (anyone != nonCloser) revert ChannelManagerWrongSigner(nonCloser, recovered);
+    }
+
+    function _sort(address a, address b) private pure returns (address, address) {
+        return a < b ? (a, b) : (b, a);
+    }
+
+    /// @dev The channel key of (`channelId`, {a, b}) and whether `a` is participant1.
+    function _key(uint256 channelId, address a, address b) private pure returns (bytes32 key, bool aIsParticipant1) {
+        aIsParticipant1 = a < b;
+        key = aIsParticipant1 ? _channelKey(channelId, a, b) : _channelKey(channelId, b, a);
+    }
+
+    function _channelKey(uint256 channelId, address participant1, address participant2)
+        private
+        pure
+        returns (bytes32)
+    {
+        return keccak256(abi.encode(channelId, participant1, participant2));
+    }
+}

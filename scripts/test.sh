@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# README command 2: install what is needed, then run every check CI runs:
+# ruff, mypy (strict on channels/), import-linter, artifact freshness, Slither, and the whole
+# pytest suite (unit, contract, property, integration against anvil and ganache processes).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh
+export PATH="$PWD/.venv/bin:$PATH"
+echo "== ruff";          ruff check .
+echo "== mypy";          mypy channels
+echo "== import-linter"; lint-imports
+echo "== artifacts";     node scripts/compile_contracts.mjs --check
+echo "== slither";       SLITHER="$PWD/.venv-slither/bin/slither" bash scripts/slither.sh
+echo "== pytest";        python -m pytest -q -p no:cacheprovider "$@"
