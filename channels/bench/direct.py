@@ -187,8 +187,6 @@ class _Payer:
             acked += 1
         self.acked = acked
         self.window.unpark_all()
-        if os.environ.get("CISE_BENCH_DEBUG"):
-            print(f"ack {len(message.message_ids)} acked {acked} sent {self.sent} t={now:.4f}", file=sys.stderr)
 
     async def run(self, connection: Connection) -> None:
         """Pay until every payment is acknowledged, keeping at most `in_flight` unacknowledged."""
@@ -198,8 +196,6 @@ class _Payer:
                 self.pay(connection)
                 made += 1
                 if made % PRODUCE_SLICE == 0:
-                    if os.environ.get("CISE_BENCH_DEBUG"):
-                        print(f"slice sent {self.sent} t={time.perf_counter():.4f}", file=sys.stderr)
                     await trio.lowlevel.checkpoint()  # let the writer send what is queued
             if self.acked < self.payments:
                 await self.window.park()  # no checkpoint since the check: no ack is missed

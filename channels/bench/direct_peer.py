@@ -15,8 +15,6 @@ payment is already committed.
 from __future__ import annotations
 
 import argparse
-import os
-import time
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -89,13 +87,7 @@ class Payee:
             batch, self.pending = self.pending[:MAX_BATCH], self.pending[MAX_BATCH:]
             # the node state matches the end of the batch only when nothing is left pending
             snapshot = self.node if (not self.pending and self.store.snapshot_due) else None
-            if os.environ.get("CISE_BENCH_INLINE"):
-                self._commit(batch, snapshot)
-                await trio.lowlevel.checkpoint()
-            else:
-                await trio.to_thread.run_sync(self._commit, batch, snapshot)
-            if os.environ.get("CISE_BENCH_DEBUG"):
-                print(f"commit {len(batch)} pending {len(self.pending)} t={time.perf_counter():.4f}", file=sys.stderr)
+            await trio.to_thread.run_sync(self._commit, batch, snapshot)
             acks: dict[Connection, list[int]] = {}
             for _, _, connection, message_id in batch:
                 if message_id:

@@ -24,7 +24,7 @@ from eth_typing import ChecksumAddress, HexAddress, HexStr
 from hexbytes import HexBytes
 from web3 import EthereumTesterProvider, Web3
 from web3.exceptions import TransactionNotFound
-from web3.types import BlockIdentifier, FilterParams, Nonce, TxParams, Wei
+from web3.types import BlockIdentifier, FilterParams, Nonce, RPCEndpoint, RPCResponse, TxParams, Wei
 
 from channels.chain.abi import ContractAbi, DecodedEvent
 from channels.chain.errors import ChainError, chain_error_from, chain_error_from_data, is_revert
@@ -65,6 +65,7 @@ class Connection:
         dev_keys: tuple[bytes, ...] = (),
         receipt_timeout: float = RECEIPT_TIMEOUT,
         priority_fee: int = DEFAULT_PRIORITY_FEE,
+        estimate_block: BlockIdentifier | None = None,
     ) -> None:
         self.w3 = w3
         self.kind = kind  # "embedded", "anvil", "ganache" or "rpc"
@@ -80,7 +81,9 @@ class Connection:
         # Estimate against the block the transaction will land in: anvil runs "latest" with
         # block.number = head, which rejects a call valid from the next block on (settle right
         # after the challenge period). eth-tester has no "pending" but already uses head + 1.
-        self._estimate_block: BlockIdentifier = "latest" if self._tester is not None else "pending"
+        if estimate_block is None:
+            estimate_block = "latest" if self._tester is not None else "pending"
+        self._estimate_block: BlockIdentifier = estimate_block
 
     # ------------------------------------------------------------------ constructors
 
@@ -92,7 +95,7 @@ class Connection:
         backend = PyEVMBackend.from_mnemonic(
             DEV_MNEMONIC, num_accounts=accounts, hd_path="m/44'/60'/0'/0"
         )
-        w3 = Web3(EthereumTesterProvider(EthereumTester(backend)))
+        w3 = Web3(_SerialTesterProvider(EthereumTester(backend)))
         return cls(w3, "embedded", dev_private_keys(accounts))
 
     @classmethod
@@ -118,7 +121,8 @@ class Connection:
         if blocks <= 0:
             return self.block_number()
         if self._tester is not None:
-            self._tester.mine_blocks(blocks)
+            with _tester_lock(self.w3):
+                self._tester.mine_blocks(blocks)
         elif self.kind == "anvil":
             self.w3.provider.make_request(cast(Any, "anvil_mine"), [hex(blocks)])
         elif self.kind == "ganache":
@@ -284,6 +288,25 @@ class Connection:
         logs = self.w3.eth.get_logs(params)
         ordered = sorted(logs, key=lambda log: (int(log["blockNumber"]), int(log["logIndex"])))
         return self.decode_logs(ordered, abi)
+
+
+class _SerialTesterProvider(EthereumTesterProvider):
+    """py-evm is not thread-safe: one request at a time, whatever thread the shell calls from."""
+
+    def __init__(self, ethereum_tester: Any) -> None:
+        super().__init__(ethereum_tester)
+        self.lock = threading.RLock()
+
+    def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
+        with self.lock:
+            return super().make_request(method, params)
+
+
+def _tester_lock(w3: Web3) -> contextlib.AbstractContextManager[Any]:
+    provider = w3.provider
+    return (
+        provider.lock if isinstance(provider, _SerialTesterProvider) else contextlib.nullcontext()
+    )
 
 
 def _address_or_none(value: object) -> bytes | None:

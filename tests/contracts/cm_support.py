@@ -219,7 +219,8 @@ class Chain:
     def tx(self, fn, sender: Actor | str, **extra: Any):
         """Send a transaction that must succeed; return its receipt."""
         address = sender.address if isinstance(sender, Actor) else sender
-        tx_hash = fn.transact({"from": address, **extra})
+        # An explicit gas limit skips estimation (a third EVM run per transaction in eth-tester).
+        tx_hash = fn.transact({"from": address, "gas": 3_000_000, **extra})
         receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash)
         assert receipt.status == 1
         return receipt

@@ -15,7 +15,11 @@ from channels.chain.connection import Connection
 from channels.chain.nodes import LocalNode, open_anvil, open_ganache
 from tests.integration.chain_env import ChainEnv, make_env
 
-BACKENDS = ["embedded", "anvil", "ganache"]
+BACKENDS = [
+    "embedded",
+    pytest.param("anvil", marks=pytest.mark.node),
+    pytest.param("ganache", marks=pytest.mark.node),
+]
 
 
 @pytest.fixture(scope="session")
@@ -42,8 +46,6 @@ def make_connection(request: pytest.FixtureRequest, backend: str) -> Connection:
 def chain(request: pytest.FixtureRequest) -> ChainEnv:
     """A fresh deployment on each backend in turn."""
     backend: str = request.param
-    if backend != "embedded":
-        request.applymarker(pytest.mark.node)
     return make_env(make_connection(request, backend), backend)
 
 

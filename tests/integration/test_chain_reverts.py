@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 import trio
 
+from channels.chain.client import ordered
 from channels.chain.errors import ChainError
 from channels.chain.executor import DigestMismatchError, execute
 from channels.codec.eip712 import withdraw_digest
@@ -109,10 +110,33 @@ def test_executor_refuses_a_foreign_digest(embedded_chain: ChainEnv) -> None:
     assert receipt.event("ChannelWithdrawn").args["totalWithdraw"] == 100
 
 
-async def test_the_trio_shell_calls_it_in_a_thread(embedded_chain: ChainEnv) -> None:
-    env = embedded_chain
-    a = Address(env.alice.address)
-    with trio.fail_after(30):
-        receipt = await trio.to_thread.run_sync(env.admin.mint, a, 5)
-        balance = await trio.to_thread.run_sync(env.admin.token_balance, a)
-    assert receipt.gas_used > 0 and balance == 5
+async def test_the_trio_shell_calls_it_from_many_threads(chain: ChainEnv) -> None:
+    # concurrent transactions from one account: the nonces must not collide, on any backend
+    env = chain
+    recipients = [Address(bytes([i]) * 20) for i in range(1, 9)]
+    gas: list[int] = []
+
+    async def mint(to: Address, amount: int) -> None:
+        receipt = await trio.to_thread.run_sync(env.admin.mint, to, amount)
+        gas.append(receipt.gas_used)
+
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            for i, to in enumerate(recipients):
+                nursery.start_soon(mint, to, i + 1)
+        balances = [await trio.to_thread.run_sync(env.admin.token_balance, to) for to in recipients]
+    assert balances == list(range(1, 9)) and len(gas) == 8
+    assert await trio.to_thread.run_sync(env.admin.token_total_supply) == sum(balances)
+
+
+def test_settle_lands_in_the_first_block_after_the_challenge_period(chain: ChainEnv) -> None:
+    # anvil estimates "latest" with block.number = head: the client must estimate on "pending"
+    env = chain
+    a, b = Address(env.alice.address), Address(env.bob.address)
+    channel_id, _ = env.alice.client.open_channel(b, 0)
+    receipt = env.alice.client.close_channel(channel_id, b, 0, 0, 0, b"\x00" * 32, b"")
+    settle_block = receipt.event("ChannelClosed").args["settleBlock"]
+    env.connection.mine_until(settle_block)
+    assert env.connection.block_number() == settle_block
+    receipt = env.bob.client.settle_channel(channel_id, *ordered(a, b))
+    assert receipt.block_number == settle_block + 1

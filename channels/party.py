@@ -1,0 +1,167 @@
+"""One participant's imperative shell around the pure core, for synchronous callers.
+
+A `Party` owns a node state, a durable store, a signer and a chain client. `handle` runs the core's
+transition, writes the state change and its events in one sqlite transaction (persist before
+progress), and only then acts on the events: it signs every `Send*` into a wire message queued in
+`outbox` for the caller to deliver, and sends every `ContractSend*` as a transaction. Chain logs come
+back in through `sync_chain`. It decides nothing itself: every decision is the core's.
+
+Used by `cise demo` and the `cise channel` commands; the trio services wrap the same pieces.
+It must never sign anything the core did not ask for, and never act on an event it has not persisted.
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from channels import wire
+from channels.chain.client import Web3ChainClient
+from channels.chain.errors import ChainError
+from channels.chain.events import ChainFollower
+from channels.chain.executor import execute
+from channels.core import events as ev
+from channels.core import state_changes as sc
+from channels.core.node import node_transition
+from channels.core.state import NodeState
+from channels.core.types import Address, BlockNumber
+from channels.signer import LocalSigner
+from channels.store import RecordCodec, SqliteStore
+
+
+def core_record_codec() -> RecordCodec:
+    """The store codec for every core state change, event and the node state (snapshots)."""
+    return RecordCodec([*typing.get_args(sc.StateChange), *typing.get_args(ev.Event), NodeState])
+
+
+def replay(node: NodeState, state_change: Any) -> NodeState:
+    """The core transition as the store's replay wants it (events were already acted on)."""
+    return node_transition(node, state_change).new_state
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A signed, encoded message for `recipient`."""
+
+    recipient: Address
+    payload: bytes
+
+
+@dataclass(slots=True)
+class Party:
+    """One participant: state + store + signer + chain client (see the module docstring)."""
+
+    signer: LocalSigner
+    client: Web3ChainClient
+    store: SqliteStore
+    state: NodeState
+    follower: ChainFollower
+    outbox: list[Outgoing] = field(default_factory=list)
+    notices: list[ev.Event] = field(default_factory=list)
+    failed_transactions: list[tuple[ev.ContractSendEvent, ChainError]] = field(default_factory=list)
+    _message_id: int = 0
+
+    @classmethod
+    def open(cls, signer: LocalSigner, client: Web3ChainClient, store_path: Path) -> Party:
+        """Open (or restore) the party whose log lives at `store_path`."""
+        if client.address != signer.address:
+            raise ValueError("the chain client and the signer act for different accounts")
+        store = SqliteStore(store_path, core_record_codec())
+        deployment = client.deployment
+        initial = NodeState(
+            our_address=Address(signer.address),
+            domain=client.domain(),
+            block_number=BlockNumber(deployment.block_number - 1),
+        )
+        restored = store.restore(initial, replay).state
+        if restored.domain != initial.domain or restored.our_address != initial.our_address:
+            store.close()
+            raise ValueError(f"{store_path} belongs to another account or network")
+        follower = ChainFollower(client.connection, deployment, cursor=restored.block_number)
+        return cls(signer, client, store, restored, follower)
+
+    @property
+    def address(self) -> Address:
+        return Address(self.signer.address)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def handle(self, state_change: sc.StateChange) -> list[ev.Event]:
+        """Apply, persist, then act. Returns the events (the application's notices included)."""
+        result = node_transition(self.state, state_change)
+        self.store.write(state_change, result.events)
+        self.state = result.new_state
+        if self.store.snapshot_due:
+            self.store.write_snapshot(self.state)
+        for event in result.events:
+            self._act(event)
+        return result.events
+
+    def handle_all(self, state_changes: Iterable[sc.StateChange]) -> list[ev.Event]:
+        events: list[ev.Event] = []
+        for change in state_changes:
+            events.extend(self.handle(change))
+        return events
+
+    def receive(self, payload: bytes, sender: Address) -> list[ev.Event]:
+        """A frame from `sender`; malformed input raises wire.WireError and changes nothing."""
+        events: list[ev.Event] = []
+        for message in wire.unpack(wire.decode(payload)):
+            if isinstance(message, wire.Processed):
+                continue
+            events.extend(self.handle(wire.to_state_change(message, sender)))
+        return events
+
+    def sync_chain(self) -> list[ev.Event]:
+        """Feed every new confirmed chain log (and the new head) into the core."""
+        events: list[ev.Event] = []
+        for batch in self.follower.poll_until_head():
+            events.extend(self.handle_all(batch.state_changes))
+        return events
+
+    def _act(self, event: ev.Event) -> None:
+        if isinstance(event, ev.SendEvent):
+            self._message_id += 1
+            digest = getattr(event, "digest", None)
+            signature = self.signer.sign_digest(digest) if digest is not None else b""
+            message = wire.from_event(event, self._message_id, signature)
+            self.outbox.append(Outgoing(event.recipient, wire.encode(message)))
+        elif isinstance(event, ev.ContractSendEvent):
+            # A rejected transaction changes nothing on chain; the core learns the truth from
+            # the logs (e.g. the partner settled first), so it is recorded, not retried here.
+            try:
+                execute(self.client, self.signer, event)
+            except ChainError as exc:
+                self.failed_transactions.append((event, exc))
+        else:
+            self.notices.append(event)
+
+    def take_outbox(self) -> list[Outgoing]:
+        out, self.outbox = self.outbox, []
+        return out
+
+
+def deliver(parties: Iterable[Party], max_rounds: int = 100) -> int:
+    """Carry every queued message to its recipient among `parties` until all queues are empty.
+
+    An in-process transport for demos and tests; returns the number of messages delivered.
+    """
+    by_address = {party.address: party for party in parties}
+    delivered = 0
+    for _ in range(max_rounds):
+        moved = False
+        for party in list(by_address.values()):
+            for item in party.take_outbox():
+                recipient = by_address.get(item.recipient)
+                if recipient is None:
+                    raise LookupError(f"no party 0x{item.recipient.hex()} to deliver to")
+                recipient.receive(item.payload, party.address)
+                delivered += 1
+                moved = True
+        if not moved:
+            return delivered
+    raise RuntimeError(f"messages still flowing after {max_rounds} rounds")

@@ -1,0 +1,310 @@
+"""`cise demo`: a washing machine paid per cycle over payment channels, end to end on a real EVM.
+
+Deploys the contracts, funds a user and a washing machine, opens a channel, streams per-cycle
+sub-cent payments through the core (signed, verified and persisted on both sides), withdraws while
+open, closes cooperatively; then a second channel is closed unilaterally by the user and disputed by
+the machine with the user's latest proof, settled after the challenge period; finally every on-chain
+balance before and after is printed with a conservation check. Wiring and printing only: every
+protocol decision is made by `channels`.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+from eth_account import Account
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from channels.chain.client import Web3ChainClient
+from channels.chain.connection import Connection
+from channels.chain.deploy import Deployment, deploy
+from channels.chain.nodes import dev_private_keys
+from channels.core import state_changes as sc
+from channels.core.channel import get_balance
+from channels.core.state import ChannelState
+from channels.core.types import (
+    Address,
+    BlockNumber,
+    ChannelId,
+    PaymentId,
+    TokenAmount,
+    to_checksum,
+)
+from channels.party import Party, deliver
+from channels.signer import LocalSigner
+
+UNITS_PER_EURO = 1_000_000
+DEMO_SETTLE_TIMEOUT = 20  # blocks
+
+
+def euro(units: int) -> str:
+    """Display token units as euros with all six decimals (never through a float)."""
+    return f"€{Decimal(units) / UNITS_PER_EURO:,.6f}"
+
+
+def cycle_price(cycle: int) -> int:
+    """A sub-cent price per metered wash-cycle step: €0.002500 to €0.009999, varying per step."""
+    return 2_500 + (cycle * 7_919) % 7_500
+
+
+@dataclass
+class Actors:
+    connection: Connection
+    deployment: Deployment
+    operator: Web3ChainClient
+    user: Party
+    machine: Party
+
+
+class DemoError(RuntimeError):
+    """The demo found something wrong (a failed check); printed and exit status 1."""
+
+
+def _setup(rpc_url: str | None, workdir: Path) -> Actors:
+    connection = Connection.embedded() if rpc_url is None else Connection.from_url(rpc_url)
+    keys = dev_private_keys()
+    operator_account = Account.from_key(keys[0])
+    deployment = deploy(connection, operator_account, settle_timeout=DEMO_SETTLE_TIMEOUT)
+    operator = Web3ChainClient(connection, deployment, operator_account)
+
+    def party(key: bytes, name: str) -> Party:
+        client = Web3ChainClient.from_key(connection, deployment, key)
+        return Party.open(LocalSigner(key), client, workdir / f"{name}.sqlite")
+
+    return Actors(connection, deployment, operator, party(keys[1], "user"), party(keys[2], "machine"))
+
+
+def _sync(*parties: Party) -> None:
+    for party in parties:
+        party.sync_chain()
+
+
+def _channel(party: Party, channel_id: ChannelId) -> ChannelState:
+    return party.state.channels[channel_id]
+
+
+def _holdings(actors: Actors) -> dict[str, int]:
+    """Token units per holder: wallets, internal balances, and what the manager holds in all."""
+    client = actors.operator
+    user, machine = actors.user.address, actors.machine.address
+    return {
+        "user wallet": client.token_balance(user),
+        "machine wallet": client.token_balance(machine),
+        "user internal balance": client.balance_of(user),
+        "machine internal balance": client.balance_of(machine),
+        "channel manager (all funds)": client.token_balance(actors.deployment.manager),
+        "total supply": client.token_total_supply(),
+    }
+
+
+def _open_channel(actors: Actors, opener: Party, partner: Party, deposit: int) -> ChannelId:
+    opener.client.approve(deposit)
+    channel_id, _ = opener.client.open_channel(partner.address, deposit)
+    _sync(opener, partner)
+    return channel_id
+
+
+def _stream_payments(
+    actors: Actors, channel_id: ChannelId, cycles: int, first_payment_id: int, progress: bool
+) -> int:
+    """The user pays `cycles` metered steps to the machine; returns the total paid."""
+    user, machine = actors.user, actors.machine
+    total = 0
+    with Progress(
+        TextColumn("[bold]streaming payments"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        disable=not progress,
+    ) as bar:
+        task = bar.add_task("pay", total=cycles)
+        for cycle in range(cycles):
+            amount = cycle_price(cycle)
+            events = user.handle(
+                sc.ActionTransfer(
+                    channel_id, TokenAmount(amount), PaymentId(first_payment_id + cycle)
+                )
+            )
+            _raise_on_failure(events, "payment")
+            deliver([user, machine])
+            total += amount
+            bar.advance(task)
+    received = _channel(machine, channel_id).partner.balance_proof.transferred
+    if received < total:
+        raise DemoError(f"machine holds proofs for {received} units, {total} were paid")
+    return total
+
+
+def _raise_on_failure(events: list[object], what: str) -> None:
+    for event in events:
+        name = type(event).__name__
+        if name.startswith("EventInvalid") or name.endswith("Failed"):
+            raise DemoError(f"{what} failed: {event}")
+
+
+def _withdraw_while_open(actors: Actors, channel_id: ChannelId, amount: int) -> None:
+    machine = actors.machine
+    expiry = BlockNumber(actors.connection.block_number() + 50)
+    _raise_on_failure(
+        machine.handle(sc.ActionWithdraw(channel_id, TokenAmount(amount), expiry)), "withdraw"
+    )
+    deliver([actors.user, machine])
+    _sync(actors.user, machine)
+    withdrawn = _channel(machine, channel_id).our.withdrawn
+    if withdrawn != amount:
+        raise DemoError(f"withdraw while open: {withdrawn} on chain, {amount} asked")
+
+
+def _cooperative_close(actors: Actors, channel_id: ChannelId) -> None:
+    _raise_on_failure(actors.user.handle(sc.ActionCooperativeClose(channel_id)), "close")
+    deliver([actors.user, actors.machine])
+    _sync(actors.user, actors.machine)
+
+
+def _dispute(actors: Actors, channel_id: ChannelId, cycles: int, progress: bool) -> int:
+    """Pay, refund one step, then the user closes alone and the machine counters on chain."""
+    user, machine = actors.user, actors.machine
+    machine_deposit = 1 * UNITS_PER_EURO
+    machine.client.approve(machine_deposit)
+    machine.handle(sc.ActionDeposit(channel_id, TokenAmount(machine_deposit)))
+    _sync(user, machine)
+    paid = _stream_payments(actors, channel_id, cycles, 1_000_000, progress)
+    refund = cycle_price(0)
+    _raise_on_failure(
+        machine.handle(sc.ActionTransfer(channel_id, TokenAmount(refund), PaymentId(2_000_000))),
+        "refund",
+    )
+    deliver([user, machine])
+    # The user closes with the machine's latest proof (its refund) and goes quiet; the machine,
+    # seeing the close, submits the user's latest proof before the challenge period ends.
+    user.handle(sc.ActionClose(channel_id))
+    _sync(machine)
+    _sync(user)
+    latest = _channel(machine, channel_id).partner.balance_proof
+    on_chain = machine.client.get_balance_proof(channel_id, user.address, machine.address)
+    if (on_chain.nonce, on_chain.transferred) != (latest.nonce, latest.transferred):
+        raise DemoError(f"the machine's dispute did not land: chain holds {on_chain}")
+    closed = _channel(machine, channel_id)
+    actors.connection.mine_until((closed.settle_block or 0) + 1)
+    _sync(user, machine)
+    failures = [f for p in (user, machine) for f in p.failed_transactions]
+    if failures:
+        raise DemoError(f"transactions rejected: {failures}")
+    return paid - refund
+
+
+def _withdraw_everything(actors: Actors) -> None:
+    for party in (actors.user, actors.machine):
+        balance = party.client.balance_of(party.address)
+        if balance:
+            party.client.withdraw_from_balance(balance)
+
+
+def run_demo(rpc_url: str | None = None, cycles: int = 2000, progress: bool = True) -> int:
+    console = Console(highlight=False)
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="cise-demo-") as tmp:
+        actors = _setup(rpc_url, Path(tmp))
+        try:
+            return _run(actors, console, cycles, progress, started)
+        except DemoError as exc:
+            console.print(f"[bold red]demo failed:[/] {exc}")
+            return 1
+        finally:
+            actors.user.close()
+            actors.machine.close()
+
+
+def _run(actors: Actors, console: Console, cycles: int, progress: bool, started: float) -> int:
+    where = "embedded py-evm chain" if actors.connection.kind == "embedded" else actors.connection.kind
+    console.print(f"[bold]CISE demo[/] on the {where} (chain id {actors.deployment.chain_id})")
+    console.print(f"  channel manager {to_checksum(actors.deployment.manager)}")
+    console.print(f"  user            {to_checksum(actors.user.address)}")
+    console.print(f"  washing machine {to_checksum(actors.machine.address)}")
+    operator = actors.operator
+    operator.mint(actors.user.address, 100 * UNITS_PER_EURO)
+    operator.mint(actors.machine.address, 5 * UNITS_PER_EURO)
+    before = _holdings(actors)
+
+    console.print("\n[bold]1.[/] user opens a channel to the washing machine with €50.000000")
+    first = _open_channel(actors, actors.user, actors.machine, 50 * UNITS_PER_EURO)
+    console.print(f"\n[bold]2.[/] {cycles} metered wash-cycle steps, each paid with one signed proof")
+    t0 = time.monotonic()
+    paid_first = _stream_payments(actors, first, cycles, 1, progress)
+    elapsed = time.monotonic() - t0
+    console.print(
+        f"   paid {euro(paid_first)} in {cycles} payments "
+        f"({cycles / elapsed:,.0f} payments/s, both sides verifying and persisting each)"
+    )
+    half = paid_first // 2
+    console.print(f"\n[bold]3.[/] machine withdraws {euro(half)} on chain while the channel stays open")
+    _withdraw_while_open(actors, first, half)
+    console.print("\n[bold]4.[/] cooperative close: both sign the final balances, one transaction")
+    _cooperative_close(actors, first)
+
+    console.print("\n[bold]5.[/] second channel: the user closes alone; the machine disputes")
+    second = _open_channel(actors, actors.user, actors.machine, 20 * UNITS_PER_EURO)
+    dispute_cycles = max(1, cycles // 10)
+    net_second = _dispute(actors, second, dispute_cycles, progress)
+    state = _channel(actors.machine, second)
+    console.print(
+        f"   machine submitted the user's proof nonce {state.partner.balance_proof.nonce}; "
+        f"settled after {DEMO_SETTLE_TIMEOUT} blocks; net to machine {euro(net_second)}"
+    )
+    _withdraw_everything(actors)
+    after = _holdings(actors)
+    return _report(console, actors, before, after, paid_first + net_second, started)
+
+
+def _report(
+    console: Console,
+    actors: Actors,
+    before: dict[str, int],
+    after: dict[str, int],
+    paid: int,
+    started: float,
+) -> int:
+    table = Table(title="on-chain token balances")
+    table.add_column("holder")
+    table.add_column("before", justify="right")
+    table.add_column("after", justify="right")
+    table.add_column("change", justify="right")
+    for name in before:
+        table.add_row(name, euro(before[name]), euro(after[name]), euro(after[name] - before[name]))
+    console.print()
+    console.print(table)
+    holders = [name for name in before if name != "total supply"]
+    problems = []
+    if sum(before[n] for n in holders) != sum(after[n] for n in holders):
+        problems.append("tokens held changed in sum")
+    if before["total supply"] != after["total supply"]:
+        problems.append("total supply changed")
+    if after["machine wallet"] - before["machine wallet"] != paid:
+        problems.append(
+            f"machine gained {after['machine wallet'] - before['machine wallet']}, was paid {paid}"
+        )
+    if before["user wallet"] - after["user wallet"] != paid:
+        problems.append(f"user lost {before['user wallet'] - after['user wallet']}, paid {paid}")
+    if after["channel manager (all funds)"] != 0:
+        problems.append("funds left in the channel manager")
+    for party in (actors.user, actors.machine):
+        for channel in party.state.channels.values():
+            if get_balance(channel.our, channel.partner) < 0:
+                problems.append(f"negative balance in channel {channel.channel_id}")
+    if problems:
+        console.print("[bold red]conservation check FAILED:[/] " + "; ".join(problems))
+        return 1
+    console.print(
+        f"[bold green]conservation check passed[/]: nothing created or lost; the machine earned "
+        f"exactly the {euro(paid)} paid. ({time.monotonic() - started:.1f} s)"
+    )
+    return 0
+
+
+__all__ = ["Address", "run_demo"]

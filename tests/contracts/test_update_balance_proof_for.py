@@ -1,0 +1,165 @@
+"""ChannelManager.updateBalanceProofFor: a watchtower submits the closer's proof for the non-closer."""
+
+import pytest
+
+from cm_support import SETTLE_TIMEOUT, UINT96_MAX, balance_proof, digest, high_s, recover, struct_hash
+
+ZERO = b"\0" * 32
+ANYONE = "0x" + "00" * 20
+
+
+@pytest.fixture
+def closed(chain, pair, channel):
+    """p1 closed without a proof; p2 (offline) is guarded by a watchtower."""
+    p1, p2 = pair
+    chain.close(p1, p2, channel)
+    return channel
+
+
+@pytest.fixture
+def tower(chain):
+    return chain.actors[3]
+
+
+def for_fn(chain, channel_id, closer, non_closer, nonce, transferred, reward, watchtower, *, closer_sig=None,
+           monitor_sig=None, signed_reward=None):
+    proof_sig = closer_sig or chain.sign_proof(closer, channel_id, nonce, transferred)
+    proof_hash = struct_hash("BalanceProof", balance_proof(channel_id, nonce, transferred, 0, ZERO))
+    monitor_sig = monitor_sig or chain.sign_monitor(
+        non_closer, channel_id, proof_hash, reward if signed_reward is None else signed_reward, watchtower
+    )
+    return chain.cm.functions.updateBalanceProofFor(
+        channel_id, closer.address, non_closer.address, nonce, transferred, 0, ZERO, proof_sig, reward, monitor_sig
+    )
+
+
+def test_watchtower_update_and_reward_at_settle(chain, pair, closed, tower):
+    p1, p2 = pair
+    receipt = chain.tx(for_fn(chain, closed, p1, p2, 4, 300, 7, tower.address), tower)
+    assert chain.events(receipt, "ChannelBalanceProofUpdated") == [
+        {"channelId": closed, "closer": p1.address, "nonce": 4, "submitter": tower.address}
+    ]
+    assert chain.stored_proof(closed, p1, p2) == (4, 300, 0, ZERO)
+    assert tuple(chain.cm.functions.getMonitorReward(closed, p1.address, p2.address).call()) == (tower.address, 7)
+    chain.mine(SETTLE_TIMEOUT)
+    receipt = chain.settle(closed, p1, p2)
+    assert chain.events(receipt, "ChannelMonitorRewarded") == [
+        {"channelId": closed, "watchtower": tower.address, "amount": 7}
+    ]
+    # p2 (non-closer): 500 + 300 received - 7 reward; p1: 1000 - 300.
+    assert (chain.internal(p1), chain.internal(p2), chain.internal(tower)) == (700, 793, 7)
+    assert tuple(chain.cm.functions.getMonitorReward(closed, p1.address, p2.address).call()) == (ANYONE, 0)
+
+
+def test_request_for_anyone(chain, pair, closed):
+    p1, p2 = pair
+    stranger = chain.actors[4]
+    chain.tx(for_fn(chain, closed, p1, p2, 4, 300, 5, ANYONE), stranger)
+    assert tuple(chain.cm.functions.getMonitorReward(closed, p1.address, p2.address).call()) == (stranger.address, 5)
+
+
+def test_reward_is_capped_by_the_guarded_balance(chain, pair, tower):
+    p1, p2 = pair
+    channel_id = chain.open(p1, p2, 1000)  # p2 deposited nothing
+    chain.close(p1, p2, channel_id)
+    chain.tx(for_fn(chain, channel_id, p1, p2, 1, 40, 100, tower.address), tower)
+    chain.mine(SETTLE_TIMEOUT)
+    chain.settle(channel_id, p1, p2)
+    assert (chain.internal(p1), chain.internal(p2), chain.internal(tower)) == (960, 0, 40)
+
+
+def test_rejects_request_naming_another_watchtower(chain, pair, closed, tower):
+    p1, p2 = pair
+    other = chain.actors[4]
+    fn = for_fn(chain, closed, p1, p2, 4, 300, 7, other.address)
+    proof_hash = struct_hash("BalanceProof", balance_proof(closed, 4, 300, 0, ZERO))
+    monitor = {"channelId": closed, "balanceProofHash": proof_hash, "reward": 7, "watchtower": tower.address}
+    sig = chain.sign_monitor(p2, closed, proof_hash, 7, other.address)
+    chain.assert_reverts(
+        fn, tower, "ChannelManagerWrongSigner", p2.address, recover(digest(chain.domain, "MonitorRequest", monitor), sig)
+    )
+
+
+def test_rejects_request_for_another_proof(chain, pair, closed, tower):
+    p1, p2 = pair
+    other_hash = struct_hash("BalanceProof", balance_proof(closed, 3, 200, 0, ZERO))
+    sig = chain.sign_monitor(p2, closed, other_hash, 7, tower.address)
+    proof_hash = struct_hash("BalanceProof", balance_proof(closed, 4, 300, 0, ZERO))
+    monitor = {"channelId": closed, "balanceProofHash": proof_hash, "reward": 7, "watchtower": tower.address}
+    chain.assert_reverts(
+        for_fn(chain, closed, p1, p2, 4, 300, 7, tower.address, monitor_sig=sig), tower,
+        "ChannelManagerWrongSigner", p2.address, recover(digest(chain.domain, "MonitorRequest", monitor), sig),
+    )
+
+
+def test_rejects_inflated_reward(chain, pair, closed, tower):
+    p1, p2 = pair
+    fn = for_fn(chain, closed, p1, p2, 4, 300, 70, tower.address, signed_reward=7)
+    proof_hash = struct_hash("BalanceProof", balance_proof(closed, 4, 300, 0, ZERO))
+    sig = chain.sign_monitor(p2, closed, proof_hash, 7, tower.address)
+    monitor = {"channelId": closed, "balanceProofHash": proof_hash, "reward": 70, "watchtower": tower.address}
+    chain.assert_reverts(
+        fn, tower, "ChannelManagerWrongSigner", p2.address, recover(digest(chain.domain, "MonitorRequest", monitor), sig)
+    )
+
+
+def test_rejects_request_signed_by_the_closer(chain, pair, closed, tower):
+    p1, p2 = pair
+    proof_hash = struct_hash("BalanceProof", balance_proof(closed, 4, 300, 0, ZERO))
+    sig = chain.sign_monitor(p1, closed, proof_hash, 7, tower.address)
+    chain.assert_reverts(
+        for_fn(chain, closed, p1, p2, 4, 300, 7, tower.address, monitor_sig=sig), tower,
+        "ChannelManagerWrongSigner", p2.address, p1.address,
+    )
+
+
+def test_rejects_high_s_request(chain, pair, closed, tower):
+    p1, p2 = pair
+    proof_hash = struct_hash("BalanceProof", balance_proof(closed, 4, 300, 0, ZERO))
+    sig = high_s(chain.sign_monitor(p2, closed, proof_hash, 7, tower.address))
+    chain.assert_reverts(
+        for_fn(chain, closed, p1, p2, 4, 300, 7, tower.address, monitor_sig=sig), tower,
+        "ChannelManagerInvalidSignature",
+    )
+
+
+def test_rejects_forged_closer_proof(chain, pair, closed, tower):
+    p1, p2 = pair
+    forged = chain.sign_proof(p2, closed, 4, 300)
+    chain.assert_reverts(
+        for_fn(chain, closed, p1, p2, 4, 300, 7, tower.address, closer_sig=forged), tower,
+        "ChannelManagerWrongSigner", p1.address, p2.address,
+    )
+
+
+def test_rejects_reward_too_large(chain, pair, closed, tower):
+    p1, p2 = pair
+    chain.assert_reverts(
+        for_fn(chain, closed, p1, p2, 4, 300, UINT96_MAX + 1, tower.address), tower,
+        "ChannelManagerAmountTooLarge", UINT96_MAX + 1,
+    )
+
+
+def test_rejects_lower_nonce(chain, pair, closed, tower):
+    p1, p2 = pair
+    chain.tx(for_fn(chain, closed, p1, p2, 4, 300, 7, tower.address), tower)
+    chain.assert_reverts(
+        for_fn(chain, closed, p1, p2, 3, 200, 7, tower.address), tower, "ChannelManagerNonceTooLow", 3, 4
+    )
+
+
+def test_rejects_after_the_period(chain, pair, closed, tower):
+    p1, p2 = pair
+    settle_block = chain.channel(closed, p1, p2)["settleBlock"]
+    chain.mine(settle_block - chain.block)
+    chain.assert_reverts(
+        for_fn(chain, closed, p1, p2, 4, 300, 7, tower.address), tower,
+        "ChannelManagerChallengePeriodOver", settle_block,
+    )
+
+
+def test_rejects_guarding_the_closer(chain, pair, closed, tower):
+    p1, p2 = pair
+    chain.assert_reverts(
+        for_fn(chain, closed, p2, p1, 4, 300, 7, tower.address), tower, "ChannelManagerNotCloser", p2.address
+    )

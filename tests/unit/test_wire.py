@@ -1,0 +1,147 @@
+"""Wire messages: round trips, validation errors naming the field, converters to and from the core."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from channels import wire
+from channels.codec.eip712 import secrethash_of
+from channels.core import events as ev
+from channels.core import state_changes as sc
+from channels.core.types import UINT96_MAX, BlockNumber, PaymentId, Secret, SecretHash, TokenAmount
+from core_pair import CHANNEL_ID, Pair
+
+SIG = b"\x01" * 65
+
+
+def _direct(**changes: object) -> wire.DirectTransfer:
+    message = wire.DirectTransfer(
+        message_id=1,
+        channel_id=1,
+        nonce=2,
+        transferred=wire.amount_to_wire(10),
+        locked=b"",
+        locks_root=b"\x00" * 32,
+        signature=SIG,
+        payment_id=3,
+    )
+    return msgspec.structs.replace(message, **changes)
+
+
+def test_roundtrip_and_batch() -> None:
+    message = _direct()
+    assert wire.decode(wire.encode(message)) == message
+    batch = wire.Batch([message, wire.Processed([1, 2])])
+    decoded = wire.decode(wire.encode(batch))
+    assert wire.unpack(decoded) == [message, wire.Processed([1, 2])]
+    assert wire.unpack(message) == [message]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("signature", b"\x01" * 64, "$.signature"),
+        ("locks_root", b"\x00" * 31, "$.locks_root"),
+        ("transferred", b"\x01" * 13, "$.transferred"),
+        ("channel_id", -1, "$.channel_id"),
+        ("nonce", "7", "$.nonce"),
+    ],
+)
+def test_bad_fields_raise_wire_error_naming_them(field: str, value: object, expected: str) -> None:
+    raw = msgspec.msgpack.encode({**msgspec.structs.asdict(_direct()), "type": "DirectTransfer", field: value})
+    with pytest.raises(wire.WireError, match=expected.replace("$", r"\$")):
+        wire.decode(raw)
+
+
+def test_garbage_unknown_tags_and_fields() -> None:
+    with pytest.raises(wire.WireError):
+        wire.decode(b"\xc1\xff")
+    with pytest.raises(wire.WireError, match="type"):
+        wire.decode(msgspec.msgpack.encode({"type": "Nope", "message_id": 1}))
+    extra = {**msgspec.structs.asdict(_direct()), "type": "DirectTransfer", "extra": 1}
+    with pytest.raises(wire.WireError, match="extra"):
+        wire.decode(msgspec.msgpack.encode(extra))
+    with pytest.raises(wire.WireError, match="slot"):
+        wire.decode(
+            msgspec.msgpack.encode(
+                {
+                    "type": "LockExpired",
+                    "message_id": 1,
+                    "channel_id": 1,
+                    "nonce": 1,
+                    "transferred": b"",
+                    "locked": b"",
+                    "locks_root": b"\x00" * 32,
+                    "signature": SIG,
+                    "secrethash": b"\x00" * 32,
+                    "slot": 512,
+                }
+            )
+        )
+    nested = msgspec.msgpack.encode({"type": "Batch", "messages": [{"type": "Batch", "messages": []}]})
+    with pytest.raises(wire.WireError):
+        wire.decode(nested)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(min_value=0, max_value=UINT96_MAX))
+def test_amounts_roundtrip_up_to_uint96(value: int) -> None:
+    assert wire.amount_from_wire(wire.amount_to_wire(value)) == value
+
+
+def test_amount_out_of_range() -> None:
+    with pytest.raises(wire.WireError):
+        wire.amount_to_wire(UINT96_MAX + 1)
+    with pytest.raises(wire.WireError):
+        wire.amount_to_wire(-1)
+
+
+def test_every_send_event_converts_to_the_matching_receive() -> None:
+    pair = Pair()
+    secret = Secret(b"\x05" * 32)
+    secrethash = SecretHash(secrethash_of(secret))
+    actions: list[tuple[bytes, sc.StateChange, type]] = [
+        (pair.a, sc.ActionTransfer(CHANNEL_ID, TokenAmount(3), PaymentId(1)), sc.ReceiveBalanceProof),
+        (
+            pair.a,
+            sc.ActionLockedTransfer(
+                CHANNEL_ID, TokenAmount(4), BlockNumber(150), secrethash, PaymentId(2), pair.b
+            ),
+            sc.ReceiveLockedTransfer,
+        ),
+        (pair.b, sc.ActionRevealSecret(CHANNEL_ID, secret), sc.ReceiveSecretReveal),
+        (
+            pair.a,
+            sc.ActionRequestSecret(CHANNEL_ID, PaymentId(9), secrethash, TokenAmount(4)),
+            sc.ReceiveSecretRequest,
+        ),
+        (pair.a, sc.ActionWithdraw(CHANNEL_ID, TokenAmount(5), BlockNumber(150)), sc.ReceiveWithdrawRequest),
+    ]
+    seen = set()
+    closing = Pair()
+    for sender, action, expected in actions:
+        if isinstance(action, sc.ActionWithdraw):  # a pending withdraw blocks a cooperative close
+            _exchange(closing, pair.a, sc.ActionCooperativeClose(CHANNEL_ID), seen)
+            seen.add(sc.ReceiveCooperativeCloseRequest)
+        _exchange(pair, sender, action, seen)
+        seen.add(expected)
+    assert sc.ReceiveUnlock in seen  # Alice's reply to the reveal
+    assert sc.ReceiveWithdrawConfirmation in seen
+    assert sc.ReceiveCooperativeCloseConfirmation in seen
+
+
+def _exchange(pair: Pair, sender: bytes, action: sc.StateChange, seen: set[type]) -> None:
+    """Run `action` at `sender`, deliver its message and the replies; record Receive* types."""
+    events = pair.step(sender, action)
+    send = next(e for e in events if isinstance(e, ev.SendEvent))
+    change = pair.receive(sender, send)
+    seen.add(type(change))
+    replies = pair.step(pair.other(sender), change)
+    assert not [e for e in replies if type(e).__name__.startswith("EventInvalid")], replies
+    for reply in replies:
+        if isinstance(reply, ev.SendEvent):
+            seen.add(type(pair.receive(pair.other(sender), reply)))
+            pair.deliver(pair.other(sender), reply)
