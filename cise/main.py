@@ -9,9 +9,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-
-class CliError(Exception):
-    """A user-facing error: printed as `cise: error: ...` with exit status 2, no traceback."""
+from cise.errors import CliError
 
 
 def _positive_int(text: str) -> int:

@@ -38,8 +38,9 @@ from channels.codec.eip712 import Domain
 from channels.codec.keccak import keccak
 from channels.core import events as ev
 from channels.core import state_changes as sc
-from channels.core.node import node_transition
-from channels.core.state import NodeState
+from channels.core.channel import TransitionContext, channel_transition
+from channels.core.node import context_of, node_transition
+from channels.core.state import ChannelState, NodeState
 from channels.core.types import (
     Address,
     BlockNumber,
@@ -138,7 +139,8 @@ class _Payer:
     payments: int
     in_flight: int
     amount: int
-    node: NodeState
+    channel: ChannelState  # the hot path calls channel_transition directly (see core/node.py)
+    context: TransitionContext
     signer: LocalSigner
     sent: int = 0
     acked: int = 0
@@ -155,10 +157,12 @@ class _Payer:
     def pay(self, connection: Connection) -> None:
         """One payment: ActionTransfer -> SendBalanceProof -> sign -> wire -> queued frame."""
         self.sent += 1
-        result = node_transition(
-            self.node, sc.ActionTransfer(CHANNEL_ID, TokenAmount(self.amount), PaymentId(self.sent))
+        result = channel_transition(
+            self.channel,
+            sc.ActionTransfer(CHANNEL_ID, TokenAmount(self.amount), PaymentId(self.sent)),
+            self.context,
         )
-        self.node = result.new_state
+        self.channel = result.new_state
         for event in result.events:
             if type(event) is ev.SendBalanceProof:
                 signature = self.signer.sign_digest(event.digest)
@@ -213,7 +217,9 @@ async def _pay_all(
         Address(payee_address),
         deposit,
     )
-    payer = _Payer(payments, in_flight, amount, node, payer_signer)
+    payer = _Payer(
+        payments, in_flight, amount, node.channels[CHANNEL_ID], context_of(node), payer_signer
+    )
     table = DispatchTable()
     table.register(wire.Processed, payer.on_processed)
     transport = TcpTransport(payer_signer, wire, table.lookup())
@@ -266,6 +272,16 @@ def read_payee_store(db_path: str | Path) -> NodeState:
         return store.restore(initial_node(payee), apply).state
 
 
+def _process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a process (Linux /proc); None where unavailable."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _percentile(sorted_values: list[float], fraction: float) -> float:
     if not sorted_values:
         return float("nan")
@@ -302,7 +318,11 @@ def run_once(
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
     try:
         port = _wait_for_port(process, timeout=30)
+        payee_cpu_before = _process_cpu_seconds(process.pid)
+        payer_cpu_before = time.process_time()
         payer, elapsed = trio.run(_pay_all, port, payments, in_flight, amount, deposit, timeout)
+        payer_cpu = time.process_time() - payer_cpu_before
+        payee_cpu_after = _process_cpu_seconds(process.pid)
     finally:
         _stop(process)
     sign_s, recover_s = measure_crypto(crypto_samples)
@@ -323,7 +343,11 @@ def run_once(
         "sign_us": round(sign_s * 1e6, 2),
         "recover_us": round(recover_s * 1e6, 2),
         "synchronous": "FULL",
+        "payer_cpu_us": round(payer_cpu / payments * 1e6, 1),
+        "cpu_count": os.cpu_count(),
     }
+    if payee_cpu_before is not None and payee_cpu_after is not None:
+        result["payee_cpu_us"] = round((payee_cpu_after - payee_cpu_before) / payments * 1e6, 1)
     if verify_restart:
         node = read_payee_store(db_path)
         result["restored_transferred"] = node.channels[CHANNEL_ID].partner.balance_proof.transferred
@@ -339,6 +363,8 @@ MEDIAN_KEYS = (
     "sign_us",
     "recover_us",
     "seconds",
+    "payer_cpu_us",
+    "payee_cpu_us",
 )
 
 
@@ -384,7 +410,8 @@ def run_direct_bench(
         return results[0]
     summary = dict(results[0])
     for key in MEDIAN_KEYS:
-        summary[key] = statistics.median(r[key] for r in results)
+        if all(key in r for r in results):
+            summary[key] = statistics.median(r[key] for r in results)
     summary["acknowledged"] = min(r["acknowledged"] for r in results)
     summary["runs"] = results
     return summary

@@ -540,3 +540,7 @@ class Web3ChainClient:
     ) -> bool:
         """Whether `unlock` already resolved `slot` of `sender`'s direction."""
         return bool(self._manager_view("isLockResolved", channel_id, sender, receiver, slot)[0])
+
+
+def _conforms(client: Web3ChainClient) -> ChainClient:
+    return client  # mypy proves Web3ChainClient implements the ChainClient port

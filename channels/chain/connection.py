@@ -27,7 +27,7 @@ from web3.exceptions import TransactionNotFound
 from web3.types import BlockIdentifier, FilterParams, Nonce, RPCEndpoint, RPCResponse, TxParams, Wei
 
 from channels.chain.abi import ContractAbi, DecodedEvent
-from channels.chain.errors import ChainError, chain_error_from, chain_error_from_data, is_revert
+from channels.chain.errors import ChainError, chain_error_from, is_revert
 from channels.chain.nodes import DEV_ACCOUNTS, DEV_MNEMONIC, dev_private_keys
 from channels.core.types import BlockNumber, to_checksum
 
@@ -252,9 +252,14 @@ class Connection:
         try:
             self.w3.eth.call(replay, "latest")
         except Exception as exc:
-            error = chain_error_from(exc, abi, function, tx_hash, gas_used)
-            return error
-        return chain_error_from_data(b"", abi, function, tx_hash, gas_used)
+            return chain_error_from(exc, abi, function, tx_hash, gas_used)
+        return ChainError(
+            "Reverted",
+            function=function,
+            transaction_hash=tx_hash,
+            gas_used=gas_used,
+            detail="mined with status 0 but the replay on the new state did not revert",
+        )
 
     # ------------------------------------------------------------------ logs
 

@@ -142,32 +142,3 @@ def chain_error_from(
         gas_used=gas_used,
         detail=str(exc)[:500],
     )
-
-
-def chain_error_from_data(
-    data: bytes,
-    abi: ContractAbi,
-    function: str = "",
-    transaction_hash: bytes | None = None,
-    gas_used: int | None = None,
-) -> ChainError:
-    """The `ChainError` for raw revert data."""
-    decoded = abi.decode_error(data)
-    if decoded is None:
-        return ChainError(
-            "Reverted",
-            (),
-            data,
-            function=function,
-            transaction_hash=transaction_hash,
-            gas_used=gas_used,
-            detail=f"undecodable revert data 0x{data.hex()}",
-        )
-    return ChainError(
-        decoded[0],
-        decoded[1],
-        data,
-        function=function,
-        transaction_hash=transaction_hash,
-        gas_used=gas_used,
-    )

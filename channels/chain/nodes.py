@@ -170,10 +170,18 @@ def run_node(
 
 @contextmanager
 def open_anvil(
-    accounts: int = DEV_ACCOUNTS, chain_id: int = 31337, timeout: float = START_TIMEOUT
+    accounts: int = DEV_ACCOUNTS,
+    chain_id: int = 31337,
+    timeout: float = START_TIMEOUT,
+    port: int | None = None,
+    block_time: int | None = None,
 ) -> Iterator[LocalNode]:
-    """Run `anvil` (instant mining, history pruned so it writes nothing to the home folder)."""
-    port = free_port()
+    """Run `anvil` (history pruned so it writes nothing to the home folder).
+
+    Mines a block per transaction, plus one every `block_time` seconds when given (so that
+    challenge periods pass for processes that do not mine themselves).
+    """
+    port = port or free_port()
     argv = [
         str(node_binary("anvil")),
         "--host", HOST,
@@ -184,6 +192,7 @@ def open_anvil(
         "--accounts", str(accounts),
         "--balance", str(DEV_BALANCE_ETH),
         "--chain-id", str(chain_id),
+        *(["--block-time", str(block_time)] if block_time else []),
     ]  # fmt: skip
     with run_node("anvil", argv, port, timeout, dev_private_keys(accounts)) as node:
         yield node

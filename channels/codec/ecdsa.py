@@ -14,7 +14,7 @@ SECP256K1_HALF_N = SECP256K1_N // 2
 SIGNATURE_LENGTH = 65
 
 
-class InvalidSignature(ValueError):
+class InvalidSignature(ValueError):  # noqa: N818  # public name, used across the codebase
     """A signature that cannot be valid on chain (malformed, malleable or unrecoverable)."""
 
 

@@ -30,7 +30,8 @@ def to_checksum(address: bytes) -> str:
     hex_address = address.hex()
     digest = keccak(hex_address.encode()).hex()
     return "0x" + "".join(
-        c.upper() if c.isalpha() and int(digest[i], 16) >= 8 else c for i, c in enumerate(hex_address)
+        c.upper() if c.isalpha() and int(digest[i], 16) >= 8 else c
+        for i, c in enumerate(hex_address)
     )
 
 

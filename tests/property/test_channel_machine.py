@@ -7,6 +7,7 @@ and with each other, and honest peers must never see an `EventInvalid*`.
 
 from __future__ import annotations
 
+from core_pair import CHANNEL_ID, Pair
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
@@ -24,7 +25,6 @@ from channels.core.types import (
     SecretHash,
     TokenAmount,
 )
-from core_pair import CHANNEL_ID, Pair
 
 TX = b"\x00" * 32
 sides = st.sampled_from(["alice", "bob"])
@@ -58,7 +58,9 @@ class ChannelMachine(RuleBasedStateMachine):
         payer = self.who(side)
         payee = self.pair.other(payer)
         self.counter += 1
-        events = self.run(payer, sc.ActionTransfer(CHANNEL_ID, TokenAmount(amount), PaymentId(self.counter)))
+        events = self.run(
+            payer, sc.ActionTransfer(CHANNEL_ID, TokenAmount(amount), PaymentId(self.counter))
+        )
         if any(isinstance(e, ev.EventPaymentReceived) for e in events):
             assert amount <= self.model[payer]
             self.model[payer] -= amount
@@ -116,10 +118,14 @@ class ChannelMachine(RuleBasedStateMachine):
         for who in (self.pair.a, self.pair.b):
             for event in self.pair.step(who, sc.Block(BlockNumber(block))):
                 if isinstance(event, ev.SendLockExpired):
-                    lock_amount = self.pair.views[self.pair.other(who)].partner.locks[event.slot].amount
+                    lock_amount = (
+                        self.pair.views[self.pair.other(who)].partner.locks[event.slot].amount
+                    )
                     replies = self.pair.deliver(who, event)
                     assert replies == [
-                        ev.EventLockExpired(CHANNEL_ID, who, event.secrethash, TokenAmount(lock_amount))
+                        ev.EventLockExpired(
+                            CHANNEL_ID, who, event.secrethash, TokenAmount(lock_amount)
+                        )
                     ], replies
                     self.locked[who] -= lock_amount
                     self.model[who] += lock_amount
@@ -131,14 +137,20 @@ class ChannelMachine(RuleBasedStateMachine):
     def withdraw(self, side: str, amount: int) -> None:
         who = self.who(side)
         total = self.withdrawn[who] + amount
-        action = sc.ActionWithdraw(CHANNEL_ID, TokenAmount(total), BlockNumber(self.pair.block + 10))
+        action = sc.ActionWithdraw(
+            CHANNEL_ID, TokenAmount(total), BlockNumber(self.pair.block + 10)
+        )
         events = self.run(who, action)
         tx = [e for e in events if isinstance(e, ev.ContractSendChannelWithdraw)]
         if not tx:
-            assert amount > self.model[who] or any(isinstance(e, ev.EventActionFailed) for e in events)
+            assert amount > self.model[who] or any(
+                isinstance(e, ev.EventActionFailed) for e in events
+            )
             return
         self.pair.chain(
-            sc.ContractReceiveChannelWithdrawn(TX, BlockNumber(self.pair.block), CHANNEL_ID, who, TokenAmount(total))  # type: ignore[arg-type]
+            sc.ContractReceiveChannelWithdrawn(
+                TX, BlockNumber(self.pair.block), CHANNEL_ID, who, TokenAmount(total)
+            )  # type: ignore[arg-type]
         )
         self.withdrawn[who] = total
         self.model[who] -= amount
@@ -149,7 +161,9 @@ class ChannelMachine(RuleBasedStateMachine):
         who = self.who(side)
         total = self.deposits[who] + amount
         self.pair.chain(
-            sc.ContractReceiveChannelDeposited(TX, BlockNumber(self.pair.block), CHANNEL_ID, who, TokenAmount(total))  # type: ignore[arg-type]
+            sc.ContractReceiveChannelDeposited(
+                TX, BlockNumber(self.pair.block), CHANNEL_ID, who, TokenAmount(total)
+            )  # type: ignore[arg-type]
         )
         self.deposits[who] = total
         self.model[who] += amount
@@ -208,5 +222,5 @@ class ChannelMachine(RuleBasedStateMachine):
             self.last[who] = (proof.nonce, proof.transferred)
 
 
-ChannelMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=25, deadline=None)
+ChannelMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
 test_channel_machine = ChannelMachine.TestCase

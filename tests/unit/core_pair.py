@@ -42,10 +42,20 @@ class Pair:
     def __post_init__(self) -> None:
         a, b = Address(self.alice.address), Address(self.bob.address)
         self.views[a] = new_channel_state(
-            CHANNEL_ID, a, b, SETTLE_TIMEOUT, TokenAmount(self.deposit_a), TokenAmount(self.deposit_b)
+            CHANNEL_ID,
+            a,
+            b,
+            SETTLE_TIMEOUT,
+            TokenAmount(self.deposit_a),
+            TokenAmount(self.deposit_b),
         )
         self.views[b] = new_channel_state(
-            CHANNEL_ID, b, a, SETTLE_TIMEOUT, TokenAmount(self.deposit_b), TokenAmount(self.deposit_a)
+            CHANNEL_ID,
+            b,
+            a,
+            SETTLE_TIMEOUT,
+            TokenAmount(self.deposit_b),
+            TokenAmount(self.deposit_a),
         )
 
     @property

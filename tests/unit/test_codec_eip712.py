@@ -82,7 +82,9 @@ def _typed(domain: eip712.Domain, primary: str, message: dict[str, Any]) -> dict
 
 
 def _reference(domain: eip712.Domain, primary: str, message: dict[str, Any]) -> bytes:
-    return bytes(_hash_eip191_message(encode_typed_data(full_message=_typed(domain, primary, message))))
+    return bytes(
+        _hash_eip191_message(encode_typed_data(full_message=_typed(domain, primary, message)))
+    )
 
 
 def _check(domain: eip712.Domain, primary: str, message: dict[str, Any], ours: bytes) -> None:
@@ -93,7 +95,13 @@ def _check(domain: eip712.Domain, primary: str, message: dict[str, Any], ours: b
 @given(chain_id, address, uint256, uint256, uint256, uint256, bytes32)
 def test_balance_proof(cid: int, vc: bytes, ch: int, n: int, t: int, lk: int, root: bytes) -> None:
     domain = eip712.Domain(cid, vc)
-    message = {"channelId": ch, "nonce": n, "transferredAmount": t, "lockedAmount": lk, "locksRoot": root}
+    message = {
+        "channelId": ch,
+        "nonce": n,
+        "transferredAmount": t,
+        "lockedAmount": lk,
+        "locksRoot": root,
+    }
     _check(domain, "BalanceProof", message, eip712.balance_proof_digest(domain, ch, n, t, lk, root))
 
 
@@ -110,11 +118,16 @@ def test_lock(cid: int, vc: bytes, amount: int, expiration: int, secrethash: byt
 @given(chain_id, address, uint256, address, uint256, uint256)
 def test_withdraw(cid: int, vc: bytes, ch: int, who: bytes, total: int, expiry: int) -> None:
     domain = eip712.Domain(cid, vc)
-    message = {"channelId": ch, "participant": to_checksum(who), "totalWithdraw": total, "expiry": expiry}
+    message = {
+        "channelId": ch,
+        "participant": to_checksum(who),
+        "totalWithdraw": total,
+        "expiry": expiry,
+    }
     _check(domain, "Withdraw", message, eip712.withdraw_digest(domain, ch, who, total, expiry))
-    assert domain.digest(eip712.withdraw_struct_hash(ch, who, total, expiry)) == eip712.withdraw_digest(
-        domain, ch, who, total, expiry
-    )
+    assert domain.digest(
+        eip712.withdraw_struct_hash(ch, who, total, expiry)
+    ) == eip712.withdraw_digest(domain, ch, who, total, expiry)
 
 
 @settings(max_examples=40, deadline=None)
@@ -127,9 +140,16 @@ def test_cooperative_close(cid: int, vc: bytes, ch: int, b1: int, b2: int) -> No
 
 @settings(max_examples=40, deadline=None)
 @given(chain_id, address, uint256, bytes32, uint256, address)
-def test_monitor_request(cid: int, vc: bytes, ch: int, bph: bytes, reward: int, tower: bytes) -> None:
+def test_monitor_request(
+    cid: int, vc: bytes, ch: int, bph: bytes, reward: int, tower: bytes
+) -> None:
     domain = eip712.Domain(cid, vc)
-    message = {"channelId": ch, "balanceProofHash": bph, "reward": reward, "watchtower": to_checksum(tower)}
+    message = {
+        "channelId": ch,
+        "balanceProofHash": bph,
+        "reward": reward,
+        "watchtower": to_checksum(tower),
+    }
     ours = eip712.monitor_request_digest(domain, ch, bph, reward, tower)
     _check(domain, "MonitorRequest", message, ours)
 
@@ -139,7 +159,9 @@ def test_monitor_request(cid: int, vc: bytes, ch: int, bph: bytes, reward: int, 
 def test_settlement_batch(cid: int, vc: bytes, items: bytes, expiry: int) -> None:
     domain = eip712.Domain(cid, vc)
     message = {"itemsHash": items, "expiry": expiry}
-    _check(domain, "SettlementBatch", message, eip712.settlement_batch_digest(domain, items, expiry))
+    _check(
+        domain, "SettlementBatch", message, eip712.settlement_batch_digest(domain, items, expiry)
+    )
 
 
 @settings(max_examples=25, deadline=None)
@@ -147,7 +169,9 @@ def test_settlement_batch(cid: int, vc: bytes, items: bytes, expiry: int) -> Non
 def test_local_signer_matches_eth_account(cid: int, vc: bytes, ch: int, b1: int, b2: int) -> None:
     domain = eip712.Domain(cid, vc)
     typed = _typed(domain, "CooperativeClose", {"channelId": ch, "balance1": b1, "balance2": b2})
-    reference = Account.sign_message(encode_typed_data(full_message=typed), private_key=KEY).signature
+    reference = Account.sign_message(
+        encode_typed_data(full_message=typed), private_key=KEY
+    ).signature
     ours = LocalSigner(KEY).sign_digest(eip712.cooperative_close_digest(domain, ch, b1, b2))
     assert ours == bytes(reference)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from core_pair import CHANNEL_ID, DOMAIN, Pair, invalid_reasons
+
 from channels.codec.ecdsa import recover_signer
 from channels.codec.eip712 import cooperative_close_digest, secrethash_of
 from channels.core import events as ev
@@ -19,7 +21,6 @@ from channels.core.types import (
     Signature,
     TokenAmount,
 )
-from core_pair import CHANNEL_ID, DOMAIN, Pair, invalid_reasons
 
 TX = b"\x00" * 32
 
@@ -94,7 +95,9 @@ def test_unilateral_close_update_settle_and_unlock() -> None:
     close = events[0]
     assert isinstance(close, ev.ContractSendChannelClose)
     assert close.balance_proof == pair.views[pair.a].partner.balance_proof
-    assert recover_signer(close.balance_proof.digest(DOMAIN), close.balance_proof.signature) == pair.b
+    assert (
+        recover_signer(close.balance_proof.digest(DOMAIN), close.balance_proof.signature) == pair.b
+    )
     assert pair.views[pair.a].status is ChannelStatus.CLOSING
     closed = pair.chain(
         sc.ContractReceiveChannelClosed(
@@ -105,7 +108,10 @@ def test_unilateral_close_update_settle_and_unlock() -> None:
     update = next(e for e in closed[pair.b] if isinstance(e, ev.ContractSendUpdateBalanceProof))
     assert update.closer == pair.a
     assert update.balance_proof.nonce == 2 and update.balance_proof.locked == 7
-    assert recover_signer(update.balance_proof.digest(DOMAIN), update.balance_proof.signature) == pair.a
+    assert (
+        recover_signer(update.balance_proof.digest(DOMAIN), update.balance_proof.signature)
+        == pair.a
+    )
     assert not any(isinstance(e, ev.ContractSendUpdateBalanceProof) for e in closed[pair.a])
     # messages for a closed channel are refused
     late = pair.step(pair.a, sc.ActionTransfer(CHANNEL_ID, TokenAmount(1), PaymentId(3)))
@@ -113,9 +119,10 @@ def test_unilateral_close_update_settle_and_unlock() -> None:
     # the challenge period ends: both try to settle, once
     settle_events = pair.new_block(152)
     for who in (pair.a, pair.b):
-        assert ev.ContractSendChannelSettle(
-            CHANNEL_ID, min(pair.a, pair.b), max(pair.a, pair.b)
-        ) in settle_events[who]
+        assert (
+            ev.ContractSendChannelSettle(CHANNEL_ID, min(pair.a, pair.b), max(pair.a, pair.b))
+            in settle_events[who]
+        )
         assert pair.views[who].status is ChannelStatus.SETTLING
     assert pair.new_block(153) == {pair.a: [], pair.b: []}
     # Bob knows the secret and registers it near expiry (Alice cannot unlock off chain now)
@@ -124,7 +131,9 @@ def test_unilateral_close_update_settle_and_unlock() -> None:
     assert pair.new_block(175)[pair.b] == [ev.ContractSendSecretRegister(secret)]
     pair.chain(sc.ContractReceiveSecretRegistered(TX, BlockNumber(176), secrethash, secret))
     settled = pair.chain(
-        sc.ContractReceiveChannelSettled(TX, BlockNumber(178), CHANNEL_ID, TokenAmount(0), TokenAmount(0))
+        sc.ContractReceiveChannelSettled(
+            TX, BlockNumber(178), CHANNEL_ID, TokenAmount(0), TokenAmount(0)
+        )
     )
     unlock = next(e for e in settled[pair.b] if isinstance(e, ev.ContractSendUnlock))
     assert (unlock.sender, unlock.receiver, unlock.slot) == (pair.a, pair.b, 0)
@@ -159,11 +168,17 @@ def test_expired_own_lock_is_unlocked_back_after_settle() -> None:
     pair.pay(pair.b, 3)
     pair.step(pair.b, sc.ActionClose(CHANNEL_ID))
     closed = pair.chain(
-        sc.ContractReceiveChannelClosed(TX, BlockNumber(101), CHANNEL_ID, pair.b, Nonce(1), BlockNumber(151))
+        sc.ContractReceiveChannelClosed(
+            TX, BlockNumber(101), CHANNEL_ID, pair.b, Nonce(1), BlockNumber(151)
+        )
     )
     assert any(isinstance(e, ev.ContractSendUpdateBalanceProof) for e in closed[pair.a])
     pair.new_block(152)
-    pair.chain(sc.ContractReceiveChannelSettled(TX, BlockNumber(153), CHANNEL_ID, TokenAmount(0), TokenAmount(0)))
+    pair.chain(
+        sc.ContractReceiveChannelSettled(
+            TX, BlockNumber(153), CHANNEL_ID, TokenAmount(0), TokenAmount(0)
+        )
+    )
     assert pair.views[pair.a].unlocks_pending == {(pair.a, 0)}
     assert pair.new_block(200)[pair.a] == []
     events = pair.new_block(201)[pair.a]
@@ -176,7 +191,9 @@ def test_chain_event_naming_a_stranger_is_flagged() -> None:
     stranger = Address(b"\x09" * 20)
     events = pair.step(
         pair.a,
-        sc.ContractReceiveChannelDeposited(TX, BlockNumber(101), CHANNEL_ID, stranger, TokenAmount(5)),
+        sc.ContractReceiveChannelDeposited(
+            TX, BlockNumber(101), CHANNEL_ID, stranger, TokenAmount(5)
+        ),
     )
     assert isinstance(events[0], ev.EventInvalidContractEvent)
 
@@ -186,6 +203,8 @@ def test_deposit_action_and_event() -> None:
     events = pair.step(pair.a, sc.ActionDeposit(CHANNEL_ID, TokenAmount(1500)))
     assert events == [ev.ContractSendChannelDeposit(CHANNEL_ID, pair.b, TokenAmount(1500))]
     pair.chain(
-        sc.ContractReceiveChannelDeposited(TX, BlockNumber(101), CHANNEL_ID, pair.a, TokenAmount(1500))
+        sc.ContractReceiveChannelDeposited(
+            TX, BlockNumber(101), CHANNEL_ID, pair.a, TokenAmount(1500)
+        )
     )
     assert pair.views[pair.a].our.deposit == 1500 and pair.views[pair.b].partner.deposit == 1500

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import pytest
+from core_pair import CHANNEL_ID, DOMAIN, MALLORY_KEY, Pair
 
 from channels.codec.ecdsa import SECP256K1_N
 from channels.codec.eip712 import Domain
@@ -14,7 +16,6 @@ from channels.core.channel import get_balance, get_capacity, with_proof
 from channels.core.state import BalanceProof, ChannelStatus
 from channels.core.types import ChannelId, PaymentId, TokenAmount
 from channels.signer import LocalSigner
-from core_pair import CHANNEL_ID, MALLORY_KEY, Pair, invalid_reasons
 
 
 def _transfer(pair: Pair, amount: int = 10) -> ev.SendBalanceProof:
@@ -32,7 +33,11 @@ def test_direct_payment_moves_balance_both_views() -> None:
     alice, bob = pair.views[pair.a], pair.views[pair.b]
     assert alice.our.balance_proof.nonce == 1 and alice.our.balance_proof.transferred == 30
     assert bob.partner.balance_proof == BalanceProof(
-        CHANNEL_ID, bob.partner.balance_proof.nonce, TokenAmount(30), TokenAmount(0), b"\x00" * 32,
+        CHANNEL_ID,
+        bob.partner.balance_proof.nonce,
+        TokenAmount(30),
+        TokenAmount(0),
+        b"\x00" * 32,
         bob.partner.balance_proof.signature,  # type: ignore[arg-type]
     )
     assert get_balance(alice.our, alice.partner) == 970
@@ -145,7 +150,13 @@ def test_decreasing_transferred_is_rejected() -> None:
     pair.pay(pair.a, 50)
     # Alice's view is rewound (a buggy or malicious payer) and signs a lower cumulative amount
     alice = pair.views[pair.a]
-    rewound = BalanceProof(CHANNEL_ID, alice.our.balance_proof.nonce, TokenAmount(10), TokenAmount(0), alice.our.balance_proof.locks_root)  # type: ignore[arg-type]
+    rewound = BalanceProof(
+        CHANNEL_ID,
+        alice.our.balance_proof.nonce,
+        TokenAmount(10),
+        TokenAmount(0),
+        alice.our.balance_proof.locks_root,
+    )  # type: ignore[arg-type]
     pair.views[pair.a] = with_proof(alice, rewound, ours=True)
     send = _transfer(pair, 5)  # nonce 2, transferred 15 < 50
     assert "decreased" in _rejected(pair, pair.receive(pair.a, send))
@@ -159,7 +170,6 @@ def test_over_capacity_is_rejected() -> None:
 
 
 def _with_deposit(pair: Pair, who: bytes, deposit: int):  # type: ignore[no-untyped-def]
-    from dataclasses import replace
 
     view = pair.views[who]
     return replace(view, our=replace(view.our, deposit=TokenAmount(deposit)))
@@ -170,7 +180,6 @@ def test_wrong_sender_is_rejected() -> None:
     send = _transfer(pair)
     change = pair.receive(pair.a, send)
     assert isinstance(change, sc.ReceiveBalanceProof)
-    from dataclasses import replace
 
     reason = _rejected(pair, replace(change, sender=LocalSigner(MALLORY_KEY).address))  # type: ignore[arg-type]
     assert "not the channel partner" in reason
@@ -199,53 +208,58 @@ def test_closed_channel_refuses_payments() -> None:
 
 def test_with_proof_equals_dataclasses_replace() -> None:
     """The hot-path constructor must not drop a field (guards against added fields)."""
-    from dataclasses import replace
 
     pair = Pair()
     pair.pay(pair.a, 3)
     view = pair.views[pair.b]
     proof = BalanceProof(ChannelId(1), 9, TokenAmount(1), TokenAmount(0), b"\x00" * 32)  # type: ignore[arg-type]
-    assert with_proof(view, proof, ours=True) == replace(view, our=replace(view.our, balance_proof=proof))
+    assert with_proof(view, proof, ours=True) == replace(
+        view, our=replace(view.our, balance_proof=proof)
+    )
     assert with_proof(view, proof, ours=False) == replace(
         view, partner=replace(view.partner, balance_proof=proof)
     )
 
 
 def test_direct_payment_core_cost_budget() -> None:
-    """Payer + payee core cost (signature recovery excluded) stays well inside budget.
+    """Payer + payee core cost, signature recovery excluded, stays inside budget.
 
-    The budget is <10 µs a side on a developer machine; the assertion allows 5x for slow CI.
+    The budget is < 10 µs a side on a quiet developer machine (measured ~8 µs each); the recovery
+    is timed on its own over the same signatures and subtracted. Best of 3 rounds, and the
+    assertion allows 5x for loaded CI machines.
     """
-    from channels.core import channel as channel_module
+    from channels.codec.ecdsa import recover_signer
+    from channels.core.channel import channel_transition
 
-    pair = Pair(deposit_a=10**12)
-    n = 2000
-    alice, bob = pair.views[pair.a], pair.views[pair.b]
-    ctx_a, ctx_b = pair.ctx(pair.a), pair.ctx(pair.b)
-    action = sc.ActionTransfer(CHANNEL_ID, TokenAmount(1), PaymentId(1))
-    changes = []
-    start = time.perf_counter()
-    for _ in range(n):
-        result = channel_module.channel_transition(alice, action, ctx_a)
-        alice = result.new_state
-        changes.append(result.events[0])
-    payer = (time.perf_counter() - start) / n
-    received = [
-        sc.ReceiveBalanceProof(
-            pair.a,
-            BalanceProof(**{**_fields(e.balance_proof), "signature": b"\x00" * 65}),  # type: ignore[union-attr,arg-type]
-            PaymentId(1),
-        )
-        for e in changes
-    ]
-    original = channel_module._recovers_to
-    channel_module._recovers_to = lambda digest, signature, expected: None  # type: ignore[assignment]
-    try:
+    n = 500
+    payer_best = payee_best = float("inf")
+    for _ in range(3):
+        pair = Pair(deposit_a=10**12)
+        alice, bob = pair.views[pair.a], pair.views[pair.b]
+        ctx_a, ctx_b = pair.ctx(pair.a), pair.ctx(pair.b)
+        action = sc.ActionTransfer(CHANNEL_ID, TokenAmount(1), PaymentId(1))
+        sends: list[ev.SendBalanceProof] = []
+        start = time.perf_counter()
+        for _ in range(n):
+            result = channel_transition(alice, action, ctx_a)
+            alice = result.new_state
+            sends.append(result.events[0])  # type: ignore[arg-type]
+        payer_best = min(payer_best, (time.perf_counter() - start) / n)
+        received = [
+            sc.ReceiveBalanceProof(
+                pair.a,
+                replace(e.balance_proof, signature=pair.alice.sign_digest(e.digest)),
+                PaymentId(1),
+            )
+            for e in sends
+        ]
         start = time.perf_counter()
         for change in received:
-            bob = channel_module.channel_transition(bob, change, ctx_b).new_state
-        payee = (time.perf_counter() - start) / n
-    finally:
-        channel_module._recovers_to = original
-    assert bob.partner.balance_proof.transferred == n
-    assert payer < 50e-6 and payee < 50e-6, (payer, payee)
+            recover_signer(change.balance_proof.digest(DOMAIN), change.balance_proof.signature)
+        recovery = time.perf_counter() - start
+        start = time.perf_counter()
+        for change in received:
+            bob = channel_transition(bob, change, ctx_b).new_state
+        payee_best = min(payee_best, (time.perf_counter() - start - recovery) / n)
+        assert bob.partner.balance_proof.transferred == n
+    assert payer_best < 50e-6 and payee_best < 50e-6, (payer_best, payee_best)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from core_pair import CHANNEL_ID, Pair, invalid_reasons
 
 from channels.codec.eip712 import secrethash_of
 from channels.core import events as ev
@@ -20,13 +21,14 @@ from channels.core.types import (
     SecretHash,
     TokenAmount,
 )
-from core_pair import CHANNEL_ID, Pair, invalid_reasons
 
 SECRET = Secret(b"\x42" * 32)
 SECRETHASH = SecretHash(secrethash_of(SECRET))
 
 
-def _lock_action(pair: Pair, amount: int = 10, expiration: int = 120, secret: bytes = SECRET) -> sc.ActionLockedTransfer:
+def _lock_action(
+    pair: Pair, amount: int = 10, expiration: int = 120, secret: bytes = SECRET
+) -> sc.ActionLockedTransfer:
     return sc.ActionLockedTransfer(
         CHANNEL_ID,
         TokenAmount(amount),
@@ -96,12 +98,16 @@ def test_receiver_registers_secret_near_expiry_then_sender_unlocks() -> None:
     pair = Pair()
     pair.deliver(pair.a, _send_lock(pair, expiration=120))
     bob_view = pair.views[pair.b]
-    pair.views[pair.b] = replace(bob_view, secrets={SECRETHASH: SECRET})  # Bob knows, Alice is silent
+    pair.views[pair.b] = replace(
+        bob_view, secrets={SECRETHASH: SECRET}
+    )  # Bob knows, Alice is silent
     assert pair.new_block(114)[pair.b] == []
     events = pair.new_block(115)[pair.b]  # 120 - reveal_timeout(5)
     assert events == [ev.ContractSendSecretRegister(SECRET)]
     assert pair.new_block(116)[pair.b] == []  # asked once
-    chain = pair.chain(sc.ContractReceiveSecretRegistered(b"\x00" * 32, BlockNumber(117), SECRETHASH, SECRET))
+    chain = pair.chain(
+        sc.ContractReceiveSecretRegistered(b"\x00" * 32, BlockNumber(117), SECRETHASH, SECRET)
+    )
     unlock = next(e for e in chain[pair.a] if isinstance(e, ev.SendUnlock))
     received = pair.deliver(pair.a, unlock)
     assert ev.EventUnlockReceived(CHANNEL_ID, pair.a, SECRETHASH, TokenAmount(10)) in received
@@ -145,7 +151,9 @@ def test_duplicate_secrethash_is_refused_by_sender() -> None:
     pair = Pair()
     _send_lock(pair)
     events = pair.step(pair.a, _lock_action(pair))
-    assert isinstance(events[0], ev.EventPaymentSendFailed) and "already pending" in events[0].reason
+    assert (
+        isinstance(events[0], ev.EventPaymentSendFailed) and "already pending" in events[0].reason
+    )
 
 
 def test_max_pending_locks_cap() -> None:
@@ -159,7 +167,9 @@ def test_max_pending_locks_cap() -> None:
         tree, used = tree.insert(lock.leaf)
         locks[used] = lock
         slot_of[lock.secrethash] = used
-    proof = replace(view.our.balance_proof, locked=TokenAmount(MAX_PENDING_LOCKS), locks_root=tree.root)
+    proof = replace(
+        view.our.balance_proof, locked=TokenAmount(MAX_PENDING_LOCKS), locks_root=tree.root
+    )
     pair.views[pair.a] = replace(
         view, our=replace(view.our, locks=locks, slot_of=slot_of, tree=tree, balance_proof=proof)
     )
@@ -202,7 +212,10 @@ def test_lock_expired_too_early_or_after_registration_is_rejected() -> None:
     change = pair.receive(pair.a, expired)
     assert "not expired yet" in _bob_rejects(pair, change, ev.EventInvalidReceivedLockExpired)
     # the secret was registered on chain in time: the lock is Bob's, no expiry
-    pair.step(pair.b, sc.ContractReceiveSecretRegistered(b"\x00" * 32, BlockNumber(105), SECRETHASH, SECRET))
+    pair.step(
+        pair.b,
+        sc.ContractReceiveSecretRegistered(b"\x00" * 32, BlockNumber(105), SECRETHASH, SECRET),
+    )
     pair.block = 113
     assert "registered on chain" in _bob_rejects(pair, change, ev.EventInvalidReceivedLockExpired)
 
@@ -217,5 +230,10 @@ def test_secret_reveal_for_unknown_lock_is_invalid() -> None:
 
 def test_secret_request_passes_through() -> None:
     pair = Pair()
-    events = pair.send(pair.b, sc.ActionRequestSecret(CHANNEL_ID, PaymentId(3), SECRETHASH, TokenAmount(10)))
-    assert ev.EventSecretRequested(CHANNEL_ID, pair.b, PaymentId(3), SECRETHASH, TokenAmount(10)) in events
+    events = pair.send(
+        pair.b, sc.ActionRequestSecret(CHANNEL_ID, PaymentId(3), SECRETHASH, TokenAmount(10))
+    )
+    assert (
+        ev.EventSecretRequested(CHANNEL_ID, pair.b, PaymentId(3), SECRETHASH, TokenAmount(10))
+        in events
+    )

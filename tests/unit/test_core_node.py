@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from core_pair import DOMAIN
+
 from channels.core import events as ev
 from channels.core import state_changes as sc
 from channels.core.node import node_transition
@@ -13,7 +15,6 @@ from channels.core.types import (
     PaymentId,
     TokenAmount,
 )
-from core_pair import DOMAIN
 
 US = Address(b"\x01" * 20)
 THEM = Address(b"\x02" * 20)
@@ -38,8 +39,12 @@ def test_opened_creates_our_channel_only() -> None:
         TX, BlockNumber(11), ChannelId(4), THEM, Address(b"\x03" * 20), 50
     )
     assert node_transition(node, stranger).new_state is node
-    assert node_transition(node, sc.ContractReceiveChannelOpened(
-        TX, BlockNumber(11), ChannelId(3), US, THEM, 50)).new_state is node
+    assert (
+        node_transition(
+            node, sc.ContractReceiveChannelOpened(TX, BlockNumber(11), ChannelId(3), US, THEM, 50)
+        ).new_state
+        is node
+    )
 
 
 def test_transfer_routes_to_its_channel() -> None:
@@ -64,4 +69,6 @@ def test_block_advances_and_fans_out() -> None:
     node = _node_with_channel()
     result = node_transition(node, sc.Block(BlockNumber(11)))
     assert result.new_state.block_number == 11
-    assert node_transition(result.new_state, sc.Block(BlockNumber(11))).new_state is result.new_state
+    assert (
+        node_transition(result.new_state, sc.Block(BlockNumber(11))).new_state is result.new_state
+    )

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from core_pair import Pair
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from channels.core.channel import cooperative_close_balances
 from channels.core.settlement import Settlement, settle_amounts
-from core_pair import Pair
 
 amounts = st.integers(min_value=0, max_value=10**9)
 

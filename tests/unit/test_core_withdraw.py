@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from core_pair import CHANNEL_ID, DOMAIN, MALLORY_KEY, Pair, invalid_reasons
+
 from channels.codec.ecdsa import recover_signer
 from channels.codec.eip712 import withdraw_digest
 from channels.core import events as ev
@@ -11,11 +13,12 @@ from channels.core import state_changes as sc
 from channels.core.channel import get_capacity
 from channels.core.types import BlockNumber, Signature, TokenAmount
 from channels.signer import LocalSigner
-from core_pair import CHANNEL_ID, DOMAIN, MALLORY_KEY, Pair, invalid_reasons
 
 
 def _request(pair: Pair, total: int = 300, expiry: int = 150) -> ev.SendWithdrawRequest:
-    events = pair.step(pair.a, sc.ActionWithdraw(CHANNEL_ID, TokenAmount(total), BlockNumber(expiry)))
+    events = pair.step(
+        pair.a, sc.ActionWithdraw(CHANNEL_ID, TokenAmount(total), BlockNumber(expiry))
+    )
     assert isinstance(events[0], ev.SendWithdrawRequest), events
     return events[0]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import msgspec
 import pytest
+from core_pair import CHANNEL_ID, Pair
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -12,7 +13,6 @@ from channels.codec.eip712 import secrethash_of
 from channels.core import events as ev
 from channels.core import state_changes as sc
 from channels.core.types import UINT96_MAX, BlockNumber, PaymentId, Secret, SecretHash, TokenAmount
-from core_pair import CHANNEL_ID, Pair
 
 SIG = b"\x01" * 65
 
@@ -51,7 +51,9 @@ def test_roundtrip_and_batch() -> None:
     ],
 )
 def test_bad_fields_raise_wire_error_naming_them(field: str, value: object, expected: str) -> None:
-    raw = msgspec.msgpack.encode({**msgspec.structs.asdict(_direct()), "type": "DirectTransfer", field: value})
+    raw = msgspec.msgpack.encode(
+        {**msgspec.structs.asdict(_direct()), "type": "DirectTransfer", field: value}
+    )
     with pytest.raises(wire.WireError, match=expected.replace("$", r"\$")):
         wire.decode(raw)
 
@@ -81,7 +83,9 @@ def test_garbage_unknown_tags_and_fields() -> None:
                 }
             )
         )
-    nested = msgspec.msgpack.encode({"type": "Batch", "messages": [{"type": "Batch", "messages": []}]})
+    nested = msgspec.msgpack.encode(
+        {"type": "Batch", "messages": [{"type": "Batch", "messages": []}]}
+    )
     with pytest.raises(wire.WireError):
         wire.decode(nested)
 
@@ -104,7 +108,11 @@ def test_every_send_event_converts_to_the_matching_receive() -> None:
     secret = Secret(b"\x05" * 32)
     secrethash = SecretHash(secrethash_of(secret))
     actions: list[tuple[bytes, sc.StateChange, type]] = [
-        (pair.a, sc.ActionTransfer(CHANNEL_ID, TokenAmount(3), PaymentId(1)), sc.ReceiveBalanceProof),
+        (
+            pair.a,
+            sc.ActionTransfer(CHANNEL_ID, TokenAmount(3), PaymentId(1)),
+            sc.ReceiveBalanceProof,
+        ),
         (
             pair.a,
             sc.ActionLockedTransfer(
@@ -118,7 +126,11 @@ def test_every_send_event_converts_to_the_matching_receive() -> None:
             sc.ActionRequestSecret(CHANNEL_ID, PaymentId(9), secrethash, TokenAmount(4)),
             sc.ReceiveSecretRequest,
         ),
-        (pair.a, sc.ActionWithdraw(CHANNEL_ID, TokenAmount(5), BlockNumber(150)), sc.ReceiveWithdrawRequest),
+        (
+            pair.a,
+            sc.ActionWithdraw(CHANNEL_ID, TokenAmount(5), BlockNumber(150)),
+            sc.ReceiveWithdrawRequest,
+        ),
     ]
     seen = set()
     closing = Pair()

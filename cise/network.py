@@ -1,0 +1,91 @@
+"""The network file: where a CISE network's node and contracts are, written by `cise chain`.
+
+JSON with the RPC URL, chain id, contract addresses, deployment block and challenge period, plus the
+dev accounts' keys on a dev network (those keys are public test keys, never real ones). Reading
+validates every field and names the bad one; it must never guess a missing value.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from channels.chain.deploy import Deployment
+from channels.core.types import Address, BlockNumber, parse_address, to_checksum
+
+
+class NetworkFileError(ValueError):
+    """The network file is missing, unreadable or has a bad field."""
+
+
+@dataclass(frozen=True, slots=True)
+class Network:
+    rpc_url: str
+    deployment: Deployment
+    dev_keys: tuple[bytes, ...]
+
+    def to_json(self) -> str:
+        d = self.deployment
+        return json.dumps(
+            {
+                "rpc_url": self.rpc_url,
+                "chain_id": d.chain_id,
+                "token": to_checksum(d.token),
+                "channel_manager": to_checksum(d.manager),
+                "deployment_block": d.block_number,
+                "settle_timeout": d.settle_timeout,
+                "dev_private_keys": ["0x" + key.hex() for key in self.dev_keys],
+            },
+            indent=2,
+        )
+
+
+def _field(raw: dict[str, Any], name: str, kind: type) -> Any:
+    if name not in raw:
+        raise NetworkFileError(f"network file has no {name!r}")
+    value = raw[name]
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise NetworkFileError(f"network file field {name!r} must be a {kind.__name__}")
+    return value
+
+
+def _key(text: object, index: int) -> bytes:
+    if not isinstance(text, str) or not text.startswith("0x") or len(text) != 66:
+        raise NetworkFileError(f"dev_private_keys[{index}] is not a 32-byte 0x-hex key")
+    try:
+        return bytes.fromhex(text[2:])
+    except ValueError:
+        raise NetworkFileError(f"dev_private_keys[{index}] is not hex") from None
+
+
+def load_network(path: Path) -> Network:
+    """Read and validate a network file."""
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise NetworkFileError(f"no network file at {path} (start one with `cise chain`)") from None
+    except (OSError, ValueError) as exc:
+        raise NetworkFileError(f"cannot read network file {path}: {exc}") from None
+    if not isinstance(raw, dict):
+        raise NetworkFileError(f"network file {path} is not a JSON object")
+    try:
+        token = parse_address(_field(raw, "token", str))
+        manager = parse_address(_field(raw, "channel_manager", str))
+    except ValueError as exc:
+        raise NetworkFileError(f"network file: {exc}") from None
+    rpc_url = _field(raw, "rpc_url", str)
+    if not rpc_url.startswith(("http://", "https://")):
+        raise NetworkFileError(f"rpc_url must be an http(s) URL, got {rpc_url!r}")
+    keys = raw.get("dev_private_keys", [])
+    if not isinstance(keys, list):
+        raise NetworkFileError("dev_private_keys must be a list")
+    deployment = Deployment(
+        _field(raw, "chain_id", int),
+        Address(token),
+        Address(manager),
+        BlockNumber(_field(raw, "deployment_block", int)),
+        _field(raw, "settle_timeout", int),
+    )
+    return Network(rpc_url, deployment, tuple(_key(k, i) for i, k in enumerate(keys)))
