@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 import trio.testing
 
+from channels.ports import Clock, Store, Transport, TrioClock
 from channels.signer import LocalSigner
 from channels.store import DEFAULT_SNAPSHOT_INTERVAL, RecordCodec, SqliteStore
 from channels.transport import (
@@ -26,6 +27,7 @@ from channels.transport import (
     ConnectionClosedError,
     Handler,
     MessageCodec,
+    TcpTransport,
     handle_stream,
     open_stream_connection,
 )
@@ -157,3 +159,19 @@ class MemoryTransport:
             on_connection=self.on_connection,
             max_frame_size=self.max_frame_size,
         )
+
+
+if TYPE_CHECKING:  # mypy proves each real and fake implementation fits its port
+
+    def _fits_ports(
+        sqlite_store: SqliteStore,
+        memory_store: MemoryStore,
+        tcp: TcpTransport,
+        memory: MemoryTransport,
+        trio_clock: TrioClock,
+        fake_clock: FakeClock,
+    ) -> None:
+        stores: list[Store] = [sqlite_store, memory_store]
+        transports: list[Transport] = [tcp, memory]
+        clocks: list[Clock] = [trio_clock, fake_clock]
+        del stores, transports, clocks

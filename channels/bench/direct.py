@@ -315,6 +315,7 @@ def run_once(
     package_root = str(Path(__file__).resolve().parents[2])
     python_path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": python_path}
+    load_before = os.getloadavg()[0]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
     try:
         port = _wait_for_port(process, timeout=30)
@@ -345,6 +346,7 @@ def run_once(
         "synchronous": "FULL",
         "payer_cpu_us": round(payer_cpu / payments * 1e6, 1),
         "cpu_count": os.cpu_count(),
+        "load_average_1m": round(load_before, 2),  # other work on the machine skews the figures
     }
     if payee_cpu_before is not None and payee_cpu_after is not None:
         result["payee_cpu_us"] = round((payee_cpu_after - payee_cpu_before) / payments * 1e6, 1)

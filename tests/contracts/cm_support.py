@@ -1,8 +1,8 @@
 """Support for the contract tests: the deployed chain, signing helpers, revert assertions.
 
-EIP-712 signing goes through eth_account's `encode_typed_data` (an implementation independent of
-channels.codec.eip712, so the contract is checked against a second opinion); the locks tree comes
-from `locktree_reference`.
+Digests come from channels.codec.eip712 and recovery from channels.codec.ecdsa (one place per
+concept; test_eip712_digests.py also checks them against eth_account's `encode_typed_data`); keys sign
+digests through eth_account. Locks trees come from channels.core.locktree.
 """
 
 from __future__ import annotations
@@ -18,15 +18,17 @@ from typing import Any
 import pytest
 from eth_abi import encode
 from eth_account import Account
-from eth_account.messages import encode_typed_data
-from eth_keys import keys
 from eth_tester import EthereumTester, PyEVMBackend
 from eth_tester.backends.pyevm.main import get_default_account_keys
 from eth_tester.exceptions import TransactionFailed
-from eth_utils import keccak, to_canonical_address
+from eth_utils import keccak, to_canonical_address, to_checksum_address
 from web3 import Web3
 from web3.logs import DISCARD
 from web3.providers.eth_tester import EthereumTesterProvider
+
+from channels.codec import eip712
+from channels.codec.ecdsa import recover_signer
+from channels.codec.eip712 import Domain
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 PACKAGE_ARTIFACTS = REPO / "channels" / "contracts"
@@ -38,49 +40,7 @@ ALLOWANCE = 10**11  # finite, as a real wallet would approve
 UINT96_MAX = 2**96 - 1
 UINT64_MAX = 2**64 - 1
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
-
-EIP712_DOMAIN = [
-    {"name": "name", "type": "string"},
-    {"name": "version", "type": "string"},
-    {"name": "chainId", "type": "uint256"},
-    {"name": "verifyingContract", "type": "address"},
-]
-TYPES: dict[str, list[dict[str, str]]] = {
-    "BalanceProof": [
-        {"name": "channelId", "type": "uint256"},
-        {"name": "nonce", "type": "uint256"},
-        {"name": "transferredAmount", "type": "uint256"},
-        {"name": "lockedAmount", "type": "uint256"},
-        {"name": "locksRoot", "type": "bytes32"},
-    ],
-    "Lock": [
-        {"name": "amount", "type": "uint256"},
-        {"name": "expiration", "type": "uint256"},
-        {"name": "secrethash", "type": "bytes32"},
-    ],
-    "Withdraw": [
-        {"name": "channelId", "type": "uint256"},
-        {"name": "participant", "type": "address"},
-        {"name": "totalWithdraw", "type": "uint256"},
-        {"name": "expiry", "type": "uint256"},
-    ],
-    "CooperativeClose": [
-        {"name": "channelId", "type": "uint256"},
-        {"name": "balance1", "type": "uint256"},
-        {"name": "balance2", "type": "uint256"},
-    ],
-    "MonitorRequest": [
-        {"name": "channelId", "type": "uint256"},
-        {"name": "balanceProofHash", "type": "bytes32"},
-        {"name": "reward", "type": "uint256"},
-        {"name": "watchtower", "type": "address"},
-    ],
-    "SettlementBatch": [
-        {"name": "itemsHash", "type": "bytes32"},
-        {"name": "expiry", "type": "uint256"},
-    ],
-}
-
+ZERO = b"\0" * 32
 
 def load_artifact(name: str) -> dict[str, Any]:
     for folder in (PACKAGE_ARTIFACTS, TEST_ARTIFACTS):
@@ -93,55 +53,17 @@ def load_artifact(name: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------- EIP-712
 
 
-@dataclass(frozen=True)
-class Domain:
-    chain_id: int
-    verifying_contract: str
+def sign(key: bytes, digest_: bytes) -> bytes:
+    """65-byte r‖s‖v (v = 27/28, low s) signature of an EIP-712 digest."""
+    return bytes(Account.unsafe_sign_hash(digest_, private_key=key).signature)
 
 
-def typed(domain: Domain, primary: str, message: dict[str, Any]):
-    return encode_typed_data(
-        full_message={
-            "types": {"EIP712Domain": EIP712_DOMAIN, primary: TYPES[primary]},
-            "primaryType": primary,
-            "domain": {
-                "name": "CISE",
-                "version": "1",
-                "chainId": domain.chain_id,
-                "verifyingContract": domain.verifying_contract,
-            },
-            "message": message,
-        }
-    )
+def proof_hash(channel_id: int, nonce: int, transferred: int, locked: int = 0, locks_root: bytes = ZERO) -> bytes:
+    return eip712.balance_proof_struct_hash(channel_id, nonce, transferred, locked, locks_root)
 
 
-def digest(domain: Domain, primary: str, message: dict[str, Any]) -> bytes:
-    signable = typed(domain, primary, message)
-    return keccak(b"\x19" + signable.version + signable.header + signable.body)
-
-
-def struct_hash(primary: str, message: dict[str, Any]) -> bytes:
-    # The body of an EIP-712 signable message is hashStruct(message); the domain does not matter.
-    return bytes(typed(Domain(1, "0x" + "00" * 20), primary, message).body)
-
-
-def sign(key: bytes, domain: Domain, primary: str, message: dict[str, Any]) -> bytes:
-    signed = Account.sign_message(typed(domain, primary, message), private_key=key)
-    return bytes(signed.signature)
-
-
-def balance_proof(channel_id, nonce, transferred, locked, locks_root) -> dict[str, Any]:
-    return {
-        "channelId": channel_id,
-        "nonce": nonce,
-        "transferredAmount": transferred,
-        "lockedAmount": locked,
-        "locksRoot": locks_root,
-    }
-
-
-def lock_hash(amount: int, expiration: int, secrethash: bytes) -> bytes:
-    return struct_hash("Lock", {"amount": amount, "expiration": expiration, "secrethash": secrethash})
+def raw(address: str) -> bytes:
+    return to_canonical_address(address)
 
 
 def high_s(signature: bytes) -> bytes:
@@ -152,9 +74,7 @@ def high_s(signature: bytes) -> bytes:
 
 def recover(digest_: bytes, signature: bytes) -> str:
     """The address `ecrecover` gives for a (well-formed) signature of `digest_`."""
-    r, s, v = signature[:32], signature[32:64], signature[64]
-    sig = keys.Signature(vrs=(v - 27, int.from_bytes(r, "big"), int.from_bytes(s, "big")))
-    return sig.recover_public_key_from_msg_hash(digest_).to_checksum_address()
+    return to_checksum_address(recover_signer(digest_, signature))
 
 
 def with_v(signature: bytes, v: int) -> bytes:
@@ -207,7 +127,14 @@ class Chain:
 
     @property
     def domain(self) -> Domain:
-        return Domain(self.w3.eth.chain_id, self.cm.address)
+        return Domain(self.w3.eth.chain_id, raw(self.cm.address))
+
+    def other_domains(self) -> dict[str, Domain]:
+        """Domains a signature must not cross: another chain, another contract."""
+        return {
+            "chain": Domain(self.w3.eth.chain_id + 1, raw(self.cm.address)),
+            "contract": Domain(self.w3.eth.chain_id, raw(self.harness.address)),
+        }
 
     @property
     def block(self) -> int:
@@ -264,36 +191,25 @@ class Chain:
         nonce: int,
         transferred: int,
         locked: int = 0,
-        locks_root: bytes = b"\0" * 32,
+        locks_root: bytes = ZERO,
         domain: Domain | None = None,
     ) -> bytes:
-        message = balance_proof(channel_id, nonce, transferred, locked, locks_root)
-        return sign(signer.key, domain or self.domain, "BalanceProof", message)
+        digest_ = eip712.balance_proof_digest(domain or self.domain, channel_id, nonce, transferred, locked, locks_root)
+        return sign(signer.key, digest_)
 
     def sign_withdraw(self, signer: Actor, channel_id, participant: Actor, total, expiry, domain=None):
-        message = {
-            "channelId": channel_id,
-            "participant": participant.address,
-            "totalWithdraw": total,
-            "expiry": expiry,
-        }
-        return sign(signer.key, domain or self.domain, "Withdraw", message)
+        digest_ = eip712.withdraw_digest(domain or self.domain, channel_id, raw(participant.address), total, expiry)
+        return sign(signer.key, digest_)
 
     def sign_coop(self, signer: Actor, channel_id, balance1, balance2, domain=None) -> bytes:
-        message = {"channelId": channel_id, "balance1": balance1, "balance2": balance2}
-        return sign(signer.key, domain or self.domain, "CooperativeClose", message)
+        return sign(signer.key, eip712.cooperative_close_digest(domain or self.domain, channel_id, balance1, balance2))
 
-    def sign_monitor(self, signer: Actor, channel_id, proof_hash, reward, watchtower: str, domain=None):
-        message = {
-            "channelId": channel_id,
-            "balanceProofHash": proof_hash,
-            "reward": reward,
-            "watchtower": watchtower,
-        }
-        return sign(signer.key, domain or self.domain, "MonitorRequest", message)
+    def sign_monitor(self, signer: Actor, channel_id, proof_hash_, reward, watchtower: str, domain=None):
+        digest_ = eip712.monitor_request_digest(domain or self.domain, channel_id, proof_hash_, reward, raw(watchtower))
+        return sign(signer.key, digest_)
 
     def close(self, closer: Actor, partner: Actor, channel_id: int, nonce=0, transferred=0, locked=0,
-              locks_root=b"\0" * 32):
+              locks_root=ZERO):
         sig = self.sign_proof(partner, channel_id, nonce, transferred, locked, locks_root) if nonce else b""
         return self.tx(
             self.cm.functions.closeChannel(

@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from cm_support import Chain, deploy_chain  # noqa: E402
+from cm_support import Chain, deploy_chain
 
 
 @pytest.fixture(scope="session")

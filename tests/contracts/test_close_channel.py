@@ -1,8 +1,15 @@
 """ChannelManager.closeChannel: unilateral close with the partner's latest balance proof."""
 
 import pytest
+from cm_support import (
+    SETTLE_TIMEOUT,
+    UINT64_MAX,
+    UINT96_MAX,
+    high_s,
+    recover,
+)
 
-from cm_support import SETTLE_TIMEOUT, UINT64_MAX, UINT96_MAX, Domain, balance_proof, digest, high_s, recover
+from channels.codec import eip712
 
 ROOT = b"\x11" * 32
 ZERO = b"\0" * 32
@@ -89,14 +96,11 @@ def test_rejects_forged_proof(chain, pair, channel):
 @pytest.mark.parametrize("where", ["channel", "chain", "contract", "amount"])
 def test_rejects_proof_for_other_channel_domain_or_values(chain, pair, channel, where):
     p1, p2 = pair
-    domain = {
-        "chain": Domain(chain.domain.chain_id + 1, chain.cm.address),
-        "contract": Domain(chain.domain.chain_id, chain.harness.address),
-    }.get(where, chain.domain)
+    domain = chain.other_domains().get(where, chain.domain)
     signed_channel = channel + 1 if where == "channel" else channel
     signed_amount = 11 if where == "amount" else 10
     sig = chain.sign_proof(p2, signed_channel, 1, signed_amount, domain=domain)
-    real = digest(chain.domain, "BalanceProof", balance_proof(channel, 1, 10, 0, ZERO))
+    real = eip712.balance_proof_digest(chain.domain, channel, 1, 10, 0, ZERO)
     chain.assert_reverts(
         close_fn(chain, channel, p2, 1, 10, 0, ZERO, sig), p1,
         "ChannelManagerWrongSigner", p2.address, recover(real, sig),

@@ -1,9 +1,8 @@
 """Deployment of Token and ChannelManager, and the settle-timeout setter behind governance."""
 
 import pytest
-from eth_tester.exceptions import TransactionFailed
-
 from cm_support import error_data, load_artifact, revert_data
+from eth_tester.exceptions import TransactionFailed
 
 ZERO_ADDRESS = "0x" + "00" * 20
 

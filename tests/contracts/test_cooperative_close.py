@@ -1,8 +1,9 @@
 """ChannelManager.cooperativeClose: instant close with both participants' signatures."""
 
 import pytest
+from cm_support import high_s, recover
 
-from cm_support import Domain, digest, high_s, recover
+from channels.codec import eip712
 
 
 def coop(chain, channel_id, p1, p2, b1, b2, sig1=None, sig2=None):
@@ -82,7 +83,7 @@ def test_rejects_forged_signature(chain, pair, channel):
 def test_rejects_signature_of_other_balances(chain, pair, channel):
     p1, p2 = pair
     other = chain.sign_coop(p2, channel, 1500, 0)
-    real = digest(chain.domain, "CooperativeClose", {"channelId": channel, "balance1": 900, "balance2": 600})
+    real = eip712.cooperative_close_digest(chain.domain, channel, 900, 600)
     chain.assert_reverts(
         coop(chain, channel, p1, p2, 900, 600, sig2=other), p1,
         "ChannelManagerWrongSigner", p2.address, recover(real, other),
@@ -92,14 +93,10 @@ def test_rejects_signature_of_other_balances(chain, pair, channel):
 @pytest.mark.parametrize("where", ["channel", "chain", "contract"])
 def test_rejects_signature_for_another_domain_or_channel(chain, pair, channel, where):
     p1, p2 = pair
-    domain = {
-        "channel": chain.domain,
-        "chain": Domain(chain.domain.chain_id + 1, chain.cm.address),
-        "contract": Domain(chain.domain.chain_id, chain.harness.address),
-    }[where]
+    domain = chain.other_domains().get(where, chain.domain)
     signed_channel = channel + 1 if where == "channel" else channel
     sig = chain.sign_coop(p1, signed_channel, 900, 600, domain=domain)
-    real = digest(chain.domain, "CooperativeClose", {"channelId": channel, "balance1": 900, "balance2": 600})
+    real = eip712.cooperative_close_digest(chain.domain, channel, 900, 600)
     chain.assert_reverts(
         coop(chain, channel, p1, p2, 900, 600, sig1=sig), p1,
         "ChannelManagerWrongSigner", p1.address, recover(real, sig),

@@ -1,9 +1,8 @@
 """The contract's EIP-712 struct hashes and digests equal an independent implementation's."""
 
+from cm_support import Domain, balance_proof, digest, struct_hash, typed
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from cm_support import Domain, balance_proof, digest, struct_hash, typed
 
 u256 = st.integers(min_value=0, max_value=2**256 - 1)
 b32 = st.binary(min_size=32, max_size=32)

@@ -2,11 +2,10 @@
 
 import json
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 import locktree_reference as tree
 from cm_support import REPO
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 VECTORS = REPO / tree.VECTORS_PATH
 

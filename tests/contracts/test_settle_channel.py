@@ -1,7 +1,6 @@
 """ChannelManager.settleChannel: the settlement arithmetic of docs/protocol.md after the challenge period."""
 
 import pytest
-
 from cm_support import SETTLE_TIMEOUT
 
 ZERO = b"\0" * 32

@@ -2,11 +2,10 @@
 
 from dataclasses import dataclass
 
-import pytest
-from eth_utils import keccak
-
 import locktree_reference as tree
+import pytest
 from cm_support import SETTLE_TIMEOUT, lock_hash
+from eth_utils import keccak
 
 ZERO = b"\0" * 32
 

@@ -1,8 +1,14 @@
 """ChannelManager.updateBalanceProof: the non-closer submits the closer's latest proof."""
 
 import pytest
+from cm_support import (
+    UINT64_MAX,
+    UINT96_MAX,
+    high_s,
+    recover,
+)
 
-from cm_support import SETTLE_TIMEOUT, UINT64_MAX, UINT96_MAX, Domain, balance_proof, digest, high_s, recover
+from channels.codec import eip712
 
 ROOT = b"\x22" * 32
 ZERO = b"\0" * 32
@@ -93,12 +99,9 @@ def test_rejects_forged_proof(chain, pair, closed):
 @pytest.mark.parametrize("where", ["channel", "chain", "contract"])
 def test_rejects_proof_for_other_channel_or_domain(chain, pair, closed, where):
     p1, p2 = pair
-    domain = {
-        "chain": Domain(chain.domain.chain_id + 1, chain.cm.address),
-        "contract": Domain(chain.domain.chain_id, chain.harness.address),
-    }.get(where, chain.domain)
+    domain = chain.other_domains().get(where, chain.domain)
     sig = chain.sign_proof(p1, closed + 1 if where == "channel" else closed, 5, 1, domain=domain)
-    real = digest(chain.domain, "BalanceProof", balance_proof(closed, 5, 1, 0, ZERO))
+    real = eip712.balance_proof_digest(chain.domain, closed, 5, 1, 0, ZERO)
     chain.assert_reverts(
         update_fn(chain, closed, p1, 5, 1, sig=sig), p2, "ChannelManagerWrongSigner", p1.address, recover(real, sig)
     )

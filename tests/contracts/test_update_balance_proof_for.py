@@ -1,8 +1,15 @@
 """ChannelManager.updateBalanceProofFor: a watchtower submits the closer's proof for the non-closer."""
 
 import pytest
-
-from cm_support import SETTLE_TIMEOUT, UINT96_MAX, balance_proof, digest, high_s, recover, struct_hash
+from cm_support import (
+    SETTLE_TIMEOUT,
+    UINT96_MAX,
+    balance_proof,
+    digest,
+    high_s,
+    recover,
+    struct_hash,
+)
 
 ZERO = b"\0" * 32
 ANYONE = "0x" + "00" * 20
@@ -24,7 +31,7 @@ def tower(chain):
 def for_fn(chain, channel_id, closer, non_closer, nonce, transferred, reward, watchtower, *, closer_sig=None,
            monitor_sig=None, signed_reward=None):
     proof_sig = closer_sig or chain.sign_proof(closer, channel_id, nonce, transferred)
-    proof_hash = struct_hash("BalanceProof", balance_proof(channel_id, nonce, transferred, 0, ZERO))
+    bp_hash = proof_hash(channel_id, nonce, transferred)
     monitor_sig = monitor_sig or chain.sign_monitor(
         non_closer, channel_id, proof_hash, reward if signed_reward is None else signed_reward, watchtower
     )
@@ -72,40 +79,40 @@ def test_rejects_request_naming_another_watchtower(chain, pair, closed, tower):
     p1, p2 = pair
     other = chain.actors[4]
     fn = for_fn(chain, closed, p1, p2, 4, 300, 7, other.address)
-    proof_hash = struct_hash("BalanceProof", balance_proof(closed, 4, 300, 0, ZERO))
+    bp_hash = proof_hash(closed, 4, 300)
     monitor = {"channelId": closed, "balanceProofHash": proof_hash, "reward": 7, "watchtower": tower.address}
     sig = chain.sign_monitor(p2, closed, proof_hash, 7, other.address)
     chain.assert_reverts(
-        fn, tower, "ChannelManagerWrongSigner", p2.address, recover(digest(chain.domain, "MonitorRequest", monitor), sig)
+        fn, tower, "ChannelManagerWrongSigner", p2.address, recover(monitor_digest(chain, monitor), sig)
     )
 
 
 def test_rejects_request_for_another_proof(chain, pair, closed, tower):
     p1, p2 = pair
-    other_hash = struct_hash("BalanceProof", balance_proof(closed, 3, 200, 0, ZERO))
+    other_hash = proof_hash(closed, 3, 200)
     sig = chain.sign_monitor(p2, closed, other_hash, 7, tower.address)
-    proof_hash = struct_hash("BalanceProof", balance_proof(closed, 4, 300, 0, ZERO))
+    bp_hash = proof_hash(closed, 4, 300)
     monitor = {"channelId": closed, "balanceProofHash": proof_hash, "reward": 7, "watchtower": tower.address}
     chain.assert_reverts(
         for_fn(chain, closed, p1, p2, 4, 300, 7, tower.address, monitor_sig=sig), tower,
-        "ChannelManagerWrongSigner", p2.address, recover(digest(chain.domain, "MonitorRequest", monitor), sig),
+        "ChannelManagerWrongSigner", p2.address, recover(monitor_digest(chain, monitor), sig),
     )
 
 
 def test_rejects_inflated_reward(chain, pair, closed, tower):
     p1, p2 = pair
     fn = for_fn(chain, closed, p1, p2, 4, 300, 70, tower.address, signed_reward=7)
-    proof_hash = struct_hash("BalanceProof", balance_proof(closed, 4, 300, 0, ZERO))
+    bp_hash = proof_hash(closed, 4, 300)
     sig = chain.sign_monitor(p2, closed, proof_hash, 7, tower.address)
     monitor = {"channelId": closed, "balanceProofHash": proof_hash, "reward": 70, "watchtower": tower.address}
     chain.assert_reverts(
-        fn, tower, "ChannelManagerWrongSigner", p2.address, recover(digest(chain.domain, "MonitorRequest", monitor), sig)
+        fn, tower, "ChannelManagerWrongSigner", p2.address, recover(monitor_digest(chain, monitor), sig)
     )
 
 
 def test_rejects_request_signed_by_the_closer(chain, pair, closed, tower):
     p1, p2 = pair
-    proof_hash = struct_hash("BalanceProof", balance_proof(closed, 4, 300, 0, ZERO))
+    bp_hash = proof_hash(closed, 4, 300)
     sig = chain.sign_monitor(p1, closed, proof_hash, 7, tower.address)
     chain.assert_reverts(
         for_fn(chain, closed, p1, p2, 4, 300, 7, tower.address, monitor_sig=sig), tower,
@@ -115,7 +122,7 @@ def test_rejects_request_signed_by_the_closer(chain, pair, closed, tower):
 
 def test_rejects_high_s_request(chain, pair, closed, tower):
     p1, p2 = pair
-    proof_hash = struct_hash("BalanceProof", balance_proof(closed, 4, 300, 0, ZERO))
+    bp_hash = proof_hash(closed, 4, 300)
     sig = high_s(chain.sign_monitor(p2, closed, proof_hash, 7, tower.address))
     chain.assert_reverts(
         for_fn(chain, closed, p1, p2, 4, 300, 7, tower.address, monitor_sig=sig), tower,

@@ -1,8 +1,9 @@
 """ChannelManager.withdraw: co-signed withdraw while the channel stays open."""
 
 import pytest
+from cm_support import UINT96_MAX, high_s, raw, recover, with_v
 
-from cm_support import UINT96_MAX, Domain, digest, high_s, recover, with_v
+from channels.codec import eip712
 
 
 def submit(chain, channel_id, participant, partner, total, expiry, sig_a=None, sig_b=None):
@@ -128,18 +129,10 @@ def test_rejects_malformed_signature(chain, pair, channel, bad):
 def test_rejects_signature_for_another_domain_or_channel(chain, pair, channel, where):
     p1, p2 = pair
     expiry = chain.block + 10
-    domain = {
-        "channel": chain.domain,
-        "chain": Domain(chain.domain.chain_id + 1, chain.cm.address),
-        "contract": Domain(chain.domain.chain_id, chain.harness.address),
-    }[where]
+    domain = chain.other_domains().get(where, chain.domain)
     signed_channel = channel + 1 if where == "channel" else channel
     sig = chain.sign_withdraw(p2, signed_channel, p1, 10, expiry, domain=domain)
-    real = digest(
-        chain.domain,
-        "Withdraw",
-        {"channelId": channel, "participant": p1.address, "totalWithdraw": 10, "expiry": expiry},
-    )
+    real = eip712.withdraw_digest(chain.domain, channel, raw(p1.address), 10, expiry)
     chain.assert_reverts(
         submit(chain, channel, p1, p2, 10, expiry, sig_b=sig), p1,
         "ChannelManagerWrongSigner", p2.address, recover(real, sig),

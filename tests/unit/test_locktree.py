@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from channels.codec.eip712 import lock_hash
 from channels.codec.keccak import keccak
 from channels.core.locktree import (
     LOCKS_TREE_DEPTH,
@@ -117,19 +118,18 @@ def _hex(value: str) -> bytes:
     return bytes.fromhex(value.removeprefix("0x"))
 
 
-@pytest.mark.skipif(not VECTORS.exists(), reason="tests/vectors/locktree.json not written yet")
 def test_shared_vectors() -> None:
-    """Every vector case: leaves by slot -> root, and each listed proof (format kept tolerant)."""
+    """tests/vectors/locktree.json (also checked against the contract): leaves, roots, proofs."""
     data: Any = json.loads(VECTORS.read_text())
-    cases = data["cases"] if isinstance(data, dict) and "cases" in data else data
-    assert cases, "no vector cases"
-    for case in cases:
-        leaves = case["leaves"]
-        items = leaves.items() if isinstance(leaves, dict) else enumerate(leaves)
+    assert data["depth"] == LOCKS_TREE_DEPTH
+    assert data["trees"], "no vector trees"
+    for case in data["trees"]:
         tree = LockTree()
-        for slot, leaf in items:
-            if leaf and _hex(leaf) != ZERO:
-                tree = tree.insert_at(int(slot), _hex(leaf))
-        assert tree.root == _hex(case["root"]), case.get("name")
-        for slot, proof in (case.get("proofs") or {}).items():
-            assert tree.proof(int(slot)) == [_hex(p) for p in proof], case.get("name")
+        for lock in case["locks"]:
+            leaf = lock_hash(lock["amount"], lock["expiration"], _hex(lock["secrethash"]))
+            assert leaf == _hex(lock["leaf"]), case["name"]
+            tree = tree.insert_at(lock["slot"], leaf)
+        assert tree.root == _hex(case["root"]), case["name"]
+        for proof in case["proofs"]:
+            assert tree.leaf(proof["slot"]) == _hex(proof["leaf"]), case["name"]
+            assert tree.proof(proof["slot"]) == [_hex(h) for h in proof["siblings"]], case["name"]

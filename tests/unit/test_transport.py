@@ -12,7 +12,8 @@ import trio
 import trio.testing
 
 from channels.codec.keccak import keccak
-from channels.fakes import MemoryNetwork, MemoryTransport
+from channels.fakes import FakeClock, MemoryNetwork, MemoryTransport
+from channels.ports import TrioClock
 from channels.signer import LocalSigner
 from channels.transport import (
     AuthenticationError,
@@ -351,3 +352,16 @@ async def test_memory_transport_is_a_drop_in_fake() -> None:
                 await client_node.got_pongs.wait()
             nursery.cancel_scope.cancel()
     assert [p.n for p in client_node.pongs] == list(range(10))
+
+
+async def test_fake_clock_moves_only_when_told(autojump_clock: trio.abc.Clock) -> None:
+    clock = FakeClock(monotonic=5.0, wall=100.0)
+    await clock.sleep(2.5)
+    clock.advance(0.5)
+    assert (clock.monotonic(), clock.wall()) == (8.0, 103.0)
+    with pytest.raises(ValueError, match="never goes back"):
+        clock.advance(-1)
+    real = TrioClock()
+    before = real.monotonic()
+    await real.sleep(60)  # the autojump clock makes this instant
+    assert real.monotonic() - before == pytest.approx(60)

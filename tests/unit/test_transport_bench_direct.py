@@ -15,7 +15,7 @@ KEYS = {"payments_per_s", "p50_ms", "p99_ms", "crypto_limit_per_s", "ratio_to_li
 @pytest.mark.timeout(120)
 def test_short_run_acknowledges_everything_and_persists(tmp_path: Path) -> None:
     result = run_direct_bench(2000, amount=3, workdir=tmp_path, timeout=60, crypto_samples=200)
-    assert KEYS <= result.keys()
+    assert result.keys() >= KEYS
     assert result["acknowledged"] == 2000
     assert result["payments_per_s"] > 0
     assert 0 < result["p50_ms"] <= result["p99_ms"]

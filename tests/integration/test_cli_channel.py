@@ -1,0 +1,140 @@
+"""The `cise chain` + `cise channel` workflow between two accounts, messages carried as envelopes.
+
+A real anvil started by `cise chain` (in a thread, stopped at the end); every command runs through
+`cise.main.main` exactly as on a terminal. Bad input is rejected with a clear error and changes
+nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from channels.chain.nodes import dev_private_keys
+from channels.core.types import to_checksum
+from channels.signer import LocalSigner
+from cise.chain_cmd import run_chain
+from cise.main import main
+
+pytestmark = pytest.mark.node
+
+USER, MACHINE = 1, 2
+MACHINE_ADDRESS = to_checksum(LocalSigner(dev_private_keys()[MACHINE]).address)
+
+
+@pytest.fixture
+def network(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "network.json"
+    stop = threading.Event()
+    thread = threading.Thread(target=run_chain, args=(0, str(path), stop), daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not path.exists():
+            assert thread.is_alive(), "cise chain died"
+            assert time.monotonic() < deadline, "cise chain did not write its network file"
+            time.sleep(0.1)
+        yield path
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+        assert not thread.is_alive()
+
+
+class Cli:
+    def __init__(self, network: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        self.network, self.data_dir, self.capsys = network, data_dir, capsys
+
+    def __call__(self, account: int, *argv: str) -> tuple[int, str, str]:
+        self.capsys.readouterr()
+        code = main(
+            ["channel", "--network", str(self.network), "--account", str(account),
+             "--data-dir", str(self.data_dir), *argv]
+        )  # fmt: skip
+        out, err = self.capsys.readouterr()
+        return code, out, err
+
+    def deliver(self, account: int, envelopes: str, tmp: Path) -> tuple[int, str, str]:
+        file = tmp / f"envelopes-{time.monotonic_ns()}.jsonl"
+        file.write_text(envelopes)
+        return self(account, "receive", str(file))
+
+
+def _status(cli: Cli, account: int) -> str:
+    code, out, _ = cli(account, "status")
+    assert code == 0
+    return out
+
+
+def test_pay_withdraw_and_close_cooperatively(
+    network: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cli = Cli(network, tmp_path / "data", capsys)
+    code, out, err = cli(USER, "open", MACHINE_ADDRESS, "--deposit", "10")
+    assert (code, out.strip()) == (0, "opened channel 1"), err
+
+    code, envelope, err = cli(USER, "pay", "1", "0.004321")
+    assert code == 0, err
+    assert json.loads(envelope)["to"] == MACHINE_ADDRESS
+    assert cli.deliver(MACHINE, envelope, tmp_path)[0] == 0
+    assert "yours 0.004321 €" in _status(cli, MACHINE)
+
+    # the same envelope again: a replayed proof is rejected and changes nothing
+    code, _, err = cli.deliver(MACHINE, envelope, tmp_path)
+    assert code == 1 and "nonce" in err
+    assert "yours 0.004321 €" in _status(cli, MACHINE)
+
+    # a tampered amount no longer matches the signature
+    tampered = json.loads(envelope)
+    payload = bytearray(bytes.fromhex(tampered["payload"]))
+    index = payload.index(bytes.fromhex("10e1"))  # 4321 as two big-endian bytes
+    payload[index + 1] ^= 0x01
+    tampered["payload"] = payload.hex()
+    code, _, err = cli.deliver(MACHINE, json.dumps(tampered), tmp_path)
+    assert code == 1 and "rejected" in err
+
+    code, request, err = cli(MACHINE, "withdraw", "1", "0.004")
+    assert code == 0, err
+    code, confirmation, err = cli.deliver(USER, request, tmp_path)
+    assert code == 0, err
+    assert cli.deliver(MACHINE, confirmation, tmp_path)[0] == 0
+    assert "internal balance 0.004000 €" in _status(cli, MACHINE)
+
+    code, proposal, err = cli(USER, "close", "1", "--cooperative")
+    assert code == 0, err
+    code, confirmation, err = cli.deliver(MACHINE, proposal, tmp_path)
+    assert code == 0, err
+    assert cli.deliver(USER, confirmation, tmp_path)[0] == 0
+    assert "settled" in _status(cli, USER)
+    assert "internal balance 9.995679 €" in _status(cli, USER)
+
+
+def test_bad_input_is_rejected_with_a_clear_error(
+    network: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cli = Cli(network, tmp_path / "data", capsys)
+    assert cli(USER, "open", MACHINE_ADDRESS, "--deposit", "5")[0] == 0
+    cases = [
+        (("pay", "1", "1.5x"), "not an amount"),
+        (("pay", "1", "0.0000001"), "more than 6 decimals"),
+        (("pay", "1", "-1"), "non-negative"),
+        (("pay", "7", "1"), "no channel 7"),
+        (("pay", "1", "6"), "rejected"),  # more than the deposit
+        (("open", "0x1234", "--deposit", "1"), "not an address"),
+        (("settle", "1"), "not closed"),
+    ]
+    for argv, message in cases:
+        code, out, err = cli(USER, *argv)
+        assert code != 0, argv
+        assert message in err, (argv, err)
+        assert out == "", argv
+    assert "nonces sent 0" in _status(cli, USER)
+    code, _, err = cli.deliver(USER, '{"from": "0x00", "to": "x"}', tmp_path)
+    assert code == 2 and "not a message envelope" in err
+    code, _, err = cli(99, "status")
+    assert code == 2 and "--account 99" in err

@@ -1,0 +1,41 @@
+"""`cise demo` runs to the end with conserved totals, embedded and against anvil and ganache."""
+
+from __future__ import annotations
+
+import pytest
+
+from channels.chain.nodes import LocalNode
+from cise.demo import cycle_price, euro, run_demo
+from cise.main import main
+
+
+def test_demo_on_embedded_chain(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_demo(cycles=60, progress=False) == 0
+    out = capsys.readouterr().out
+    assert "conservation check passed" in out
+    assert "machine submitted the user's proof" in out
+
+
+@pytest.mark.node
+@pytest.mark.parametrize("kind", ["anvil", "ganache"])
+def test_demo_against_a_node(
+    kind: str, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
+) -> None:
+    node: LocalNode = request.getfixturevalue(f"{kind}_node")
+    assert main(["demo", "--rpc", node.url, "--cycles", "30", "--no-progress"]) == 0
+    assert "conservation check passed" in capsys.readouterr().out
+
+
+def test_prices_are_sub_cent_and_euros_exact() -> None:
+    prices = [cycle_price(i) for i in range(1000)]
+    assert min(prices) >= 2_500 and max(prices) < 10_000  # < €0.01
+    assert euro(1) == "€0.000001"
+    assert euro(123_456_789) == "€123.456789"
+
+
+@pytest.mark.parametrize("argv", [["demo", "--cycles", "0"], ["demo", "--cycles", "x"]])
+def test_demo_rejects_bad_arguments(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert "--cycles" in capsys.readouterr().err
