@@ -48,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     direct = bench_sub.add_parser("direct", help="direct payments between two processes")
     direct.add_argument("--json", action="store_true", help="JSON only (the default output)")
     direct.add_argument("--payments", type=_positive_int, default=100_000)
-    direct.add_argument("--in-flight", type=_positive_int, default=256)
+    direct.add_argument("--in-flight", type=_positive_int, default=256, help="at most 256")
+    direct.add_argument("--runs", type=_positive_int, default=3, help="median of this many runs")
     gas = bench_sub.add_parser("gas", help="gas per contract operation on the embedded chain")
     gas.add_argument("--json", action="store_true", help="JSON only (the default output)")
     return parser

@@ -4,9 +4,11 @@ Steady state = the manager already holds tokens and has a channel counter > 0 (d
 the opener approved a finite allowance, and the internal balances credited are already non-zero.
 """
 
-import locktree_reference as tree
-from cm_support import SETTLE_TIMEOUT, lock_hash
+from cm_support import SETTLE_TIMEOUT
 from eth_utils import keccak
+
+from channels.codec.eip712 import lock_hash
+from channels.core.locktree import LockTree
 
 OPEN_WITH_DEPOSIT_MAX = 75_000
 COOPERATIVE_CLOSE_MAX = 50_000
@@ -50,9 +52,9 @@ def test_gas_per_operation(chain, pair):
     channel_id = chain.open(p1, p2, AMOUNT)
     secret = b"\x5e" * 32
     expiration = chain.block + 1000
-    leaves = {0: lock_hash(500, expiration, keccak(secret))}
+    tree, slot = LockTree().insert(lock_hash(500, expiration, keccak(secret)))
     gas["close"] = chain.close(p2, p1, channel_id, nonce=9, transferred=7000, locked=500,
-                               locks_root=tree.root(leaves)).gasUsed
+                               locks_root=tree.root).gasUsed
     sig = chain.sign_proof(p2, channel_id, 4, 2000)
     gas["update"] = chain.tx(cm.updateBalanceProof(channel_id, p2.address, 4, 2000, 0, b"\0" * 32, sig), p1).gasUsed
     gas["register_secret"] = chain.tx(cm.registerSecret(secret), p2).gasUsed
@@ -60,7 +62,7 @@ def test_gas_per_operation(chain, pair):
     gas["settle"] = chain.settle(channel_id, p1, p2).gasUsed
     lock = (500, expiration, keccak(secret))
     gas["unlock"] = chain.tx(
-        cm.unlock(channel_id, p1.address, p2.address, lock, 0, tree.proof(leaves, 0)), p2
+        cm.unlock(channel_id, p1.address, p2.address, lock, slot, tree.proof(slot)), p2
     ).gasUsed
 
     print("\ngas per operation (tx gasUsed):")

@@ -2,10 +2,12 @@
 
 from dataclasses import dataclass
 
-import locktree_reference as tree
 import pytest
-from cm_support import SETTLE_TIMEOUT, lock_hash
+from cm_support import SETTLE_TIMEOUT
 from eth_utils import keccak
+
+from channels.codec.eip712 import lock_hash
+from channels.core.locktree import LockTree, root_from_proof
 
 ZERO = b"\0" * 32
 
@@ -32,28 +34,37 @@ class Lock:
 class Settled:
     channel_id: int
     locks: dict[int, Lock]
-    leaves: dict[int, bytes]
-    root: bytes
+    tree: LockTree
     pool: int
+
+    @property
+    def root(self) -> bytes:
+        return self.tree.root
+
+
+def build_tree(locks: dict[int, Lock]) -> LockTree:
+    tree = LockTree()
+    for slot, lock in locks.items():
+        tree = tree.insert_at(slot, lock.leaf)
+    return tree
 
 
 def settle_with_locks(chain, pair, locks: dict[int, Lock], locked: int | None = None) -> Settled:
     """p1 (sender of the locks) has sent p2 100 and has `locks` pending; p2 closes, settles."""
     p1, p2 = pair
     channel_id = chain.open(p1, p2, 1000)
-    leaves = {slot: lock.leaf for slot, lock in locks.items()}
-    root = tree.root(leaves)
+    tree = build_tree(locks)
     locked = sum(lock.amount for lock in locks.values()) if locked is None else locked
-    chain.close(p2, p1, channel_id, nonce=7, transferred=100, locked=locked, locks_root=root)
+    chain.close(p2, p1, channel_id, nonce=7, transferred=100, locked=locked, locks_root=tree.root)
     chain.mine(SETTLE_TIMEOUT)
     event = chain.events(chain.settle(channel_id, p1, p2), "ChannelSettled")[0]
-    return Settled(channel_id, locks, leaves, root, event["locked1"])
+    return Settled(channel_id, locks, tree, event["locked1"])
 
 
 def unlock_fn(chain, pair, settled: Settled, slot: int, lock: Lock | None = None, proof=None):
     p1, p2 = pair
     lock = lock or settled.locks[slot]
-    proof = proof or tree.proof(settled.leaves, slot)
+    proof = proof or settled.tree.proof(slot)
     return chain.cm.functions.unlock(settled.channel_id, p1.address, p2.address, lock.as_tuple(), slot, proof)
 
 
@@ -151,7 +162,7 @@ def test_rejects_already_resolved_slot(chain, pair, settled):
 @pytest.mark.parametrize("bad", ["amount", "expiration", "slot", "sibling"])
 def test_rejects_bad_proof(chain, pair, settled, bad):
     lock = settled.locks[1]
-    proof = tree.proof(settled.leaves, 1)
+    proof = settled.tree.proof(1)
     slot = 1
     if bad == "amount":
         lock = Lock(lock.amount + 1, lock.expiration, lock.secret)
@@ -161,7 +172,7 @@ def test_rejects_bad_proof(chain, pair, settled, bad):
         slot = 3
     else:
         proof = [proof[0], b"\x99" * 32, *proof[2:]]
-    computed = tree.root_from_proof(lock.leaf, slot, proof)
+    computed = root_from_proof(lock.leaf, slot, proof)
     chain.assert_reverts(
         unlock_fn(chain, pair, settled, slot, lock=lock, proof=proof), pair[0],
         "ChannelManagerInvalidLockProof", computed, settled.root,
@@ -169,7 +180,7 @@ def test_rejects_bad_proof(chain, pair, settled, bad):
 
 
 def test_rejects_slot_out_of_range(chain, pair, settled):
-    proof = tree.proof(settled.leaves, 1)
+    proof = settled.tree.proof(1)
     fn = unlock_fn(chain, pair, settled, 512, lock=settled.locks[1], proof=proof)
     chain.assert_reverts(fn, pair[0], "ChannelManagerInvalidLockSlot", 512)
 
@@ -178,7 +189,7 @@ def test_rejects_direction_without_locks(chain, pair, settled):
     p1, p2 = pair
     lock = settled.locks[1]
     fn = chain.cm.functions.unlock(
-        settled.channel_id, p2.address, p1.address, lock.as_tuple(), 1, tree.proof(settled.leaves, 1)
+        settled.channel_id, p2.address, p1.address, lock.as_tuple(), 1, settled.tree.proof(1)
     )
     chain.assert_reverts(fn, p1, "ChannelManagerNoPendingLocks", settled.channel_id, p2.address)
 
@@ -186,9 +197,9 @@ def test_rejects_direction_without_locks(chain, pair, settled):
 def test_rejects_before_settle(chain, pair):
     p1, p2 = pair
     lock = Lock(10, chain.block + 2, b"\x07" * 32)
-    leaves = {0: lock.leaf}
+    tree = build_tree({0: lock})
     channel_id = chain.open(p1, p2, 1000)
-    chain.close(p2, p1, channel_id, nonce=1, transferred=0, locked=10, locks_root=tree.root(leaves))
+    chain.close(p2, p1, channel_id, nonce=1, transferred=0, locked=10, locks_root=tree.root)
     chain.mine(SETTLE_TIMEOUT)  # period over and lock expired, but not settled
-    fn = chain.cm.functions.unlock(channel_id, p1.address, p2.address, lock.as_tuple(), 0, tree.proof(leaves, 0))
+    fn = chain.cm.functions.unlock(channel_id, p1.address, p2.address, lock.as_tuple(), 0, tree.proof(0))
     chain.assert_reverts(fn, p1, "ChannelManagerChannelNotSettled", channel_id)

@@ -1,17 +1,10 @@
 """ChannelManager.updateBalanceProofFor: a watchtower submits the closer's proof for the non-closer."""
 
 import pytest
-from cm_support import (
-    SETTLE_TIMEOUT,
-    UINT96_MAX,
-    balance_proof,
-    digest,
-    high_s,
-    recover,
-    struct_hash,
-)
+from cm_support import SETTLE_TIMEOUT, UINT96_MAX, ZERO, high_s, proof_hash, raw, recover
 
-ZERO = b"\0" * 32
+from channels.codec import eip712
+
 ANYONE = "0x" + "00" * 20
 
 
@@ -29,15 +22,22 @@ def tower(chain):
 
 
 def for_fn(chain, channel_id, closer, non_closer, nonce, transferred, reward, watchtower, *, closer_sig=None,
-           monitor_sig=None, signed_reward=None):
-    proof_sig = closer_sig or chain.sign_proof(closer, channel_id, nonce, transferred)
-    bp_hash = proof_hash(channel_id, nonce, transferred)
+           monitor_sig=None):
+    closer_sig = closer_sig or chain.sign_proof(closer, channel_id, nonce, transferred)
     monitor_sig = monitor_sig or chain.sign_monitor(
-        non_closer, channel_id, proof_hash, reward if signed_reward is None else signed_reward, watchtower
+        non_closer, channel_id, proof_hash(channel_id, nonce, transferred), reward, watchtower
     )
     return chain.cm.functions.updateBalanceProofFor(
-        channel_id, closer.address, non_closer.address, nonce, transferred, 0, ZERO, proof_sig, reward, monitor_sig
+        channel_id, closer.address, non_closer.address, nonce, transferred, 0, ZERO, closer_sig, reward, monitor_sig
     )
+
+
+def recovered_for(chain, channel_id, nonce, transferred, reward, watchtower, sig):
+    """Who the contract recovers from `sig` for the request it checks (watchtower = the caller)."""
+    digest = eip712.monitor_request_digest(
+        chain.domain, channel_id, proof_hash(channel_id, nonce, transferred), reward, raw(watchtower)
+    )
+    return recover(digest, sig)
 
 
 def test_watchtower_update_and_reward_at_settle(chain, pair, closed, tower):
@@ -79,41 +79,34 @@ def test_rejects_request_naming_another_watchtower(chain, pair, closed, tower):
     p1, p2 = pair
     other = chain.actors[4]
     fn = for_fn(chain, closed, p1, p2, 4, 300, 7, other.address)
-    bp_hash = proof_hash(closed, 4, 300)
-    monitor = {"channelId": closed, "balanceProofHash": proof_hash, "reward": 7, "watchtower": tower.address}
-    sig = chain.sign_monitor(p2, closed, proof_hash, 7, other.address)
-    chain.assert_reverts(
-        fn, tower, "ChannelManagerWrongSigner", p2.address, recover(monitor_digest(chain, monitor), sig)
-    )
+    sig = chain.sign_monitor(p2, closed, proof_hash(closed, 4, 300), 7, other.address)
+    expected = recovered_for(chain, closed, 4, 300, 7, tower.address, sig)
+    chain.assert_reverts(fn, tower, "ChannelManagerWrongSigner", p2.address, expected)
 
 
 def test_rejects_request_for_another_proof(chain, pair, closed, tower):
     p1, p2 = pair
-    other_hash = proof_hash(closed, 3, 200)
-    sig = chain.sign_monitor(p2, closed, other_hash, 7, tower.address)
-    bp_hash = proof_hash(closed, 4, 300)
-    monitor = {"channelId": closed, "balanceProofHash": proof_hash, "reward": 7, "watchtower": tower.address}
+    sig = chain.sign_monitor(p2, closed, proof_hash(closed, 3, 200), 7, tower.address)
+    expected = recovered_for(chain, closed, 4, 300, 7, tower.address, sig)
     chain.assert_reverts(
         for_fn(chain, closed, p1, p2, 4, 300, 7, tower.address, monitor_sig=sig), tower,
-        "ChannelManagerWrongSigner", p2.address, recover(monitor_digest(chain, monitor), sig),
+        "ChannelManagerWrongSigner", p2.address, expected,
     )
 
 
 def test_rejects_inflated_reward(chain, pair, closed, tower):
     p1, p2 = pair
-    fn = for_fn(chain, closed, p1, p2, 4, 300, 70, tower.address, signed_reward=7)
-    bp_hash = proof_hash(closed, 4, 300)
-    sig = chain.sign_monitor(p2, closed, proof_hash, 7, tower.address)
-    monitor = {"channelId": closed, "balanceProofHash": proof_hash, "reward": 70, "watchtower": tower.address}
+    sig = chain.sign_monitor(p2, closed, proof_hash(closed, 4, 300), 7, tower.address)
+    expected = recovered_for(chain, closed, 4, 300, 70, tower.address, sig)
     chain.assert_reverts(
-        fn, tower, "ChannelManagerWrongSigner", p2.address, recover(monitor_digest(chain, monitor), sig)
+        for_fn(chain, closed, p1, p2, 4, 300, 70, tower.address, monitor_sig=sig), tower,
+        "ChannelManagerWrongSigner", p2.address, expected,
     )
 
 
 def test_rejects_request_signed_by_the_closer(chain, pair, closed, tower):
     p1, p2 = pair
-    bp_hash = proof_hash(closed, 4, 300)
-    sig = chain.sign_monitor(p1, closed, proof_hash, 7, tower.address)
+    sig = chain.sign_monitor(p1, closed, proof_hash(closed, 4, 300), 7, tower.address)
     chain.assert_reverts(
         for_fn(chain, closed, p1, p2, 4, 300, 7, tower.address, monitor_sig=sig), tower,
         "ChannelManagerWrongSigner", p2.address, p1.address,
@@ -122,11 +115,22 @@ def test_rejects_request_signed_by_the_closer(chain, pair, closed, tower):
 
 def test_rejects_high_s_request(chain, pair, closed, tower):
     p1, p2 = pair
-    bp_hash = proof_hash(closed, 4, 300)
-    sig = high_s(chain.sign_monitor(p2, closed, proof_hash, 7, tower.address))
+    sig = high_s(chain.sign_monitor(p2, closed, proof_hash(closed, 4, 300), 7, tower.address))
     chain.assert_reverts(
         for_fn(chain, closed, p1, p2, 4, 300, 7, tower.address, monitor_sig=sig), tower,
         "ChannelManagerInvalidSignature",
+    )
+
+
+@pytest.mark.parametrize("where", ["chain", "contract"])
+def test_rejects_request_for_another_domain(chain, pair, closed, tower, where):
+    p1, p2 = pair
+    domain = chain.other_domains()[where]
+    sig = chain.sign_monitor(p2, closed, proof_hash(closed, 4, 300), 7, tower.address, domain=domain)
+    expected = recovered_for(chain, closed, 4, 300, 7, tower.address, sig)
+    chain.assert_reverts(
+        for_fn(chain, closed, p1, p2, 4, 300, 7, tower.address, monitor_sig=sig), tower,
+        "ChannelManagerWrongSigner", p2.address, expected,
     )
 
 

@@ -1,0 +1,29 @@
+"""`cise bench ...`: run a benchmark and print its figures as one JSON object on stdout."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from cise.errors import CliError
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    if args.bench == "gas":
+        from channels.bench.gas import measure_gas
+
+        result = measure_gas()
+    elif args.bench == "direct":
+        from channels.bench.direct import run_direct_bench
+
+        if args.in_flight > 256:
+            raise CliError(f"--in-flight is at most 256, got {args.in_flight}")
+        result = run_direct_bench(
+            payments=args.payments, in_flight=args.in_flight, runs=args.runs
+        )
+    else:
+        raise AssertionError(args.bench)
+    json.dump(result, sys.stdout, sort_keys=False)
+    sys.stdout.write("\n")
+    return 0
