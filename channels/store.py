@@ -2,10 +2,11 @@
 
 Persist before progress (DESIGN §5): a state change and the events it caused are written in one
 sqlite transaction *before* anything they cause leaves the process. Many state changes share one
-transaction (`commit_group`), so one fsync covers a whole batch of payments. Restart = the latest
-snapshot + the state changes after it, replayed through a transition function the caller passes
-in. A small outbox table keeps unconfirmed outgoing messages and transactions so the shell can
-resend them after a restart.
+transaction (`commit_group`, or `begin_group` + `commit` for a pipelined writer that fills the next
+group while a worker thread commits the previous one), so one fsync covers a whole batch of
+payments. Restart = the latest snapshot + the state changes after it, replayed through a
+transition function the caller passes in. A small outbox table keeps unconfirmed outgoing
+messages and transactions so the shell can resend them after a restart.
 
 Why the stdlib `sqlite3` and not sqlite-utils: this module is on the hot path of every payment and
 needs exact control of the pragmas (WAL, synchronous=FULL), of the transaction boundaries (one
@@ -215,39 +216,57 @@ class StoreStatistics:
 
 @dataclass(slots=True)
 class CommitGroup:
-    """Everything written by one `commit_group` block: one transaction, one fsync.
+    """Everything one transaction writes: many state changes and their events, outbox changes,
+    at most one snapshot; one fsync for all of it.
 
-    Collects rows in memory; nothing is visible or durable until the block exits normally.
+    Records are encoded when added (by the caller's thread), so the commit itself, which may
+    run in a worker thread, only executes SQL. Nothing is visible or durable before the commit.
     """
 
     _codec: RecordCodec
+    first_id: int  # the id the group's first state change gets
     _next_id: int
+    sealed: bool = False  # no more adds once a later group began or the commit started
     state_changes: list[tuple[int, str, bytes]] = field(default_factory=list)
     events: list[tuple[int, str, bytes]] = field(default_factory=list)
     outbox_add: list[tuple[str, int, str, bytes]] = field(default_factory=list)
     outbox_confirm: list[tuple[str]] = field(default_factory=list)
     snapshot: tuple[int, str, bytes] | None = None
 
+    def _check_open(self) -> None:
+        if self.sealed:
+            raise StoreError("this commit group is sealed (a later group began, or it committed)")
+
+    @property
+    def next_id(self) -> int:
+        """The id the next state change added here would get."""
+        return self._next_id
+
     def add(self, state_change: object, events: Sequence[object] = ()) -> int:
         """Log a state change and the events it caused; returns the state change's id."""
+        self._check_open()
         encode = self._codec.encode
         sc_id = self._next_id
-        self._next_id += 1
-        self.state_changes.append((sc_id, *encode(state_change)))
-        for event in events:
-            self.events.append((sc_id, *encode(event)))
+        row = (sc_id, *encode(state_change))
+        event_rows = [(sc_id, *encode(event)) for event in events]
+        self._next_id = sc_id + 1  # only once everything encoded: a failed add adds nothing
+        self.state_changes.append(row)
+        self.events.extend(event_rows)
         return sc_id
 
     def add_unconfirmed(self, key: str, item: object) -> None:
         """Remember an outgoing message/transaction until `confirm(key)`; replaces a same key."""
+        self._check_open()
         self.outbox_add.append((key, self._next_id - 1, *self._codec.encode(item)))
 
     def confirm(self, key: str) -> None:
         """Forget an outgoing item: its receiver acknowledged it (or the chain included it)."""
+        self._check_open()
         self.outbox_confirm.append((key,))
 
     def write_snapshot(self, state: object) -> None:
         """Store `state` as the state after the last state change of this group (or before)."""
+        self._check_open()
         self.snapshot = (self._next_id - 1, *self._codec.encode(state))
 
 
@@ -258,8 +277,9 @@ class CommitGroup:
 class SqliteStore:
     """The write-ahead log, snapshots and outbox of one node in one sqlite file (WAL mode).
 
-    Single writer: one SqliteStore per file. It may be used from one thread at a time (for
-    example via `trio.to_thread.run_sync` for a group commit), never from two at once.
+    Single writer: one SqliteStore per file. Its database is used by one thread at a time:
+    `commit` may run in a worker thread (`trio.to_thread.run_sync`) while the caller's thread
+    fills the next group, which touches no database; never read or commit from two threads.
     """
 
     def __init__(
@@ -298,6 +318,8 @@ class SqliteStore:
             self._db.close()
             raise
         self._in_group = False
+        self._current: CommitGroup | None = None
+        self._next_free = self._last_id + 1
         self._commits = 0
         self._sc_written = 0
         self._ev_written = 0
@@ -326,11 +348,58 @@ class SqliteStore:
             raise StoreError("commit groups do not nest")
         self._in_group = True
         try:
-            group = CommitGroup(self._codec, self._last_id + 1)
-            yield group
-            self._commit(group)
+            group = self.begin_group()
+            try:
+                yield group
+            except BaseException:
+                self.discard(group)
+                raise
+            self.commit(group)
         finally:
             self._in_group = False
+
+    def begin_group(self) -> CommitGroup:
+        """Start a group for a pipelined writer: fill it, then `commit` it (maybe in a worker
+        thread) while the next group is already being filled. Beginning a group seals the one
+        before; groups must be committed in the order they began."""
+        previous = self._current
+        if previous is not None:
+            previous.sealed = True
+            self._next_free = previous.next_id
+        group = CommitGroup(self._codec, self._next_free, self._next_free)
+        self._current = group
+        return group
+
+    def discard(self, group: CommitGroup) -> None:
+        """Drop a group that will not be committed (only the newest one leaves no gap)."""
+        group.sealed = True
+        if self._current is group:
+            self._current = None
+            self._next_free = group.first_id
+
+    def commit(self, group: CommitGroup) -> None:
+        """Write `group` in one transaction; returns once it is durable (synchronous=FULL).
+
+        May run in a worker thread while the caller's thread fills the next group. After a
+        failed commit no later group can commit (their ids would leave a gap): reopen the store.
+        """
+        if group is self._current:
+            group.sealed = True
+            self._current = None
+            self._next_free = group.next_id
+        group.sealed = True
+        expected = self._last_id + 1
+        if group.state_changes and group.first_id != expected:
+            raise StoreError(
+                f"commit groups must commit in the order they began: this one starts at state "
+                f"change {group.first_id}, the log continues at {expected}"
+            )
+        try:
+            self._commit(group)
+        except BaseException:
+            self._current = None
+            self._next_free = self._last_id + 1
+            raise
 
     def write(self, state_change: object, events: Sequence[object] = ()) -> int:
         """Log one state change and its events in its own transaction; returns its id."""

@@ -27,9 +27,10 @@ export const SETTINGS = {
   evmVersion: "shanghai",
   optimizer: { enabled: true, runs: 200 },
   viaIR: process.env.CISE_VIA_IR === "1",
+  // The AST and full bytecode objects (with source maps) are for Slither's build-info.
   outputSelection: {
-    "": { "": ["ast"] },
     "*": {
+      "": ["ast"],
       "*": ["abi", "evm.bytecode", "evm.deployedBytecode", "evm.methodIdentifiers"],
     },
   },

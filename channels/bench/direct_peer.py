@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 import trio
 
@@ -37,28 +36,33 @@ from channels.core.node import context_of, node_transition
 from channels.core.state import ChannelState, NodeState
 from channels.core.types import Address
 from channels.signer import LocalSigner
-from channels.store import SqliteStore
+from channels.store import CommitGroup, SqliteStore
 from channels.transport import Connection, DispatchTable, serve_connections
-
-MAX_BATCH = 4096  # state changes in one group commit at most
 
 
 @dataclass
 class Payee:
-    """Receives proofs, commits them in groups, then acknowledges (cumulatively, by nonce)."""
+    """Receives proofs, logs them into the open commit group, commits groups, then acknowledges.
+
+    Pipelined: the trio thread runs the core and encodes each state change into the open group
+    (`SqliteStore.begin_group`); the commit task seals that group, starts the next one, and
+    commits the sealed one in a worker thread, which then only executes SQL and fsyncs.
+    """
 
     store: SqliteStore
     node: NodeState  # as of the start; the hot path keeps the one channel apart
     channel: ChannelState = field(init=False)
     context: TransitionContext = field(init=False)
-    # (state change, its events, the connection to acknowledge, the message id to acknowledge or 0)
-    pending: list[tuple[Any, list[Any], Connection, int]] = field(default_factory=list)
+    group: CommitGroup = field(init=False)
+    # (connection, message id) of the valid payments in the open group
+    acks: list[tuple[Connection, int]] = field(default_factory=list)
     wakeup: trio.lowlevel.ParkingLot = field(default_factory=trio.lowlevel.ParkingLot)
     invalid: int = 0
 
     def __post_init__(self) -> None:
         self.channel = self.node.channels[CHANNEL_ID]
         self.context = context_of(self.node)
+        self.group = self.store.begin_group()
 
     def node_state(self) -> NodeState:
         """The whole node as of now (for a snapshot)."""
@@ -72,40 +76,30 @@ class Payee:
         result = channel_transition(self.channel, state_change, self.context)
         self.channel = result.new_state
         events = result.events
+        self.group.add(state_change, events)
         if events and type(events[0]) is ev.EventPaymentReceived:
-            ack = message.message_id
+            self.acks.append((connection, message.message_id))
         else:
-            ack = 0
             self.invalid += 1
             print(f"invalid balance proof: {events}", file=sys.stderr, flush=True)
-        self.pending.append((state_change, events, connection, ack))
         self.wakeup.unpark_all()
 
-    def _commit(
-        self, batch: list[tuple[Any, list[Any], Connection, int]], snapshot: NodeState | None
-    ) -> None:
-        with self.store.commit_group() as group:
-            for state_change, events, _, _ in batch:
-                group.add(state_change, events)
-            if snapshot is not None:
-                group.write_snapshot(snapshot)
-
     async def serve_commits(self) -> None:
-        """Forever: take what arrived, make it durable in one transaction, then acknowledge."""
+        """Forever: seal what arrived, make it durable in one transaction, then acknowledge."""
         while True:
-            if not self.pending:
+            group = self.group
+            if not group.state_changes:
                 await self.wakeup.park()
                 continue
-            batch, self.pending = self.pending[:MAX_BATCH], self.pending[MAX_BATCH:]
-            # the node state matches the end of the batch only when nothing is left pending
-            due = not self.pending and self.store.snapshot_due
-            snapshot = self.node_state() if due else None
-            await trio.to_thread.run_sync(self._commit, batch, snapshot)
-            acks: dict[Connection, list[int]] = {}
-            for _, _, connection, message_id in batch:
-                if message_id:
-                    acks.setdefault(connection, []).append(message_id)
-            for connection, message_ids in acks.items():
+            if self.store.snapshot_due:
+                group.write_snapshot(self.node_state())  # the state as of the group's end
+            acks, self.acks = self.acks, []
+            self.group = self.store.begin_group()  # seals `group`
+            await trio.to_thread.run_sync(self.store.commit, group)
+            by_connection: dict[Connection, list[int]] = {}
+            for connection, message_id in acks:
+                by_connection.setdefault(connection, []).append(message_id)
+            for connection, message_ids in by_connection.items():
                 if connection.closed:
                     continue
                 for start in range(0, len(message_ids), wire.MAX_BATCH):

@@ -27,7 +27,7 @@ from channels.codec.eip712 import (
 from channels.core import events as ev
 from channels.core import state_changes as sc
 from channels.core.locktree import MAX_PENDING_LOCKS
-from channels.core.settlement import settle_amounts
+from channels.core.settlement import effective_locked, settle_amounts
 from channels.core.state import (
     BalanceProof,
     ChannelState,
@@ -135,11 +135,11 @@ def cooperative_close_balances(channel: ChannelState) -> tuple[int, int]:
         first.deposit,
         first.withdrawn,
         first.balance_proof.transferred,
-        first.balance_proof.locked,
+        effective_locked(first.balance_proof.locked, first.balance_proof.locks_root),
         second.deposit,
         second.withdrawn,
         second.balance_proof.transferred,
-        second.balance_proof.locked,
+        effective_locked(second.balance_proof.locked, second.balance_proof.locks_root),
     )
     return result.balance1, result.balance2
 

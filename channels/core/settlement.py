@@ -19,6 +19,18 @@ class Settlement(NamedTuple):
     locked2: int
 
 
+EMPTY_ROOT = b"\x00" * 32
+
+
+def effective_locked(locked: int, locks_root: bytes) -> int:
+    """What of a proof's `locked` the contract holds back at settle: nothing under an empty root.
+
+    No lock can be unlocked against an empty locks root, so the contract treats such a proof's
+    locked amount as 0 and the money stays with its sender (docs/protocol.md, "On-chain rules").
+    """
+    return 0 if locks_root == EMPTY_ROOT else locked
+
+
 def settle_amounts(
     deposit1: int,
     withdrawn1: int,
@@ -31,7 +43,8 @@ def settle_amounts(
 ) -> Settlement:
     """Split a channel's total at settle.
 
-    `transferred1`/`locked1` come from the latest proof SENT BY participant1 (likewise for 2).
+    `transferred1`/`locked1` come from the latest proof SENT BY participant1 (likewise for 2);
+    pass locked amounts through `effective_locked` first, as the contract does.
     b1 = clamp(D1 - W1 + T2 - T1, 0, total); b2 = total - b1; each side's outgoing locks are then
     taken out of its own share (capped by it) and wait for `unlock`.
     """

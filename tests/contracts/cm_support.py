@@ -42,6 +42,7 @@ UINT64_MAX = 2**64 - 1
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 ZERO = b"\0" * 32
 
+
 def load_artifact(name: str) -> dict[str, Any]:
     for folder in (PACKAGE_ARTIFACTS, TEST_ARTIFACTS):
         path = folder / f"{name}.json"
@@ -58,7 +59,9 @@ def sign(key: bytes, digest_: bytes) -> bytes:
     return bytes(Account.unsafe_sign_hash(digest_, private_key=key).signature)
 
 
-def proof_hash(channel_id: int, nonce: int, transferred: int, locked: int = 0, locks_root: bytes = ZERO) -> bytes:
+def proof_hash(
+    channel_id: int, nonce: int, transferred: int, locked: int = 0, locks_root: bytes = ZERO
+) -> bytes:
     return eip712.balance_proof_struct_hash(channel_id, nonce, transferred, locked, locks_root)
 
 
@@ -170,11 +173,21 @@ class Chain:
 
     def channel(self, channel_id: int, a: Actor, b: Actor) -> dict[str, Any]:
         values = self.cm.functions.getChannel(channel_id, a.address, b.address).call()
-        names = ["state", "settleBlock", "closer", "deposit1", "deposit2", "withdrawn1", "withdrawn2"]
+        names = [
+            "state",
+            "settleBlock",
+            "closer",
+            "deposit1",
+            "deposit2",
+            "withdrawn1",
+            "withdrawn2",
+        ]
         return dict(zip(names, values, strict=True))
 
     def stored_proof(self, channel_id: int, sender: Actor, receiver: Actor) -> tuple:
-        return tuple(self.cm.functions.getBalanceProof(channel_id, sender.address, receiver.address).call())
+        return tuple(
+            self.cm.functions.getBalanceProof(channel_id, sender.address, receiver.address).call()
+        )
 
     def internal(self, actor: Actor | str) -> int:
         address = actor.address if isinstance(actor, Actor) else actor
@@ -194,23 +207,48 @@ class Chain:
         locks_root: bytes = ZERO,
         domain: Domain | None = None,
     ) -> bytes:
-        digest_ = eip712.balance_proof_digest(domain or self.domain, channel_id, nonce, transferred, locked, locks_root)
+        digest_ = eip712.balance_proof_digest(
+            domain or self.domain, channel_id, nonce, transferred, locked, locks_root
+        )
         return sign(signer.key, digest_)
 
-    def sign_withdraw(self, signer: Actor, channel_id, participant: Actor, total, expiry, domain=None):
-        digest_ = eip712.withdraw_digest(domain or self.domain, channel_id, raw(participant.address), total, expiry)
+    def sign_withdraw(
+        self, signer: Actor, channel_id, participant: Actor, total, expiry, domain=None
+    ):
+        digest_ = eip712.withdraw_digest(
+            domain or self.domain, channel_id, raw(participant.address), total, expiry
+        )
         return sign(signer.key, digest_)
 
     def sign_coop(self, signer: Actor, channel_id, balance1, balance2, domain=None) -> bytes:
-        return sign(signer.key, eip712.cooperative_close_digest(domain or self.domain, channel_id, balance1, balance2))
+        return sign(
+            signer.key,
+            eip712.cooperative_close_digest(domain or self.domain, channel_id, balance1, balance2),
+        )
 
-    def sign_monitor(self, signer: Actor, channel_id, proof_hash_, reward, watchtower: str, domain=None):
-        digest_ = eip712.monitor_request_digest(domain or self.domain, channel_id, proof_hash_, reward, raw(watchtower))
+    def sign_monitor(
+        self, signer: Actor, channel_id, proof_hash_, reward, watchtower: str, domain=None
+    ):
+        digest_ = eip712.monitor_request_digest(
+            domain or self.domain, channel_id, proof_hash_, reward, raw(watchtower)
+        )
         return sign(signer.key, digest_)
 
-    def close(self, closer: Actor, partner: Actor, channel_id: int, nonce=0, transferred=0, locked=0,
-              locks_root=ZERO):
-        sig = self.sign_proof(partner, channel_id, nonce, transferred, locked, locks_root) if nonce else b""
+    def close(
+        self,
+        closer: Actor,
+        partner: Actor,
+        channel_id: int,
+        nonce=0,
+        transferred=0,
+        locked=0,
+        locks_root=ZERO,
+    ):
+        sig = (
+            self.sign_proof(partner, channel_id, nonce, transferred, locked, locks_root)
+            if nonce
+            else b""
+        )
         return self.tx(
             self.cm.functions.closeChannel(
                 channel_id, partner.address, nonce, transferred, locked, locks_root, sig
@@ -220,7 +258,9 @@ class Chain:
 
     def settle(self, channel_id: int, a: Actor, b: Actor, sender: Actor | None = None):
         p1, p2 = sorted([a, b], key=lambda x: int(x.address, 16))
-        return self.tx(self.cm.functions.settleChannel(channel_id, p1.address, p2.address), sender or a)
+        return self.tx(
+            self.cm.functions.settleChannel(channel_id, p1.address, p2.address), sender or a
+        )
 
     # ----------------------------------------------------------------- state and reverts
 
@@ -233,10 +273,16 @@ class Chain:
         """The storage roots of all three contracts: equal roots = every storage slot unchanged."""
         return {
             name: self.storage_root(contract.address)
-            for name, contract in (("cm", self.cm), ("token", self.token), ("harness", self.harness))
+            for name, contract in (
+                ("cm", self.cm),
+                ("token", self.token),
+                ("harness", self.harness),
+            )
         }
 
-    def assert_reverts(self, fn, sender: Actor | str, error: str, *args: Any, contract=None) -> None:
+    def assert_reverts(
+        self, fn, sender: Actor | str, error: str, *args: Any, contract=None
+    ) -> None:
         """`fn` from `sender` reverts with exactly `error(args)`, and a mined attempt changes no state."""
         address = sender.address if isinstance(sender, Actor) else sender
         abi = (contract or self.cm).abi
@@ -244,7 +290,9 @@ class Chain:
         with pytest.raises(TransactionFailed) as info:
             fn.call({"from": address}, block_identifier="pending")
         got, expected = revert_data(info.value), error_data(abi, error, *args)
-        assert got == expected, f"reverted with {got.hex()}, expected {error}{args}: {expected.hex()}"
+        assert got == expected, (
+            f"reverted with {got.hex()}, expected {error}{args}: {expected.hex()}"
+        )
         # Mine the failing transaction too (explicit gas skips estimation): status 0, state untouched.
         tx_hash = fn.transact({"from": address, "gas": 2_000_000})
         assert self.w3.eth.wait_for_transaction_receipt(tx_hash).status == 0
@@ -273,11 +321,12 @@ def deploy_chain() -> Chain:
         token.functions.mint(user.address, MINTED).transact({"from": admin.address})
         token.functions.approve(cm.address, ALLOWANCE).transact({"from": user.address})
         token.functions.approve(harness.address, ALLOWANCE).transact({"from": user.address})
-    chain = Chain(w3=w3, tester=tester, token=token, cm=cm, harness=harness, actors=users, admin=admin)
+    chain = Chain(
+        w3=w3, tester=tester, token=token, cm=cm, harness=harness, actors=users, admin=admin
+    )
     # Steady state: the manager already holds tokens and has opened a channel (between the last two
     # actors, which the tests leave alone), so gas figures are not inflated by first-ever writes.
     last, before_last = users[-1], users[-2]
     chain.tx(cm.functions.depositToBalance(1), last)
     chain.tx(cm.functions.openChannel(before_last.address, 0), last)
     return chain
-

@@ -44,7 +44,11 @@ def _tree(name: str, slots: list[int], proof_slots: list[int] | None = None) -> 
         "locks": locks,
         "root": _hex(tree.root),
         "proofs": [
-            {"slot": slot, "leaf": _hex(tree.leaf(slot)), "siblings": [_hex(s) for s in tree.proof(slot)]}
+            {
+                "slot": slot,
+                "leaf": _hex(tree.leaf(slot)),
+                "siblings": [_hex(s) for s in tree.proof(slot)],
+            }
             for slot in (slots if proof_slots is None else proof_slots)
         ],
     }
@@ -54,8 +58,18 @@ def _sequence() -> dict:
     """Insert into the lowest free slot, remove by zeroing: the roots after every step."""
     tree = LockTree()
     steps = []
-    ops = [("insert", 0), ("insert", 1), ("insert", 2), ("insert", 3), ("remove", 1), ("insert", 4),
-           ("remove", 0), ("remove", 2), ("remove", 3), ("remove", 1)]
+    ops = [
+        ("insert", 0),
+        ("insert", 1),
+        ("insert", 2),
+        ("insert", 3),
+        ("remove", 1),
+        ("insert", 4),
+        ("remove", 0),
+        ("remove", 2),
+        ("remove", 3),
+        ("remove", 1),
+    ]
     for op, arg in ops:
         if op == "insert":
             leaf = _lock(arg)["leaf"]

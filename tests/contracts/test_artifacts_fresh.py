@@ -12,6 +12,10 @@ def test_artifacts_are_fresh():
     if node is None:
         pytest.skip("node is not installed")
     result = subprocess.run(
-        [node, "scripts/compile_contracts.mjs", "--check"], cwd=REPO, capture_output=True, text=True, timeout=120
+        [node, "scripts/compile_contracts.mjs", "--check"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr + result.stdout

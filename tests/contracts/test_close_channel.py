@@ -16,7 +16,9 @@ ZERO = b"\0" * 32
 
 
 def close_fn(chain, channel_id, partner, nonce, transferred, locked, root, sig):
-    return chain.cm.functions.closeChannel(channel_id, partner.address, nonce, transferred, locked, root, sig)
+    return chain.cm.functions.closeChannel(
+        channel_id, partner.address, nonce, transferred, locked, root, sig
+    )
 
 
 def test_close_with_partner_proof(chain, pair, channel):
@@ -44,22 +46,39 @@ def test_close_by_participant2_without_proof_ignores_the_signature(chain, pair, 
 
 def test_close_accepts_the_largest_values(chain, pair, channel):
     p1, p2 = pair
-    chain.close(p1, p2, channel, nonce=UINT64_MAX, transferred=UINT96_MAX, locked=UINT96_MAX, locks_root=ROOT)
+    chain.close(
+        p1,
+        p2,
+        channel,
+        nonce=UINT64_MAX,
+        transferred=UINT96_MAX,
+        locked=UINT96_MAX,
+        locks_root=ROOT,
+    )
     assert chain.stored_proof(channel, p2, p1) == (UINT64_MAX, UINT96_MAX, UINT96_MAX, ROOT)
 
 
 def test_rejects_second_close(chain, pair, channel):
     p1, p2 = pair
     chain.close(p1, p2, channel)
-    chain.assert_reverts(close_fn(chain, channel, p1, 0, 0, 0, ZERO, b""), p2, "ChannelManagerChannelNotOpen", channel)
+    chain.assert_reverts(
+        close_fn(chain, channel, p1, 0, 0, 0, ZERO, b""),
+        p2,
+        "ChannelManagerChannelNotOpen",
+        channel,
+    )
 
 
 def test_rejects_non_participant(chain, pair, channel):
     _, p2 = pair
     outsider = chain.actors[2]
     chain.assert_reverts(
-        close_fn(chain, channel, p2, 0, 0, 0, ZERO, b""), outsider,
-        "ChannelManagerUnknownChannel", channel, outsider.address, p2.address,
+        close_fn(chain, channel, p2, 0, 0, 0, ZERO, b""),
+        outsider,
+        "ChannelManagerUnknownChannel",
+        channel,
+        outsider.address,
+        p2.address,
     )
 
 
@@ -69,8 +88,12 @@ def test_rejects_settled_channel(chain, pair, channel):
     chain.mine(SETTLE_TIMEOUT + 1)
     chain.settle(channel, p1, p2)
     chain.assert_reverts(
-        close_fn(chain, channel, p2, 0, 0, 0, ZERO, b""), p1,
-        "ChannelManagerUnknownChannel", channel, p1.address, p2.address,
+        close_fn(chain, channel, p2, 0, 0, 0, ZERO, b""),
+        p1,
+        "ChannelManagerUnknownChannel",
+        channel,
+        p1.address,
+        p2.address,
     )
 
 
@@ -78,8 +101,11 @@ def test_rejects_proof_signed_by_closer_itself(chain, pair, channel):
     p1, p2 = pair
     sig = chain.sign_proof(p1, channel, 1, 10)
     chain.assert_reverts(
-        close_fn(chain, channel, p2, 1, 10, 0, ZERO, sig), p1,
-        "ChannelManagerWrongSigner", p2.address, p1.address,
+        close_fn(chain, channel, p2, 1, 10, 0, ZERO, sig),
+        p1,
+        "ChannelManagerWrongSigner",
+        p2.address,
+        p1.address,
     )
 
 
@@ -88,8 +114,11 @@ def test_rejects_forged_proof(chain, pair, channel):
     forger = chain.actors[2]
     sig = chain.sign_proof(forger, channel, 1, 10)
     chain.assert_reverts(
-        close_fn(chain, channel, p2, 1, 10, 0, ZERO, sig), p1,
-        "ChannelManagerWrongSigner", p2.address, forger.address,
+        close_fn(chain, channel, p2, 1, 10, 0, ZERO, sig),
+        p1,
+        "ChannelManagerWrongSigner",
+        p2.address,
+        forger.address,
     )
 
 
@@ -102,23 +131,30 @@ def test_rejects_proof_for_other_channel_domain_or_values(chain, pair, channel, 
     sig = chain.sign_proof(p2, signed_channel, 1, signed_amount, domain=domain)
     real = eip712.balance_proof_digest(chain.domain, channel, 1, 10, 0, ZERO)
     chain.assert_reverts(
-        close_fn(chain, channel, p2, 1, 10, 0, ZERO, sig), p1,
-        "ChannelManagerWrongSigner", p2.address, recover(real, sig),
+        close_fn(chain, channel, p2, 1, 10, 0, ZERO, sig),
+        p1,
+        "ChannelManagerWrongSigner",
+        p2.address,
+        recover(real, sig),
     )
 
 
 def test_rejects_high_s(chain, pair, channel):
     p1, p2 = pair
     sig = high_s(chain.sign_proof(p2, channel, 1, 10))
-    chain.assert_reverts(close_fn(chain, channel, p2, 1, 10, 0, ZERO, sig), p1, "ChannelManagerInvalidSignature")
+    chain.assert_reverts(
+        close_fn(chain, channel, p2, 1, 10, 0, ZERO, sig), p1, "ChannelManagerInvalidSignature"
+    )
 
 
 def test_rejects_nonce_too_large(chain, pair, channel):
     p1, p2 = pair
     sig = chain.sign_proof(p2, channel, UINT64_MAX + 1, 10)
     chain.assert_reverts(
-        close_fn(chain, channel, p2, UINT64_MAX + 1, 10, 0, ZERO, sig), p1,
-        "ChannelManagerNonceTooLarge", UINT64_MAX + 1,
+        close_fn(chain, channel, p2, UINT64_MAX + 1, 10, 0, ZERO, sig),
+        p1,
+        "ChannelManagerNonceTooLarge",
+        UINT64_MAX + 1,
     )
 
 
@@ -128,6 +164,8 @@ def test_rejects_amount_too_large(chain, pair, channel, field):
     transferred, locked = (UINT96_MAX + 1, 0) if field == "transferred" else (0, UINT96_MAX + 1)
     sig = chain.sign_proof(p2, channel, 1, transferred, locked, ROOT)
     chain.assert_reverts(
-        close_fn(chain, channel, p2, 1, transferred, locked, ROOT, sig), p1,
-        "ChannelManagerAmountTooLarge", UINT96_MAX + 1,
+        close_fn(chain, channel, p2, 1, transferred, locked, ROOT, sig),
+        p1,
+        "ChannelManagerAmountTooLarge",
+        UINT96_MAX + 1,
     )

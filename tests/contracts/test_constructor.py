@@ -10,7 +10,9 @@ ZERO_ADDRESS = "0x" + "00" * 20
 def deploy_reverts(chain, name, *args):
     artifact = load_artifact(name)
     factory = chain.w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
-    tx = factory.constructor(*args).build_transaction({"from": chain.admin.address, "gas": 5_000_000})
+    tx = factory.constructor(*args).build_transaction(
+        {"from": chain.admin.address, "gas": 5_000_000}
+    )
     with pytest.raises(TransactionFailed) as info:
         chain.w3.eth.call(tx)
     return revert_data(info.value), artifact["abi"]
@@ -22,7 +24,12 @@ def test_deployed_constants(chain):
     assert (f.MIN_SETTLE_TIMEOUT().call(), f.MAX_SETTLE_TIMEOUT().call()) == (5, 1_000_000)
     assert (f.LOCKS_TREE_DEPTH().call(), f.MAX_PENDING_LOCKS().call()) == (9, 512)
     name, version, chain_id, contract = chain.cm.functions.eip712Domain().call()[1:5]
-    assert (name, version, chain_id, contract) == ("CISE", "1", chain.w3.eth.chain_id, chain.cm.address)
+    assert (name, version, chain_id, contract) == (
+        "CISE",
+        "1",
+        chain.w3.eth.chain_id,
+        chain.cm.address,
+    )
 
 
 @pytest.mark.parametrize("timeout", [0, 4, 1_000_001])
@@ -50,6 +57,11 @@ def test_internal_setter_accepts_the_bounds(chain, timeout):
 
 def test_internal_setter_rejects_out_of_range(chain):
     chain.assert_reverts(
-        chain.harness.functions.setSettleTimeoutForTest(4), chain.admin,
-        "ChannelManagerSettleTimeoutOutOfRange", 4, 5, 1_000_000, contract=chain.harness,
+        chain.harness.functions.setSettleTimeoutForTest(4),
+        chain.admin,
+        "ChannelManagerSettleTimeoutOutOfRange",
+        4,
+        5,
+        1_000_000,
+        contract=chain.harness,
     )

@@ -9,7 +9,9 @@ from channels.codec import eip712
 def coop(chain, channel_id, p1, p2, b1, b2, sig1=None, sig2=None):
     sig1 = sig1 or chain.sign_coop(p1, channel_id, b1, b2)
     sig2 = sig2 or chain.sign_coop(p2, channel_id, b1, b2)
-    return chain.cm.functions.cooperativeClose(channel_id, p1.address, p2.address, b1, b2, sig1, sig2)
+    return chain.cm.functions.cooperativeClose(
+        channel_id, p1.address, p2.address, b1, b2, sig1, sig2
+    )
 
 
 def test_close_credits_both_and_deletes_the_channel(chain, pair, channel):
@@ -38,8 +40,12 @@ def test_close_after_withdraw_uses_the_remaining_total(chain, pair, channel):
         chain.cm.functions.withdraw(channel, p1.address, p2.address, 400, expiry, sig_a, sig_b), p1
     )
     chain.assert_reverts(
-        coop(chain, channel, p1, p2, 1000, 500), p1,
-        "ChannelManagerBalancesMismatch", 1000, 500, 1100,
+        coop(chain, channel, p1, p2, 1000, 500),
+        p1,
+        "ChannelManagerBalancesMismatch",
+        1000,
+        500,
+        1100,
     )
     chain.tx(coop(chain, channel, p1, p2, 600, 500), p1)
     assert (chain.internal(p1), chain.internal(p2)) == (1000, 500)
@@ -65,8 +71,11 @@ def test_rejects_signatures_swapped(chain, pair, channel):
     p1, p2 = pair
     sig1, sig2 = chain.sign_coop(p1, channel, 900, 600), chain.sign_coop(p2, channel, 900, 600)
     chain.assert_reverts(
-        coop(chain, channel, p1, p2, 900, 600, sig1=sig2, sig2=sig1), p1,
-        "ChannelManagerWrongSigner", p1.address, p2.address,
+        coop(chain, channel, p1, p2, 900, 600, sig1=sig2, sig2=sig1),
+        p1,
+        "ChannelManagerWrongSigner",
+        p1.address,
+        p2.address,
     )
 
 
@@ -75,8 +84,11 @@ def test_rejects_forged_signature(chain, pair, channel):
     forger = chain.actors[2]
     forged = chain.sign_coop(forger, channel, 900, 600)
     chain.assert_reverts(
-        coop(chain, channel, p1, p2, 900, 600, sig2=forged), p1,
-        "ChannelManagerWrongSigner", p2.address, forger.address,
+        coop(chain, channel, p1, p2, 900, 600, sig2=forged),
+        p1,
+        "ChannelManagerWrongSigner",
+        p2.address,
+        forger.address,
     )
 
 
@@ -85,8 +97,11 @@ def test_rejects_signature_of_other_balances(chain, pair, channel):
     other = chain.sign_coop(p2, channel, 1500, 0)
     real = eip712.cooperative_close_digest(chain.domain, channel, 900, 600)
     chain.assert_reverts(
-        coop(chain, channel, p1, p2, 900, 600, sig2=other), p1,
-        "ChannelManagerWrongSigner", p2.address, recover(real, other),
+        coop(chain, channel, p1, p2, 900, 600, sig2=other),
+        p1,
+        "ChannelManagerWrongSigner",
+        p2.address,
+        recover(real, other),
     )
 
 
@@ -98,8 +113,11 @@ def test_rejects_signature_for_another_domain_or_channel(chain, pair, channel, w
     sig = chain.sign_coop(p1, signed_channel, 900, 600, domain=domain)
     real = eip712.cooperative_close_digest(chain.domain, channel, 900, 600)
     chain.assert_reverts(
-        coop(chain, channel, p1, p2, 900, 600, sig1=sig), p1,
-        "ChannelManagerWrongSigner", p1.address, recover(real, sig),
+        coop(chain, channel, p1, p2, 900, 600, sig1=sig),
+        p1,
+        "ChannelManagerWrongSigner",
+        p1.address,
+        recover(real, sig),
     )
 
 
@@ -115,8 +133,12 @@ def test_rejects_second_close(chain, pair, channel):
     p1, p2 = pair
     chain.tx(coop(chain, channel, p1, p2, 900, 600), p1)
     chain.assert_reverts(
-        coop(chain, channel, p1, p2, 900, 600), p1,
-        "ChannelManagerUnknownChannel", channel, p1.address, p2.address,
+        coop(chain, channel, p1, p2, 900, 600),
+        p1,
+        "ChannelManagerUnknownChannel",
+        channel,
+        p1.address,
+        p2.address,
     )
 
 
@@ -133,6 +155,10 @@ def test_rejects_non_participants(chain, pair, channel):
     outsider = chain.actors[2]
     a, b = sorted([p1, outsider], key=lambda x: int(x.address, 16))
     chain.assert_reverts(
-        coop(chain, channel, a, b, 900, 600), p1,
-        "ChannelManagerUnknownChannel", channel, a.address, b.address,
+        coop(chain, channel, a, b, 900, 600),
+        p1,
+        "ChannelManagerUnknownChannel",
+        channel,
+        a.address,
+        b.address,
     )

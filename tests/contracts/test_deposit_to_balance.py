@@ -22,7 +22,11 @@ def test_rejects_zero_amount(chain, pair):
 def test_rejects_beyond_allowance(chain, pair):
     p1, _ = pair
     chain.assert_reverts(
-        chain.cm.functions.depositToBalance(ALLOWANCE + 1), p1,
-        "ERC20InsufficientAllowance", chain.cm.address, ALLOWANCE, ALLOWANCE + 1,
+        chain.cm.functions.depositToBalance(ALLOWANCE + 1),
+        p1,
+        "ERC20InsufficientAllowance",
+        chain.cm.address,
+        ALLOWANCE,
+        ALLOWANCE + 1,
         contract=chain.token,
     )

@@ -35,7 +35,9 @@ def test_gas_per_operation(chain, pair):
     ).gasUsed
     expiry = chain.block + 10
     sigs = [chain.sign_withdraw(s, channel_id, p1, 1000, expiry) for s in (p1, p2)]
-    gas["withdraw"] = chain.tx(cm.withdraw(channel_id, p1.address, p2.address, 1000, expiry, *sigs), p1).gasUsed
+    gas["withdraw"] = chain.tx(
+        cm.withdraw(channel_id, p1.address, p2.address, 1000, expiry, *sigs), p1
+    ).gasUsed
     b1, b2 = AMOUNT - 999, AMOUNT
     sigs = [chain.sign_coop(s, channel_id, b1, b2) for s in (p1, p2)]
     gas["cooperative_close_after_withdraw"] = chain.tx(
@@ -53,10 +55,13 @@ def test_gas_per_operation(chain, pair):
     secret = b"\x5e" * 32
     expiration = chain.block + 1000
     tree, slot = LockTree().insert(lock_hash(500, expiration, keccak(secret)))
-    gas["close"] = chain.close(p2, p1, channel_id, nonce=9, transferred=7000, locked=500,
-                               locks_root=tree.root).gasUsed
+    gas["close"] = chain.close(
+        p2, p1, channel_id, nonce=9, transferred=7000, locked=500, locks_root=tree.root
+    ).gasUsed
     sig = chain.sign_proof(p2, channel_id, 4, 2000)
-    gas["update"] = chain.tx(cm.updateBalanceProof(channel_id, p2.address, 4, 2000, 0, b"\0" * 32, sig), p1).gasUsed
+    gas["update"] = chain.tx(
+        cm.updateBalanceProof(channel_id, p2.address, 4, 2000, 0, b"\0" * 32, sig), p1
+    ).gasUsed
     gas["register_secret"] = chain.tx(cm.registerSecret(secret), p2).gasUsed
     chain.mine(SETTLE_TIMEOUT)
     gas["settle"] = chain.settle(channel_id, p1, p2).gasUsed

@@ -26,7 +26,9 @@ def test_contract_verifies_every_vector_proof(chain):
     checked = 0
     for t in vectors["trees"]:
         for p in t["proofs"]:
-            assert verify(h(p["leaf"]), p["slot"], [h(s) for s in p["siblings"]]).call() == h(t["root"]), t["name"]
+            assert verify(h(p["leaf"]), p["slot"], [h(s) for s in p["siblings"]]).call() == h(
+                t["root"]
+            ), t["name"]
             checked += 1
     assert checked == 20
     assert vectors["trees"][0]["root"] == "0x" + "00" * 32
@@ -35,7 +37,9 @@ def test_contract_verifies_every_vector_proof(chain):
 def test_contract_lock_hash_matches_vector_leaves(chain):
     for t in json.loads(PATH.read_text())["trees"]:
         for lock in t["locks"]:
-            leaf = chain.harness.functions.lockHash(lock["amount"], lock["expiration"], h(lock["secrethash"])).call()
+            leaf = chain.harness.functions.lockHash(
+                lock["amount"], lock["expiration"], h(lock["secrethash"])
+            ).call()
             assert leaf == h(lock["leaf"])
 
 
@@ -66,4 +70,7 @@ def test_contract_matches_python_twin(_deployed, slots, probe, seed):
     # An empty slot's proof (leaf 0) also leads to the root: the tree collapses zeros.
     free = tree.lowest_free_slot() if len(tree) < 512 else None
     if free is not None:
-        assert chain.harness.functions.locksRootFromProof(ZERO, free, tree.proof(free)).call() == tree.root
+        assert (
+            chain.harness.functions.locksRootFromProof(ZERO, free, tree.proof(free)).call()
+            == tree.root
+        )

@@ -62,31 +62,43 @@ def test_ids_count_up_and_are_never_reused(chain, pair):
 def test_rejects_self_channel(chain, pair):
     p1, _ = pair
     chain.assert_reverts(
-        chain.cm.functions.openChannel(p1.address, 1), p1,
-        "ChannelManagerInvalidParticipants", p1.address, p1.address,
+        chain.cm.functions.openChannel(p1.address, 1),
+        p1,
+        "ChannelManagerInvalidParticipants",
+        p1.address,
+        p1.address,
     )
 
 
 def test_rejects_zero_partner(chain, pair):
     p1, _ = pair
     chain.assert_reverts(
-        chain.cm.functions.openChannel(ZERO_ADDRESS, 1), p1,
-        "ChannelManagerInvalidParticipants", p1.address, ZERO_ADDRESS,
+        chain.cm.functions.openChannel(ZERO_ADDRESS, 1),
+        p1,
+        "ChannelManagerInvalidParticipants",
+        p1.address,
+        ZERO_ADDRESS,
     )
 
 
 def test_rejects_amount_too_large(chain, pair):
     p1, p2 = pair
     chain.assert_reverts(
-        chain.cm.functions.openChannel(p2.address, UINT96_MAX + 1), p1,
-        "ChannelManagerAmountTooLarge", UINT96_MAX + 1,
+        chain.cm.functions.openChannel(p2.address, UINT96_MAX + 1),
+        p1,
+        "ChannelManagerAmountTooLarge",
+        UINT96_MAX + 1,
     )
 
 
 def test_rejects_deposit_beyond_allowance(chain, pair):
     p1, p2 = pair
     chain.assert_reverts(
-        chain.cm.functions.openChannel(p2.address, ALLOWANCE + 1), p1,
-        "ERC20InsufficientAllowance", chain.cm.address, ALLOWANCE, ALLOWANCE + 1,
+        chain.cm.functions.openChannel(p2.address, ALLOWANCE + 1),
+        p1,
+        "ERC20InsufficientAllowance",
+        chain.cm.address,
+        ALLOWANCE,
+        ALLOWANCE + 1,
         contract=chain.token,
     )

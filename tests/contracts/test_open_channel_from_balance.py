@@ -26,22 +26,33 @@ def test_rejects_insufficient_balance(chain, pair):
     p1, p2 = pair
     chain.tx(chain.cm.functions.depositToBalance(10), p1)
     chain.assert_reverts(
-        chain.cm.functions.openChannelFromBalance(p2.address, 11), p1,
-        "ChannelManagerInsufficientBalance", p1.address, 10, 11,
+        chain.cm.functions.openChannelFromBalance(p2.address, 11),
+        p1,
+        "ChannelManagerInsufficientBalance",
+        p1.address,
+        10,
+        11,
     )
 
 
 def test_rejects_self_channel(chain, pair):
     p1, _ = pair
     chain.assert_reverts(
-        chain.cm.functions.openChannelFromBalance(p1.address, 0), p1,
-        "ChannelManagerInvalidParticipants", p1.address, p1.address,
+        chain.cm.functions.openChannelFromBalance(p1.address, 0),
+        p1,
+        "ChannelManagerInvalidParticipants",
+        p1.address,
+        p1.address,
     )
 
 
 def test_rejects_amount_too_large(chain, pair):
     p1, p2 = pair
     chain.assert_reverts(
-        chain.cm.functions.openChannelFromBalance(p2.address, UINT96_MAX + 1), p1,
-        "ChannelManagerInsufficientBalance", p1.address, 0, UINT96_MAX + 1,
+        chain.cm.functions.openChannelFromBalance(p2.address, UINT96_MAX + 1),
+        p1,
+        "ChannelManagerInsufficientBalance",
+        p1.address,
+        0,
+        UINT96_MAX + 1,
     )

@@ -9,7 +9,9 @@ def test_register_records_block_and_reveals_secret(chain, pair):
     secrethash = keccak(secret)
     assert chain.cm.functions.secretRevealBlock(secrethash).call() == 0
     receipt = chain.tx(chain.cm.functions.registerSecret(secret), p1)
-    assert chain.events(receipt, "SecretRegistered") == [{"secrethash": secrethash, "secret": secret}]
+    assert chain.events(receipt, "SecretRegistered") == [
+        {"secrethash": secrethash, "secret": secret}
+    ]
     assert chain.cm.functions.secretRevealBlock(secrethash).call() == receipt.blockNumber
 
 
@@ -19,6 +21,9 @@ def test_rejects_second_registration(chain, pair):
     receipt = chain.tx(chain.cm.functions.registerSecret(secret), p1)
     chain.mine(3)
     chain.assert_reverts(
-        chain.cm.functions.registerSecret(secret), p2,
-        "ChannelManagerSecretAlreadyRegistered", keccak(secret), receipt.blockNumber,
+        chain.cm.functions.registerSecret(secret),
+        p2,
+        "ChannelManagerSecretAlreadyRegistered",
+        keccak(secret),
+        receipt.blockNumber,
     )

@@ -20,33 +20,47 @@ def test_top_up_by_each_participant(chain, pair):
 def test_repeating_the_same_total_deposits_nothing_twice(chain, pair, channel):
     p1, p2 = pair
     chain.assert_reverts(
-        chain.cm.functions.setTotalDeposit(channel, p2.address, 1000), p1,
-        "ChannelManagerDepositNotIncreasing", 1000, 1000,
+        chain.cm.functions.setTotalDeposit(channel, p2.address, 1000),
+        p1,
+        "ChannelManagerDepositNotIncreasing",
+        1000,
+        1000,
     )
 
 
 def test_rejects_lower_total(chain, pair, channel):
     p1, p2 = pair
     chain.assert_reverts(
-        chain.cm.functions.setTotalDeposit(channel, p1.address, 499), p2,
-        "ChannelManagerDepositNotIncreasing", 499, 500,
+        chain.cm.functions.setTotalDeposit(channel, p1.address, 499),
+        p2,
+        "ChannelManagerDepositNotIncreasing",
+        499,
+        500,
     )
 
 
 def test_rejects_non_participant(chain, pair, channel):
-    p1, p2 = pair
+    _, p2 = pair
     outsider = chain.actors[2]
     chain.assert_reverts(
-        chain.cm.functions.setTotalDeposit(channel, p2.address, 5000), outsider,
-        "ChannelManagerUnknownChannel", channel, outsider.address, p2.address,
+        chain.cm.functions.setTotalDeposit(channel, p2.address, 5000),
+        outsider,
+        "ChannelManagerUnknownChannel",
+        channel,
+        outsider.address,
+        p2.address,
     )
 
 
 def test_rejects_unknown_channel(chain, pair, channel):
     p1, p2 = pair
     chain.assert_reverts(
-        chain.cm.functions.setTotalDeposit(channel + 100, p2.address, 5000), p1,
-        "ChannelManagerUnknownChannel", channel + 100, p1.address, p2.address,
+        chain.cm.functions.setTotalDeposit(channel + 100, p2.address, 5000),
+        p1,
+        "ChannelManagerUnknownChannel",
+        channel + 100,
+        p1.address,
+        p2.address,
     )
 
 
@@ -54,23 +68,31 @@ def test_rejects_closed_channel(chain, pair, channel):
     p1, p2 = pair
     chain.close(p1, p2, channel)
     chain.assert_reverts(
-        chain.cm.functions.setTotalDeposit(channel, p2.address, 5000), p1,
-        "ChannelManagerChannelNotOpen", channel,
+        chain.cm.functions.setTotalDeposit(channel, p2.address, 5000),
+        p1,
+        "ChannelManagerChannelNotOpen",
+        channel,
     )
 
 
 def test_rejects_amount_too_large(chain, pair, channel):
     p1, p2 = pair
     chain.assert_reverts(
-        chain.cm.functions.setTotalDeposit(channel, p2.address, UINT96_MAX + 1), p1,
-        "ChannelManagerAmountTooLarge", UINT96_MAX + 1,
+        chain.cm.functions.setTotalDeposit(channel, p2.address, UINT96_MAX + 1),
+        p1,
+        "ChannelManagerAmountTooLarge",
+        UINT96_MAX + 1,
     )
 
 
 def test_rejects_beyond_allowance(chain, pair, channel):
     p1, p2 = pair
     chain.assert_reverts(
-        chain.cm.functions.setTotalDeposit(channel, p2.address, 1000 + ALLOWANCE), p1,
-        "ERC20InsufficientAllowance", chain.cm.address, ALLOWANCE - 1000, ALLOWANCE,
+        chain.cm.functions.setTotalDeposit(channel, p2.address, 1000 + ALLOWANCE),
+        p1,
+        "ERC20InsufficientAllowance",
+        chain.cm.address,
+        ALLOWANCE - 1000,
+        ALLOWANCE,
         contract=chain.token,
     )

@@ -18,16 +18,23 @@ def test_rejects_insufficient_balance(chain, pair, channel):
     p1, p2 = pair
     chain.tx(chain.cm.functions.depositToBalance(100), p2)
     chain.assert_reverts(
-        chain.cm.functions.setTotalDepositFromBalance(channel, p1.address, 601), p2,
-        "ChannelManagerInsufficientBalance", p2.address, 100, 101,
+        chain.cm.functions.setTotalDepositFromBalance(channel, p1.address, 601),
+        p2,
+        "ChannelManagerInsufficientBalance",
+        p2.address,
+        100,
+        101,
     )
 
 
 def test_rejects_not_increasing(chain, pair, channel):
     p1, p2 = pair
     chain.assert_reverts(
-        chain.cm.functions.setTotalDepositFromBalance(channel, p1.address, 500), p2,
-        "ChannelManagerDepositNotIncreasing", 500, 500,
+        chain.cm.functions.setTotalDepositFromBalance(channel, p1.address, 500),
+        p2,
+        "ChannelManagerDepositNotIncreasing",
+        500,
+        500,
     )
 
 
@@ -35,8 +42,10 @@ def test_rejects_closed_channel(chain, pair, channel):
     p1, p2 = pair
     chain.close(p2, p1, channel)
     chain.assert_reverts(
-        chain.cm.functions.setTotalDepositFromBalance(channel, p1.address, 600), p2,
-        "ChannelManagerChannelNotOpen", channel,
+        chain.cm.functions.setTotalDepositFromBalance(channel, p1.address, 600),
+        p2,
+        "ChannelManagerChannelNotOpen",
+        channel,
     )
 
 
@@ -44,14 +53,20 @@ def test_rejects_non_participant(chain, pair, channel):
     _, p2 = pair
     outsider = chain.actors[2]
     chain.assert_reverts(
-        chain.cm.functions.setTotalDepositFromBalance(channel, p2.address, 600), outsider,
-        "ChannelManagerUnknownChannel", channel, outsider.address, p2.address,
+        chain.cm.functions.setTotalDepositFromBalance(channel, p2.address, 600),
+        outsider,
+        "ChannelManagerUnknownChannel",
+        channel,
+        outsider.address,
+        p2.address,
     )
 
 
 def test_rejects_amount_too_large(chain, pair, channel):
     p1, p2 = pair
     chain.assert_reverts(
-        chain.cm.functions.setTotalDepositFromBalance(channel, p1.address, UINT96_MAX + 1), p2,
-        "ChannelManagerAmountTooLarge", UINT96_MAX + 1,
+        chain.cm.functions.setTotalDepositFromBalance(channel, p1.address, UINT96_MAX + 1),
+        p2,
+        "ChannelManagerAmountTooLarge",
+        UINT96_MAX + 1,
     )

@@ -3,18 +3,19 @@
 import pytest
 from cm_support import SETTLE_TIMEOUT
 
+from channels.core.settlement import effective_locked, settle_amounts
+
 ZERO = b"\0" * 32
 ROOT = b"\x33" * 32
 
 
-def model(d1, d2, w1, w2, t1, l1, r1, t2, l2, r2):
-    """docs/protocol.md 'Channel settlement arithmetic' (r = has a non-zero locks root)."""
-    total = d1 + d2 - w1 - w2
-    b1 = min(max(d1 - w1 + t2 - t1, 0), total)
-    b2 = total - b1
-    locked1 = min(l1, b1) if r1 else 0
-    locked2 = min(l2, b2) if r2 else 0
-    return b1 - locked1, b2 - locked2, locked1, locked2
+def expected_settlement(d1, d2, w1, p1_proof, p2_proof):
+    """channels.core.settlement (the Python twin); a locked amount under an empty root counts as 0."""
+    t1, l1, r1 = p1_proof or (0, 0, ZERO)
+    t2, l2, r2 = p2_proof or (0, 0, ZERO)
+    return tuple(
+        settle_amounts(d1, w1, t1, effective_locked(l1, r1), d2, 0, t2, effective_locked(l2, r2))
+    )
 
 
 def settle_case(chain, pair, d1, d2, p1_proof, p2_proof, w1=0):
@@ -26,7 +27,9 @@ def settle_case(chain, pair, d1, d2, p1_proof, p2_proof, w1=0):
     if w1:
         expiry = chain.block + 10
         sigs = [chain.sign_withdraw(s, channel_id, p1, w1, expiry) for s in (p1, p2)]
-        chain.tx(chain.cm.functions.withdraw(channel_id, p1.address, p2.address, w1, expiry, *sigs), p1)
+        chain.tx(
+            chain.cm.functions.withdraw(channel_id, p1.address, p2.address, w1, expiry, *sigs), p1
+        )
     if p2_proof:
         chain.close(p1, p2, channel_id, 1, *p2_proof)
     else:
@@ -34,7 +37,10 @@ def settle_case(chain, pair, d1, d2, p1_proof, p2_proof, w1=0):
     if p1_proof:
         t, locked, root = p1_proof
         sig = chain.sign_proof(p1, channel_id, 1, t, locked, root)
-        chain.tx(chain.cm.functions.updateBalanceProof(channel_id, p1.address, 1, t, locked, root, sig), p2)
+        chain.tx(
+            chain.cm.functions.updateBalanceProof(channel_id, p1.address, 1, t, locked, root, sig),
+            p2,
+        )
     chain.mine(SETTLE_TIMEOUT)
     before = chain.internal(p1), chain.internal(p2)
     receipt = chain.settle(channel_id, p1, p2, sender=chain.actors[5])
@@ -61,16 +67,21 @@ CASES = [
 
 @pytest.mark.parametrize(("d1", "d2", "p1_proof", "p2_proof", "w1"), CASES)
 def test_settlement_arithmetic(chain, pair, d1, d2, p1_proof, p2_proof, w1):
-    t1, l1, r1 = p1_proof or (0, 0, ZERO)
-    t2, l2, r2 = p2_proof or (0, 0, ZERO)
-    expected = model(d1, d2, w1, 0, t1, l1, r1 != ZERO, t2, l2, r2 != ZERO)
+    expected = expected_settlement(d1, d2, w1, p1_proof, p2_proof)
+    r1 = (p1_proof or (0, 0, ZERO))[2]
+    r2 = (p2_proof or (0, 0, ZERO))[2]
     p1, p2 = pair
     channel_id, event, credited = settle_case(chain, pair, d1, d2, p1_proof, p2_proof, w1)
     assert (event["balance1"], event["balance2"], event["locked1"], event["locked2"]) == expected
     assert credited == expected[:2]
     assert chain.channel(channel_id, p1, p2) == {
-        "state": 0, "settleBlock": 0, "closer": "0x" + "00" * 20,
-        "deposit1": 0, "deposit2": 0, "withdrawn1": 0, "withdrawn2": 0,
+        "state": 0,
+        "settleBlock": 0,
+        "closer": "0x" + "00" * 20,
+        "deposit1": 0,
+        "deposit2": 0,
+        "withdrawn1": 0,
+        "withdrawn2": 0,
     }
     # Directions with locked value keep (0, 0, pool, root) for unlock; the others are freed.
     for sender, receiver, locked, root in ((p1, p2, expected[2], r1), (p2, p1, expected[3], r2)):
@@ -79,7 +90,6 @@ def test_settlement_arithmetic(chain, pair, d1, d2, p1_proof, p2_proof, w1):
 
 
 def test_nothing_is_created_or_lost(chain, pair):
-    p1, p2 = pair
     tokens_in_cm = chain.tokens(chain.cm.address)
     _, event, credited = settle_case(chain, pair, 1000, 500, (300, 200, ROOT), (100, 50, ROOT))
     assert sum(credited) + event["locked1"] + event["locked2"] == 1500
@@ -98,15 +108,20 @@ def test_rejects_within_the_period(chain, pair, closed):
     settle_block = chain.channel(closed, p1, p2)["settleBlock"]
     chain.mine(settle_block - chain.block - 1)  # would be mined in settle_block
     chain.assert_reverts(
-        chain.cm.functions.settleChannel(closed, p1.address, p2.address), p1,
-        "ChannelManagerChallengePeriodNotOver", settle_block,
+        chain.cm.functions.settleChannel(closed, p1.address, p2.address),
+        p1,
+        "ChannelManagerChallengePeriodNotOver",
+        settle_block,
     )
 
 
 def test_rejects_open_channel(chain, pair, channel):
     p1, p2 = pair
     chain.assert_reverts(
-        chain.cm.functions.settleChannel(channel, p1.address, p2.address), p1, "ChannelManagerChannelNotClosed", channel
+        chain.cm.functions.settleChannel(channel, p1.address, p2.address),
+        p1,
+        "ChannelManagerChannelNotClosed",
+        channel,
     )
 
 
@@ -115,8 +130,12 @@ def test_rejects_second_settle(chain, pair, closed):
     chain.mine(SETTLE_TIMEOUT)
     chain.settle(closed, p1, p2)
     chain.assert_reverts(
-        chain.cm.functions.settleChannel(closed, p1.address, p2.address), p1,
-        "ChannelManagerUnknownChannel", closed, p1.address, p2.address,
+        chain.cm.functions.settleChannel(closed, p1.address, p2.address),
+        p1,
+        "ChannelManagerUnknownChannel",
+        closed,
+        p1.address,
+        p2.address,
     )
 
 
@@ -124,8 +143,11 @@ def test_rejects_unordered_participants(chain, pair, closed):
     p1, p2 = pair
     chain.mine(SETTLE_TIMEOUT)
     chain.assert_reverts(
-        chain.cm.functions.settleChannel(closed, p2.address, p1.address), p1,
-        "ChannelManagerInvalidParticipants", p2.address, p1.address,
+        chain.cm.functions.settleChannel(closed, p2.address, p1.address),
+        p1,
+        "ChannelManagerInvalidParticipants",
+        p2.address,
+        p1.address,
     )
 
 
@@ -135,5 +157,10 @@ def test_rejects_wrong_participants(chain, pair, closed):
     a, b = sorted([p1.address, outsider.address], key=lambda x: int(x, 16))
     chain.mine(SETTLE_TIMEOUT)
     chain.assert_reverts(
-        chain.cm.functions.settleChannel(closed, a, b), p1, "ChannelManagerUnknownChannel", closed, a, b
+        chain.cm.functions.settleChannel(closed, a, b),
+        p1,
+        "ChannelManagerUnknownChannel",
+        closed,
+        a,
+        b,
     )

@@ -34,13 +34,21 @@ def test_granted_minter_mints(chain):
 def test_rejects_non_minter(chain):
     user = chain.actors[2]
     chain.assert_reverts(
-        chain.token.functions.mint(user.address, 1), user,
-        "AccessControlUnauthorizedAccount", user.address, MINTER_ROLE, contract=chain.token,
+        chain.token.functions.mint(user.address, 1),
+        user,
+        "AccessControlUnauthorizedAccount",
+        user.address,
+        MINTER_ROLE,
+        contract=chain.token,
     )
 
 
 def test_rejects_mint_to_zero_address(chain):
     zero = "0x" + "00" * 20
     chain.assert_reverts(
-        chain.token.functions.mint(zero, 1), chain.admin, "ERC20InvalidReceiver", zero, contract=chain.token
+        chain.token.functions.mint(zero, 1),
+        chain.admin,
+        "ERC20InvalidReceiver",
+        zero,
+        contract=chain.token,
     )

@@ -65,7 +65,9 @@ def unlock_fn(chain, pair, settled: Settled, slot: int, lock: Lock | None = None
     p1, p2 = pair
     lock = lock or settled.locks[slot]
     proof = proof or settled.tree.proof(slot)
-    return chain.cm.functions.unlock(settled.channel_id, p1.address, p2.address, lock.as_tuple(), slot, proof)
+    return chain.cm.functions.unlock(
+        settled.channel_id, p1.address, p2.address, lock.as_tuple(), slot, proof
+    )
 
 
 @pytest.fixture
@@ -92,10 +94,16 @@ def test_unlock_to_receiver_with_secret_registered_in_time(chain, pair, settled)
     chain.tx(chain.cm.functions.registerSecret(settled.locks[0].secret), p2)
     before = chain.internal(p2)
     receipt = chain.tx(unlock_fn(chain, pair, settled, 0), chain.actors[6])
-    assert chain.events(receipt, "LockUnlocked") == [{
-        "channelId": settled.channel_id, "sender": p1.address, "beneficiary": p2.address,
-        "slot": 0, "secrethash": settled.locks[0].secrethash, "amount": 100,
-    }]
+    assert chain.events(receipt, "LockUnlocked") == [
+        {
+            "channelId": settled.channel_id,
+            "sender": p1.address,
+            "beneficiary": p2.address,
+            "slot": 0,
+            "secrethash": settled.locks[0].secrethash,
+            "amount": 100,
+        }
+    ]
     assert chain.internal(p2) == before + 100
     assert chain.stored_proof(settled.channel_id, p1, p2) == (0, 0, 100, settled.root)
     assert chain.cm.functions.isLockResolved(settled.channel_id, p1.address, p2.address, 0).call()
@@ -124,8 +132,11 @@ def test_last_slot_and_emptying_the_pool(chain, pair, settled):
         chain.tx(unlock_fn(chain, pair, settled, slot), p2)
     assert chain.stored_proof(settled.channel_id, p1, p2) == (0, 0, 0, ZERO)
     chain.assert_reverts(
-        unlock_fn(chain, pair, settled, 0), p2,
-        "ChannelManagerNoPendingLocks", settled.channel_id, p1.address,
+        unlock_fn(chain, pair, settled, 0),
+        p2,
+        "ChannelManagerNoPendingLocks",
+        settled.channel_id,
+        p1.address,
     )
 
 
@@ -143,20 +154,30 @@ def test_pays_at_most_the_remaining_pool(chain, pair):
     assert chain.events(receipt, "LockUnlocked")[0]["amount"] == 900
     assert chain.internal(p2) == before + 900
     chain.assert_reverts(
-        unlock_fn(chain, pair, settled, 1), p2, "ChannelManagerNoPendingLocks", settled.channel_id, p1.address
+        unlock_fn(chain, pair, settled, 1),
+        p2,
+        "ChannelManagerNoPendingLocks",
+        settled.channel_id,
+        p1.address,
     )
 
 
 def test_rejects_pending_lock(chain, pair, settled):
     lock = settled.locks[0]
     chain.assert_reverts(
-        unlock_fn(chain, pair, settled, 0), pair[1], "ChannelManagerLockPending", lock.secrethash, lock.expiration
+        unlock_fn(chain, pair, settled, 0),
+        pair[1],
+        "ChannelManagerLockPending",
+        lock.secrethash,
+        lock.expiration,
     )
 
 
 def test_rejects_already_resolved_slot(chain, pair, settled):
     chain.tx(unlock_fn(chain, pair, settled, 1), pair[0])
-    chain.assert_reverts(unlock_fn(chain, pair, settled, 1), pair[0], "ChannelManagerLockAlreadyResolved", 1)
+    chain.assert_reverts(
+        unlock_fn(chain, pair, settled, 1), pair[0], "ChannelManagerLockAlreadyResolved", 1
+    )
 
 
 @pytest.mark.parametrize("bad", ["amount", "expiration", "slot", "sibling"])
@@ -174,8 +195,11 @@ def test_rejects_bad_proof(chain, pair, settled, bad):
         proof = [proof[0], b"\x99" * 32, *proof[2:]]
     computed = root_from_proof(lock.leaf, slot, proof)
     chain.assert_reverts(
-        unlock_fn(chain, pair, settled, slot, lock=lock, proof=proof), pair[0],
-        "ChannelManagerInvalidLockProof", computed, settled.root,
+        unlock_fn(chain, pair, settled, slot, lock=lock, proof=proof),
+        pair[0],
+        "ChannelManagerInvalidLockProof",
+        computed,
+        settled.root,
     )
 
 
@@ -201,5 +225,7 @@ def test_rejects_before_settle(chain, pair):
     channel_id = chain.open(p1, p2, 1000)
     chain.close(p2, p1, channel_id, nonce=1, transferred=0, locked=10, locks_root=tree.root)
     chain.mine(SETTLE_TIMEOUT)  # period over and lock expired, but not settled
-    fn = chain.cm.functions.unlock(channel_id, p1.address, p2.address, lock.as_tuple(), 0, tree.proof(0))
+    fn = chain.cm.functions.unlock(
+        channel_id, p1.address, p2.address, lock.as_tuple(), 0, tree.proof(0)
+    )
     chain.assert_reverts(fn, p1, "ChannelManagerChannelNotSettled", channel_id)

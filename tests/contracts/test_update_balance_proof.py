@@ -23,8 +23,14 @@ def closed(chain, pair, channel):
 
 
 def update_fn(chain, channel_id, closer, nonce, transferred, locked=0, root=ZERO, sig=None):
-    sig = sig if sig is not None else chain.sign_proof(closer, channel_id, nonce, transferred, locked, root)
-    return chain.cm.functions.updateBalanceProof(channel_id, closer.address, nonce, transferred, locked, root, sig)
+    sig = (
+        sig
+        if sig is not None
+        else chain.sign_proof(closer, channel_id, nonce, transferred, locked, root)
+    )
+    return chain.cm.functions.updateBalanceProof(
+        channel_id, closer.address, nonce, transferred, locked, root, sig
+    )
 
 
 def test_update_stores_the_closers_proof(chain, pair, closed):
@@ -52,14 +58,18 @@ def test_rejects_after_the_period(chain, pair, closed):
     p1, p2 = pair
     settle_block = chain.channel(closed, p1, p2)["settleBlock"]
     chain.mine(settle_block - chain.block)
-    chain.assert_reverts(update_fn(chain, closed, p1, 1, 1), p2, "ChannelManagerChallengePeriodOver", settle_block)
+    chain.assert_reverts(
+        update_fn(chain, closed, p1, 1, 1), p2, "ChannelManagerChallengePeriodOver", settle_block
+    )
 
 
 @pytest.mark.parametrize("nonce", [4, 3])
 def test_rejects_lower_or_equal_nonce(chain, pair, closed, nonce):
     p1, p2 = pair
     chain.tx(update_fn(chain, closed, p1, 4, 300), p2)
-    chain.assert_reverts(update_fn(chain, closed, p1, nonce, 999), p2, "ChannelManagerNonceTooLow", nonce, 4)
+    chain.assert_reverts(
+        update_fn(chain, closed, p1, nonce, 999), p2, "ChannelManagerNonceTooLow", nonce, 4
+    )
 
 
 def test_rejects_zero_nonce(chain, pair, closed):
@@ -70,20 +80,28 @@ def test_rejects_zero_nonce(chain, pair, closed):
 def test_rejects_update_by_the_closer(chain, pair, closed):
     p1, p2 = pair
     # The closer naming its partner as "closer" to replace the partner's proof.
-    chain.assert_reverts(update_fn(chain, closed, p2, 9, 0), p1, "ChannelManagerNotCloser", p2.address)
+    chain.assert_reverts(
+        update_fn(chain, closed, p2, 9, 0), p1, "ChannelManagerNotCloser", p2.address
+    )
 
 
 def test_rejects_open_channel(chain, pair, channel):
     p1, p2 = pair
-    chain.assert_reverts(update_fn(chain, channel, p1, 1, 1), p2, "ChannelManagerChannelNotClosed", channel)
+    chain.assert_reverts(
+        update_fn(chain, channel, p1, 1, 1), p2, "ChannelManagerChannelNotClosed", channel
+    )
 
 
 def test_rejects_non_participant(chain, pair, closed):
     p1, _ = pair
     outsider = chain.actors[2]
     chain.assert_reverts(
-        update_fn(chain, closed, p1, 5, 1), outsider,
-        "ChannelManagerUnknownChannel", closed, p1.address, outsider.address,
+        update_fn(chain, closed, p1, 5, 1),
+        outsider,
+        "ChannelManagerUnknownChannel",
+        closed,
+        p1.address,
+        outsider.address,
     )
 
 
@@ -92,7 +110,11 @@ def test_rejects_forged_proof(chain, pair, closed):
     forger = chain.actors[2]
     sig = chain.sign_proof(forger, closed, 5, 1)
     chain.assert_reverts(
-        update_fn(chain, closed, p1, 5, 1, sig=sig), p2, "ChannelManagerWrongSigner", p1.address, forger.address
+        update_fn(chain, closed, p1, 5, 1, sig=sig),
+        p2,
+        "ChannelManagerWrongSigner",
+        p1.address,
+        forger.address,
     )
 
 
@@ -103,23 +125,37 @@ def test_rejects_proof_for_other_channel_or_domain(chain, pair, closed, where):
     sig = chain.sign_proof(p1, closed + 1 if where == "channel" else closed, 5, 1, domain=domain)
     real = eip712.balance_proof_digest(chain.domain, closed, 5, 1, 0, ZERO)
     chain.assert_reverts(
-        update_fn(chain, closed, p1, 5, 1, sig=sig), p2, "ChannelManagerWrongSigner", p1.address, recover(real, sig)
+        update_fn(chain, closed, p1, 5, 1, sig=sig),
+        p2,
+        "ChannelManagerWrongSigner",
+        p1.address,
+        recover(real, sig),
     )
 
 
 def test_rejects_high_s(chain, pair, closed):
     p1, p2 = pair
     sig = high_s(chain.sign_proof(p1, closed, 5, 1))
-    chain.assert_reverts(update_fn(chain, closed, p1, 5, 1, sig=sig), p2, "ChannelManagerInvalidSignature")
+    chain.assert_reverts(
+        update_fn(chain, closed, p1, 5, 1, sig=sig), p2, "ChannelManagerInvalidSignature"
+    )
 
 
 def test_rejects_nonce_too_large(chain, pair, closed):
     p1, p2 = pair
-    chain.assert_reverts(update_fn(chain, closed, p1, UINT64_MAX + 1, 1), p2, "ChannelManagerNonceTooLarge", UINT64_MAX + 1)
+    chain.assert_reverts(
+        update_fn(chain, closed, p1, UINT64_MAX + 1, 1),
+        p2,
+        "ChannelManagerNonceTooLarge",
+        UINT64_MAX + 1,
+    )
 
 
 def test_rejects_amount_too_large(chain, pair, closed):
     p1, p2 = pair
     chain.assert_reverts(
-        update_fn(chain, closed, p1, 5, 0, UINT96_MAX + 1, ROOT), p2, "ChannelManagerAmountTooLarge", UINT96_MAX + 1
+        update_fn(chain, closed, p1, 5, 0, UINT96_MAX + 1, ROOT),
+        p2,
+        "ChannelManagerAmountTooLarge",
+        UINT96_MAX + 1,
     )

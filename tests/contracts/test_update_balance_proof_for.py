@@ -21,21 +21,45 @@ def tower(chain):
     return chain.actors[3]
 
 
-def for_fn(chain, channel_id, closer, non_closer, nonce, transferred, reward, watchtower, *, closer_sig=None,
-           monitor_sig=None):
+def for_fn(
+    chain,
+    channel_id,
+    closer,
+    non_closer,
+    nonce,
+    transferred,
+    reward,
+    watchtower,
+    *,
+    closer_sig=None,
+    monitor_sig=None,
+):
     closer_sig = closer_sig or chain.sign_proof(closer, channel_id, nonce, transferred)
     monitor_sig = monitor_sig or chain.sign_monitor(
         non_closer, channel_id, proof_hash(channel_id, nonce, transferred), reward, watchtower
     )
     return chain.cm.functions.updateBalanceProofFor(
-        channel_id, closer.address, non_closer.address, nonce, transferred, 0, ZERO, closer_sig, reward, monitor_sig
+        channel_id,
+        closer.address,
+        non_closer.address,
+        nonce,
+        transferred,
+        0,
+        ZERO,
+        closer_sig,
+        reward,
+        monitor_sig,
     )
 
 
 def recovered_for(chain, channel_id, nonce, transferred, reward, watchtower, sig):
     """Who the contract recovers from `sig` for the request it checks (watchtower = the caller)."""
     digest = eip712.monitor_request_digest(
-        chain.domain, channel_id, proof_hash(channel_id, nonce, transferred), reward, raw(watchtower)
+        chain.domain,
+        channel_id,
+        proof_hash(channel_id, nonce, transferred),
+        reward,
+        raw(watchtower),
     )
     return recover(digest, sig)
 
@@ -47,7 +71,10 @@ def test_watchtower_update_and_reward_at_settle(chain, pair, closed, tower):
         {"channelId": closed, "closer": p1.address, "nonce": 4, "submitter": tower.address}
     ]
     assert chain.stored_proof(closed, p1, p2) == (4, 300, 0, ZERO)
-    assert tuple(chain.cm.functions.getMonitorReward(closed, p1.address, p2.address).call()) == (tower.address, 7)
+    assert tuple(chain.cm.functions.getMonitorReward(closed, p1.address, p2.address).call()) == (
+        tower.address,
+        7,
+    )
     chain.mine(SETTLE_TIMEOUT)
     receipt = chain.settle(closed, p1, p2)
     assert chain.events(receipt, "ChannelMonitorRewarded") == [
@@ -55,14 +82,20 @@ def test_watchtower_update_and_reward_at_settle(chain, pair, closed, tower):
     ]
     # p2 (non-closer): 500 + 300 received - 7 reward; p1: 1000 - 300.
     assert (chain.internal(p1), chain.internal(p2), chain.internal(tower)) == (700, 793, 7)
-    assert tuple(chain.cm.functions.getMonitorReward(closed, p1.address, p2.address).call()) == (ANYONE, 0)
+    assert tuple(chain.cm.functions.getMonitorReward(closed, p1.address, p2.address).call()) == (
+        ANYONE,
+        0,
+    )
 
 
 def test_request_for_anyone(chain, pair, closed):
     p1, p2 = pair
     stranger = chain.actors[4]
     chain.tx(for_fn(chain, closed, p1, p2, 4, 300, 5, ANYONE), stranger)
-    assert tuple(chain.cm.functions.getMonitorReward(closed, p1.address, p2.address).call()) == (stranger.address, 5)
+    assert tuple(chain.cm.functions.getMonitorReward(closed, p1.address, p2.address).call()) == (
+        stranger.address,
+        5,
+    )
 
 
 def test_reward_is_capped_by_the_guarded_balance(chain, pair, tower):
@@ -89,8 +122,11 @@ def test_rejects_request_for_another_proof(chain, pair, closed, tower):
     sig = chain.sign_monitor(p2, closed, proof_hash(closed, 3, 200), 7, tower.address)
     expected = recovered_for(chain, closed, 4, 300, 7, tower.address, sig)
     chain.assert_reverts(
-        for_fn(chain, closed, p1, p2, 4, 300, 7, tower.address, monitor_sig=sig), tower,
-        "ChannelManagerWrongSigner", p2.address, expected,
+        for_fn(chain, closed, p1, p2, 4, 300, 7, tower.address, monitor_sig=sig),
+        tower,
+        "ChannelManagerWrongSigner",
+        p2.address,
+        expected,
     )
 
 
@@ -99,8 +135,11 @@ def test_rejects_inflated_reward(chain, pair, closed, tower):
     sig = chain.sign_monitor(p2, closed, proof_hash(closed, 4, 300), 7, tower.address)
     expected = recovered_for(chain, closed, 4, 300, 70, tower.address, sig)
     chain.assert_reverts(
-        for_fn(chain, closed, p1, p2, 4, 300, 70, tower.address, monitor_sig=sig), tower,
-        "ChannelManagerWrongSigner", p2.address, expected,
+        for_fn(chain, closed, p1, p2, 4, 300, 70, tower.address, monitor_sig=sig),
+        tower,
+        "ChannelManagerWrongSigner",
+        p2.address,
+        expected,
     )
 
 
@@ -108,8 +147,11 @@ def test_rejects_request_signed_by_the_closer(chain, pair, closed, tower):
     p1, p2 = pair
     sig = chain.sign_monitor(p1, closed, proof_hash(closed, 4, 300), 7, tower.address)
     chain.assert_reverts(
-        for_fn(chain, closed, p1, p2, 4, 300, 7, tower.address, monitor_sig=sig), tower,
-        "ChannelManagerWrongSigner", p2.address, p1.address,
+        for_fn(chain, closed, p1, p2, 4, 300, 7, tower.address, monitor_sig=sig),
+        tower,
+        "ChannelManagerWrongSigner",
+        p2.address,
+        p1.address,
     )
 
 
@@ -117,7 +159,8 @@ def test_rejects_high_s_request(chain, pair, closed, tower):
     p1, p2 = pair
     sig = high_s(chain.sign_monitor(p2, closed, proof_hash(closed, 4, 300), 7, tower.address))
     chain.assert_reverts(
-        for_fn(chain, closed, p1, p2, 4, 300, 7, tower.address, monitor_sig=sig), tower,
+        for_fn(chain, closed, p1, p2, 4, 300, 7, tower.address, monitor_sig=sig),
+        tower,
         "ChannelManagerInvalidSignature",
     )
 
@@ -126,11 +169,16 @@ def test_rejects_high_s_request(chain, pair, closed, tower):
 def test_rejects_request_for_another_domain(chain, pair, closed, tower, where):
     p1, p2 = pair
     domain = chain.other_domains()[where]
-    sig = chain.sign_monitor(p2, closed, proof_hash(closed, 4, 300), 7, tower.address, domain=domain)
+    sig = chain.sign_monitor(
+        p2, closed, proof_hash(closed, 4, 300), 7, tower.address, domain=domain
+    )
     expected = recovered_for(chain, closed, 4, 300, 7, tower.address, sig)
     chain.assert_reverts(
-        for_fn(chain, closed, p1, p2, 4, 300, 7, tower.address, monitor_sig=sig), tower,
-        "ChannelManagerWrongSigner", p2.address, expected,
+        for_fn(chain, closed, p1, p2, 4, 300, 7, tower.address, monitor_sig=sig),
+        tower,
+        "ChannelManagerWrongSigner",
+        p2.address,
+        expected,
     )
 
 
@@ -138,16 +186,21 @@ def test_rejects_forged_closer_proof(chain, pair, closed, tower):
     p1, p2 = pair
     forged = chain.sign_proof(p2, closed, 4, 300)
     chain.assert_reverts(
-        for_fn(chain, closed, p1, p2, 4, 300, 7, tower.address, closer_sig=forged), tower,
-        "ChannelManagerWrongSigner", p1.address, p2.address,
+        for_fn(chain, closed, p1, p2, 4, 300, 7, tower.address, closer_sig=forged),
+        tower,
+        "ChannelManagerWrongSigner",
+        p1.address,
+        p2.address,
     )
 
 
 def test_rejects_reward_too_large(chain, pair, closed, tower):
     p1, p2 = pair
     chain.assert_reverts(
-        for_fn(chain, closed, p1, p2, 4, 300, UINT96_MAX + 1, tower.address), tower,
-        "ChannelManagerAmountTooLarge", UINT96_MAX + 1,
+        for_fn(chain, closed, p1, p2, 4, 300, UINT96_MAX + 1, tower.address),
+        tower,
+        "ChannelManagerAmountTooLarge",
+        UINT96_MAX + 1,
     )
 
 
@@ -155,7 +208,11 @@ def test_rejects_lower_nonce(chain, pair, closed, tower):
     p1, p2 = pair
     chain.tx(for_fn(chain, closed, p1, p2, 4, 300, 7, tower.address), tower)
     chain.assert_reverts(
-        for_fn(chain, closed, p1, p2, 3, 200, 7, tower.address), tower, "ChannelManagerNonceTooLow", 3, 4
+        for_fn(chain, closed, p1, p2, 3, 200, 7, tower.address),
+        tower,
+        "ChannelManagerNonceTooLow",
+        3,
+        4,
     )
 
 
@@ -164,13 +221,18 @@ def test_rejects_after_the_period(chain, pair, closed, tower):
     settle_block = chain.channel(closed, p1, p2)["settleBlock"]
     chain.mine(settle_block - chain.block)
     chain.assert_reverts(
-        for_fn(chain, closed, p1, p2, 4, 300, 7, tower.address), tower,
-        "ChannelManagerChallengePeriodOver", settle_block,
+        for_fn(chain, closed, p1, p2, 4, 300, 7, tower.address),
+        tower,
+        "ChannelManagerChallengePeriodOver",
+        settle_block,
     )
 
 
 def test_rejects_guarding_the_closer(chain, pair, closed, tower):
     p1, p2 = pair
     chain.assert_reverts(
-        for_fn(chain, closed, p2, p1, 4, 300, 7, tower.address), tower, "ChannelManagerNotCloser", p2.address
+        for_fn(chain, closed, p2, p1, 4, 300, 7, tower.address),
+        tower,
+        "ChannelManagerNotCloser",
+        p2.address,
     )

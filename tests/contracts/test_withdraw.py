@@ -53,16 +53,22 @@ def test_rejects_non_increasing_total(chain, pair, channel, total):
     expiry = chain.block + 10
     chain.tx(submit(chain, channel, p1, p2, 200, expiry), p1)
     chain.assert_reverts(
-        submit(chain, channel, p1, p2, total, expiry), p1,
-        "ChannelManagerWithdrawNotIncreasing", total, 200,
+        submit(chain, channel, p1, p2, total, expiry),
+        p1,
+        "ChannelManagerWithdrawNotIncreasing",
+        total,
+        200,
     )
 
 
 def test_rejects_zero_total(chain, pair, channel):
     p1, p2 = pair
     chain.assert_reverts(
-        submit(chain, channel, p1, p2, 0, chain.block + 10), p1,
-        "ChannelManagerWithdrawNotIncreasing", 0, 0,
+        submit(chain, channel, p1, p2, 0, chain.block + 10),
+        p1,
+        "ChannelManagerWithdrawNotIncreasing",
+        0,
+        0,
     )
 
 
@@ -71,16 +77,21 @@ def test_rejects_beyond_channel_total(chain, pair, channel):
     expiry = chain.block + 10
     chain.tx(submit(chain, channel, p2, p1, 1000, expiry), p1)
     chain.assert_reverts(
-        submit(chain, channel, p1, p2, 501, expiry), p1,
-        "ChannelManagerWithdrawExceedsChannel", 501, 500,
+        submit(chain, channel, p1, p2, 501, expiry),
+        p1,
+        "ChannelManagerWithdrawExceedsChannel",
+        501,
+        500,
     )
 
 
 def test_rejects_amount_too_large(chain, pair, channel):
     p1, p2 = pair
     chain.assert_reverts(
-        submit(chain, channel, p1, p2, UINT96_MAX + 1, chain.block + 10), p1,
-        "ChannelManagerAmountTooLarge", UINT96_MAX + 1,
+        submit(chain, channel, p1, p2, UINT96_MAX + 1, chain.block + 10),
+        p1,
+        "ChannelManagerAmountTooLarge",
+        UINT96_MAX + 1,
     )
 
 
@@ -90,8 +101,11 @@ def test_rejects_forged_partner_signature(chain, pair, channel):
     forger = chain.actors[2]
     forged = chain.sign_withdraw(forger, channel, p1, 10, expiry)
     chain.assert_reverts(
-        submit(chain, channel, p1, p2, 10, expiry, sig_b=forged), p1,
-        "ChannelManagerWrongSigner", p2.address, forger.address,
+        submit(chain, channel, p1, p2, 10, expiry, sig_b=forged),
+        p1,
+        "ChannelManagerWrongSigner",
+        p2.address,
+        forger.address,
     )
 
 
@@ -100,8 +114,11 @@ def test_rejects_participant_signature_only(chain, pair, channel):
     expiry = chain.block + 10
     own = chain.sign_withdraw(p1, channel, p1, 10, expiry)
     chain.assert_reverts(
-        submit(chain, channel, p1, p2, 10, expiry, sig_a=own, sig_b=own), p1,
-        "ChannelManagerWrongSigner", p2.address, p1.address,
+        submit(chain, channel, p1, p2, 10, expiry, sig_a=own, sig_b=own),
+        p1,
+        "ChannelManagerWrongSigner",
+        p2.address,
+        p1.address,
     )
 
 
@@ -119,7 +136,9 @@ def test_rejects_malformed_signature(chain, pair, channel, bad):
     p1, p2 = pair
     expiry = chain.block + 10
     sig = chain.sign_withdraw(p1, channel, p1, 10, expiry)
-    sig = {"v29": with_v(sig, 29), "v0": with_v(sig, 0), "short": sig[:64], "long": sig + b"\0"}[bad]
+    sig = {"v29": with_v(sig, 29), "v0": with_v(sig, 0), "short": sig[:64], "long": sig + b"\0"}[
+        bad
+    ]
     chain.assert_reverts(
         submit(chain, channel, p1, p2, 10, expiry, sig_a=sig), p1, "ChannelManagerInvalidSignature"
     )
@@ -134,8 +153,11 @@ def test_rejects_signature_for_another_domain_or_channel(chain, pair, channel, w
     sig = chain.sign_withdraw(p2, signed_channel, p1, 10, expiry, domain=domain)
     real = eip712.withdraw_digest(chain.domain, channel, raw(p1.address), 10, expiry)
     chain.assert_reverts(
-        submit(chain, channel, p1, p2, 10, expiry, sig_b=sig), p1,
-        "ChannelManagerWrongSigner", p2.address, recover(real, sig),
+        submit(chain, channel, p1, p2, 10, expiry, sig_b=sig),
+        p1,
+        "ChannelManagerWrongSigner",
+        p2.address,
+        recover(real, sig),
     )
 
 
@@ -153,6 +175,10 @@ def test_rejects_non_participant(chain, pair, channel):
     outsider = chain.actors[2]
     expiry = chain.block + 10
     chain.assert_reverts(
-        submit(chain, channel, p1, outsider, 10, expiry), p1,
-        "ChannelManagerUnknownChannel", channel, p1.address, outsider.address,
+        submit(chain, channel, p1, outsider, 10, expiry),
+        p1,
+        "ChannelManagerUnknownChannel",
+        channel,
+        p1.address,
+        outsider.address,
     )

@@ -26,8 +26,12 @@ def test_rejects_more_than_balance(chain, pair):
     p1, _ = pair
     chain.tx(chain.cm.functions.depositToBalance(300), p1)
     chain.assert_reverts(
-        chain.cm.functions.withdrawFromBalance(301, p1.address), p1,
-        "ChannelManagerInsufficientBalance", p1.address, 300, 301,
+        chain.cm.functions.withdrawFromBalance(301, p1.address),
+        p1,
+        "ChannelManagerInsufficientBalance",
+        p1.address,
+        300,
+        301,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sqlite3
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+import channels
 from channels.codec.eip712 import Domain
 from channels.core import events as core_events
 from channels.core import state_changes as core_state_changes
@@ -122,10 +124,12 @@ _CRASH_WRITER = textwrap.dedent(
 def test_killed_writer_leaves_whole_groups_that_replay(tmp_path: Path) -> None:
     """SIGKILL mid-stream (no clean shutdown): every reported commit is there, no partial group."""
     path = tmp_path / "node.db"
+    package_root = str(Path(channels.__file__).resolve().parents[1])
     process = subprocess.Popen(
         [sys.executable, "-c", _CRASH_WRITER, str(path)],
         stdout=subprocess.PIPE,
         text=True,
+        env={**os.environ, "PYTHONPATH": package_root},
     )
     try:
         assert process.stdout is not None
@@ -344,3 +348,36 @@ def test_core_records_round_trip() -> None:
     assert snapshot[1] == node
     assert snapshot[1].channels[3].our.tree.root == tree.root
     assert snapshot[1].domain.separator == node.domain.separator
+
+
+def test_pipelined_groups_commit_in_order(tmp_path: Path) -> None:
+    """Fill the next group while the previous one commits in a worker thread."""
+    import threading
+
+    with open_store(tmp_path / "node.db", CODEC) as store:
+        first = store.begin_group()
+        assert [first.add(Add(i)) for i in (1, 2, 3)] == [1, 2, 3]
+        second = store.begin_group()  # seals `first`
+        with pytest.raises(StoreError, match="sealed"):
+            first.add(Add(99))
+        worker = threading.Thread(target=store.commit, args=(first,))
+        worker.start()
+        assert [second.add(Add(i), [Added(i)]) for i in (4, 5)] == [4, 5]
+        worker.join(timeout=10)
+        assert store.last_state_change_id == 3
+        store.commit(second)
+        assert store.restore(Counter(), apply).state == Counter(15, 5)
+        assert store.write(Add(6)) == 6
+
+
+def test_groups_committed_out_of_order_are_refused(tmp_path: Path) -> None:
+    with open_store(tmp_path / "node.db", CODEC) as store:
+        first = store.begin_group()
+        first.add(Add(1))
+        second = store.begin_group()
+        second.add(Add(2))
+        with pytest.raises(StoreError, match="starts at state change 2, the log continues at 1"):
+            store.commit(second)
+        store.commit(first)
+        store.commit(second)
+        assert store.restore(Counter(), apply).state == Counter(3, 2)
