@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import signal
 import sqlite3
 import subprocess
@@ -135,6 +136,8 @@ def test_killed_writer_leaves_whole_groups_that_replay(tmp_path: Path) -> None:
         assert process.stdout is not None
         reported = 0
         for _ in range(30):  # at least 30 committed groups
+            ready, _, _ = select.select([process.stdout], [], [], 10)
+            assert ready, "the writer reported no commit within 10 s"
             reported = int(process.stdout.readline())
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
