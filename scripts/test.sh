@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 export PATH="$PWD/.venv/bin:$PATH"
+export PYTHONPATH="$PWD"  # import-linter finds packages on sys.path, not through the editable finder
 echo "== ruff";          ruff check .
 echo "== mypy";          mypy channels
 echo "== import-linter"; lint-imports
