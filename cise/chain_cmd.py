@@ -20,14 +20,27 @@ from channels.chain.deploy import deploy
 from channels.chain.nodes import open_anvil
 from channels.core.types import Address, to_checksum
 from channels.signer import LocalSigner
+from cise.errors import CliError
 from cise.network import Network
 
 DEV_TOKENS_PER_ACCOUNT = 1_000 * 1_000_000  # €1,000 each
 CHAIN_SETTLE_TIMEOUT = 20  # blocks
+# The channel manager's hard bounds (ChannelManager.MIN/MAX_SETTLE_TIMEOUT).
+MIN_SETTLE_TIMEOUT, MAX_SETTLE_TIMEOUT = 5, 1_000_000
 
 
-def run_chain(port: int, network_file: str, stop: threading.Event | None = None) -> int:
+def run_chain(
+    port: int,
+    network_file: str,
+    stop: threading.Event | None = None,
+    settle_timeout: int = CHAIN_SETTLE_TIMEOUT,
+) -> int:
     """Run until SIGINT/SIGTERM (or `stop` is set, for tests)."""
+    if not MIN_SETTLE_TIMEOUT <= settle_timeout <= MAX_SETTLE_TIMEOUT:
+        raise CliError(
+            f"--settle-timeout must be in [{MIN_SETTLE_TIMEOUT}, {MAX_SETTLE_TIMEOUT}] blocks, "
+            f"got {settle_timeout}"
+        )
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -35,7 +48,7 @@ def run_chain(port: int, network_file: str, stop: threading.Event | None = None)
     with open_anvil(port=port or None) as node:
         connection = Connection.from_url(node.url, node.private_keys)
         deployer = Account.from_key(node.private_keys[0])
-        deployment = deploy(connection, deployer, settle_timeout=CHAIN_SETTLE_TIMEOUT)
+        deployment = deploy(connection, deployer, settle_timeout=settle_timeout)
         minter = Web3ChainClient(connection, deployment, deployer)
         for key in node.private_keys:
             minter.mint(Address(LocalSigner(key).address), DEV_TOKENS_PER_ACCOUNT)

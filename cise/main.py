@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     chain = sub.add_parser("chain", help="start a local anvil with CISE deployed (for multi-process use)")
     chain.add_argument("--port", type=int, default=8545, help="port on 127.0.0.1 (0 = any free)")
     chain.add_argument("--network-file", default=".cise/network.json", help="where to write addresses and dev keys")
+    chain.add_argument(
+        "--settle-timeout", type=_positive_int, default=20, help="challenge period in blocks (5..1,000,000)"
+    )
 
     from cise import channel_cmd
 
@@ -65,7 +68,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "chain":
             from cise.chain_cmd import run_chain
 
-            return run_chain(port=args.port, network_file=args.network_file)
+            return run_chain(
+                port=args.port,
+                network_file=args.network_file,
+                settle_timeout=args.settle_timeout,
+            )
         if args.command == "channel":
             from cise import channel_cmd
 

@@ -19,6 +19,7 @@ from channels.chain.nodes import dev_private_keys
 from channels.core.types import to_checksum
 from channels.signer import LocalSigner
 from cise.chain_cmd import run_chain
+from cise.errors import CliError
 from cise.main import main
 
 pytestmark = pytest.mark.node
@@ -138,3 +139,49 @@ def test_bad_input_is_rejected_with_a_clear_error(
     assert code == 2 and "not a message envelope" in err
     code, _, err = cli(99, "status")
     assert code == 2 and "--account 99" in err
+
+
+@pytest.fixture
+def fast_network(tmp_path: Path) -> Iterator[Path]:
+    """A chain whose challenge period is the contract's minimum, 5 blocks (~5 s at a block/s)."""
+    path = tmp_path / "network.json"
+    stop = threading.Event()
+    thread = threading.Thread(target=run_chain, args=(0, str(path), stop, 5), daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not path.exists():
+            assert thread.is_alive() and time.monotonic() < deadline, "cise chain did not start"
+            time.sleep(0.1)
+        yield path
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+
+
+def test_unilateral_close_is_disputed_and_settled(
+    fast_network: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cli = Cli(fast_network, tmp_path / "data", capsys)
+    assert cli(USER, "open", MACHINE_ADDRESS, "--deposit", "2")[0] == 0
+    for amount in ("0.1", "0.2"):
+        code, envelope, err = cli(USER, "pay", "1", amount)
+        assert code == 0, err
+        assert cli.deliver(MACHINE, envelope, tmp_path)[0] == 0
+    # the user closes alone; the machine's next command sees the close and submits the user's
+    # latest proof (0.3 transferred) before the challenge period ends
+    assert cli(USER, "close", "1")[0] == 0
+    assert "closed" in _status(cli, MACHINE)
+    code, _, err = cli(USER, "settle", "1")
+    assert code == 2 and "challenge period runs until block" in err
+    deadline = time.monotonic() + 30
+    while "settled" not in _status(cli, MACHINE):
+        assert time.monotonic() < deadline, "never settled"
+        time.sleep(1)
+    assert "internal balance 0.300000 €" in _status(cli, MACHINE)
+    assert "internal balance 1.700000 €" in _status(cli, USER)
+
+
+def test_chain_refuses_a_challenge_period_out_of_bounds(tmp_path: Path) -> None:
+    with pytest.raises(CliError, match="--settle-timeout must be in"):
+        run_chain(0, str(tmp_path / "n.json"), threading.Event(), 4)
