@@ -35,6 +35,7 @@ from channels.core.types import (
 from channels.party import Outgoing, Party
 from channels.signer import LocalSigner
 from channels.wire import WireError
+from cise.arguments import positive_int
 from cise.errors import CliError
 from cise.network import NetworkFileError, load_network
 
@@ -55,16 +56,6 @@ def parse_amount(text: str) -> int:
     return int(units)
 
 
-def _channel_id(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a channel id: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"channel ids start at 1: {text!r}")
-    return value
-
-
 def add_parser(sub: Any) -> None:
     channel = sub.add_parser("channel", help="channel operations of one party")
     channel.add_argument("--network", default=".cise/network.json", help="network file")
@@ -75,22 +66,22 @@ def add_parser(sub: Any) -> None:
     op.add_argument("partner", help="partner address 0x...")
     op.add_argument("--deposit", default="0", help="euros, e.g. 10 or 0.25")
     op = ops.add_parser("deposit", help="raise your total deposit in a channel")
-    op.add_argument("channel", type=_channel_id)
+    op.add_argument("channel", type=positive_int)
     op.add_argument("total", help="new total deposit in euros")
     op = ops.add_parser("pay", help="pay the partner; prints the message envelope to deliver")
-    op.add_argument("channel", type=_channel_id)
+    op.add_argument("channel", type=positive_int)
     op.add_argument("amount", help="euros, e.g. 0.004321")
     op.add_argument("--payment-id", type=int, default=None, help="uint64; default: next nonce")
     op = ops.add_parser("receive", help="take message envelopes (JSON lines) from a file or -")
     op.add_argument("source", help="file with envelopes, or - for stdin")
     op = ops.add_parser("withdraw", help="ask the partner to co-sign a withdraw while open")
-    op.add_argument("channel", type=_channel_id)
+    op.add_argument("channel", type=positive_int)
     op.add_argument("total", help="new total withdrawn, in euros")
     op = ops.add_parser("close", help="close a channel")
-    op.add_argument("channel", type=_channel_id)
+    op.add_argument("channel", type=positive_int)
     op.add_argument("--cooperative", action="store_true", help="propose a cooperative close")
     op = ops.add_parser("settle", help="settle a closed channel once its challenge period ended")
-    op.add_argument("channel", type=_channel_id)
+    op.add_argument("channel", type=positive_int)
     ops.add_parser("status", help="your channels and balances")
 
 

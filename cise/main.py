@@ -9,17 +9,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from cise.arguments import positive_int
 from cise.errors import CliError
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the end-to-end demo (embedded chain by default)")
     demo.add_argument("--rpc", metavar="URL", help="run against a JSON-RPC node instead")
     demo.add_argument(
-        "--cycles", type=_positive_int, default=2000, help="wash cycles paid (default 2000)"
+        "--cycles", type=positive_int, default=2000, help="wash cycles paid (default 2000)"
     )
     demo.add_argument("--no-progress", action="store_true", help="plain output, no progress bars")
 
@@ -39,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     chain.add_argument("--port", type=int, default=8545, help="port on 127.0.0.1 (0 = any free)")
     chain.add_argument("--network-file", default=".cise/network.json", help="where to write addresses and dev keys")
     chain.add_argument(
-        "--settle-timeout", type=_positive_int, default=20, help="challenge period in blocks (5..1,000,000)"
+        "--settle-timeout", type=positive_int, default=20, help="challenge period in blocks (5..1,000,000)"
     )
 
     from cise import channel_cmd
@@ -50,9 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench_sub = bench.add_subparsers(dest="bench", required=True, metavar="BENCH")
     direct = bench_sub.add_parser("direct", help="direct payments between two processes")
     direct.add_argument("--json", action="store_true", help="JSON only (the default output)")
-    direct.add_argument("--payments", type=_positive_int, default=100_000)
-    direct.add_argument("--in-flight", type=_positive_int, default=256, help="at most 256")
-    direct.add_argument("--runs", type=_positive_int, default=3, help="median of this many runs")
+    direct.add_argument("--payments", type=positive_int, default=100_000)
+    direct.add_argument("--in-flight", type=positive_int, default=256, help="at most 256")
+    direct.add_argument("--runs", type=positive_int, default=3, help="median of this many runs")
     gas = bench_sub.add_parser("gas", help="gas per contract operation on the embedded chain")
     gas.add_argument("--json", action="store_true", help="JSON only (the default output)")
     return parser

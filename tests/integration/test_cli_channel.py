@@ -11,6 +11,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -28,11 +29,13 @@ USER, MACHINE = 1, 2
 MACHINE_ADDRESS = to_checksum(LocalSigner(dev_private_keys()[MACHINE]).address)
 
 
-@pytest.fixture
-def network(tmp_path: Path) -> Iterator[Path]:
-    path = tmp_path / "network.json"
+@contextmanager
+def running_chain(path: Path, settle_timeout: int) -> Iterator[Path]:
+    """`cise chain` in a thread until the block ends; waits (bounded) for its network file."""
     stop = threading.Event()
-    thread = threading.Thread(target=run_chain, args=(0, str(path), stop), daemon=True)
+    thread = threading.Thread(
+        target=run_chain, args=(0, str(path), stop, settle_timeout), daemon=True
+    )
     thread.start()
     try:
         deadline = time.monotonic() + 60
@@ -45,6 +48,12 @@ def network(tmp_path: Path) -> Iterator[Path]:
         stop.set()
         thread.join(timeout=30)
         assert not thread.is_alive()
+
+
+@pytest.fixture
+def network(tmp_path: Path) -> Iterator[Path]:
+    with running_chain(tmp_path / "network.json", settle_timeout=20) as path:
+        yield path
 
 
 class Cli:
@@ -144,19 +153,8 @@ def test_bad_input_is_rejected_with_a_clear_error(
 @pytest.fixture
 def fast_network(tmp_path: Path) -> Iterator[Path]:
     """A chain whose challenge period is the contract's minimum, 5 blocks (~5 s at a block/s)."""
-    path = tmp_path / "network.json"
-    stop = threading.Event()
-    thread = threading.Thread(target=run_chain, args=(0, str(path), stop, 5), daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 60
-        while not path.exists():
-            assert thread.is_alive() and time.monotonic() < deadline, "cise chain did not start"
-            time.sleep(0.1)
+    with running_chain(tmp_path / "network.json", settle_timeout=5) as path:
         yield path
-    finally:
-        stop.set()
-        thread.join(timeout=30)
 
 
 def test_unilateral_close_is_disputed_and_settled(
