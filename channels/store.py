@@ -4,9 +4,10 @@ Persist before progress (DESIGN §5): a state change and the events it caused ar
 sqlite transaction *before* anything they cause leaves the process. Many state changes share one
 transaction (`commit_group`, or `begin_group` + `commit` for a pipelined writer that fills the next
 group while a worker thread commits the previous one), so one fsync covers a whole batch of
-payments. Restart = the latest snapshot + the state changes after it, replayed through a
-transition function the caller passes in. A small outbox table keeps unconfirmed outgoing
-messages and transactions so the shell can resend them after a restart.
+payments; a group's rows go in a few multi-row INSERTs. Restart = the latest snapshot + the state
+changes after it, replayed through a transition function the caller passes in. A small outbox
+table keeps unconfirmed outgoing messages and transactions so the shell can resend them after a
+restart.
 
 Why the stdlib `sqlite3` and not sqlite-utils: this module is on the hot path of every payment and
 needs exact control of the pragmas (WAL, synchronous=FULL), of the transaction boundaries (one
@@ -21,6 +22,7 @@ never send anything, and never decide what is valid: it stores and returns what 
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -123,6 +125,7 @@ class RecordCodec:
             if name in self._types and self._types[name] is not type_:
                 raise ValueError(f"two record types share the name {name!r}")
             self._types[name] = type_
+        self._kinds: dict[type, str] = {type_: name for name, type_ in self._types.items()}
 
         def enc(obj: Any) -> Any:
             if enc_hook is not None and not isinstance(obj, LockTree):
@@ -145,10 +148,10 @@ class RecordCodec:
 
     def encode(self, record: object) -> tuple[str, bytes]:
         """Return (kind, payload) for a record of a known type."""
-        kind = type(record).__name__
-        if self._types.get(kind) is not type(record):
+        kind = self._kinds.get(type(record))
+        if kind is None:
             raise UnknownRecordTypeError(
-                f"record type {kind!r} is not registered with the store codec"
+                f"record type {type(record).__name__!r} is not registered with the store codec"
             )
         return kind, self._encoder.encode(record)
 
@@ -244,14 +247,19 @@ class CommitGroup:
 
     def add(self, state_change: object, events: Sequence[object] = ()) -> int:
         """Log a state change and the events it caused; returns the state change's id."""
-        self._check_open()
+        if self.sealed:
+            self._check_open()
         encode = self._codec.encode
         sc_id = self._next_id
-        row = (sc_id, *encode(state_change))
-        event_rows = [(sc_id, *encode(event)) for event in events]
+        kind, payload = encode(state_change)
+        if events:
+            event_rows = []
+            for event in events:
+                event_kind, event_payload = encode(event)
+                event_rows.append((sc_id, event_kind, event_payload))
+            self.events.extend(event_rows)  # nothing can fail after the first append
         self._next_id = sc_id + 1  # only once everything encoded: a failed add adds nothing
-        self.state_changes.append(row)
-        self.events.extend(event_rows)
+        self.state_changes.append((sc_id, kind, payload))
         return sc_id
 
     def add_unconfirmed(self, key: str, item: object) -> None:
@@ -272,6 +280,35 @@ class CommitGroup:
 
 # ---------------------------------------------------------------------------------------------
 # The sqlite store
+
+# Rows a multi-row INSERT writes at most. A group's rows go in chunks of this many, then in
+# power-of-two chunks (128, 64, ..., 1), so at most 9 statement shapes per table ever exist and
+# sqlite3's statement cache keeps them all prepared.
+_INSERT_CHUNK = 256
+
+
+def _insert_rows(
+    db: sqlite3.Connection, insert_values: str, rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """Insert `rows` (tuples of equal length) with few multi-row INSERT statements.
+
+    One statement for many rows instead of `executemany`'s one step per row: sqlite then writes
+    the rows without coming back to Python, so a commit running in a worker thread hardly needs
+    the GIL while the caller's thread works on the next group.
+    """
+    width = len(rows[0])
+    row_marks = "(" + ", ".join("?" * width) + ")"
+    total = len(rows)
+    start = 0
+    while start < total:
+        remaining = total - start
+        count = _INSERT_CHUNK if remaining >= _INSERT_CHUNK else 1 << (remaining.bit_length() - 1)
+        chunk = rows[start : start + count]
+        db.execute(
+            insert_values + ", ".join([row_marks] * count),
+            list(itertools.chain.from_iterable(chunk)),
+        )
+        start += count
 
 
 class SqliteStore:
@@ -424,14 +461,12 @@ class SqliteStore:
         db.execute("BEGIN IMMEDIATE")
         try:
             if group.state_changes:
-                db.executemany(
-                    "INSERT INTO state_changes (id, kind, payload) VALUES (?, ?, ?)",
-                    group.state_changes,
+                _insert_rows(
+                    db, "INSERT INTO state_changes (id, kind, payload) VALUES ", group.state_changes
                 )
             if group.events:
-                db.executemany(
-                    "INSERT INTO events (state_change_id, kind, payload) VALUES (?, ?, ?)",
-                    group.events,
+                _insert_rows(
+                    db, "INSERT INTO events (state_change_id, kind, payload) VALUES ", group.events
                 )
             if group.outbox_confirm:
                 db.executemany("DELETE FROM outbox WHERE key = ?", group.outbox_confirm)

@@ -81,8 +81,8 @@ class _BalanceProofFields(_Message, frozen=True):
         return BalanceProof(
             ChannelId(self.channel_id),
             Nonce(self.nonce),
-            amount_from_wire(self.transferred),
-            amount_from_wire(self.locked),
+            TokenAmount(int.from_bytes(self.transferred, "big")),  # amount_from_wire, inlined
+            TokenAmount(int.from_bytes(self.locked, "big")),
             LocksRoot(self.locks_root),
             Signature(self.signature),
         )

@@ -2,10 +2,11 @@
 
 The payer (this process) and the payee (a `channels.bench.direct_peer` subprocess) talk over
 loopback TCP with the real pieces: payer core `ActionTransfer` -> `SendBalanceProof` event ->
-`LocalSigner` signs the digest -> `channels.wire` encodes -> transport (frames batched). The payee
-decodes, runs the core's `ReceiveBalanceProof` (which recovers the signer), logs every state
-change and its events in one sqlite group commit (synchronous=FULL) per batch received, and only
-then acknowledges. At most `in_flight` payments are sent and not yet acknowledged.
+`LocalSigner` signs the digest -> `channels.wire` encodes (every PRODUCE_SLICE payments as one
+`wire.Batch` frame) -> transport. The payee decodes, runs the core's `ReceiveBalanceProof` (which
+recovers the signer), logs every state change and its events in sqlite group commits
+(synchronous=FULL, about in_flight/4 payments each), and only acknowledges what is committed. At
+most `in_flight` payments are made and not yet acknowledged.
 
 `run_direct_bench` returns `payments_per_s`, `p50_ms`, `p99_ms` (send -> durable ack, per
 payment), `crypto_limit_per_s` = 1 / (sign + recover time of one payment, measured in this run
@@ -60,7 +61,8 @@ CHANNEL_MANAGER = keccak(b"cise bench channel manager")[-20:]
 CHANNEL_ID = ChannelId(1)
 SETTLE_TIMEOUT = 500
 MAX_IN_FLIGHT = 256
-PRODUCE_SLICE = 32  # payments made between two checkpoints, so the writer starts early
+# payments made between two checkpoints, sent as one Batch frame, so the writer starts early
+PRODUCE_SLICE = 8
 
 DEFAULT_PAYMENTS = 20_000
 DEFAULT_TIMEOUT = 120.0
@@ -149,12 +151,22 @@ class _Payer:
     latencies: list[float] = field(default_factory=list)
     window: trio.lowlevel.ParkingLot = field(default_factory=trio.lowlevel.ParkingLot)
     acknowledged: bytearray = field(default_factory=bytearray)
+    outgoing: list[wire.PeerMessage | wire.Processed] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.acknowledged = bytearray(self.payments + 1)
 
-    def pay(self, connection: Connection) -> None:
-        """One payment: ActionTransfer -> SendBalanceProof -> sign -> wire -> queued frame."""
+    def flush(self, connection: Connection) -> None:
+        """Queue the payments made since the last flush as one frame (a Batch when several)."""
+        outgoing = self.outgoing
+        if len(outgoing) == 1:
+            connection.send_nowait(outgoing[0])
+        elif outgoing:
+            connection.send_nowait(wire.Batch(messages=outgoing))
+        self.outgoing = []
+
+    def pay(self) -> None:
+        """One payment: ActionTransfer -> SendBalanceProof -> sign -> wire -> `outgoing`."""
         self.sent += 1
         result = channel_transition(
             self.channel,
@@ -165,7 +177,7 @@ class _Payer:
         for event in result.events:
             if type(event) is ev.SendBalanceProof:
                 signature = self.signer.sign_digest(event.digest)
-                connection.send_nowait(wire.from_event(event, self.sent, signature))
+                self.outgoing.append(wire.from_event(event, self.sent, signature))
             elif type(event) is ev.EventPaymentSendFailed:
                 raise RuntimeError(
                     f"payment {self.sent} failed in the payer's core: {event.reason}"
@@ -196,10 +208,12 @@ class _Payer:
         made = 0
         while self.acked < self.payments:
             while self.sent < self.payments and self.sent - self.acked < self.in_flight:
-                self.pay(connection)
+                self.pay()
                 made += 1
                 if made % PRODUCE_SLICE == 0:
+                    self.flush(connection)
                     await trio.lowlevel.checkpoint()  # let the writer send what is queued
+            self.flush(connection)
             if self.acked < self.payments:
                 await self.window.park()  # no checkpoint since the check: no ack is missed
 
@@ -309,6 +323,8 @@ def run_once(
         str(db_path),
         "--deposit",
         str(deposit),
+        "--group-target",
+        str(max(1, in_flight // 4)),  # commit groups of about a quarter of the window
     ]
     # the payee imports this very `channels` package, wherever it was imported from
     package_root = str(Path(__file__).resolve().parents[2])

@@ -5,6 +5,7 @@ runs each through the core (`ReceiveBalanceProof`: the signer is recovered there
 state changes and events of everything received since the last commit in ONE sqlite transaction
 (synchronous=FULL) before acknowledging them: persist before progress. The commit runs in a
 worker thread, so the next batch is decoded and recovered while the previous one is fsynced.
+The payer sends its payments in `Batch` frames; a lone `DirectTransfer` is taken as well.
 
 On start it rebuilds its state from the store (snapshot + replay), so a restarted payee goes on
 where it stopped. It must never acknowledge a payment that is not durable, and it has no
@@ -37,7 +38,15 @@ from channels.core.state import ChannelState, NodeState
 from channels.core.types import Address
 from channels.signer import LocalSigner
 from channels.store import CommitGroup, SqliteStore
-from channels.transport import Connection, DispatchTable, serve_connections
+from channels.transport import (
+    Connection,
+    DispatchTable,
+    MalformedMessageError,
+    serve_connections,
+)
+
+DEFAULT_GROUP_TARGET = 64  # state changes a group commit waits for (the bench passes in_flight/4)
+GROUP_WAIT = 0.006  # seconds a started group waits to fill before it commits anyway
 
 
 @dataclass
@@ -45,8 +54,9 @@ class Payee:
     """Receives proofs, logs them into the open commit group, commits groups, then acknowledges.
 
     Pipelined: the trio thread runs the core and encodes each state change into the open group
-    (`SqliteStore.begin_group`); the commit task seals that group, starts the next one, and
-    commits the sealed one in a worker thread, which then only executes SQL and fsyncs.
+    (`SqliteStore.begin_group`); the commit task waits until the group holds `group_target`
+    state changes (or GROUP_WAIT passed), seals it, starts the next one, and commits the sealed
+    one in a worker thread, which only executes a few multi-row INSERTs and fsyncs.
     """
 
     store: SqliteStore
@@ -54,10 +64,12 @@ class Payee:
     channel: ChannelState = field(init=False)
     context: TransitionContext = field(init=False)
     group: CommitGroup = field(init=False)
-    # (connection, message id) of the valid payments in the open group
-    acks: list[tuple[Connection, int]] = field(default_factory=list)
+    # message ids of the valid payments in the open group, by connection
+    acks: dict[Connection, list[int]] = field(default_factory=dict)
     wakeup: trio.lowlevel.ParkingLot = field(default_factory=trio.lowlevel.ParkingLot)
+    commit_waiting: bool = False  # the commit task is parked in `wakeup`
     invalid: int = 0
+    group_target: int = DEFAULT_GROUP_TARGET
 
     def __post_init__(self) -> None:
         self.channel = self.node.channels[CHANNEL_ID]
@@ -71,35 +83,74 @@ class Payee:
     async def on_direct_transfer(
         self, connection: Connection, message: wire.DirectTransfer
     ) -> None:
-        state_change = wire.to_state_change(message, Address(connection.peer))
+        self.receive(Address(connection.peer), self.acks_for(connection), message)
+
+    async def on_batch(self, connection: Connection, batch: wire.Batch) -> None:
+        """The payer sends its payments in batches: one frame, one decode for many."""
+        sender = Address(connection.peer)
+        acks = self.acks_for(connection)  # no checkpoint before the end: the group stays open
+        for message in batch.messages:
+            if type(message) is not wire.DirectTransfer:
+                raise MalformedMessageError(
+                    f"the bench payee takes direct transfers only, not {type(message).__name__}"
+                )
+            self.receive(sender, acks, message)
+        await trio.lowlevel.checkpoint()  # a finished commit gets to acknowledge
+
+    def acks_for(self, connection: Connection) -> list[int]:
+        """The message ids to acknowledge on `connection` once the open group is durable."""
+        acks = self.acks.get(connection)
+        if acks is None:
+            acks = self.acks[connection] = []
+        return acks
+
+    def receive(self, sender: Address, acks: list[int], message: wire.DirectTransfer) -> None:
+        """Run one direct transfer through the core and log it into the open group; a valid
+        one's message id goes to `acks`."""
+        state_change = wire.to_state_change(message, sender)
         # the state change names its channel; anything but ours is refused by the core
         result = channel_transition(self.channel, state_change, self.context)
         self.channel = result.new_state
         events = result.events
-        self.group.add(state_change, events)
+        group = self.group
+        group.add(state_change, events)
         if events and type(events[0]) is ev.EventPaymentReceived:
-            self.acks.append((connection, message.message_id))
+            acks.append(message.message_id)
         else:
             self.invalid += 1
             print(f"invalid balance proof: {events}", file=sys.stderr, flush=True)
-        self.wakeup.unpark_all()
+        if self.commit_waiting:  # for a group to start, or to fill
+            pending = len(group.state_changes)
+            if pending == 1 or pending >= self.group_target:
+                self.wakeup.unpark_all()
+
+    async def _park(self) -> None:
+        self.commit_waiting = True
+        try:
+            await self.wakeup.park()
+        finally:
+            self.commit_waiting = False
+
+    async def _wait_for_group(self) -> None:
+        """Until the open group has `group_target` state changes, or GROUP_WAIT passed since
+        it had its first (a slow or finished payer does not wait for a full group)."""
+        while not self.group.state_changes:
+            await self._park()
+        with trio.move_on_after(GROUP_WAIT):
+            while len(self.group.state_changes) < self.group_target:
+                await self._park()
 
     async def serve_commits(self) -> None:
         """Forever: seal what arrived, make it durable in one transaction, then acknowledge."""
         while True:
+            await self._wait_for_group()
             group = self.group
-            if not group.state_changes:
-                await self.wakeup.park()
-                continue
             if self.store.snapshot_due:
                 group.write_snapshot(self.node_state())  # the state as of the group's end
-            acks, self.acks = self.acks, []
+            acks, self.acks = self.acks, {}
             self.group = self.store.begin_group()  # seals `group`
             await trio.to_thread.run_sync(self.store.commit, group)
-            by_connection: dict[Connection, list[int]] = {}
-            for connection, message_id in acks:
-                by_connection.setdefault(connection, []).append(message_id)
-            for connection, message_ids in by_connection.items():
+            for connection, message_ids in acks.items():
                 if connection.closed:
                     continue
                 for start in range(0, len(message_ids), wire.MAX_BATCH):
@@ -107,7 +158,7 @@ class Payee:
                     connection.send_nowait(wire.Processed(message_ids=chunk))
 
 
-async def serve_payee(db: str, deposit: int) -> None:
+async def serve_payee(db: str, deposit: int, group_target: int = DEFAULT_GROUP_TARGET) -> None:
     payee_signer = LocalSigner(PAYEE_KEY)
     payer_address = Address(LocalSigner(PAYER_KEY).address)
     payee_address = Address(payee_signer.address)
@@ -119,9 +170,10 @@ async def serve_payee(db: str, deposit: int) -> None:
                 result = node_transition(node, change)
                 store.write(change, result.events)
                 node = result.new_state
-        payee = Payee(store, node)
+        payee = Payee(store, node, group_target=group_target)
         table = DispatchTable()
         table.register(wire.DirectTransfer, payee.on_direct_transfer)
+        table.register(wire.Batch, payee.on_batch)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(payee.serve_commits)
             port = await nursery.start(serve_connections, payee_signer, wire, table.lookup())
@@ -134,8 +186,16 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", required=True, help="the payee's sqlite store")
     parser.add_argument("--deposit", type=int, required=True, help="the payer's deposit")
+    parser.add_argument(
+        "--group-target",
+        type=int,
+        default=DEFAULT_GROUP_TARGET,
+        help="state changes a group commit waits for (at most GROUP_WAIT seconds)",
+    )
     args = parser.parse_args(argv)
-    trio.run(serve_payee, args.db, args.deposit)
+    if args.group_target < 1:
+        parser.error("--group-target must be positive")
+    trio.run(serve_payee, args.db, args.deposit, args.group_target)
 
 
 if __name__ == "__main__":

@@ -95,10 +95,22 @@ def balance_proof_struct_hash(
 def balance_proof_digest(
     domain: Domain, channel_id: int, nonce: int, transferred: int, locked: int, locks_root: bytes
 ) -> bytes:
-    """Digest of a BalanceProof, signed by its sender."""
-    return domain.digest(
-        balance_proof_struct_hash(channel_id, nonce, transferred, locked, locks_root)
+    """Digest of a BalanceProof, signed by its sender.
+
+    `domain.digest(balance_proof_struct_hash(...))` written out: every payment's digest is made
+    here twice (sender and receiver), so it skips the helper calls; the tests compare it to both.
+    """
+    if len(locks_root) != 32:
+        raise ValueError(f"expected 32 bytes, got {len(locks_root)}")
+    struct_hash = keccak(
+        BALANCE_PROOF_TYPEHASH
+        + channel_id.to_bytes(32, "big")
+        + nonce.to_bytes(32, "big")
+        + transferred.to_bytes(32, "big")
+        + locked.to_bytes(32, "big")
+        + locks_root
     )
+    return keccak(b"\x19\x01" + domain.separator + struct_hash)
 
 
 def lock_hash(amount: int, expiration: int, secrethash: bytes) -> bytes:
