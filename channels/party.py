@@ -76,6 +76,8 @@ class Party:
             domain=client.domain(),
             block_number=BlockNumber(deployment.block_number - 1),
         )
+        if store.latest_snapshot() is None and store.last_state_change_id == 0:
+            store.write_snapshot(initial)  # a new log records whose it is, for every later open
         restored = store.restore(initial, replay).state
         if restored.domain != initial.domain or restored.our_address != initial.our_address:
             store.close()
