@@ -75,6 +75,16 @@ class Cli:
         return self(account, "receive", str(file))
 
 
+def _co_signed(cli: Cli, asker: int, partner: int, tmp: Path, *argv: str) -> None:
+    """`asker` runs argv (a request), `partner` co-signs it, `asker` submits the transaction."""
+    code, request, err = cli(asker, *argv)
+    assert code == 0, err
+    code, confirmation, err = cli.deliver(partner, request, tmp)
+    assert code == 0, err
+    code, _, err = cli.deliver(asker, confirmation, tmp)
+    assert code == 0, err
+
+
 def _status(cli: Cli, account: int) -> str:
     code, out, _ = cli(account, "status")
     assert code == 0
@@ -108,18 +118,10 @@ def test_pay_withdraw_and_close_cooperatively(
     code, _, err = cli.deliver(MACHINE, json.dumps(tampered), tmp_path)
     assert code == 1 and "rejected" in err
 
-    code, request, err = cli(MACHINE, "withdraw", "1", "0.004")
-    assert code == 0, err
-    code, confirmation, err = cli.deliver(USER, request, tmp_path)
-    assert code == 0, err
-    assert cli.deliver(MACHINE, confirmation, tmp_path)[0] == 0
+    _co_signed(cli, MACHINE, USER, tmp_path, "withdraw", "1", "0.004")
     assert "internal balance 0.004000 €" in _status(cli, MACHINE)
 
-    code, proposal, err = cli(USER, "close", "1", "--cooperative")
-    assert code == 0, err
-    code, confirmation, err = cli.deliver(MACHINE, proposal, tmp_path)
-    assert code == 0, err
-    assert cli.deliver(USER, confirmation, tmp_path)[0] == 0
+    _co_signed(cli, USER, MACHINE, tmp_path, "close", "1", "--cooperative")
     assert "settled" in _status(cli, USER)
     assert "internal balance 9.995679 €" in _status(cli, USER)
 
