@@ -108,6 +108,16 @@ def _open_party(args: argparse.Namespace) -> Party:
     return party
 
 
+def _require_funds(party: Party, amount: int) -> None:
+    """Refuse before any transaction (an approval included) when the wallet cannot pay."""
+    held = party.client.token_balance(party.address)
+    if held < amount:
+        raise CliError(
+            f"your wallet holds {Decimal(held) / UNITS_PER_EURO:.6f} €, "
+            f"{Decimal(amount) / UNITS_PER_EURO:.6f} € needed"
+        )
+
+
 def _channel(party: Party, channel_id: int) -> ChannelState:
     channel = party.state.channels.get(ChannelId(channel_id))
     if channel is None:
@@ -203,6 +213,7 @@ def _run(party: Party, args: argparse.Namespace) -> int:
             raise CliError("cannot open a channel with yourself")
         deposit = parse_amount(args.deposit)
         if deposit:
+            _require_funds(party, deposit)
             party.client.approve(deposit)
         channel_id, _ = party.client.open_channel(partner, deposit)
         party.sync_chain()
@@ -215,6 +226,9 @@ def _run(party: Party, args: argparse.Namespace) -> int:
         increase = total - channel.our.deposit
         if increase <= 0:
             raise CliError(f"total deposit must exceed the current {channel.our.deposit} units")
+        if not channel.is_open:
+            raise CliError(f"channel {cid} is {channel.status.value}, not open")
+        _require_funds(party, increase)
         party.client.approve(increase)
         events = party.handle(sc.ActionDeposit(cid, TokenAmount(total)))
     elif op == "pay":

@@ -139,6 +139,8 @@ def test_bad_input_is_rejected_with_a_clear_error(
         (("pay", "1", "6"), "rejected"),  # more than the deposit
         (("open", "0x1234", "--deposit", "1"), "not an address"),
         (("settle", "1"), "not closed"),
+        (("open", MACHINE_ADDRESS, "--deposit", "5000"), "your wallet holds"),
+        (("deposit", "1", "3"), "must exceed the current"),
     ]
     for argv, message in cases:
         code, out, err = cli(USER, *argv)
