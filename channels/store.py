@@ -4,8 +4,10 @@ Persist before progress (DESIGN §5): a state change and the events it caused ar
 sqlite transaction *before* anything they cause leaves the process. Many state changes share one
 transaction (`commit_group`, or `begin_group` + `commit` for a pipelined writer that fills the next
 group while a worker thread commits the previous one), so one fsync covers a whole batch of
-payments; a group's rows go in a few multi-row INSERTs. Restart = the latest snapshot + the state
-changes after it, replayed through a transition function the caller passes in. A small outbox
+payments. A group's state changes and events are ONE row of `log_groups` (first id, last id, one
+msgpack blob), so the commit binds three parameters however many payments it holds: the worker
+thread hardly needs the GIL, which the caller's thread wants for the next group. Restart = the
+latest snapshot + the state changes after it, replayed through a transition function the caller passes in. A small outbox
 table keeps unconfirmed outgoing messages and transactions so the shell can resend them after a
 restart.
 
@@ -14,7 +16,9 @@ needs exact control of the pragmas (WAL, synchronous=FULL), of the transaction b
 explicit BEGIN IMMEDIATE ... COMMIT per group) and of `executemany` on prepared statements;
 sqlite-utils adds per-row Python overhead and its own implicit transactions. Records are encoded
 with msgspec JSON, not msgpack: JSON carries Python ints of any size (uint256 amounts and ids)
-while msgpack stops at 2**64, and it is still well under 1 µs a record.
+while msgpack stops at 2**64, and it is still well under 1 µs a record. The group blob around
+them is msgpack, an array of [kind, record JSON, [[event kind, event JSON], ...]] per state
+change: it holds only strings and bytes, and one C call packs a whole group.
 
 This module must never import the core's transition function (it takes one as an argument),
 never send anything, and never decide what is valid: it stores and returns what it is given.
@@ -22,7 +26,6 @@ never send anything, and never decide what is valid: it stores and returns what 
 
 from __future__ import annotations
 
-import itertools
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -34,24 +37,17 @@ import msgspec
 
 from channels.core.locktree import MAX_PENDING_LOCKS, ZERO, LockTree
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: one log row per commit group (1 had a row per state change and event)
 DEFAULT_SNAPSHOT_INTERVAL = 10_000  # state changes between automatic snapshot suggestions
 
 S = TypeVar("S")
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS state_changes (
-    id INTEGER PRIMARY KEY,
-    kind TEXT NOT NULL,
-    payload BLOB NOT NULL
+CREATE TABLE IF NOT EXISTS log_groups (
+    first_id INTEGER PRIMARY KEY,  -- the id of the group's first state change
+    last_id INTEGER NOT NULL,  -- and of its last; ids are contiguous across groups
+    payload BLOB NOT NULL  -- msgpack: [[kind, record JSON, [[event kind, event JSON], ...]], ...]
 );
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY,
-    state_change_id INTEGER NOT NULL REFERENCES state_changes(id),
-    kind TEXT NOT NULL,
-    payload BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_by_state_change ON events(state_change_id);
 CREATE TABLE IF NOT EXISTS snapshots (
     id INTEGER PRIMARY KEY,
     state_change_id INTEGER NOT NULL,
@@ -169,6 +165,14 @@ class RecordCodec:
         return decoder.decode(payload)
 
 
+# One state change in a group blob: its kind, its JSON, and its events' (kind, JSON) pairs.
+_Entry = tuple[str, bytes, Sequence[tuple[str, bytes]]]
+_StoredEntry = tuple[str, bytes, list[tuple[str, bytes]]]
+_NO_EVENTS: tuple[tuple[str, bytes], ...] = ()
+_group_encoder = msgspec.msgpack.Encoder()
+_group_decoder = msgspec.msgpack.Decoder(list[_StoredEntry])
+
+
 # ---------------------------------------------------------------------------------------------
 # Results
 
@@ -230,8 +234,9 @@ class CommitGroup:
     first_id: int  # the id the group's first state change gets
     _next_id: int
     sealed: bool = False  # no more adds once a later group began or the commit started
-    state_changes: list[tuple[int, str, bytes]] = field(default_factory=list)
-    events: list[tuple[int, str, bytes]] = field(default_factory=list)
+    # the encoded state changes in id order, from first_id on, each with its encoded events
+    state_changes: list[_Entry] = field(default_factory=list)
+    event_count: int = 0
     outbox_add: list[tuple[str, int, str, bytes]] = field(default_factory=list)
     outbox_confirm: list[tuple[str]] = field(default_factory=list)
     snapshot: tuple[int, str, bytes] | None = None
@@ -253,13 +258,12 @@ class CommitGroup:
         sc_id = self._next_id
         kind, payload = encode(state_change)
         if events:
-            event_rows = []
-            for event in events:
-                event_kind, event_payload = encode(event)
-                event_rows.append((sc_id, event_kind, event_payload))
-            self.events.extend(event_rows)  # nothing can fail after the first append
+            encoded = list(map(encode, events))
+            self.event_count += len(encoded)
+            self.state_changes.append((kind, payload, encoded))
+        else:
+            self.state_changes.append((kind, payload, _NO_EVENTS))
         self._next_id = sc_id + 1  # only once everything encoded: a failed add adds nothing
-        self.state_changes.append((sc_id, kind, payload))
         return sc_id
 
     def add_unconfirmed(self, key: str, item: object) -> None:
@@ -280,35 +284,6 @@ class CommitGroup:
 
 # ---------------------------------------------------------------------------------------------
 # The sqlite store
-
-# Rows a multi-row INSERT writes at most. A group's rows go in chunks of this many, then in
-# power-of-two chunks (128, 64, ..., 1), so at most 9 statement shapes per table ever exist and
-# sqlite3's statement cache keeps them all prepared.
-_INSERT_CHUNK = 256
-
-
-def _insert_rows(
-    db: sqlite3.Connection, insert_values: str, rows: Sequence[tuple[Any, ...]]
-) -> None:
-    """Insert `rows` (tuples of equal length) with few multi-row INSERT statements.
-
-    One statement for many rows instead of `executemany`'s one step per row: sqlite then writes
-    the rows without coming back to Python, so a commit running in a worker thread hardly needs
-    the GIL while the caller's thread works on the next group.
-    """
-    width = len(rows[0])
-    row_marks = "(" + ", ".join("?" * width) + ")"
-    total = len(rows)
-    start = 0
-    while start < total:
-        remaining = total - start
-        count = _INSERT_CHUNK if remaining >= _INSERT_CHUNK else 1 << (remaining.bit_length() - 1)
-        chunk = rows[start : start + count]
-        db.execute(
-            insert_values + ", ".join([row_marks] * count),
-            list(itertools.chain.from_iterable(chunk)),
-        )
-        start += count
 
 
 class SqliteStore:
@@ -341,11 +316,14 @@ class SqliteStore:
             if version not in (0, SCHEMA_VERSION):
                 raise StoreError(
                     f"{self._path}: schema version {version}, this code reads {SCHEMA_VERSION}"
+                    " only (there is no migration: keep the file for the code that wrote it)"
                 )
             self._db.executescript(_SCHEMA)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            row = self._db.execute("SELECT COALESCE(MAX(id), 0) FROM state_changes").fetchone()
-            self._last_id: int = row[0]
+            row = self._db.execute(
+                "SELECT last_id FROM log_groups ORDER BY first_id DESC LIMIT 1"
+            ).fetchone()
+            self._last_id: int = 0 if row is None else row[0]
             snap = self._db.execute("SELECT COALESCE(MAX(state_change_id), 0) FROM snapshots")
             self._last_snapshot_id: int = snap.fetchone()[0]
         except sqlite3.DatabaseError as exc:
@@ -461,12 +439,9 @@ class SqliteStore:
         db.execute("BEGIN IMMEDIATE")
         try:
             if group.state_changes:
-                _insert_rows(
-                    db, "INSERT INTO state_changes (id, kind, payload) VALUES ", group.state_changes
-                )
-            if group.events:
-                _insert_rows(
-                    db, "INSERT INTO events (state_change_id, kind, payload) VALUES ", group.events
+                db.execute(
+                    "INSERT INTO log_groups (first_id, last_id, payload) VALUES (?, ?, ?)",
+                    (group.first_id, group.next_id - 1, _group_encoder.encode(group.state_changes)),
                 )
             if group.outbox_confirm:
                 db.executemany("DELETE FROM outbox WHERE key = ?", group.outbox_confirm)
@@ -487,9 +462,9 @@ class SqliteStore:
             raise
         self._commits += 1
         if group.state_changes:
-            self._last_id = group.state_changes[-1][0]
+            self._last_id = group.next_id - 1
             self._sc_written += len(group.state_changes)
-            self._ev_written += len(group.events)
+            self._ev_written += group.event_count
         if group.snapshot is not None:
             self._last_snapshot_id = group.snapshot[0]
             self._snaps_written += 1
@@ -506,27 +481,72 @@ class SqliteStore:
                 f"{self._path}: {what} {row_id} ({kind}) cannot be decoded: {exc}"
             ) from exc
 
+    def _group_entries(self, first_id: int, last_id: int, payload: bytes) -> list[_StoredEntry]:
+        """The decoded blob of one log group, checked to hold exactly its ids."""
+        name = f"log group {first_id}..{last_id}"
+        try:
+            entries = _group_decoder.decode(payload)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise StoreCorruptedError(f"{self._path}: {name} cannot be decoded: {exc}") from exc
+        if len(entries) != last_id - first_id + 1:
+            raise StoreCorruptedError(
+                f"{self._path}: {name} holds {len(entries)} state changes,"
+                f" not {last_id - first_id + 1}"
+            )
+        return entries
+
     def state_changes(self, after: int = 0) -> Iterator[StoredStateChange]:
         """The logged state changes with id > `after`, in order; StoreCorruptedError on a bad row."""
         expected = after + 1
+        # from the group holding `expected` (or the first one after it)
         cursor = self._db.execute(
-            "SELECT id, kind, payload FROM state_changes WHERE id > ? ORDER BY id", (after,)
+            "SELECT first_id, last_id, payload FROM log_groups WHERE first_id >= COALESCE("
+            " (SELECT first_id FROM log_groups WHERE first_id <= ? ORDER BY first_id DESC LIMIT 1),"
+            " 0) ORDER BY first_id",
+            (expected,),
         )
-        for row_id, kind, payload in cursor:
-            if row_id != expected:
+        first_row = True
+        for first_id, last_id, payload in cursor:
+            if last_id < first_id:
                 raise StoreCorruptedError(
-                    f"{self._path}: state change log has a gap: expected id {expected}, found {row_id}"
+                    f"{self._path}: log group {first_id}..{last_id} holds no state change"
                 )
-            expected += 1
-            yield StoredStateChange(row_id, self._decode("state change", row_id, kind, payload))
+            # only the first group may start before `expected` (it holds `after`)
+            if first_id != expected and not (first_row and first_id < expected):
+                problem = "gap" if first_id > expected else "overlap"
+                raise StoreCorruptedError(
+                    f"{self._path}: state change log has a {problem}: expected id {expected},"
+                    f" found {first_id} (log group {first_id}..{last_id})"
+                )
+            first_row = False
+            if last_id < expected:  # `after` is the last id of the first group
+                continue
+            entries = self._group_entries(first_id, last_id, payload)
+            for index in range(expected - first_id, len(entries)):
+                kind, record, _events = entries[index]
+                sc_id = first_id + index
+                what = f"log group {first_id}..{last_id}: state change"
+                yield StoredStateChange(sc_id, self._decode(what, sc_id, kind, record))
+            expected = last_id + 1
 
     def events_of(self, state_change_id: int) -> list[Any]:
         """The events a state change caused, in the order they were logged."""
-        rows = self._db.execute(
-            "SELECT id, kind, payload FROM events WHERE state_change_id = ? ORDER BY id",
+        row = self._db.execute(
+            "SELECT first_id, last_id, payload FROM log_groups WHERE first_id <= ?"
+            " ORDER BY first_id DESC LIMIT 1",
             (state_change_id,),
-        ).fetchall()
-        return [self._decode("event", row_id, kind, payload) for row_id, kind, payload in rows]
+        ).fetchone()
+        if row is None or row[1] < state_change_id:
+            return []
+        first_id, last_id, payload = row
+        _kind, _record, events = self._group_entries(first_id, last_id, payload)[
+            state_change_id - first_id
+        ]
+        what = f"log group {first_id}..{last_id}: state change {state_change_id}, event"
+        return [
+            self._decode(what, number, kind, record)
+            for number, (kind, record) in enumerate(events, 1)
+        ]
 
     def latest_snapshot(self) -> tuple[int, Any] | None:
         """(state_change_id, state) of the newest snapshot, or None."""

@@ -57,7 +57,7 @@ class Payee:
     Pipelined: the trio thread runs the core and encodes each state change into the open group
     (`SqliteStore.begin_group`); the commit task waits until the group holds `group_target`
     state changes (or GROUP_WAIT passed), seals it, starts the next one, and commits the sealed
-    one in a worker thread, which only executes a few multi-row INSERTs and fsyncs.
+    one in a worker thread, which only executes one INSERT (the group is one log row) and fsyncs.
     """
 
     store: SqliteStore

@@ -10,9 +10,11 @@ import subprocess
 import sys
 import textwrap
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
 import pytest
 
 import channels
@@ -221,13 +223,50 @@ def _log_of_three(path: Path) -> None:
             store.write(Add(i), [Added(i)])
 
 
+# a log group's blob: [[kind, record JSON, [[event kind, event JSON], ...]], ...]
+_Entries = list[list[typing.Any]]
+
+
+def _edit_group(path: Path, first_id: int, edit: Callable[[_Entries], object]) -> None:
+    """Rewrite the blob of the log group starting at `first_id` through `edit(entries)`."""
+    db = sqlite3.connect(path)
+    (payload,) = db.execute(
+        "SELECT payload FROM log_groups WHERE first_id = ?", (first_id,)
+    ).fetchone()
+    entries = msgspec.msgpack.decode(payload, type=_Entries)
+    edit(entries)
+    db.execute(
+        "UPDATE log_groups SET payload = ? WHERE first_id = ?",
+        (msgspec.msgpack.encode(entries), first_id),
+    )
+    db.commit()
+    db.close()
+
+
+def test_a_group_is_one_row(tmp_path: Path) -> None:
+    path = tmp_path / "node.db"
+    with open_store(path, CODEC) as store, store.commit_group() as group:
+        group.add(Add(1), [Added(1), Added(11)])
+        group.add(Add(2))
+    db = sqlite3.connect(path)
+    rows = db.execute("SELECT first_id, last_id, payload FROM log_groups").fetchall()
+    db.close()
+    assert [row[:2] for row in rows] == [(1, 2)]
+    assert msgspec.msgpack.decode(rows[0][2]) == [
+        ["Add", b'{"amount":1}', [["Added", b'{"total":1}'], ["Added", b'{"total":11}']]],
+        ["Add", b'{"amount":2}', []],
+    ]
+
+
 def test_garbage_payload_raises_naming_the_row(tmp_path: Path) -> None:
     path = tmp_path / "node.db"
     _log_of_three(path)
-    _corrupt(path, "UPDATE state_changes SET payload = ? WHERE id = 2", b"\xff\x00garbage")
+    _edit_group(path, 2, lambda entries: entries[0].__setitem__(1, b"\xff\x00garbage"))
     with (
         open_store(path, CODEC) as store,
-        pytest.raises(StoreCorruptedError, match=r"state change 2 \(Add\) cannot be decoded"),
+        pytest.raises(
+            StoreCorruptedError, match=r"log group 2\.\.2: state change 2 \(Add\) cannot be decoded"
+        ),
     ):
         store.restore(Counter(), apply)
 
@@ -235,7 +274,7 @@ def test_garbage_payload_raises_naming_the_row(tmp_path: Path) -> None:
 def test_wrong_field_type_raises(tmp_path: Path) -> None:
     path = tmp_path / "node.db"
     _log_of_three(path)
-    _corrupt(path, "UPDATE state_changes SET payload = ? WHERE id = 3", b'{"amount": "three"}')
+    _edit_group(path, 3, lambda entries: entries[0].__setitem__(1, b'{"amount": "three"}'))
     with (
         open_store(path, CODEC) as store,
         pytest.raises(StoreCorruptedError, match=r"state change 3 \(Add\).*Expected `int`"),
@@ -246,7 +285,7 @@ def test_wrong_field_type_raises(tmp_path: Path) -> None:
 def test_unknown_kind_raises(tmp_path: Path) -> None:
     path = tmp_path / "node.db"
     _log_of_three(path)
-    _corrupt(path, "UPDATE state_changes SET kind = 'Drop' WHERE id = 1")
+    _edit_group(path, 1, lambda entries: entries[0].__setitem__(0, "Drop"))
     with (
         open_store(path, CODEC) as store,
         pytest.raises(
@@ -259,7 +298,7 @@ def test_unknown_kind_raises(tmp_path: Path) -> None:
 def test_gap_in_the_log_raises(tmp_path: Path) -> None:
     path = tmp_path / "node.db"
     _log_of_three(path)
-    _corrupt(path, "DELETE FROM state_changes WHERE id = 2")
+    _corrupt(path, "DELETE FROM log_groups WHERE first_id = 2")
     with (
         open_store(path, CODEC) as store,
         pytest.raises(StoreCorruptedError, match="gap: expected id 2, found 3"),
@@ -267,13 +306,35 @@ def test_gap_in_the_log_raises(tmp_path: Path) -> None:
         store.restore(Counter(), apply)
 
 
+def test_garbage_group_blob_raises_naming_the_group(tmp_path: Path) -> None:
+    path = tmp_path / "node.db"
+    _log_of_three(path)
+    _corrupt(path, "UPDATE log_groups SET payload = ? WHERE first_id = 2", b"\xc1garbage")
+    with (
+        open_store(path, CODEC) as store,
+        pytest.raises(StoreCorruptedError, match=r"log group 2\.\.2 cannot be decoded"),
+    ):
+        store.restore(Counter(), apply)
+
+
+def test_group_with_missing_state_changes_raises(tmp_path: Path) -> None:
+    path = tmp_path / "node.db"
+    _log_of_three(path)
+    _corrupt(path, "UPDATE log_groups SET last_id = 4 WHERE first_id = 3")
+    with (
+        open_store(path, CODEC) as store,
+        pytest.raises(StoreCorruptedError, match=r"log group 3\.\.4 holds 1 state changes, not 2"),
+    ):
+        list(store.state_changes())
+
+
 def test_corrupt_event_raises(tmp_path: Path) -> None:
     path = tmp_path / "node.db"
     _log_of_three(path)
-    _corrupt(path, "UPDATE events SET payload = ? WHERE state_change_id = 2", b"[")
+    _edit_group(path, 2, lambda entries: entries[0][2][0].__setitem__(1, b"["))
     with (
         open_store(path, CODEC) as store,
-        pytest.raises(StoreCorruptedError, match=r"event \d+ \(Added\)"),
+        pytest.raises(StoreCorruptedError, match=r"state change 2, event 1 \(Added\)"),
     ):
         store.events_of(2)
 
@@ -302,6 +363,15 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
     _log_of_three(path)
     _corrupt(path, "PRAGMA user_version = 99")
     with pytest.raises(StoreError, match="schema version 99"):
+        SqliteStore(path, CODEC)
+
+
+def test_older_schema_is_refused(tmp_path: Path) -> None:
+    """A version 1 file (a row per state change and per event) is not read as an empty log."""
+    path = tmp_path / "node.db"
+    _log_of_three(path)
+    _corrupt(path, "PRAGMA user_version = 1")
+    with pytest.raises(StoreError, match="schema version 1, this code reads 2 only"):
         SqliteStore(path, CODEC)
 
 
@@ -384,3 +454,26 @@ def test_groups_committed_out_of_order_are_refused(tmp_path: Path) -> None:
         store.commit(first)
         store.commit(second)
         assert store.restore(Counter(), apply).state == Counter(3, 2)
+
+
+def test_overlapping_groups_raise(tmp_path: Path) -> None:
+    path = tmp_path / "node.db"
+    _log_of_three(path)
+    _edit_group(path, 1, lambda entries: entries.append(entries[0]))
+    _corrupt(path, "UPDATE log_groups SET last_id = 2 WHERE first_id = 1")  # 1..2, then 2..2
+    with (
+        open_store(path, CODEC) as store,
+        pytest.raises(StoreCorruptedError, match="overlap: expected id 3, found 2"),
+    ):
+        list(store.state_changes())
+
+
+def test_reversed_group_raises(tmp_path: Path) -> None:
+    path = tmp_path / "node.db"
+    _log_of_three(path)
+    _corrupt(path, "UPDATE log_groups SET last_id = 2 WHERE first_id = 3")
+    with (
+        open_store(path, CODEC) as store,
+        pytest.raises(StoreCorruptedError, match=r"log group 3\.\.2 holds no state change"),
+    ):
+        list(store.state_changes())
