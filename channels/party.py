@@ -62,7 +62,6 @@ class Party:
     outbox: list[Outgoing] = field(default_factory=list)
     notices: list[ev.Event] = field(default_factory=list)
     failed_transactions: list[tuple[ev.ContractSendEvent, ChainError]] = field(default_factory=list)
-    _message_id: int = 0
 
     @classmethod
     def open(cls, signer: LocalSigner, client: Web3ChainClient, store_path: Path) -> Party:
@@ -97,10 +96,12 @@ class Party:
         result = node_transition(self.state, state_change)
         self.store.write(state_change, result.events)
         self.state = result.new_state
+        # Message ids derive from the durable state change id, so they never repeat, restarts included.
+        first_message_id = self.store.last_state_change_id << 8
         if self.store.snapshot_due:
             self.store.write_snapshot(self.state)
-        for event in result.events:
-            self._act(event)
+        for index, event in enumerate(result.events):
+            self._act(event, first_message_id + index)
         return result.events
 
     def handle_all(self, state_changes: Iterable[sc.StateChange]) -> list[ev.Event]:
@@ -125,12 +126,11 @@ class Party:
             events.extend(self.handle_all(batch.state_changes))
         return events
 
-    def _act(self, event: ev.Event) -> None:
+    def _act(self, event: ev.Event, message_id: int) -> None:
         if isinstance(event, ev.SendEvent):
-            self._message_id += 1
             digest = getattr(event, "digest", None)
             signature = self.signer.sign_digest(digest) if digest is not None else b""
-            message = wire.from_event(event, self._message_id, signature)
+            message = wire.from_event(event, message_id, signature)
             self.outbox.append(Outgoing(event.recipient, wire.encode(message)))
         elif isinstance(event, ev.ContractSendEvent):
             # A rejected transaction changes nothing on chain; the core learns the truth from

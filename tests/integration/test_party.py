@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
+from channels import wire
 from channels.chain.client import Web3ChainClient
 from channels.chain.connection import Connection
 from channels.chain.deploy import deploy
@@ -30,6 +31,11 @@ def _parties(tmp_path: Path) -> tuple[Connection, Web3ChainClient, Party, Party]
     return connection, operator, party(1), party(2)
 
 
+def _message_id(party: Party) -> int:
+    (message,) = wire.unpack(wire.decode(party.outbox[-1].payload))
+    return message.message_id
+
+
 def test_restart_restores_state_and_payments_continue(tmp_path: Path) -> None:
     _, operator, user, machine = _parties(tmp_path)
     operator.mint(user.address, 10_000)
@@ -37,16 +43,22 @@ def test_restart_restores_state_and_payments_continue(tmp_path: Path) -> None:
     channel_id, _ = user.client.open_channel(machine.address, 10_000)
     user.sync_chain()
     machine.sync_chain()
+    ids = []
     for payment in range(1, 11):
         user.handle(sc.ActionTransfer(ChannelId(channel_id), TokenAmount(7), PaymentId(payment)))
+        ids.append(_message_id(user))
         deliver([user, machine])
     before = machine.state
     machine.close()
+    user.close()
 
+    user = Party.open(user.signer, user.client, tmp_path / "p1.sqlite")
     machine = Party.open(machine.signer, machine.client, tmp_path / "p2.sqlite")
     assert machine.state == before
     assert machine.state.channels[channel_id].partner.balance_proof.transferred == 70
     user.handle(sc.ActionTransfer(ChannelId(channel_id), TokenAmount(5), PaymentId(11)))
+    ids.append(_message_id(user))
+    assert ids == sorted(set(ids)), "message ids repeat or go back across a restart"
     deliver([user, machine])
     assert machine.state.channels[channel_id].partner.balance_proof.nonce == 11
     assert machine.state.channels[channel_id].partner.balance_proof.transferred == 75
