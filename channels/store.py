@@ -101,7 +101,7 @@ def _dec_hook(type_: type, obj: Any) -> Any:
 
 
 class RecordCodec:
-    """Encodes frozen dataclass records (state changes, events, states) as (kind, bytes).
+    """Encodes frozen records (state changes, events, states) as (kind, bytes).
 
     `kind` is the class name; decoding looks it up among the types given here, so the store
     never needs to know the core's unions. LockTree fields are supported out of the box; pass

@@ -18,9 +18,10 @@ from __future__ import annotations
 import argparse
 import gc
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import trio
+from msgspec.structs import replace
 
 from channels import wire
 from channels.bench.direct import (

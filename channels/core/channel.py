@@ -14,8 +14,10 @@ recovery, which is the expensive part.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
+
+import msgspec
+from msgspec.structs import replace
 
 from channels.codec.ecdsa import InvalidSignature, recover_signer
 from channels.codec.eip712 import (
@@ -54,8 +56,7 @@ from channels.core.types import (
 S = TypeVar("S")
 
 
-@dataclass(frozen=True, slots=True)
-class TransitionContext:
+class TransitionContext(msgspec.Struct, frozen=True):
     """What a transition needs from outside the channel: who we are, where, and when."""
 
     our_address: Address
@@ -68,8 +69,7 @@ class TransitionContext:
     lock_expiry_margin: int = 2
 
 
-@dataclass(frozen=True, slots=True)
-class TransitionResult(Generic[S]):
+class TransitionResult(msgspec.Struct, Generic[S], frozen=True):
     """The new state and the events the transition caused (persist both before acting)."""
 
     new_state: S
@@ -150,8 +150,8 @@ def cooperative_close_balances(channel: ChannelState) -> tuple[int, int]:
 def with_proof(channel: ChannelState, proof: BalanceProof, *, ours: bool) -> ChannelState:
     """`channel` with a new latest proof of one direction (nothing else changed).
 
-    The direct-payment hot path: positional construction is ~3x faster than two
-    `dataclasses.replace` calls. A unit test proves it equal to the `replace` version, so a
+    The direct-payment hot path: positional construction is faster than two
+    `msgspec.structs.replace` calls. A unit test proves it equal to the `replace` version, so a
     field added to EndState or ChannelState cannot be silently dropped here.
     """
     end = channel.our if ours else channel.partner

@@ -14,7 +14,7 @@ acting on any (persist before progress).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import msgspec
 
 from channels.core.state import BalanceProof, Lock
 from channels.core.types import (
@@ -31,8 +31,7 @@ from channels.core.types import (
 # --------------------------------------------------------------------------- Send*
 
 
-@dataclass(frozen=True, slots=True)
-class SendBalanceProof:
+class SendBalanceProof(msgspec.Struct, frozen=True):
     """A direct transfer of `amount`: our new proof (unsigned) and the digest to sign."""
 
     recipient: Address
@@ -42,8 +41,7 @@ class SendBalanceProof:
     amount: TokenAmount
 
 
-@dataclass(frozen=True, slots=True)
-class SendLockedTransfer:
+class SendLockedTransfer(msgspec.Struct, frozen=True):
     """Our new proof adding `lock` in tree slot `slot`."""
 
     recipient: Address
@@ -55,8 +53,7 @@ class SendLockedTransfer:
     target: Address
 
 
-@dataclass(frozen=True, slots=True)
-class SendUnlock:
+class SendUnlock(msgspec.Struct, frozen=True):
     """Our new proof moving the lock in `slot` into transferred; carries the secret."""
 
     recipient: Address
@@ -66,8 +63,7 @@ class SendUnlock:
     slot: int
 
 
-@dataclass(frozen=True, slots=True)
-class SendLockExpired:
+class SendLockExpired(msgspec.Struct, frozen=True):
     """Our new proof removing our expired lock from `slot`."""
 
     recipient: Address
@@ -77,8 +73,7 @@ class SendLockExpired:
     slot: int
 
 
-@dataclass(frozen=True, slots=True)
-class SendSecretRequest:
+class SendSecretRequest(msgspec.Struct, frozen=True):
     """Ask the partner for a secret (unsigned)."""
 
     recipient: Address
@@ -88,8 +83,7 @@ class SendSecretRequest:
     amount: TokenAmount
 
 
-@dataclass(frozen=True, slots=True)
-class SendSecretReveal:
+class SendSecretReveal(msgspec.Struct, frozen=True):
     """Reveal a secret to the partner (unsigned: the secret authenticates itself)."""
 
     recipient: Address
@@ -97,8 +91,7 @@ class SendSecretReveal:
     secret: Secret
 
 
-@dataclass(frozen=True, slots=True)
-class SendWithdrawRequest:
+class SendWithdrawRequest(msgspec.Struct, frozen=True):
     """Ask the partner to co-sign our Withdraw; `digest` is the Withdraw digest we sign."""
 
     recipient: Address
@@ -109,8 +102,7 @@ class SendWithdrawRequest:
     digest: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class SendWithdrawConfirmation:
+class SendWithdrawConfirmation(msgspec.Struct, frozen=True):
     """Co-sign the partner's Withdraw; `digest` is the same Withdraw digest."""
 
     recipient: Address
@@ -121,8 +113,7 @@ class SendWithdrawConfirmation:
     digest: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class SendCooperativeCloseRequest:
+class SendCooperativeCloseRequest(msgspec.Struct, frozen=True):
     """Propose a cooperative close; balances in participant-address order."""
 
     recipient: Address
@@ -132,8 +123,7 @@ class SendCooperativeCloseRequest:
     digest: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class SendCooperativeCloseConfirmation:
+class SendCooperativeCloseConfirmation(msgspec.Struct, frozen=True):
     """Co-sign the partner's cooperative close proposal."""
 
     recipient: Address
@@ -146,8 +136,7 @@ class SendCooperativeCloseConfirmation:
 # --------------------------------------------------------------------------- ContractSend*
 
 
-@dataclass(frozen=True, slots=True)
-class ContractSendChannelDeposit:
+class ContractSendChannelDeposit(msgspec.Struct, frozen=True):
     """`setTotalDeposit(channel_id, partner, total_deposit)`."""
 
     channel_id: ChannelId
@@ -155,8 +144,7 @@ class ContractSendChannelDeposit:
     total_deposit: TokenAmount
 
 
-@dataclass(frozen=True, slots=True)
-class ContractSendChannelWithdraw:
+class ContractSendChannelWithdraw(msgspec.Struct, frozen=True):
     """`withdraw(channel_id, participant, partner, total_withdraw, expiry, participantSig, partnerSig)`.
 
     `participant` is us: sign `digest` for participantSig; `partner_signature` is the partner's.
@@ -171,8 +159,7 @@ class ContractSendChannelWithdraw:
     digest: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class ContractSendChannelCooperativeClose:
+class ContractSendChannelCooperativeClose(msgspec.Struct, frozen=True):
     """`cooperativeClose(channel_id, participant1, participant2, balance1, balance2, sig1, sig2)`.
 
     Sign `digest` for our signature; put it in sig1 when `we_are_participant1`, else sig2.
@@ -188,8 +175,7 @@ class ContractSendChannelCooperativeClose:
     digest: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class ContractSendChannelClose:
+class ContractSendChannelClose(msgspec.Struct, frozen=True):
     """`closeChannel(channel_id, partner, ...)` with the partner's latest signed proof (nonce 0: none)."""
 
     channel_id: ChannelId
@@ -197,8 +183,7 @@ class ContractSendChannelClose:
     balance_proof: BalanceProof
 
 
-@dataclass(frozen=True, slots=True)
-class ContractSendUpdateBalanceProof:
+class ContractSendUpdateBalanceProof(msgspec.Struct, frozen=True):
     """`updateBalanceProof(channel_id, closer, ...)` with the CLOSER's latest proof we received."""
 
     channel_id: ChannelId
@@ -206,8 +191,7 @@ class ContractSendUpdateBalanceProof:
     balance_proof: BalanceProof
 
 
-@dataclass(frozen=True, slots=True)
-class ContractSendChannelSettle:
+class ContractSendChannelSettle(msgspec.Struct, frozen=True):
     """`settleChannel(channel_id, participant1, participant2)`."""
 
     channel_id: ChannelId
@@ -215,15 +199,13 @@ class ContractSendChannelSettle:
     participant2: Address
 
 
-@dataclass(frozen=True, slots=True)
-class ContractSendSecretRegister:
+class ContractSendSecretRegister(msgspec.Struct, frozen=True):
     """`registerSecret(secret)`: a lock we are owed nears expiry and the partner has not unlocked."""
 
     secret: Secret
 
 
-@dataclass(frozen=True, slots=True)
-class ContractSendUnlock:
+class ContractSendUnlock(msgspec.Struct, frozen=True):
     """`unlock(channel_id, sender, receiver, lock, slot, proof)` after settle."""
 
     channel_id: ChannelId
@@ -237,14 +219,12 @@ class ContractSendUnlock:
 # --------------------------------------------------------------------------- Event*
 
 
-@dataclass(frozen=True, slots=True)
-class EventChannelOpened:
+class EventChannelOpened(msgspec.Struct, frozen=True):
     channel_id: ChannelId
     partner: Address
 
 
-@dataclass(frozen=True, slots=True)
-class EventPaymentSent:
+class EventPaymentSent(msgspec.Struct, frozen=True):
     """A direct transfer or an unlock left: `amount` is now the partner's."""
 
     channel_id: ChannelId
@@ -253,8 +233,7 @@ class EventPaymentSent:
     amount: TokenAmount
 
 
-@dataclass(frozen=True, slots=True)
-class EventPaymentReceived:
+class EventPaymentReceived(msgspec.Struct, frozen=True):
     """A valid direct transfer arrived: `amount` is now ours."""
 
     channel_id: ChannelId
@@ -263,8 +242,7 @@ class EventPaymentReceived:
     amount: TokenAmount
 
 
-@dataclass(frozen=True, slots=True)
-class EventLockedTransferReceived:
+class EventLockedTransferReceived(msgspec.Struct, frozen=True):
     """A valid locked transfer arrived: forward it (mediator) or reveal the secret (target)."""
 
     channel_id: ChannelId
@@ -275,8 +253,7 @@ class EventLockedTransferReceived:
     target: Address
 
 
-@dataclass(frozen=True, slots=True)
-class EventUnlockReceived:
+class EventUnlockReceived(msgspec.Struct, frozen=True):
     """The partner unlocked its lock: `amount` is now ours."""
 
     channel_id: ChannelId
@@ -285,8 +262,7 @@ class EventUnlockReceived:
     amount: TokenAmount
 
 
-@dataclass(frozen=True, slots=True)
-class EventUnlockSent:
+class EventUnlockSent(msgspec.Struct, frozen=True):
     """We unlocked our lock: `amount` is now the partner's."""
 
     channel_id: ChannelId
@@ -295,8 +271,7 @@ class EventUnlockSent:
     amount: TokenAmount
 
 
-@dataclass(frozen=True, slots=True)
-class EventLockExpired:
+class EventLockExpired(msgspec.Struct, frozen=True):
     """A lock expired and left its tree (`sender` is the direction it was in)."""
 
     channel_id: ChannelId
@@ -305,8 +280,7 @@ class EventLockExpired:
     amount: TokenAmount
 
 
-@dataclass(frozen=True, slots=True)
-class EventSecretLearned:
+class EventSecretLearned(msgspec.Struct, frozen=True):
     """A secret became known in this channel (revealed by the partner or registered on chain)."""
 
     channel_id: ChannelId
@@ -314,8 +288,7 @@ class EventSecretLearned:
     secret: Secret
 
 
-@dataclass(frozen=True, slots=True)
-class EventSecretRequested:
+class EventSecretRequested(msgspec.Struct, frozen=True):
     """The partner asked for a secret."""
 
     channel_id: ChannelId
@@ -325,24 +298,21 @@ class EventSecretRequested:
     amount: TokenAmount
 
 
-@dataclass(frozen=True, slots=True)
-class EventWithdrawConfirmed:
+class EventWithdrawConfirmed(msgspec.Struct, frozen=True):
     """Our withdraw is co-signed; the ContractSendChannelWithdraw beside it executes it."""
 
     channel_id: ChannelId
     total_withdraw: TokenAmount
 
 
-@dataclass(frozen=True, slots=True)
-class EventChannelStatusChanged:
+class EventChannelStatusChanged(msgspec.Struct, frozen=True):
     """The channel moved to `status` (a ChannelStatus value)."""
 
     channel_id: ChannelId
     status: str
 
 
-@dataclass(frozen=True, slots=True)
-class EventPaymentSendFailed:
+class EventPaymentSendFailed(msgspec.Struct, frozen=True):
     """Our own transfer could not be made (no channel, closed, over capacity, ...)."""
 
     channel_id: ChannelId
@@ -350,8 +320,7 @@ class EventPaymentSendFailed:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class EventActionFailed:
+class EventActionFailed(msgspec.Struct, frozen=True):
     """Another of our own actions could not be done; `action` is the state change's class name."""
 
     channel_id: ChannelId
@@ -362,64 +331,55 @@ class EventActionFailed:
 # --------------------------------------------------------------------------- EventInvalid*
 
 
-@dataclass(frozen=True, slots=True)
-class EventInvalidReceivedBalanceProof:
+class EventInvalidReceivedBalanceProof(msgspec.Struct, frozen=True):
     channel_id: ChannelId
     sender: Address
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class EventInvalidReceivedLockedTransfer:
+class EventInvalidReceivedLockedTransfer(msgspec.Struct, frozen=True):
     channel_id: ChannelId
     sender: Address
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class EventInvalidReceivedUnlock:
+class EventInvalidReceivedUnlock(msgspec.Struct, frozen=True):
     channel_id: ChannelId
     sender: Address
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class EventInvalidReceivedLockExpired:
+class EventInvalidReceivedLockExpired(msgspec.Struct, frozen=True):
     channel_id: ChannelId
     sender: Address
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class EventInvalidReceivedSecretRequest:
+class EventInvalidReceivedSecretRequest(msgspec.Struct, frozen=True):
     channel_id: ChannelId
     sender: Address
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class EventInvalidReceivedSecretReveal:
+class EventInvalidReceivedSecretReveal(msgspec.Struct, frozen=True):
     channel_id: ChannelId
     sender: Address
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class EventInvalidReceivedWithdrawRequest:
+class EventInvalidReceivedWithdrawRequest(msgspec.Struct, frozen=True):
     channel_id: ChannelId
     sender: Address
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class EventInvalidReceivedWithdrawConfirmation:
+class EventInvalidReceivedWithdrawConfirmation(msgspec.Struct, frozen=True):
     channel_id: ChannelId
     sender: Address
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class EventInvalidReceivedCooperativeClose:
+class EventInvalidReceivedCooperativeClose(msgspec.Struct, frozen=True):
     """A bad cooperative-close request or confirmation."""
 
     channel_id: ChannelId
@@ -427,8 +387,7 @@ class EventInvalidReceivedCooperativeClose:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class EventInvalidContractEvent:
+class EventInvalidContractEvent(msgspec.Struct, frozen=True):
     """A chain event that does not fit our view (e.g. names another participant); ignored."""
 
     channel_id: ChannelId

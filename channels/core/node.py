@@ -9,7 +9,7 @@ shell with thousands of channels on the payment hot path may keep its own mappin
 
 from __future__ import annotations
 
-from dataclasses import replace
+from msgspec.structs import replace
 
 from channels.core import events as ev
 from channels.core import state_changes as sc

@@ -1,7 +1,8 @@
 """Frozen state records of the channel core: locks, balance proofs, channel ends, channels, node.
 
-Records only: every record is an immutable value (frozen dataclass with slots), updated by building
-a new one that shares the unchanged parts (no deep copies). The mappings held inside records
+Records only: every record is an immutable value (a frozen `msgspec.Struct`: it builds several
+times faster than a frozen dataclass, and the store encodes it natively), updated by building a
+new one that shares the unchanged parts (no deep copies). The mappings held inside records
 (pending locks, secrets) are plain dicts that are NEVER mutated after the record is built; a
 transition that changes one builds a new dict. Transitions live in `channels.core.channel` and
 `channels.core.node`; this module must never do I/O, sign, or decide anything.
@@ -11,7 +12,8 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+
+import msgspec
 
 from channels.codec.eip712 import Domain, balance_proof_digest, balance_proof_struct_hash, lock_hash
 from channels.core.locktree import LockTree
@@ -34,24 +36,26 @@ EMPTY_TREE = LockTree()
 EMPTY_MAPPING: Mapping[int, Lock] = {}
 
 
-@dataclass(frozen=True, slots=True)
-class Lock:
-    """A hashlock `Lock(uint256 amount,uint256 expiration,bytes32 secrethash)`; `leaf` is its struct hash."""
+class Lock(msgspec.Struct, frozen=True):
+    """A hashlock `Lock(uint256 amount,uint256 expiration,bytes32 secrethash)`; `leaf` is its struct hash.
+
+    Never pass `leaf`: it is computed at construction (or read back from the store), so it is a
+    function of the other three fields and comparing it in `==` changes nothing.
+    """
 
     amount: TokenAmount
     expiration: BlockNumber
     secrethash: SecretHash
-    leaf: bytes = field(default=b"", compare=False, repr=False)
+    leaf: bytes = b""
 
     def __post_init__(self) -> None:
         if not self.leaf:
-            object.__setattr__(
+            msgspec.structs.force_setattr(
                 self, "leaf", lock_hash(self.amount, self.expiration, self.secrethash)
             )
 
 
-@dataclass(frozen=True, slots=True)
-class BalanceProof:
+class BalanceProof(msgspec.Struct, frozen=True):
     """A cumulative balance proof of one direction; `signature` is the sender's (empty for our own).
 
     The core never holds a signature of ours: our proofs are signed by the shell from the digest
@@ -84,8 +88,7 @@ def empty_balance_proof(channel_id: ChannelId) -> BalanceProof:
     return BalanceProof(channel_id, Nonce(0), TokenAmount(0), TokenAmount(0), EMPTY_LOCKS_ROOT)
 
 
-@dataclass(frozen=True, slots=True)
-class PendingWithdraw:
+class PendingWithdraw(msgspec.Struct, frozen=True):
     """A co-signed (or being co-signed) `Withdraw` not yet seen on chain."""
 
     total_withdraw: TokenAmount
@@ -93,8 +96,7 @@ class PendingWithdraw:
     confirmed: bool = False  # our request: the partner's signature arrived; theirs: we confirmed
 
 
-@dataclass(frozen=True, slots=True)
-class EndState:
+class EndState(msgspec.Struct, frozen=True):
     """One participant's side: its deposits and withdrawals, and the direction it sends in.
 
     `balance_proof` is the latest proof SENT BY this participant; `locks` maps each occupied slot
@@ -104,9 +106,11 @@ class EndState:
     address: Address
     deposit: TokenAmount = ZERO_AMOUNT
     withdrawn: TokenAmount = ZERO_AMOUNT
-    balance_proof: BalanceProof = field(default_factory=lambda: empty_balance_proof(ChannelId(0)))
-    locks: Mapping[int, Lock] = field(default_factory=lambda: EMPTY_MAPPING)
-    slot_of: Mapping[SecretHash, int] = field(
+    balance_proof: BalanceProof = msgspec.field(
+        default_factory=lambda: empty_balance_proof(ChannelId(0))
+    )
+    locks: Mapping[int, Lock] = msgspec.field(default_factory=lambda: EMPTY_MAPPING)
+    slot_of: Mapping[SecretHash, int] = msgspec.field(
         default_factory=dict
     )  # index of `locks` by secrethash
     tree: LockTree = EMPTY_TREE
@@ -131,8 +135,7 @@ class ChannelStatus(enum.Enum):
     SETTLED = "settled"  # settled or cooperatively closed: only unlocks remain
 
 
-@dataclass(frozen=True, slots=True)
-class CooperativeCloseProposal:
+class CooperativeCloseProposal(msgspec.Struct, frozen=True):
     """Balances (in participant-address order) of a cooperative close being co-signed."""
 
     balance1: TokenAmount
@@ -140,8 +143,7 @@ class CooperativeCloseProposal:
     partner_signature: Signature = NO_SIGNATURE
 
 
-@dataclass(frozen=True, slots=True)
-class ChannelState:
+class ChannelState(msgspec.Struct, frozen=True):
     """One channel seen from our side. `our` and `partner` are the two ends."""
 
     channel_id: ChannelId
@@ -154,8 +156,8 @@ class ChannelState:
     settle_block: BlockNumber | None = None
     cooperative_close: CooperativeCloseProposal | None = None
     # secrets learned for locks of either direction, and the block each was registered on chain
-    secrets: Mapping[SecretHash, Secret] = field(default_factory=dict)
-    registered_secrets: Mapping[SecretHash, BlockNumber] = field(default_factory=dict)
+    secrets: Mapping[SecretHash, Secret] = msgspec.field(default_factory=dict)
+    registered_secrets: Mapping[SecretHash, BlockNumber] = msgspec.field(default_factory=dict)
     # secrethashes whose on-chain registration we already asked for (ContractSendSecretRegister)
     register_requested: frozenset[SecretHash] = frozenset()
     # after settle: (sender, slot) of the locks still to resolve on chain with `unlock`
@@ -188,12 +190,11 @@ class ChannelState:
         return self.status is ChannelStatus.OPENED and self.cooperative_close is None
 
 
-@dataclass(frozen=True, slots=True)
-class NodeState:
+class NodeState(msgspec.Struct, frozen=True):
     """A node: our address, the EIP-712 domain, the chain head and our channels by id."""
 
     our_address: Address
     domain: Domain
     block_number: BlockNumber
-    channels: Mapping[ChannelId, ChannelState] = field(default_factory=dict)
+    channels: Mapping[ChannelId, ChannelState] = msgspec.field(default_factory=dict)
     reveal_timeout: int = 10

@@ -13,7 +13,7 @@ Plain frozen records: no behaviour, no I/O, no keys.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import msgspec
 
 from channels.core.state import BalanceProof, Lock
 from channels.core.types import (
@@ -32,8 +32,7 @@ from channels.core.types import (
 # --------------------------------------------------------------------------- time
 
 
-@dataclass(frozen=True, slots=True)
-class Block:
+class Block(msgspec.Struct, frozen=True):
     """The chain head is now `block_number`."""
 
     block_number: BlockNumber
@@ -42,8 +41,7 @@ class Block:
 # --------------------------------------------------------------------------- Action*
 
 
-@dataclass(frozen=True, slots=True)
-class ActionTransfer:
+class ActionTransfer(msgspec.Struct, frozen=True):
     """Pay `amount` directly to the partner of `channel_id` (one signed balance proof)."""
 
     channel_id: ChannelId
@@ -51,8 +49,7 @@ class ActionTransfer:
     payment_id: PaymentId
 
 
-@dataclass(frozen=True, slots=True)
-class ActionLockedTransfer:
+class ActionLockedTransfer(msgspec.Struct, frozen=True):
     """Send `amount` to the partner under a hashlock (a hop of a mediated payment).
 
     `target` is the final payee (the partner itself on the last hop); it travels in the message so
@@ -67,24 +64,21 @@ class ActionLockedTransfer:
     target: Address
 
 
-@dataclass(frozen=True, slots=True)
-class ActionUnlock:
+class ActionUnlock(msgspec.Struct, frozen=True):
     """We learned `secret` for a lock we sent: give the partner the locked amount (an Unlock)."""
 
     channel_id: ChannelId
     secret: Secret
 
 
-@dataclass(frozen=True, slots=True)
-class ActionRevealSecret:
+class ActionRevealSecret(msgspec.Struct, frozen=True):
     """We know `secret` of a lock the partner sent us: reveal it so the partner unlocks."""
 
     channel_id: ChannelId
     secret: Secret
 
 
-@dataclass(frozen=True, slots=True)
-class ActionRequestSecret:
+class ActionRequestSecret(msgspec.Struct, frozen=True):
     """Ask the partner for the secret of a payment (SecretRequest); plain message, not signed."""
 
     channel_id: ChannelId
@@ -93,16 +87,14 @@ class ActionRequestSecret:
     amount: TokenAmount
 
 
-@dataclass(frozen=True, slots=True)
-class ActionDeposit:
+class ActionDeposit(msgspec.Struct, frozen=True):
     """Raise our total deposit in the channel to `total_deposit` (a transaction)."""
 
     channel_id: ChannelId
     total_deposit: TokenAmount
 
 
-@dataclass(frozen=True, slots=True)
-class ActionWithdraw:
+class ActionWithdraw(msgspec.Struct, frozen=True):
     """Withdraw to our internal balance while the channel stays open: ask the partner to co-sign."""
 
     channel_id: ChannelId
@@ -110,15 +102,13 @@ class ActionWithdraw:
     expiry: BlockNumber
 
 
-@dataclass(frozen=True, slots=True)
-class ActionCooperativeClose:
+class ActionCooperativeClose(msgspec.Struct, frozen=True):
     """Propose closing now at the current balances (needs no pending locks either way)."""
 
     channel_id: ChannelId
 
 
-@dataclass(frozen=True, slots=True)
-class ActionClose:
+class ActionClose(msgspec.Struct, frozen=True):
     """Close unilaterally with the partner's latest balance proof."""
 
     channel_id: ChannelId
@@ -127,8 +117,7 @@ class ActionClose:
 # --------------------------------------------------------------------------- Receive*
 
 
-@dataclass(frozen=True, slots=True)
-class ReceiveBalanceProof:
+class ReceiveBalanceProof(msgspec.Struct, frozen=True):
     """A direct transfer: the partner's new proof raises `transferred` (amount = the increase)."""
 
     sender: Address
@@ -136,8 +125,7 @@ class ReceiveBalanceProof:
     payment_id: PaymentId
 
 
-@dataclass(frozen=True, slots=True)
-class ReceiveLockedTransfer:
+class ReceiveLockedTransfer(msgspec.Struct, frozen=True):
     """The partner's new proof adds `lock` in tree slot `slot`."""
 
     sender: Address
@@ -148,8 +136,7 @@ class ReceiveLockedTransfer:
     target: Address
 
 
-@dataclass(frozen=True, slots=True)
-class ReceiveUnlock:
+class ReceiveUnlock(msgspec.Struct, frozen=True):
     """The partner's new proof moves the lock in `slot` (whose secret is `secret`) into transferred."""
 
     sender: Address
@@ -158,8 +145,7 @@ class ReceiveUnlock:
     slot: int
 
 
-@dataclass(frozen=True, slots=True)
-class ReceiveLockExpired:
+class ReceiveLockExpired(msgspec.Struct, frozen=True):
     """The partner's new proof removes its expired lock from `slot`."""
 
     sender: Address
@@ -168,8 +154,7 @@ class ReceiveLockExpired:
     slot: int
 
 
-@dataclass(frozen=True, slots=True)
-class ReceiveSecretRequest:
+class ReceiveSecretRequest(msgspec.Struct, frozen=True):
     """The partner asks for the secret of `secrethash` (unsigned)."""
 
     sender: Address
@@ -179,8 +164,7 @@ class ReceiveSecretRequest:
     amount: TokenAmount
 
 
-@dataclass(frozen=True, slots=True)
-class ReceiveSecretReveal:
+class ReceiveSecretReveal(msgspec.Struct, frozen=True):
     """The partner revealed `secret` (self-authenticating: keccak256(secret) is the secrethash)."""
 
     sender: Address
@@ -188,8 +172,7 @@ class ReceiveSecretReveal:
     secret: Secret
 
 
-@dataclass(frozen=True, slots=True)
-class ReceiveWithdrawRequest:
+class ReceiveWithdrawRequest(msgspec.Struct, frozen=True):
     """The partner asks us to co-sign `Withdraw(channel_id, participant, total_withdraw, expiry)`."""
 
     sender: Address
@@ -200,8 +183,7 @@ class ReceiveWithdrawRequest:
     signature: Signature  # the participant's
 
 
-@dataclass(frozen=True, slots=True)
-class ReceiveWithdrawConfirmation:
+class ReceiveWithdrawConfirmation(msgspec.Struct, frozen=True):
     """The partner co-signed our `Withdraw` request."""
 
     sender: Address
@@ -212,8 +194,7 @@ class ReceiveWithdrawConfirmation:
     signature: Signature  # the partner's
 
 
-@dataclass(frozen=True, slots=True)
-class ReceiveCooperativeCloseRequest:
+class ReceiveCooperativeCloseRequest(msgspec.Struct, frozen=True):
     """The partner proposes `CooperativeClose(channel_id, balance1, balance2)`, signed by it."""
 
     sender: Address
@@ -223,8 +204,7 @@ class ReceiveCooperativeCloseRequest:
     signature: Signature
 
 
-@dataclass(frozen=True, slots=True)
-class ReceiveCooperativeCloseConfirmation:
+class ReceiveCooperativeCloseConfirmation(msgspec.Struct, frozen=True):
     """The partner co-signed our cooperative close proposal."""
 
     sender: Address
@@ -237,8 +217,7 @@ class ReceiveCooperativeCloseConfirmation:
 # --------------------------------------------------------------------------- ContractReceive*
 
 
-@dataclass(frozen=True, slots=True)
-class ContractReceiveChannelOpened:
+class ContractReceiveChannelOpened(msgspec.Struct, frozen=True):
     """`ChannelOpened`: a channel between participant1 < participant2 exists (no deposit yet).
 
     `settle_timeout` is the channel manager's challenge period in blocks (a deployment constant
@@ -256,8 +235,7 @@ class ContractReceiveChannelOpened:
     deposit: TokenAmount = ZERO_AMOUNT
 
 
-@dataclass(frozen=True, slots=True)
-class ContractReceiveChannelDeposited:
+class ContractReceiveChannelDeposited(msgspec.Struct, frozen=True):
     """`ChannelDeposited`: `participant`'s total deposit is now `total_deposit`."""
 
     transaction_hash: bytes
@@ -267,8 +245,7 @@ class ContractReceiveChannelDeposited:
     total_deposit: TokenAmount
 
 
-@dataclass(frozen=True, slots=True)
-class ContractReceiveChannelWithdrawn:
+class ContractReceiveChannelWithdrawn(msgspec.Struct, frozen=True):
     """`ChannelWithdrawn`: `participant`'s total withdrawn is now `total_withdraw`."""
 
     transaction_hash: bytes
@@ -278,8 +255,7 @@ class ContractReceiveChannelWithdrawn:
     total_withdraw: TokenAmount
 
 
-@dataclass(frozen=True, slots=True)
-class ContractReceiveChannelClosed:
+class ContractReceiveChannelClosed(msgspec.Struct, frozen=True):
     """`ChannelClosed`: `closing_participant` closed with its partner's proof of `nonce`."""
 
     transaction_hash: bytes
@@ -290,8 +266,7 @@ class ContractReceiveChannelClosed:
     settle_block: BlockNumber
 
 
-@dataclass(frozen=True, slots=True)
-class ContractReceiveChannelBalanceProofUpdated:
+class ContractReceiveChannelBalanceProofUpdated(msgspec.Struct, frozen=True):
     """`ChannelBalanceProofUpdated`: the closer's proof stored on chain now has `nonce`."""
 
     transaction_hash: bytes
@@ -301,8 +276,7 @@ class ContractReceiveChannelBalanceProofUpdated:
     nonce: Nonce
 
 
-@dataclass(frozen=True, slots=True)
-class ContractReceiveChannelSettled:
+class ContractReceiveChannelSettled(msgspec.Struct, frozen=True):
     """`ChannelSettled`: balances credited; locked1/locked2 stay for `unlock` (address order)."""
 
     transaction_hash: bytes
@@ -314,8 +288,7 @@ class ContractReceiveChannelSettled:
     locked2: TokenAmount = ZERO_AMOUNT
 
 
-@dataclass(frozen=True, slots=True)
-class ContractReceiveChannelCooperativelyClosed:
+class ContractReceiveChannelCooperativelyClosed(msgspec.Struct, frozen=True):
     """`ChannelCooperativelyClosed`: both credited, the channel record deleted."""
 
     transaction_hash: bytes
@@ -325,8 +298,7 @@ class ContractReceiveChannelCooperativelyClosed:
     balance2: TokenAmount
 
 
-@dataclass(frozen=True, slots=True)
-class ContractReceiveSecretRegistered:
+class ContractReceiveSecretRegistered(msgspec.Struct, frozen=True):
     """`SecretRegistered`: `secret` was first registered at `block_number` (not channel-specific)."""
 
     transaction_hash: bytes
@@ -335,8 +307,7 @@ class ContractReceiveSecretRegistered:
     secret: Secret
 
 
-@dataclass(frozen=True, slots=True)
-class ContractReceiveLockUnlocked:
+class ContractReceiveLockUnlocked(msgspec.Struct, frozen=True):
     """`LockUnlocked`: the lock in `slot` of `sender`'s direction was resolved on chain.
 
     `returned` went back to the sender (expired / secret unregistered), `claimed` to the receiver.

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 
 import pytest
 from core_pair import CHANNEL_ID, DOMAIN, MALLORY_KEY, Pair
+from msgspec.structs import replace
 
 from channels.codec.ecdsa import SECP256K1_N
 from channels.codec.eip712 import Domain
@@ -100,13 +100,9 @@ def test_high_s_signature_is_rejected() -> None:
     signature = pair.alice.sign_digest(send.digest)
     s = int.from_bytes(signature[32:64], "big")
     high = signature[:32] + (SECP256K1_N - s).to_bytes(32, "big") + bytes([55 - signature[64]])
-    proof = BalanceProof(**{**_fields(send.balance_proof), "signature": high})  # type: ignore[arg-type]
+    proof = replace(send.balance_proof, signature=high)
     reason = _rejected(pair, sc.ReceiveBalanceProof(pair.a, proof, PaymentId(7)))
     assert "high" in reason
-
-
-def _fields(proof: BalanceProof) -> dict[str, object]:
-    return {name: getattr(proof, name) for name in proof.__slots__}
 
 
 def test_other_domain_signature_recovers_to_someone_else() -> None:
@@ -114,7 +110,7 @@ def test_other_domain_signature_recovers_to_someone_else() -> None:
     send = _transfer(pair)
     other = Domain(1338, b"\x11" * 20)
     signature = pair.alice.sign_digest(send.balance_proof.digest(other))
-    proof = BalanceProof(**{**_fields(send.balance_proof), "signature": signature})  # type: ignore[arg-type]
+    proof = replace(send.balance_proof, signature=signature)
     assert "not the partner" in _rejected(pair, sc.ReceiveBalanceProof(pair.a, proof, PaymentId(7)))
 
 
@@ -190,7 +186,7 @@ def test_bad_length_and_bad_v_signatures_are_rejected() -> None:
     send = _transfer(pair)
     good = pair.alice.sign_digest(send.digest)
     for bad, word in ((good[:64], "65 bytes"), (good[:64] + b"\x1d", "v must be")):
-        proof = BalanceProof(**{**_fields(send.balance_proof), "signature": bad})  # type: ignore[arg-type]
+        proof = replace(send.balance_proof, signature=bad)
         assert word in _rejected(pair, sc.ReceiveBalanceProof(pair.a, proof, PaymentId(7)))
 
 
@@ -206,7 +202,7 @@ def test_closed_channel_refuses_payments() -> None:
     assert isinstance(events[0], ev.EventPaymentSendFailed)
 
 
-def test_with_proof_equals_dataclasses_replace() -> None:
+def test_with_proof_equals_structs_replace() -> None:
     """The hot-path constructor must not drop a field (guards against added fields)."""
 
     pair = Pair()

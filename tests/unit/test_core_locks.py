@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 from core_pair import CHANNEL_ID, Pair, invalid_reasons
+from msgspec.structs import replace
 
 from channels.codec.eip712 import secrethash_of
 from channels.core import events as ev

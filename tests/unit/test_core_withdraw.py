@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from core_pair import CHANNEL_ID, DOMAIN, MALLORY_KEY, Pair, invalid_reasons
+from msgspec.structs import replace
 
 from channels.codec.ecdsa import recover_signer
 from channels.codec.eip712 import withdraw_digest
