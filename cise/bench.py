@@ -19,9 +19,7 @@ def run_bench(args: argparse.Namespace) -> int:
 
         if args.in_flight > 256:
             raise CliError(f"--in-flight is at most 256, got {args.in_flight}")
-        result = run_direct_bench(
-            payments=args.payments, in_flight=args.in_flight, runs=args.runs
-        )
+        result = run_direct_bench(payments=args.payments, in_flight=args.in_flight, runs=args.runs)
     else:
         raise AssertionError(args.bench)
     json.dump(result, sys.stdout, sort_keys=False)

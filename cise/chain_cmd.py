@@ -56,7 +56,9 @@ def run_chain(
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(Network(node.url, deployment, node.private_keys).to_json() + "\n")
         print(f"anvil at {node.url}, chain id {deployment.chain_id}")
-        print(f"channel manager {to_checksum(deployment.manager)}, token {to_checksum(deployment.token)}")
+        print(
+            f"channel manager {to_checksum(deployment.manager)}, token {to_checksum(deployment.token)}"
+        )
         print(f"network file {path}; dev accounts 0..{len(node.private_keys) - 1} hold €1,000 each")
         print("Ctrl-C stops the node.", flush=True)
         # Transactions are mined at once; an extra empty block every second lets challenge

@@ -128,7 +128,11 @@ def _channel(party: Party, channel_id: int) -> ChannelState:
 
 def _envelope(party: Party, item: Outgoing) -> str:
     return json.dumps(
-        {"from": to_checksum(party.address), "to": to_checksum(item.recipient), "payload": item.payload.hex()}
+        {
+            "from": to_checksum(party.address),
+            "to": to_checksum(item.recipient),
+            "payload": item.payload.hex(),
+        }
     )
 
 
@@ -149,7 +153,9 @@ def _finish(party: Party, events: list[ev.Event]) -> int:
 
 
 def _receive(party: Party, source: str) -> list[ev.Event]:
-    lines = sys.stdin.read().splitlines() if source == "-" else Path(source).read_text().splitlines()
+    lines = (
+        sys.stdin.read().splitlines() if source == "-" else Path(source).read_text().splitlines()
+    )
     events: list[ev.Event] = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
@@ -173,8 +179,10 @@ def _receive(party: Party, source: str) -> list[ev.Event]:
 
 def _status(party: Party) -> None:
     print(f"account {to_checksum(party.address)}  block {party.state.block_number}")
-    print(f"  wallet {Decimal(party.client.token_balance(party.address)) / UNITS_PER_EURO:.6f} €"
-          f"  internal balance {Decimal(party.client.balance_of(party.address)) / UNITS_PER_EURO:.6f} €")
+    print(
+        f"  wallet {Decimal(party.client.token_balance(party.address)) / UNITS_PER_EURO:.6f} €"
+        f"  internal balance {Decimal(party.client.balance_of(party.address)) / UNITS_PER_EURO:.6f} €"
+    )
     for channel in party.state.channels.values():
         ours = get_balance(channel.our, channel.partner)
         theirs = get_balance(channel.partner, channel.our)

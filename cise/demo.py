@@ -77,7 +77,9 @@ def _setup(rpc_url: str | None, workdir: Path) -> Actors:
         client = Web3ChainClient.from_key(connection, deployment, key)
         return Party.open(LocalSigner(key), client, workdir / f"{name}.sqlite")
 
-    return Actors(connection, deployment, operator, party(keys[1], "user"), party(keys[2], "machine"))
+    return Actors(
+        connection, deployment, operator, party(keys[1], "user"), party(keys[2], "machine")
+    )
 
 
 def _sync(*parties: Party) -> None:
@@ -222,7 +224,9 @@ def run_demo(rpc_url: str | None = None, cycles: int = 2000, progress: bool = Tr
 
 
 def _run(actors: Actors, console: Console, cycles: int, progress: bool, started: float) -> int:
-    where = "embedded py-evm chain" if actors.connection.kind == "embedded" else actors.connection.kind
+    where = (
+        "embedded py-evm chain" if actors.connection.kind == "embedded" else actors.connection.kind
+    )
     console.print(f"[bold]CISE demo[/] on the {where} (chain id {actors.deployment.chain_id})")
     console.print(f"  channel manager {to_checksum(actors.deployment.manager)}")
     console.print(f"  user            {to_checksum(actors.user.address)}")
@@ -234,7 +238,9 @@ def _run(actors: Actors, console: Console, cycles: int, progress: bool, started:
 
     console.print("\n[bold]1.[/] user opens a channel to the washing machine with €50.000000")
     first = _open_channel(actors, actors.user, actors.machine, 50 * UNITS_PER_EURO)
-    console.print(f"\n[bold]2.[/] {cycles} metered wash-cycle steps, each paid with one signed proof")
+    console.print(
+        f"\n[bold]2.[/] {cycles} metered wash-cycle steps, each paid with one signed proof"
+    )
     t0 = time.monotonic()
     paid_first = _stream_payments(actors, first, cycles, 1, progress)
     elapsed = time.monotonic() - t0
@@ -243,7 +249,9 @@ def _run(actors: Actors, console: Console, cycles: int, progress: bool, started:
         f"({cycles / elapsed:,.0f} payments/s, both sides verifying and persisting each)"
     )
     half = paid_first // 2
-    console.print(f"\n[bold]3.[/] machine withdraws {euro(half)} on chain while the channel stays open")
+    console.print(
+        f"\n[bold]3.[/] machine withdraws {euro(half)} on chain while the channel stays open"
+    )
     _withdraw_while_open(actors, first, half)
     console.print("\n[bold]4.[/] cooperative close: both sign the final balances, one transaction")
     _cooperative_close(actors, first)

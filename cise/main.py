@@ -26,11 +26,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--no-progress", action="store_true", help="plain output, no progress bars")
 
-    chain = sub.add_parser("chain", help="start a local anvil with CISE deployed (for multi-process use)")
+    chain = sub.add_parser(
+        "chain", help="start a local anvil with CISE deployed (for multi-process use)"
+    )
     chain.add_argument("--port", type=int, default=8545, help="port on 127.0.0.1 (0 = any free)")
-    chain.add_argument("--network-file", default=".cise/network.json", help="where to write addresses and dev keys")
     chain.add_argument(
-        "--settle-timeout", type=positive_int, default=20, help="challenge period in blocks (5..1,000,000)"
+        "--network-file", default=".cise/network.json", help="where to write addresses and dev keys"
+    )
+    chain.add_argument(
+        "--settle-timeout",
+        type=positive_int,
+        default=20,
+        help="challenge period in blocks (5..1,000,000)",
     )
 
     from cise import channel_cmd

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 export PATH="$PWD/.venv/bin:$PATH"
 export PYTHONPATH="$PWD"  # import-linter finds packages on sys.path, not through the editable finder
-echo "== ruff";          ruff check .
+echo "== ruff";          ruff check . && ruff format --check .
 echo "== mypy";          mypy channels
 echo "== import-linter"; lint-imports
 echo "== artifacts";     node scripts/compile_contracts.mjs --check

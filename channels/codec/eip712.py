@@ -17,7 +17,9 @@ BALANCE_PROOF_TYPE = (
     "uint256 lockedAmount,bytes32 locksRoot)"
 )
 LOCK_TYPE = "Lock(uint256 amount,uint256 expiration,bytes32 secrethash)"
-WITHDRAW_TYPE = "Withdraw(uint256 channelId,address participant,uint256 totalWithdraw,uint256 expiry)"
+WITHDRAW_TYPE = (
+    "Withdraw(uint256 channelId,address participant,uint256 totalWithdraw,uint256 expiry)"
+)
 COOPERATIVE_CLOSE_TYPE = "CooperativeClose(uint256 channelId,uint256 balance1,uint256 balance2)"
 MONITOR_REQUEST_TYPE = (
     "MonitorRequest(uint256 channelId,bytes32 balanceProofHash,uint256 reward,address watchtower)"
@@ -138,11 +140,17 @@ def withdraw_struct_hash(
 ) -> bytes:
     """hashStruct(Withdraw): the item hashed into a SettlementBatch."""
     return keccak(
-        WITHDRAW_TYPEHASH + u256(channel_id) + addr(participant) + u256(total_withdraw) + u256(expiry)
+        WITHDRAW_TYPEHASH
+        + u256(channel_id)
+        + addr(participant)
+        + u256(total_withdraw)
+        + u256(expiry)
     )
 
 
-def cooperative_close_digest(domain: Domain, channel_id: int, balance1: int, balance2: int) -> bytes:
+def cooperative_close_digest(
+    domain: Domain, channel_id: int, balance1: int, balance2: int
+) -> bytes:
     """Digest of a CooperativeClose, signed by both participants (balances in address order)."""
     return domain.digest(
         keccak(COOPERATIVE_CLOSE_TYPEHASH + u256(channel_id) + u256(balance1) + u256(balance2))
