@@ -117,25 +117,23 @@ def test_rejects_request_naming_another_watchtower(chain, pair, closed, tower):
     chain.assert_reverts(fn, tower, "ChannelManagerWrongSigner", p2.address, expected)
 
 
-def test_rejects_request_for_another_proof(chain, pair, closed, tower):
+@pytest.mark.parametrize(
+    ("signed", "submitted"),
+    [
+        ((3, 200, 7), (4, 300, 7)),  # a request for another proof
+        ((4, 300, 7), (4, 300, 70)),  # an inflated reward
+    ],
+    ids=["another-proof", "inflated-reward"],
+)
+def test_rejects_a_request_for_other_terms(chain, pair, closed, tower, signed, submitted):
     p1, p2 = pair
-    sig = chain.sign_monitor(p2, closed, proof_hash(closed, 3, 200), 7, tower.address)
-    expected = recovered_for(chain, closed, 4, 300, 7, tower.address, sig)
-    chain.assert_reverts(
-        for_fn(chain, closed, p1, p2, 4, 300, 7, tower.address, monitor_sig=sig),
-        tower,
-        "ChannelManagerWrongSigner",
-        p2.address,
-        expected,
+    nonce, transferred, reward = signed
+    sig = chain.sign_monitor(
+        p2, closed, proof_hash(closed, nonce, transferred), reward, tower.address
     )
-
-
-def test_rejects_inflated_reward(chain, pair, closed, tower):
-    p1, p2 = pair
-    sig = chain.sign_monitor(p2, closed, proof_hash(closed, 4, 300), 7, tower.address)
-    expected = recovered_for(chain, closed, 4, 300, 70, tower.address, sig)
+    expected = recovered_for(chain, closed, *submitted, tower.address, sig)
     chain.assert_reverts(
-        for_fn(chain, closed, p1, p2, 4, 300, 70, tower.address, monitor_sig=sig),
+        for_fn(chain, closed, p1, p2, *submitted, tower.address, monitor_sig=sig),
         tower,
         "ChannelManagerWrongSigner",
         p2.address,

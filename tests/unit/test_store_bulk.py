@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from channels.store import RecordCodec, SqliteStore
-
-
-@dataclass(frozen=True, slots=True)
-class Add:
-    amount: int
-
-
-@dataclass(frozen=True, slots=True)
-class Added:
-    total: int
-
+from tests.unit.test_store import Add, Added
 
 CODEC = RecordCodec([Add, Added])
 
