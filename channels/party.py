@@ -12,11 +12,9 @@ It must never sign anything the core did not ask for, and never act on an event 
 
 from __future__ import annotations
 
-import typing
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from channels import wire
 from channels.chain.client import Web3ChainClient
@@ -28,18 +26,9 @@ from channels.core import state_changes as sc
 from channels.core.node import node_transition
 from channels.core.state import NodeState
 from channels.core.types import Address, BlockNumber
+from channels.records import core_record_codec, replay
 from channels.signer import LocalSigner
-from channels.store import RecordCodec, SqliteStore
-
-
-def core_record_codec() -> RecordCodec:
-    """The store codec for every core state change, event and the node state (snapshots)."""
-    return RecordCodec([*typing.get_args(sc.StateChange), *typing.get_args(ev.Event), NodeState])
-
-
-def replay(node: NodeState, state_change: Any) -> NodeState:
-    """The core transition as the store's replay wants it (events were already acted on)."""
-    return node_transition(node, state_change).new_state
+from channels.store import SqliteStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +49,6 @@ class Party:
     state: NodeState
     follower: ChainFollower
     outbox: list[Outgoing] = field(default_factory=list)
-    notices: list[ev.Event] = field(default_factory=list)
     failed_transactions: list[tuple[ev.ContractSendEvent, ChainError]] = field(default_factory=list)
 
     @classmethod
@@ -92,7 +80,7 @@ class Party:
         self.store.close()
 
     def handle(self, state_change: sc.StateChange) -> list[ev.Event]:
-        """Apply, persist, then act. Returns the events (the application's notices included)."""
+        """Apply, persist, then act. Returns all the events; `Event*` ones are for the caller."""
         result = node_transition(self.state, state_change)
         self.store.write(state_change, result.events)
         self.state = result.new_state
@@ -139,8 +127,6 @@ class Party:
                 execute(self.client, self.signer, event)
             except ChainError as exc:
                 self.failed_transactions.append((event, exc))
-        else:
-            self.notices.append(event)
 
     def take_outbox(self) -> list[Outgoing]:
         out, self.outbox = self.outbox, []

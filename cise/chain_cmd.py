@@ -17,7 +17,7 @@ from eth_account import Account
 from channels.chain.client import Web3ChainClient
 from channels.chain.connection import Connection
 from channels.chain.deploy import deploy
-from channels.chain.nodes import open_anvil
+from channels.chain.nodes import NodeStartError, open_anvil
 from channels.core.types import Address, to_checksum
 from channels.signer import LocalSigner
 from cise.errors import CliError
@@ -41,10 +41,24 @@ def run_chain(
             f"--settle-timeout must be in [{MIN_SETTLE_TIMEOUT}, {MAX_SETTLE_TIMEOUT}] blocks, "
             f"got {settle_timeout}"
         )
+    if not 0 <= port <= 65_535:
+        raise CliError(f"--port must be in [0, 65535] (0 = any free port), got {port}")
+    path = Path(network_file)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CliError(f"--network-file {path}: {exc.strerror}") from None
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
+    try:
+        return _serve(port, path, stop, settle_timeout)
+    except (NodeStartError, FileNotFoundError) as exc:  # anvil missing or not answering
+        raise CliError(f"anvil did not start: {exc}") from None
+
+
+def _serve(port: int, path: Path, stop: threading.Event, settle_timeout: int) -> int:
     with open_anvil(port=port or None) as node:
         connection = Connection.from_url(node.url, node.private_keys)
         deployer = Account.from_key(node.private_keys[0])
@@ -52,8 +66,6 @@ def run_chain(
         minter = Web3ChainClient(connection, deployment, deployer)
         for key in node.private_keys:
             minter.mint(Address(LocalSigner(key).address), DEV_TOKENS_PER_ACCOUNT)
-        path = Path(network_file)
-        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(Network(node.url, deployment, node.private_keys).to_json() + "\n")
         print(f"anvil at {node.url}, chain id {deployment.chain_id}")
         print(

@@ -24,7 +24,6 @@ from channels.core import state_changes as sc
 from channels.core.channel import get_balance
 from channels.core.state import ChannelState
 from channels.core.types import (
-    Address,
     BlockNumber,
     ChannelId,
     PaymentId,
@@ -95,10 +94,22 @@ def _open_party(args: argparse.Namespace) -> Party:
             f"--account {args.account}: the network file has dev accounts 0..{len(network.dev_keys) - 1}"
         )
     key = network.dev_keys[args.account]
-    connection = Connection.from_url(network.rpc_url, network.dev_keys)
+    try:
+        connection = Connection.from_url(network.rpc_url, network.dev_keys)
+        chain_id = connection.chain_id
+    except Exception as exc:  # web3/requests raise many kinds; all mean "no usable node"
+        raise CliError(f"cannot reach the node at {network.rpc_url}: {exc}") from None
+    if chain_id != network.deployment.chain_id:
+        raise CliError(
+            f"the node at {network.rpc_url} runs chain {chain_id}, "
+            f"the network file says {network.deployment.chain_id}"
+        )
     client = Web3ChainClient.from_key(connection, network.deployment, key)
     data_dir = Path(args.data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CliError(f"--data-dir {data_dir}: {exc.strerror}") from None
     store = data_dir / f"party-{to_checksum(client.address)}.sqlite"
     try:
         party = Party.open(LocalSigner(key), client, store)
@@ -140,8 +151,7 @@ def _finish(party: Party, events: list[ev.Event]) -> int:
     """Print rejections, failed transactions and outgoing envelopes; exit 1 on any failure."""
     status = 0
     for event in events:
-        name = type(event).__name__
-        if name.startswith("EventInvalid") or name.endswith("Failed"):
+        if isinstance(event, ev.EventFailure):
             print(f"cise: rejected: {event}", file=sys.stderr)
             status = 1
     for event_failed, error in party.failed_transactions:
@@ -153,9 +163,11 @@ def _finish(party: Party, events: list[ev.Event]) -> int:
 
 
 def _receive(party: Party, source: str) -> list[ev.Event]:
-    lines = (
-        sys.stdin.read().splitlines() if source == "-" else Path(source).read_text().splitlines()
-    )
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text()
+    except OSError as exc:
+        raise CliError(f"cannot read {source}: {exc.strerror}") from None
+    lines = text.splitlines()
     events: list[ev.Event] = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
@@ -269,4 +281,4 @@ def _run(party: Party, args: argparse.Namespace) -> int:
     return _finish(party, events)
 
 
-__all__ = ["Address", "add_parser", "parse_amount", "run"]
+__all__ = ["add_parser", "parse_amount", "run"]

@@ -25,11 +25,11 @@ from channels.chain.client import Web3ChainClient
 from channels.chain.connection import Connection
 from channels.chain.deploy import Deployment, deploy
 from channels.chain.nodes import dev_private_keys
+from channels.core import events as ev
 from channels.core import state_changes as sc
 from channels.core.channel import get_balance
 from channels.core.state import ChannelState
 from channels.core.types import (
-    Address,
     BlockNumber,
     ChannelId,
     PaymentId,
@@ -143,10 +143,9 @@ def _stream_payments(
     return total
 
 
-def _raise_on_failure(events: list[object], what: str) -> None:
+def _raise_on_failure(events: list[ev.Event], what: str) -> None:
     for event in events:
-        name = type(event).__name__
-        if name.startswith("EventInvalid") or name.endswith("Failed"):
+        if isinstance(event, ev.EventFailure):
             raise DemoError(f"{what} failed: {event}")
 
 
@@ -313,6 +312,3 @@ def _report(
         f"exactly the {euro(paid)} paid. ({time.monotonic() - started:.1f} s)"
     )
     return 0
-
-
-__all__ = ["Address", "run_demo"]

@@ -26,7 +26,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +39,7 @@ from channels.codec.keccak import keccak
 from channels.core import events as ev
 from channels.core import state_changes as sc
 from channels.core.channel import TransitionContext, channel_transition
-from channels.core.node import context_of, node_transition
+from channels.core.node import context_of
 from channels.core.state import ChannelState, NodeState
 from channels.core.types import (
     Address,
@@ -49,8 +48,8 @@ from channels.core.types import (
     PaymentId,
     TokenAmount,
 )
+from channels.records import core_record_codec, replay
 from channels.signer import LocalSigner
-from channels.store import RecordCodec
 from channels.transport import Connection, DispatchTable, TcpTransport
 
 # Fixed bench identities: public test keys, never funded anywhere.
@@ -95,23 +94,11 @@ def initial_node(address: Address) -> NodeState:
     return NodeState(our_address=address, domain=bench_domain(), block_number=BlockNumber(1))
 
 
-def record_codec() -> RecordCodec:
-    """Every core state change and event, and the node state (for snapshots)."""
-    return RecordCodec(
-        [*typing.get_args(sc.StateChange), *typing.get_args(ev.Event), NodeState],
-    )
-
-
-def apply(node: NodeState, state_change: Any) -> NodeState:
-    """The core transition as the store's replay wants it."""
-    return node_transition(node, state_change).new_state
-
-
 def opened_node(address: Address, payer: Address, payee: Address, deposit: int) -> NodeState:
     """A node with the bench channel open (what both sides start from)."""
     node = initial_node(address)
     for change in opening_state_changes(payer, payee, deposit):
-        node = apply(node, change)
+        node = replay(node, change)
     return node
 
 
@@ -281,8 +268,8 @@ def read_payee_store(db_path: str | Path) -> NodeState:
     from channels.store import open_store
 
     payee = Address(LocalSigner(PAYEE_KEY).address)
-    with open_store(db_path, record_codec()) as store:
-        return store.restore(initial_node(payee), apply).state
+    with open_store(db_path, core_record_codec()) as store:
+        return store.restore(initial_node(payee), replay).state
 
 
 def _process_cpu_seconds(pid: int) -> float | None:

@@ -28,16 +28,15 @@ from channels.bench.direct import (
     CHANNEL_ID,
     PAYEE_KEY,
     PAYER_KEY,
-    apply,
     initial_node,
     opening_state_changes,
-    record_codec,
 )
 from channels.core import events as ev
 from channels.core.channel import TransitionContext, channel_transition
 from channels.core.node import context_of, node_transition
 from channels.core.state import ChannelState, NodeState
 from channels.core.types import Address
+from channels.records import core_record_codec, replay
 from channels.signer import LocalSigner
 from channels.store import CommitGroup, SqliteStore
 from channels.transport import (
@@ -164,9 +163,9 @@ async def serve_payee(db: str, deposit: int, group_target: int = DEFAULT_GROUP_T
     payee_signer = LocalSigner(PAYEE_KEY)
     payer_address = Address(LocalSigner(PAYER_KEY).address)
     payee_address = Address(payee_signer.address)
-    store = SqliteStore(db, record_codec())
+    store = SqliteStore(db, core_record_codec())
     try:
-        node = store.restore(initial_node(payee_address), apply).state
+        node = store.restore(initial_node(payee_address), replay).state
         if CHANNEL_ID not in node.channels:
             for change in opening_state_changes(payer_address, payee_address, deposit):
                 result = node_transition(node, change)

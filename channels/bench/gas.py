@@ -20,7 +20,14 @@ from channels.codec import eip712
 from channels.codec.keccak import keccak
 from channels.core.locktree import LockTree
 from channels.core.state import Lock
-from channels.core.types import Address, BlockNumber, ChannelId, SecretHash, TokenAmount
+from channels.core.types import (
+    Address,
+    BlockNumber,
+    ChannelId,
+    Secret,
+    SecretHash,
+    TokenAmount,
+)
 from channels.signer import LocalSigner
 
 EURO = 1_000_000
@@ -86,11 +93,11 @@ def _unilateral(
     domain = a.domain()
     channel_id, _ = a.open_channel(b.address, 10 * EURO)
     b.set_total_deposit(channel_id, a.address, 5 * EURO)
-    secret = keccak(b"gas bench secret")
+    secret = Secret(keccak(b"gas bench secret"))
     lock = Lock(
         TokenAmount(EURO),
         BlockNumber(connection.block_number() + 1_000),
-        SecretHash(keccak(secret)),
+        SecretHash(eip712.secrethash_of(secret)),
     )
     tree, slot = LockTree().insert(lock.leaf)
     a_proof = (1, 2 * EURO, EURO, tree.root)  # nonce, transferred, locked, root
@@ -102,7 +109,7 @@ def _unilateral(
     connection.mine(SETTLE_TIMEOUT + 1)
     p1, p2 = sorted((a.address, b.address))
     gas["settle"] = a.settle_channel(ChannelId(channel_id), Address(p1), Address(p2)).gas_used
-    b.register_secret(secret)  # type: ignore[arg-type]
+    b.register_secret(secret)
     gas["unlock"] = b.unlock(
         channel_id, a.address, b.address, lock, slot, tree.proof(slot)
     ).gas_used

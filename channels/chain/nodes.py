@@ -112,6 +112,13 @@ def _tail(log: IO[bytes], limit: int = 2000) -> str:
     return log.read().decode(errors="replace")[-limit:]
 
 
+def _port_answers(port: int) -> bool:
+    """True when something already accepts TCP connections on HOST:port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        return probe.connect_ex((HOST, port)) == 0
+
+
 def _wait_ready(process: subprocess.Popen[bytes], url: str, log: IO[bytes], timeout: float) -> int:
     deadline = time.monotonic() + timeout
     while True:
@@ -152,6 +159,9 @@ def run_node(
     kind: str, argv: list[str], port: int, timeout: float, keys: tuple[bytes, ...]
 ) -> Iterator[LocalNode]:
     url = f"http://{HOST}:{port}"
+    if _port_answers(port):
+        # Another process would answer our readiness probe and pass for the new node.
+        raise NodeStartError(f"{HOST}:{port} is already in use")
     with tempfile.TemporaryFile() as log:
         # A file, not a pipe: a chatty node can never block on a full pipe buffer.
         process = subprocess.Popen(

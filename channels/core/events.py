@@ -407,6 +407,9 @@ EventInvalid = (
     | EventInvalidContractEvent
 )
 
+EventFailure = EventInvalid | EventPaymentSendFailed | EventActionFailed
+"""What a shell reports as a failure: a rejected peer message, or one of our actions refused."""
+
 SendEvent = (
     SendBalanceProof
     | SendLockedTransfer

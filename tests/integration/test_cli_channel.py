@@ -187,3 +187,33 @@ def test_unilateral_close_is_disputed_and_settled(
 def test_chain_refuses_a_challenge_period_out_of_bounds(tmp_path: Path) -> None:
     with pytest.raises(CliError, match="--settle-timeout must be in"):
         run_chain(0, str(tmp_path / "n.json"), threading.Event(), 4)
+
+
+def test_unreachable_node_and_unreadable_files_are_clear_errors(
+    network: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cli = Cli(network, tmp_path / "data", capsys)
+    code, _, err = cli(USER, "receive", str(tmp_path / "missing.jsonl"))
+    assert code == 2 and "cannot read" in err
+    dead = json.loads(network.read_text())
+    dead["rpc_url"] = "http://127.0.0.1:9"  # discard port: nothing answers
+    dead_file = tmp_path / "dead.json"
+    dead_file.write_text(json.dumps(dead))
+    code, _, err = Cli(dead_file, tmp_path / "data", capsys)(USER, "status")
+    assert code == 2 and "cannot reach the node" in err
+    wrong = json.loads(network.read_text())
+    wrong["chain_id"] = 1
+    wrong_file = tmp_path / "wrong.json"
+    wrong_file.write_text(json.dumps(wrong))
+    code, _, err = Cli(wrong_file, tmp_path / "data", capsys)(USER, "status")
+    assert code == 2 and "runs chain 31337" in err
+
+
+def test_chain_refuses_a_bad_port_and_a_node_that_cannot_start(tmp_path: Path) -> None:
+    with pytest.raises(CliError, match="--port must be in"):
+        run_chain(70_000, str(tmp_path / "n.json"), threading.Event())
+    with running_chain(tmp_path / "first.json", settle_timeout=20) as first:
+        port = int(json.loads(first.read_text())["rpc_url"].rsplit(":", 1)[1])
+        with pytest.raises(CliError, match="anvil did not start"):
+            run_chain(port, str(tmp_path / "second.json"), threading.Event())
+    assert not (tmp_path / "second.json").exists()
