@@ -102,8 +102,8 @@ class Party:
         """A frame from `sender`; malformed input raises wire.WireError and changes nothing."""
         events: list[ev.Event] = []
         for message in wire.unpack(wire.decode(payload)):
-            if isinstance(message, wire.Processed):
-                continue
+            if not wire.is_peer_message(message):
+                continue  # acknowledgements and routing messages change no channel
             events.extend(self.handle(wire.to_state_change(message, sender)))
         return events
 

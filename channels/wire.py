@@ -15,6 +15,7 @@ larger can be decoded.
 
 from __future__ import annotations
 
+import typing
 from typing import Annotated, Any
 
 import msgspec
@@ -39,6 +40,7 @@ from channels.core.types import (
 
 MAX_BATCH = 1024  # messages in one Batch
 AMOUNT_BYTES = 12  # uint96
+MAX_REASON = 500  # characters of an error reason
 
 U64 = Annotated[int, msgspec.Meta(ge=0)]  # msgpack itself caps integers at 2**64 - 1
 Slot = Annotated[int, msgspec.Meta(ge=0, le=MAX_PENDING_LOCKS - 1)]
@@ -46,6 +48,7 @@ Amount = Annotated[bytes, msgspec.Meta(max_length=AMOUNT_BYTES)]  # big-endian u
 AddressBytes = Annotated[bytes, msgspec.Meta(min_length=20, max_length=20)]
 Bytes32 = Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
 SignatureBytes = Annotated[bytes, msgspec.Meta(min_length=65, max_length=65)]
+Reason = Annotated[str, msgspec.Meta(max_length=MAX_REASON)]
 
 
 class WireError(ValueError):
@@ -167,6 +170,64 @@ class Processed(msgspec.Struct, frozen=True, tag=True, forbid_unknown_fields=Tru
     message_ids: Annotated[list[U64], msgspec.Meta(max_length=MAX_BATCH)]
 
 
+class InvoiceRequest(msgspec.Struct, frozen=True, tag=True, forbid_unknown_fields=True):
+    """A payer asks `payee` (through the hub, which relays it) for an invoice for `amount`."""
+
+    payment_id: U64
+    payer: AddressBytes
+    payee: AddressBytes
+    amount: Amount
+
+
+class Invoice(msgspec.Struct, frozen=True, tag=True, forbid_unknown_fields=True):
+    """The payee's secrethash for a payment: lock `amount` (plus the hub's fee) under it.
+
+    Sent in answer to an `InvoiceRequest`, or unsolicited when a machine charges its user.
+    """
+
+    payment_id: U64
+    payer: AddressBytes
+    payee: AddressBytes
+    amount: Amount
+    secrethash: Bytes32
+
+
+class InvoiceRefused(msgspec.Struct, frozen=True, tag=True, forbid_unknown_fields=True):
+    """The payee (or the hub) will not issue an invoice for this payment, and why."""
+
+    payment_id: U64
+    payer: AddressBytes
+    payee: AddressBytes
+    reason: Reason
+
+
+class HubTerms(msgspec.Struct, frozen=True, tag=True, forbid_unknown_fields=True):
+    """What the hub announces to every peer on connecting, before anyone pays through it.
+
+    The fee of routing `amount` is `min(flat_fee + amount * fee_ppm // 1_000_000, fee_cap)`;
+    `lock_timeout` is how many blocks a payer's lock should live, and `reveal_timeout` how many
+    blocks before a lock's expiry the hub stops forwarding it.
+    """
+
+    flat_fee: Amount
+    fee_ppm: Annotated[int, msgspec.Meta(ge=0, le=1_000_000)]
+    fee_cap: Amount
+    lock_timeout: U64
+    reveal_timeout: U64
+    block_number: U64
+
+
+class ErrorReply(msgspec.Struct, frozen=True, tag=True, forbid_unknown_fields=True):
+    """Our answer to a message we did not accept: its id (0 when it had none) and why."""
+
+    message_id: U64
+    reason: Reason
+
+
+RoutingMessage = InvoiceRequest | Invoice | InvoiceRefused | HubTerms | ErrorReply
+"""Messages between agents and the hub that change no channel (no message id, no ack)."""
+
+
 PeerMessage = (
     DirectTransfer
     | LockedTransfer
@@ -181,14 +242,26 @@ PeerMessage = (
 )
 """A message the core processes (has a message id)."""
 
+_PEER_MESSAGE_TYPES: tuple[type, ...] = typing.get_args(PeerMessage)
+
+
+def is_peer_message(message: object) -> typing.TypeGuard[PeerMessage]:
+    """True for the messages the core processes (not acknowledgements or routing messages)."""
+    return isinstance(message, _PEER_MESSAGE_TYPES)
+
 
 class Batch(msgspec.Struct, frozen=True, tag=True, forbid_unknown_fields=True):
     """Several messages in one frame (no nesting)."""
 
-    messages: Annotated[list[PeerMessage | Processed], msgspec.Meta(max_length=MAX_BATCH)]
+    messages: Annotated[
+        list[PeerMessage | Processed | RoutingMessage], msgspec.Meta(max_length=MAX_BATCH)
+    ]
 
 
-Message = PeerMessage | Processed | Batch
+FrameItem = PeerMessage | Processed | RoutingMessage
+"""What a Batch may hold."""
+
+Message = FrameItem | Batch
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder: msgspec.msgpack.Decoder[Message] = msgspec.msgpack.Decoder(Message)
@@ -209,7 +282,7 @@ def decode(data: bytes) -> Message:
         raise WireError(f"undecodable message: {exc}") from None
 
 
-def unpack(message: Message) -> list[PeerMessage | Processed]:
+def unpack(message: Message) -> list[FrameItem]:
     """The messages of a frame: a Batch's contents, or the message itself."""
     if isinstance(message, Batch):
         return message.messages

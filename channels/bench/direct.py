@@ -138,7 +138,7 @@ class _Payer:
     latencies: list[float] = field(default_factory=list)
     window: trio.lowlevel.ParkingLot = field(default_factory=trio.lowlevel.ParkingLot)
     acknowledged: bytearray = field(default_factory=bytearray)
-    outgoing: list[wire.PeerMessage | wire.Processed] = field(default_factory=list)
+    outgoing: list[wire.FrameItem] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.acknowledged = bytearray(self.payments + 1)
