@@ -1,13 +1,16 @@
-"""How the core's records are stored and replayed: the one store codec and replay function.
+"""How records are stored and replayed: the one store codec, the replay function, and the
+shell's own stored records (outbox messages, payments, invoices).
 
-Every shell that logs core state changes (the party shell, the benchmarks, later the services)
-uses these, so a record type added to the core is storable everywhere at once. No I/O here.
+Every shell that logs core state changes (the party shell, the benchmarks, the services) uses
+these, so a record type added to the core is storable everywhere at once. No I/O here.
 """
 
 from __future__ import annotations
 
 import typing
 from typing import Any
+
+import msgspec
 
 from channels.core import events as ev
 from channels.core import state_changes as sc
@@ -16,9 +19,46 @@ from channels.core.state import NodeState
 from channels.store import RecordCodec
 
 
+class OutboxMessage(msgspec.Struct, frozen=True):
+    """A signed, encoded peer message kept until its receiver acknowledges it."""
+
+    recipient: bytes
+    message_id: int
+    payload: bytes
+
+
+class PaymentRecord(msgspec.Struct, frozen=True):
+    """A payment we make, by payment id: what we were asked to pay and how it ended."""
+
+    payment_id: int
+    payee: bytes
+    amount: int
+    fee: int = 0
+    secrethash: bytes = b""
+    status: str = "requested"  # requested | locked | completed | failed
+    reason: str = ""
+
+
+class InvoiceRecord(msgspec.Struct, frozen=True):
+    """An invoice we issued as payee, by secrethash: who pays, how much, and whether it was paid."""
+
+    payment_id: int
+    payer: bytes
+    amount: int
+    secrethash: bytes
+    status: str = "issued"  # issued | revealed | received | refused
+    received: int = 0
+
+
+SHELL_RECORDS: tuple[type, ...] = (OutboxMessage, PaymentRecord, InvoiceRecord)
+
+
 def core_record_codec() -> RecordCodec:
-    """The store codec for every core state change, event and the node state (snapshots)."""
-    return RecordCodec([*typing.get_args(sc.StateChange), *typing.get_args(ev.Event), NodeState])
+    """The store codec for every core state change, event, the node state (snapshots) and the
+    shell's own records."""
+    return RecordCodec(
+        [*typing.get_args(sc.StateChange), *typing.get_args(ev.Event), NodeState, *SHELL_RECORDS]
+    )
 
 
 def replay(node: NodeState, state_change: Any) -> NodeState:

@@ -37,7 +37,9 @@ import msgspec
 
 from channels.core.locktree import MAX_PENDING_LOCKS, ZERO, LockTree
 
-SCHEMA_VERSION = 2  # 2: one log row per commit group (1 had a row per state change and event)
+# 2: one log row per commit group (1 had a row per state change and event); 3: the `facts` table
+SCHEMA_VERSION = 3
+_UPGRADABLE = (2,)  # versions that become the current one by creating the missing tables
 DEFAULT_SNAPSHOT_INTERVAL = 10_000  # state changes between automatic snapshot suggestions
 
 S = TypeVar("S")
@@ -57,6 +59,11 @@ CREATE TABLE IF NOT EXISTS snapshots (
 CREATE TABLE IF NOT EXISTS outbox (
     key TEXT PRIMARY KEY,
     state_change_id INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    payload BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS facts (
+    key TEXT PRIMARY KEY,  -- "<namespace>:<id>", e.g. "payment:42"
     kind TEXT NOT NULL,
     payload BLOB NOT NULL
 );
@@ -239,6 +246,7 @@ class CommitGroup:
     event_count: int = 0
     outbox_add: list[tuple[str, int, str, bytes]] = field(default_factory=list)
     outbox_confirm: list[tuple[str]] = field(default_factory=list)
+    facts: list[tuple[str, str, bytes]] = field(default_factory=list)
     snapshot: tuple[int, str, bytes] | None = None
 
     def _check_open(self) -> None:
@@ -275,6 +283,11 @@ class CommitGroup:
         """Forget an outgoing item: its receiver acknowledged it (or the chain included it)."""
         self._check_open()
         self.outbox_confirm.append((key,))
+
+    def put_fact(self, key: str, record: object) -> None:
+        """Store `record` under `key` (replacing what was there) with this group's commit."""
+        self._check_open()
+        self.facts.append((key, *self._codec.encode(record)))
 
     def write_snapshot(self, state: object) -> None:
         """Store `state` as the state after the last state change of this group (or before)."""
@@ -313,7 +326,7 @@ class SqliteStore:
             self._db.execute(f"PRAGMA synchronous={synchronous}")
             self._db.execute("PRAGMA foreign_keys=OFF")  # ids are assigned here, checked on read
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if version not in (0, SCHEMA_VERSION):
+            if version not in (0, SCHEMA_VERSION, *_UPGRADABLE):
                 raise StoreError(
                     f"{self._path}: schema version {version}, this code reads {SCHEMA_VERSION}"
                     " only (there is no migration: keep the file for the code that wrote it)"
@@ -432,6 +445,7 @@ class SqliteStore:
             group.state_changes
             or group.outbox_add
             or group.outbox_confirm
+            or group.facts
             or group.snapshot is not None
         ):
             return
@@ -450,6 +464,11 @@ class SqliteStore:
                     "INSERT OR REPLACE INTO outbox (key, state_change_id, kind, payload)"
                     " VALUES (?, ?, ?, ?)",
                     group.outbox_add,
+                )
+            if group.facts:
+                db.executemany(
+                    "INSERT OR REPLACE INTO facts (key, kind, payload) VALUES (?, ?, ?)",
+                    group.facts,
                 )
             if group.snapshot is not None:
                 db.execute(
@@ -589,6 +608,14 @@ class SqliteStore:
             OutboxItem(key, sc_id, self._decode("outbox item", sc_id, kind, payload))
             for key, sc_id, kind, payload in rows
         ]
+
+    def facts(self, prefix: str) -> list[tuple[str, Any]]:
+        """Every fact whose key starts with `prefix`, by key (read at start-up, not per payment)."""
+        rows = self._db.execute(
+            "SELECT key, kind, payload FROM facts WHERE key >= ? AND key < ? ORDER BY key",
+            (prefix, prefix + "\U0010ffff"),
+        ).fetchall()
+        return [(key, self._decode("fact", 0, kind, payload)) for key, kind, payload in rows]
 
     def statistics(self) -> StoreStatistics:
         """Counters since open."""

@@ -122,6 +122,17 @@ class LockExpired(_BalanceProofFields, frozen=True):
     slot: Slot
 
 
+class LockRefused(_Message, frozen=True):
+    """The receiver of the lock `secrethash` refuses it (unsigned): the sender removes it early.
+
+    The transport authenticates the sender, and a refusal only gives up the refuser's own claim.
+    """
+
+    channel_id: U64
+    secrethash: Bytes32
+    reason: Reason
+
+
 class SecretRequest(_Message, frozen=True):
     channel_id: U64
     payment_id: U64
@@ -233,6 +244,7 @@ PeerMessage = (
     | LockedTransfer
     | Unlock
     | LockExpired
+    | LockRefused
     | SecretRequest
     | SecretReveal
     | WithdrawRequest
@@ -242,12 +254,13 @@ PeerMessage = (
 )
 """A message the core processes (has a message id)."""
 
-_PEER_MESSAGE_TYPES: tuple[type, ...] = typing.get_args(PeerMessage)
+PEER_MESSAGE_KINDS: tuple[type, ...] = typing.get_args(PeerMessage)
+ROUTING_KINDS: tuple[type, ...] = typing.get_args(RoutingMessage)
 
 
 def is_peer_message(message: object) -> typing.TypeGuard[PeerMessage]:
     """True for the messages the core processes (not acknowledgements or routing messages)."""
-    return isinstance(message, _PEER_MESSAGE_TYPES)
+    return isinstance(message, PEER_MESSAGE_KINDS)
 
 
 class Batch(msgspec.Struct, frozen=True, tag=True, forbid_unknown_fields=True):
@@ -280,6 +293,14 @@ def decode(data: bytes) -> Message:
         raise WireError(f"invalid message: {exc}") from None
     except msgspec.DecodeError as exc:
         raise WireError(f"undecodable message: {exc}") from None
+
+
+def decode_peer(data: bytes) -> PeerMessage:
+    """Decode bytes we encoded ourselves from a peer message (the outbox); WireError otherwise."""
+    message = decode(data)
+    if not is_peer_message(message):
+        raise WireError(f"expected a peer message, got {type(message).__name__}")
+    return message
 
 
 def unpack(message: Message) -> list[FrameItem]:
@@ -319,6 +340,10 @@ def to_state_change(message: PeerMessage, sender: Address) -> sc.StateChange:
     if isinstance(message, LockExpired):
         return sc.ReceiveLockExpired(
             sender, message.balance_proof(), SecretHash(message.secrethash), message.slot
+        )
+    if isinstance(message, LockRefused):
+        return sc.ReceiveLockRefused(
+            sender, ChannelId(message.channel_id), SecretHash(message.secrethash), message.reason
         )
     if isinstance(message, SecretRequest):
         return sc.ReceiveSecretRequest(
@@ -378,7 +403,8 @@ def _proof_fields(proof: BalanceProof) -> dict[str, Any]:
 def from_event(event: ev.SendEvent, message_id: int, signature: bytes = b"") -> PeerMessage:
     """The wire message for a core `Send*` event; `signature` is ours over `event.digest`.
 
-    SecretRequest and SecretReveal are not signed (pass no signature).
+    SecretRequest, SecretReveal and LockRefused are not signed (pass no signature). A refusal's
+    reason longer than the wire allows is cut to `MAX_REASON` characters.
     """
     if isinstance(event, ev.SendBalanceProof):
         return DirectTransfer(
@@ -414,6 +440,13 @@ def from_event(event: ev.SendEvent, message_id: int, signature: bytes = b"") -> 
             secrethash=event.secrethash,
             slot=event.slot,
             **_proof_fields(event.balance_proof),
+        )
+    if isinstance(event, ev.SendLockRefused):
+        return LockRefused(
+            message_id=message_id,
+            channel_id=event.channel_id,
+            secrethash=event.secrethash,
+            reason=event.reason[:MAX_REASON],
         )
     if isinstance(event, ev.SendSecretRequest):
         return SecretRequest(

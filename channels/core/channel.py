@@ -1,10 +1,12 @@
 """Per-channel state transitions: `channel_transition(channel, state_change, ctx) -> TransitionResult`.
 
 The heart of the protocol (DESIGN §3, docs/protocol.md): direct and locked transfers, unlock,
-lock expiry, withdraw while open, cooperative and unilateral close, challenge, settle, unlock on
-chain. Pure: no I/O, no clock (the block number comes in `ctx`), no randomness and NO KEYS:
-outgoing messages leave as `Send*` events carrying the EIP-712 digest for the shell to sign;
-incoming signatures are recovered here (`recover_signer`) and compared to the partner.
+lock expiry, early refusal of a received lock (LockRefused, answered by an early LockExpired),
+withdraw while open, cooperative and unilateral close (also when the partner leaves a lock whose
+secret is registered unpaid), challenge, settle, unlock on chain. Pure: no I/O, no clock (the
+block number comes in `ctx`), no randomness and NO KEYS: outgoing messages leave as `Send*`
+events carrying the EIP-712 digest for the shell to sign; incoming signatures are recovered here
+(`recover_signer`) and compared to the partner.
 
 It must never raise on a peer message: a bad one becomes an `EventInvalid*` with a reason and
 the state comes back unchanged (the very same object). Cheap checks run before the signature
@@ -179,6 +181,7 @@ def with_proof(channel: ChannelState, proof: BalanceProof, *, ours: bool) -> Cha
         channel.registered_secrets,
         channel.register_requested,
         channel.unlocks_pending,
+        channel.refused_locks,
     )
 
 
@@ -255,8 +258,15 @@ def _without_lock(
     return locks, slot_of
 
 
-def _forget_secret(channel: ChannelState, secrethash: SecretHash) -> dict[str, Any]:
-    """Field updates dropping a secret once no lock needs it (keeps the records small)."""
+def _forget_secret(
+    channel: ChannelState, secrethash: SecretHash, *, partner_lock: bool = False
+) -> dict[str, Any]:
+    """Field updates dropping what only the lock `secrethash`, now out of its tree, needed.
+
+    Keeps the records small: the secret, the registration request and, when the lock was the
+    partner's (`partner_lock`), our refusal of it, so `refused_locks` never holds more than the
+    partner's pending locks. Every off-chain removal of a lock goes through here.
+    """
     changes: dict[str, Any] = {}
     if secrethash in channel.secrets:
         secrets = dict(channel.secrets)
@@ -264,6 +274,8 @@ def _forget_secret(channel: ChannelState, secrethash: SecretHash) -> dict[str, A
         changes["secrets"] = secrets
     if secrethash in channel.register_requested:
         changes["register_requested"] = channel.register_requested - {secrethash}
+    if partner_lock and secrethash in channel.refused_locks:
+        changes["refused_locks"] = channel.refused_locks - {secrethash}
     return changes
 
 
@@ -527,6 +539,9 @@ def _action_reveal_secret(
     secrethash = SecretHash(secrethash_of(action.secret))
     if secrethash not in channel.partner.slot_of:
         return _fail_action(channel, action, "the partner has no lock pending with this secret")
+    if secrethash in channel.refused_locks:
+        # revealing would let the partner unlock: a refused lock is never claimed
+        return _fail_action(channel, action, "we refused this lock; it is never claimed")
     secrets = dict(channel.secrets)
     secrets[secrethash] = action.secret
     return TransitionResult(
@@ -618,9 +633,13 @@ def _receive_unlock(
                 )
             ],
         )
+    # a lock we refused may still be unlocked: the partner chose to pay it (refusing the valid
+    # proof would only split the two views of the channel); the refusal ends with the lock
     locks, slot_of = _without_lock(partner, message.slot, secrethash)
     new_partner = replace(partner, balance_proof=proof, locks=locks, slot_of=slot_of, tree=tree)
-    new_channel = replace(channel, partner=new_partner, **_forget_secret(channel, secrethash))
+    new_channel = replace(
+        channel, partner=new_partner, **_forget_secret(channel, secrethash, partner_lock=True)
+    )
     return TransitionResult(
         new_channel,
         [ev.EventUnlockReceived(channel.channel_id, partner.address, secrethash, lock.amount)],
@@ -638,11 +657,13 @@ def _receive_lock_expired(
     tree = partner.tree
     if reason is None:
         registered = channel.registered_secrets.get(message.secrethash)
+        # a lock we refused may leave early, and we gave up our claim even if its secret is known
+        refused = message.secrethash in channel.refused_locks
         if lock is None or lock.secrethash != message.secrethash:
             reason = f"no lock with this secrethash is pending in slot {message.slot}"
-        elif ctx.block_number <= lock.expiration:
+        elif ctx.block_number <= lock.expiration and not refused:
             reason = f"lock has not expired yet (expiration {lock.expiration})"
-        elif registered is not None and registered <= lock.expiration:
+        elif registered is not None and registered <= lock.expiration and not refused:
             reason = "the secret was registered on chain before the lock expired"
         elif proof.transferred != previous.transferred:
             reason = "a lock expiry must not change the transferred amount"
@@ -665,14 +686,23 @@ def _receive_lock_expired(
         )
     locks, slot_of = _without_lock(partner, message.slot, lock.secrethash)
     new_partner = replace(partner, balance_proof=proof, locks=locks, slot_of=slot_of, tree=tree)
-    new_channel = replace(channel, partner=new_partner, **_forget_secret(channel, lock.secrethash))
+    new_channel = replace(
+        channel, partner=new_partner, **_forget_secret(channel, lock.secrethash, partner_lock=True)
+    )
     return TransitionResult(
         new_channel,
         [ev.EventLockExpired(channel.channel_id, partner.address, lock.secrethash, lock.amount)],
     )
 
 
-def _expire_our_lock(channel: ChannelState, slot: int, ctx: TransitionContext) -> ChannelResult:
+def _remove_our_lock(
+    channel: ChannelState, slot: int, ctx: TransitionContext
+) -> tuple[ChannelState, ev.SendLockExpired]:
+    """Take our lock in `slot` out of our tree unpaid: the new state and the LockExpired to send.
+
+    The one place that builds a lock-removal proof (expiry, or the partner's refusal). The caller
+    checked that the lock is pending and the channel open; this decides nothing.
+    """
     our = channel.our
     lock = our.locks[slot]
     tree = our.tree.remove(slot)
@@ -681,12 +711,86 @@ def _expire_our_lock(channel: ChannelState, slot: int, ctx: TransitionContext) -
     locks, slot_of = _without_lock(our, slot, lock.secrethash)
     new_our = replace(our, balance_proof=proof, locks=locks, slot_of=slot_of, tree=tree)
     new_channel = replace(channel, our=new_our, **_forget_secret(channel, lock.secrethash))
-    partner = channel.partner.address
+    send = ev.SendLockExpired(
+        channel.partner.address, proof, proof.digest(ctx.domain), lock.secrethash, slot
+    )
+    return new_channel, send
+
+
+def _expire_our_lock(channel: ChannelState, slot: int, ctx: TransitionContext) -> ChannelResult:
+    lock = channel.our.locks[slot]
+    new_channel, send = _remove_our_lock(channel, slot, ctx)
     return TransitionResult(
         new_channel,
         [
-            ev.SendLockExpired(partner, proof, proof.digest(ctx.domain), lock.secrethash, slot),
-            ev.EventLockExpired(channel.channel_id, our.address, lock.secrethash, lock.amount),
+            send,
+            ev.EventLockExpired(
+                channel.channel_id, channel.our.address, lock.secrethash, lock.amount
+            ),
+        ],
+    )
+
+
+# --------------------------------------------------------------------------- lock refusal
+
+
+def _action_refuse_lock(
+    channel: ChannelState, action: sc.ActionRefuseLock, ctx: TransitionContext
+) -> ChannelResult:
+    """Refuse the partner's lock before expiry; from now on we never claim it.
+
+    Only a lock whose secret we do not know: once we know it the payment has reached its payee
+    (or we are the payee and revealed it), and a refund would race the unlock.
+    """
+    if not channel.is_open:
+        return _fail_action(channel, action, f"channel is {channel.status.value}, not open")
+    secrethash = action.secrethash
+    if secrethash not in channel.partner.slot_of:
+        return _fail_action(channel, action, "the partner has no lock pending with this secrethash")
+    if secrethash in channel.secrets or secrethash in channel.registered_secrets:
+        return _fail_action(channel, action, "we know the secret of this lock; it is not refused")
+    if secrethash in channel.refused_locks:
+        return _fail_action(channel, action, "this lock is already refused")
+    return TransitionResult(
+        replace(channel, refused_locks=channel.refused_locks | {secrethash}),
+        [
+            ev.SendLockRefused(
+                channel.partner.address, channel.channel_id, secrethash, action.reason
+            )
+        ],
+    )
+
+
+def _receive_lock_refused(
+    channel: ChannelState, message: sc.ReceiveLockRefused, ctx: TransitionContext
+) -> ChannelResult:
+    """The partner gives up our lock: remove it now, as if it expired (LockExpired, new proof)."""
+    slot = channel.our.slot_of.get(message.secrethash)
+    reason: str | None = None
+    if message.sender != channel.partner.address:
+        reason = f"sender 0x{message.sender.hex()} is not the channel partner"
+    elif message.channel_id != channel.channel_id:
+        reason = f"message is for channel {message.channel_id}, not {channel.channel_id}"
+    elif not channel.is_open:
+        reason = f"channel is {channel.status.value}, not open"
+    elif slot is None:
+        reason = "no lock of ours is pending with this secrethash"
+    if reason is not None or slot is None:
+        return TransitionResult(
+            channel,
+            [
+                ev.EventInvalidReceivedLockRefused(
+                    channel.channel_id, message.sender, reason or "no lock"
+                )
+            ],
+        )
+    lock = channel.our.locks[slot]
+    new_channel, send = _remove_our_lock(channel, slot, ctx)
+    return TransitionResult(
+        new_channel,
+        [
+            send,
+            ev.EventLockRefused(channel.channel_id, lock.secrethash, lock.amount, message.reason),
         ],
     )
 
@@ -1000,6 +1104,11 @@ def _action_close(
 ) -> ChannelResult:
     if channel.status is not ChannelStatus.OPENED:
         return _fail_action(channel, action, f"channel is {channel.status.value}, not open")
+    return _close(channel)
+
+
+def _close(channel: ChannelState) -> ChannelResult:
+    """Close unilaterally with the partner's latest proof (the caller checked: OPENED)."""
     new_channel = replace(channel, status=ChannelStatus.CLOSING)
     return TransitionResult(
         new_channel,
@@ -1148,11 +1257,19 @@ def _contract_settled(
 ) -> ChannelResult:
     if channel.status is ChannelStatus.SETTLED:
         return _unchanged(channel)
+    # a partner lock we refused is never claimed: it is not ours to resolve, and the refusal ends
+    refused = channel.refused_locks
     pending = frozenset(
         [(channel.our.address, slot) for slot in channel.our.locks]
-        + [(channel.partner.address, slot) for slot in channel.partner.locks]
+        + [
+            (channel.partner.address, slot)
+            for slot, lock in channel.partner.locks.items()
+            if lock.secrethash not in refused
+        ]
     )
-    settled = replace(channel, status=ChannelStatus.SETTLED, unlocks_pending=pending)
+    settled = replace(
+        channel, status=ChannelStatus.SETTLED, unlocks_pending=pending, refused_locks=frozenset()
+    )
     result = _emit_unlocks(settled, ctx.block_number)
     return TransitionResult(
         result.new_state,
@@ -1171,7 +1288,12 @@ def _contract_cooperatively_closed(
     if channel.status is ChannelStatus.SETTLED:
         return _unchanged(channel)
     return TransitionResult(
-        replace(channel, status=ChannelStatus.SETTLED, cooperative_close=None),
+        replace(
+            channel,
+            status=ChannelStatus.SETTLED,
+            cooperative_close=None,
+            refused_locks=frozenset(),
+        ),
         [ev.EventChannelStatusChanged(channel.channel_id, ChannelStatus.SETTLED.value)],
     )
 
@@ -1221,6 +1343,24 @@ def _contract_opened(
 # --------------------------------------------------------------------------- blocks
 
 
+def _owed_lock_unpaid(channel: ChannelState, number: int, ctx: TransitionContext) -> bool:
+    """Whether a partner lock registered in time is still pending past expiry, margin and reveal.
+
+    By then an honest partner has unlocked it off chain (it does at expiry + margin); only the
+    chain can pay it now. A lock we refused is never claimed.
+    """
+    for lock in channel.partner.locks.values():
+        registered = channel.registered_secrets.get(lock.secrethash)
+        if (
+            registered is not None
+            and registered <= lock.expiration
+            and number > lock.expiration + ctx.lock_expiry_margin + ctx.reveal_timeout
+            and lock.secrethash not in channel.refused_locks
+        ):
+            return True
+    return False
+
+
 def _block(channel: ChannelState, block: sc.Block, ctx: TransitionContext) -> ChannelResult:
     number = block.block_number
     events: list[ev.Event] = []
@@ -1248,20 +1388,37 @@ def _block(channel: ChannelState, block: sc.Block, ctx: TransitionContext) -> Ch
             channel = result.new_state
             events.extend(result.events)
     # locks we are owed, secret known, partner silent: register the secret before it is too late
+    # (never for a lock we refused; after settle, only for a lock still to unlock on chain)
     if channel.partner.locks and channel.secrets:
         requested = set(channel.register_requested)
-        for lock in channel.partner.locks.values():
+        partner_address = channel.partner.address
+        for slot, lock in channel.partner.locks.items():
             secret = channel.secrets.get(lock.secrethash)
             if (
                 secret is not None
                 and lock.secrethash not in requested
                 and lock.secrethash not in channel.registered_secrets
+                and lock.secrethash not in channel.refused_locks
+                and (
+                    status is not ChannelStatus.SETTLED
+                    or (partner_address, slot) in channel.unlocks_pending
+                )
                 and lock.expiration - ctx.reveal_timeout <= number <= lock.expiration
             ):
                 requested.add(lock.secrethash)
                 events.append(ev.ContractSendSecretRegister(secret))
         if len(requested) != len(channel.register_requested):
             channel = replace(channel, register_requested=frozenset(requested))
+    # a lock we are owed, its secret registered in time, still not unlocked well after expiry:
+    # the partner is silent, so close (once: the channel leaves OPENED) and claim after settle
+    if (
+        channel.status is ChannelStatus.OPENED
+        and channel.registered_secrets
+        and _owed_lock_unpaid(channel, number, ctx)
+    ):
+        result = _close(channel)
+        channel = result.new_state
+        events.extend(result.events)
     if status is ChannelStatus.CLOSED and channel.settle_block is not None:
         if number > channel.settle_block:
             channel = replace(channel, status=ChannelStatus.SETTLING)
@@ -1295,10 +1452,12 @@ _HANDLERS: dict[type, _Handler] = {
     sc.ActionWithdraw: _action_withdraw,
     sc.ActionCooperativeClose: _action_cooperative_close,
     sc.ActionClose: _action_close,
+    sc.ActionRefuseLock: _action_refuse_lock,
     sc.ReceiveBalanceProof: _receive_balance_proof,
     sc.ReceiveLockedTransfer: _receive_locked_transfer,
     sc.ReceiveUnlock: _receive_unlock,
     sc.ReceiveLockExpired: _receive_lock_expired,
+    sc.ReceiveLockRefused: _receive_lock_refused,
     sc.ReceiveSecretRequest: _receive_secret_request,
     sc.ReceiveSecretReveal: _receive_secret_reveal,
     sc.ReceiveWithdrawRequest: _receive_withdraw_request,

@@ -73,6 +73,15 @@ class SendLockExpired(msgspec.Struct, frozen=True):
     slot: int
 
 
+class SendLockRefused(msgspec.Struct, frozen=True):
+    """Refuse the partner's lock `secrethash` (unsigned: it gives up our claim, nothing more)."""
+
+    recipient: Address
+    channel_id: ChannelId
+    secrethash: SecretHash
+    reason: str
+
+
 class SendSecretRequest(msgspec.Struct, frozen=True):
     """Ask the partner for a secret (unsigned)."""
 
@@ -280,6 +289,15 @@ class EventLockExpired(msgspec.Struct, frozen=True):
     amount: TokenAmount
 
 
+class EventLockRefused(msgspec.Struct, frozen=True):
+    """The partner refused our lock: it left our tree early (a LockExpired went out) and why."""
+
+    channel_id: ChannelId
+    secrethash: SecretHash
+    amount: TokenAmount
+    reason: str
+
+
 class EventSecretLearned(msgspec.Struct, frozen=True):
     """A secret became known in this channel (revealed by the partner or registered on chain)."""
 
@@ -355,6 +373,12 @@ class EventInvalidReceivedLockExpired(msgspec.Struct, frozen=True):
     reason: str
 
 
+class EventInvalidReceivedLockRefused(msgspec.Struct, frozen=True):
+    channel_id: ChannelId
+    sender: Address
+    reason: str
+
+
 class EventInvalidReceivedSecretRequest(msgspec.Struct, frozen=True):
     channel_id: ChannelId
     sender: Address
@@ -399,6 +423,7 @@ EventInvalid = (
     | EventInvalidReceivedLockedTransfer
     | EventInvalidReceivedUnlock
     | EventInvalidReceivedLockExpired
+    | EventInvalidReceivedLockRefused
     | EventInvalidReceivedSecretRequest
     | EventInvalidReceivedSecretReveal
     | EventInvalidReceivedWithdrawRequest
@@ -415,6 +440,7 @@ SendEvent = (
     | SendLockedTransfer
     | SendUnlock
     | SendLockExpired
+    | SendLockRefused
     | SendSecretRequest
     | SendSecretReveal
     | SendWithdrawRequest
@@ -444,6 +470,7 @@ Event = (
     | EventUnlockReceived
     | EventUnlockSent
     | EventLockExpired
+    | EventLockRefused
     | EventSecretLearned
     | EventSecretRequested
     | EventWithdrawConfirmed

@@ -29,6 +29,7 @@ _INVALID_FOR_RECEIVE: dict[type, type] = {
     sc.ReceiveLockedTransfer: ev.EventInvalidReceivedLockedTransfer,
     sc.ReceiveUnlock: ev.EventInvalidReceivedUnlock,
     sc.ReceiveLockExpired: ev.EventInvalidReceivedLockExpired,
+    sc.ReceiveLockRefused: ev.EventInvalidReceivedLockRefused,
     sc.ReceiveSecretRequest: ev.EventInvalidReceivedSecretRequest,
     sc.ReceiveSecretReveal: ev.EventInvalidReceivedSecretReveal,
     sc.ReceiveWithdrawRequest: ev.EventInvalidReceivedWithdrawRequest,

@@ -162,6 +162,9 @@ class ChannelState(msgspec.Struct, frozen=True):
     register_requested: frozenset[SecretHash] = frozenset()
     # after settle: (sender, slot) of the locks still to resolve on chain with `unlock`
     unlocks_pending: frozenset[tuple[Address, int]] = frozenset()
+    # secrethashes of partner locks we refused (LockRefused sent): we never claim them, and we
+    # accept their removal (LockExpired) before expiry; each leaves when its lock leaves or at settle
+    refused_locks: frozenset[SecretHash] = frozenset()
 
     @property
     def our_address(self) -> Address:

@@ -114,6 +114,19 @@ class ActionClose(msgspec.Struct, frozen=True):
     channel_id: ChannelId
 
 
+class ActionRefuseLock(msgspec.Struct, frozen=True):
+    """Refuse the partner's pending lock `secrethash` before it expires (a refund, LockRefused).
+
+    For a hub that cannot route the payment, or a payee that will not accept it. Only a lock whose
+    secret we do not know can be refused; once refused we never claim it (no reveal, no secret
+    registration, no on-chain claim), even if its secret becomes known later.
+    """
+
+    channel_id: ChannelId
+    secrethash: SecretHash
+    reason: str
+
+
 # --------------------------------------------------------------------------- Receive*
 
 
@@ -152,6 +165,15 @@ class ReceiveLockExpired(msgspec.Struct, frozen=True):
     balance_proof: BalanceProof
     secrethash: SecretHash
     slot: int
+
+
+class ReceiveLockRefused(msgspec.Struct, frozen=True):
+    """The partner refuses our pending lock `secrethash` (unsigned): remove it before it expires."""
+
+    sender: Address
+    channel_id: ChannelId
+    secrethash: SecretHash
+    reason: str
 
 
 class ReceiveSecretRequest(msgspec.Struct, frozen=True):
@@ -335,10 +357,12 @@ StateChange = (
     | ActionWithdraw
     | ActionCooperativeClose
     | ActionClose
+    | ActionRefuseLock
     | ReceiveBalanceProof
     | ReceiveLockedTransfer
     | ReceiveUnlock
     | ReceiveLockExpired
+    | ReceiveLockRefused
     | ReceiveSecretRequest
     | ReceiveSecretReveal
     | ReceiveWithdrawRequest

@@ -208,3 +208,75 @@ def test_deposit_action_and_event() -> None:
         )
     )
     assert pair.views[pair.a].our.deposit == 1500 and pair.views[pair.b].partner.deposit == 1500
+
+
+def _owed_lock(pair: Pair, secret: Secret, registered_at: int) -> None:
+    """Alice pays, then locks 7 to Bob (expiration 120); only Bob sees the secret registered."""
+    pair.pay(pair.a, 30)
+    pair.send(
+        pair.a,
+        sc.ActionLockedTransfer(
+            CHANNEL_ID,
+            TokenAmount(7),
+            BlockNumber(120),
+            SecretHash(secrethash_of(secret)),
+            PaymentId(2),
+            pair.b,
+        ),
+    )
+    registered = sc.ContractReceiveSecretRegistered(
+        TX, BlockNumber(registered_at), SecretHash(secrethash_of(secret)), secret
+    )
+    assert isinstance(pair.step(pair.b, registered)[0], ev.EventSecretLearned)
+
+
+def _bob_blocks(pair: Pair, blocks: range) -> list[ev.Event]:
+    """Blocks seen by Bob alone (Alice is silent)."""
+    events: list[ev.Event] = []
+    for block in blocks:
+        pair.block = block
+        events.extend(pair.step(pair.b, sc.Block(BlockNumber(block))))
+    return events
+
+
+def test_silent_partner_with_a_registered_lock_is_closed_once_and_claimed() -> None:
+    pair = Pair()
+    secret = Secret(b"\x55" * 32)
+    _owed_lock(pair, secret, registered_at=115)
+    # expiration 120 + lock_expiry_margin 2 + reveal_timeout 5: Alice has had her chance
+    assert _bob_blocks(pair, range(116, 128)) == []
+    events = _bob_blocks(pair, range(128, 129))
+    latest = pair.views[pair.b].partner.balance_proof
+    assert events == [
+        ev.ContractSendChannelClose(CHANNEL_ID, pair.a, latest),
+        ev.EventChannelStatusChanged(CHANNEL_ID, ChannelStatus.CLOSING.value),
+    ]
+    assert (latest.nonce, latest.transferred, latest.locked) == (2, 30, 7)
+    assert recover_signer(latest.digest(DOMAIN), latest.signature) == pair.a
+    assert pair.views[pair.b].status is ChannelStatus.CLOSING
+    assert _bob_blocks(pair, range(129, 135)) == []  # once
+    # after settle the existing unlock machinery claims the lock
+    pair.step(
+        pair.b,
+        sc.ContractReceiveChannelClosed(
+            TX, BlockNumber(135), CHANNEL_ID, pair.b, Nonce(2), BlockNumber(185)
+        ),
+    )
+    assert any(
+        isinstance(e, ev.ContractSendChannelSettle) for e in _bob_blocks(pair, range(186, 187))
+    )
+    settled = pair.step(
+        pair.b,
+        sc.ContractReceiveChannelSettled(
+            TX, BlockNumber(187), CHANNEL_ID, TokenAmount(0), TokenAmount(0)
+        ),
+    )
+    unlock = next(e for e in settled if isinstance(e, ev.ContractSendUnlock))
+    assert (unlock.sender, unlock.receiver, unlock.lock.amount) == (pair.a, pair.b, 7)
+
+
+def test_no_close_for_a_lock_registered_after_its_expiration() -> None:
+    pair = Pair()
+    _owed_lock(pair, Secret(b"\x56" * 32), registered_at=121)
+    assert _bob_blocks(pair, range(121, 160)) == []
+    assert pair.views[pair.b].status is ChannelStatus.OPENED

@@ -207,7 +207,7 @@ def test_with_proof_equals_structs_replace() -> None:
 
     pair = Pair()
     pair.pay(pair.a, 3)
-    view = pair.views[pair.b]
+    view = replace(pair.views[pair.b], refused_locks=frozenset({b"\x01" * 32}))
     proof = BalanceProof(ChannelId(1), 9, TokenAmount(1), TokenAmount(0), b"\x00" * 32)  # type: ignore[arg-type]
     assert with_proof(view, proof, ours=True) == replace(
         view, our=replace(view.our, balance_proof=proof)

@@ -9,12 +9,13 @@ from msgspec.structs import replace
 from channels.codec.eip712 import secrethash_of
 from channels.core import events as ev
 from channels.core import state_changes as sc
-from channels.core.channel import get_balance
+from channels.core.channel import get_balance, get_capacity
 from channels.core.locktree import MAX_PENDING_LOCKS, LockTree
 from channels.core.state import Lock
 from channels.core.types import (
     Address,
     BlockNumber,
+    Nonce,
     PaymentId,
     Secret,
     SecretHash,
@@ -236,3 +237,187 @@ def test_secret_request_passes_through() -> None:
         ev.EventSecretRequested(CHANNEL_ID, pair.b, PaymentId(3), SECRETHASH, TokenAmount(10))
         in events
     )
+
+
+# --------------------------------------------------------------------------- lock refusal
+
+
+def _refuse(pair: Pair, reason: str = "no route") -> ev.SendLockRefused:
+    events = pair.step(pair.b, sc.ActionRefuseLock(CHANNEL_ID, SECRETHASH, reason))
+    assert events == [ev.SendLockRefused(pair.a, CHANNEL_ID, SECRETHASH, reason)], events
+    return events[0]  # type: ignore[return-value]
+
+
+def test_refused_lock_leaves_early_and_the_payer_gets_its_capacity_back() -> None:
+    pair = Pair()
+    pair.deliver(pair.a, _send_lock(pair, expiration=120))
+    assert get_capacity(pair.views[pair.a].our, pair.views[pair.a].partner) == 990
+    refusal = _refuse(pair)
+    assert pair.views[pair.b].refused_locks == {SECRETHASH}
+    # Alice removes the lock at once (block 100, expiration 120) and says why
+    answer = pair.deliver(pair.b, refusal)
+    assert len(answer) == 2 and isinstance(answer[0], ev.SendLockExpired), answer
+    assert answer[1] == ev.EventLockRefused(CHANNEL_ID, SECRETHASH, TokenAmount(10), "no route")
+    assert answer[0].secrethash == SECRETHASH and answer[0].balance_proof.locked == 0
+    # Bob accepts the LockExpired before expiry because he refused the lock
+    received = pair.deliver(pair.a, answer[0])
+    assert received == [ev.EventLockExpired(CHANNEL_ID, pair.a, SECRETHASH, TokenAmount(10))]
+    bob, alice = pair.views[pair.b], pair.views[pair.a]
+    assert not bob.refused_locks and not bob.partner.locks and not alice.our.locks
+    theirs, ours = bob.partner.balance_proof, alice.our.balance_proof
+    assert (theirs.nonce, theirs.locked, theirs.locks_root) == (2, 0, ours.locks_root)
+    assert ours.nonce == 2 and ours.locks_root == b"\x00" * 32
+    assert get_capacity(alice.our, alice.partner) == 1000
+    assert get_capacity(bob.partner, bob.our) == 1000
+    # and the lock can be offered again (a new attempt under the same secrethash)
+    assert isinstance(_send_lock(pair, expiration=130), ev.SendLockedTransfer)
+
+
+def test_refusing_a_lock_we_do_not_have_or_whose_secret_we_know_fails() -> None:
+    pair = Pair()
+
+    def fails(who: bytes, expected: str) -> None:
+        before = pair.views[who]
+        events = pair.step(who, sc.ActionRefuseLock(CHANNEL_ID, SECRETHASH, "no"))
+        assert pair.views[who] is before
+        assert len(events) == 1 and isinstance(events[0], ev.EventActionFailed), events
+        assert events[0].action == "ActionRefuseLock" and expected in events[0].reason
+
+    fails(pair.b, "the partner has no lock pending")
+    pair.deliver(pair.a, _send_lock(pair))
+    fails(pair.a, "the partner has no lock pending")  # Alice's own lock is not hers to refuse
+    bob = pair.views[pair.b]
+    pair.views[pair.b] = replace(bob, secrets={SECRETHASH: SECRET})
+    fails(pair.b, "we know the secret")
+    pair.views[pair.b] = bob
+    _refuse(pair)
+    fails(pair.b, "already refused")
+
+
+def test_early_lock_expired_for_a_lock_we_did_not_refuse_is_rejected() -> None:
+    pair = Pair()
+    other = Secret(b"\x43" * 32)
+    pair.deliver(pair.a, _send_lock(pair, expiration=120))
+    pair.deliver(pair.a, _send_lock(pair, expiration=120, secret=other))  # type: ignore[arg-type]
+    _refuse(pair)  # Bob refuses the first lock only
+    # Alice, wrongly believing the second lock refused, removes it early
+    refusal = sc.ReceiveLockRefused(pair.b, CHANNEL_ID, SecretHash(secrethash_of(other)), "?")
+    early = pair.step(pair.a, refusal)[0]
+    assert isinstance(early, ev.SendLockExpired)
+    change = pair.receive(pair.a, early)
+    assert "not expired yet" in _bob_rejects(pair, change, ev.EventInvalidReceivedLockExpired)
+    assert pair.views[pair.b].refused_locks == {SECRETHASH}
+
+
+@pytest.mark.parametrize(
+    ("with_lock", "sender", "channel_id", "secrethash", "expected"),
+    [
+        (False, None, CHANNEL_ID, SECRETHASH, "no lock of ours is pending"),
+        (True, None, CHANNEL_ID, SecretHash(b"\x01" * 32), "no lock of ours is pending"),
+        (True, Address(b"\x09" * 20), CHANNEL_ID, SECRETHASH, "not the channel partner"),
+        (True, None, 7, SECRETHASH, "is for channel 7, not 1"),
+    ],
+)
+def test_bad_lock_refusals_are_invalid_and_change_nothing(
+    with_lock: bool, sender: Address | None, channel_id: int, secrethash: SecretHash, expected: str
+) -> None:
+    pair = Pair()
+    if with_lock:
+        pair.step(pair.a, _lock_action(pair))
+    before = pair.views[pair.a]
+    refusal = sc.ReceiveLockRefused(sender or pair.b, channel_id, secrethash, "no")  # type: ignore[arg-type]
+    events = pair.step(pair.a, refusal)
+    assert pair.views[pair.a] is before
+    assert len(events) == 1 and isinstance(events[0], ev.EventInvalidReceivedLockRefused)
+    assert expected in events[0].reason
+
+
+def test_lock_refusal_on_a_closed_channel_is_invalid() -> None:
+    pair = Pair()
+    pair.deliver(pair.a, _send_lock(pair))
+    pair.step(pair.a, sc.ActionClose(CHANNEL_ID))
+    before = pair.views[pair.a]
+    events = pair.step(pair.a, sc.ReceiveLockRefused(pair.b, CHANNEL_ID, SECRETHASH, "no"))
+    assert pair.views[pair.a] is before
+    assert invalid_reasons(events) == ["channel is closing, not open"]
+    pair.step(pair.b, sc.ActionClose(CHANNEL_ID))
+    events = pair.step(pair.b, sc.ActionRefuseLock(CHANNEL_ID, SECRETHASH, "no"))
+    assert isinstance(events[0], ev.EventActionFailed) and "not open" in events[0].reason
+
+
+def test_a_refused_lock_stays_refused_when_its_secret_becomes_known() -> None:
+    pair = Pair()
+    pair.deliver(pair.a, _send_lock(pair, expiration=120))
+    refusal = _refuse(pair)  # not delivered yet: Alice is slow
+    # a reveal from the partner only ever concerns our own locks: nothing to unlock here
+    events = pair.step(pair.b, sc.ReceiveSecretReveal(pair.a, CHANNEL_ID, SECRET))
+    assert invalid_reasons(events) == ["no lock of ours is pending with this secret"]
+    # we do not reveal it (the partner would unlock to us)
+    events = pair.step(pair.b, sc.ActionRevealSecret(CHANNEL_ID, SECRET))
+    assert isinstance(events[0], ev.EventActionFailed) and "refused" in events[0].reason
+    # knowing the secret, we never register it for a refused lock
+    bob = pair.views[pair.b]
+    pair.views[pair.b] = replace(bob, secrets={SECRETHASH: SECRET})
+    for block in range(112, 121):
+        pair.block = block
+        assert pair.step(pair.b, sc.Block(BlockNumber(block))) == []
+    pair.views[pair.b] = bob
+    # someone registers it on chain in time: learned, but no close to claim the lock
+    registered = sc.ContractReceiveSecretRegistered(
+        b"\x00" * 32, BlockNumber(110), SECRETHASH, SECRET
+    )
+    assert pair.step(pair.b, registered) == [ev.EventSecretLearned(CHANNEL_ID, SECRETHASH, SECRET)]
+    for block in range(121, 140):
+        pair.block = block
+        assert pair.step(pair.b, sc.Block(BlockNumber(block))) == []
+    assert pair.views[pair.b].refused_locks == {SECRETHASH}
+    # Alice finally takes her lock back, and Bob lets it go although the secret is registered
+    answer = pair.deliver(pair.b, refusal)
+    received = pair.deliver(pair.a, answer[0])  # type: ignore[arg-type]
+    assert received == [ev.EventLockExpired(CHANNEL_ID, pair.a, SECRETHASH, TokenAmount(10))]
+    bob = pair.views[pair.b]
+    assert not bob.refused_locks and not bob.partner.locks and not bob.secrets
+
+
+def test_partner_may_still_unlock_a_refused_lock() -> None:
+    pair = Pair()
+    pair.deliver(pair.a, _send_lock(pair))
+    refusal = _refuse(pair)
+    unlock = pair.step(pair.a, sc.ActionUnlock(CHANNEL_ID, SECRET))[0]  # crossed the refusal
+    assert isinstance(unlock, ev.SendUnlock)
+    received = pair.deliver(pair.a, unlock)
+    assert received == [ev.EventUnlockReceived(CHANNEL_ID, pair.a, SECRETHASH, TokenAmount(10))]
+    assert not pair.views[pair.b].refused_locks  # the refusal ended with the lock
+    before = pair.views[pair.a]
+    late = pair.deliver(pair.b, refusal)
+    assert invalid_reasons(late) == ["no lock of ours is pending with this secrethash"]
+    assert pair.views[pair.a] is before
+
+
+def test_a_refused_lock_is_not_claimed_after_settle() -> None:
+    pair = Pair()
+    pair.deliver(pair.a, _send_lock(pair, expiration=200))
+    _refuse(pair)  # Alice never answers
+    tx = b"\x00" * 32
+    pair.step(pair.b, sc.ActionClose(CHANNEL_ID))
+    pair.chain(
+        sc.ContractReceiveChannelClosed(
+            tx, BlockNumber(101), CHANNEL_ID, pair.b, Nonce(1), BlockNumber(151)
+        )
+    )
+    assert pair.views[pair.b].refused_locks == {SECRETHASH}  # still refused while closed
+    pair.new_block(152)
+    pair.chain(
+        sc.ContractReceiveChannelSettled(
+            tx, BlockNumber(153), CHANNEL_ID, TokenAmount(0), TokenAmount(0)
+        )
+    )
+    bob = pair.views[pair.b]
+    assert not bob.refused_locks and not bob.unlocks_pending  # not ours to resolve
+    assert pair.views[pair.a].unlocks_pending == {(pair.a, 0)}
+    # knowing the secret now, Bob still does not register it: no unlock of it is pending
+    pair.views[pair.b] = replace(bob, secrets={SECRETHASH: SECRET})
+    assert pair.new_block(195)[pair.b] == []
+    # nor does a registration by someone else make Bob claim it
+    chain = pair.chain(sc.ContractReceiveSecretRegistered(tx, BlockNumber(196), SECRETHASH, SECRET))
+    assert not any(isinstance(e, ev.ContractSendUnlock) for e in chain[pair.b])

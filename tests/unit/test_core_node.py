@@ -63,6 +63,13 @@ def test_unknown_channel() -> None:
     result = node_transition(node, reveal)
     assert isinstance(result.events[0], ev.EventInvalidReceivedSecretReveal)
     assert result.new_state is node
+    refusal = sc.ReceiveLockRefused(THEM, ChannelId(9), b"\x00" * 32, "no route")  # type: ignore[arg-type]
+    result = node_transition(node, refusal)
+    assert result.events == [ev.EventInvalidReceivedLockRefused(ChannelId(9), THEM, "no channel 9")]
+    assert result.new_state is node
+    refuse = sc.ActionRefuseLock(ChannelId(9), b"\x00" * 32, "no route")  # type: ignore[arg-type]
+    result = node_transition(node, refuse)
+    assert result.events == [ev.EventActionFailed(ChannelId(9), "ActionRefuseLock", "no channel 9")]
 
 
 def test_block_advances_and_fans_out() -> None:

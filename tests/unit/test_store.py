@@ -371,8 +371,30 @@ def test_older_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "node.db"
     _log_of_three(path)
     _corrupt(path, "PRAGMA user_version = 1")
-    with pytest.raises(StoreError, match="schema version 1, this code reads 2 only"):
+    with pytest.raises(StoreError, match="schema version 1, this code reads 3 only"):
         SqliteStore(path, CODEC)
+
+
+def test_a_version_2_file_is_upgraded_and_keeps_its_log(tmp_path: Path) -> None:
+    path = tmp_path / "node.db"
+    _log_of_three(path)
+    _corrupt(path, "PRAGMA user_version = 2")
+    _corrupt(path, "DROP TABLE facts")
+    with open_store(path, CODEC) as store:
+        assert store.last_state_change_id == 3
+        assert store.facts("payment:") == []
+
+
+def test_facts_are_written_with_their_group_and_read_by_prefix(tmp_path: Path) -> None:
+    with open_store(tmp_path / "node.db", CODEC) as store:
+        group = store.begin_group()
+        group.put_fact("payment:2", Outgoing("two"))
+        group.put_fact("payment:1", Outgoing("one"))
+        group.put_fact("invoice:1", Outgoing("inv"))
+        assert store.facts("payment:") == []  # nothing before the commit
+        store.commit(group)
+        assert [key for key, _ in store.facts("payment:")] == ["payment:1", "payment:2"]
+        assert store.facts("payment:")[0][1] == Outgoing("one")
 
 
 def test_wal_and_full_sync_are_on(tmp_path: Path) -> None:

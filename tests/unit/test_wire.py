@@ -12,7 +12,16 @@ from channels import wire
 from channels.codec.eip712 import secrethash_of
 from channels.core import events as ev
 from channels.core import state_changes as sc
-from channels.core.types import UINT96_MAX, BlockNumber, PaymentId, Secret, SecretHash, TokenAmount
+from channels.core.types import (
+    UINT96_MAX,
+    Address,
+    BlockNumber,
+    ChannelId,
+    PaymentId,
+    Secret,
+    SecretHash,
+    TokenAmount,
+)
 
 SIG = b"\x01" * 65
 
@@ -107,6 +116,7 @@ def test_every_send_event_converts_to_the_matching_receive() -> None:
     pair = Pair()
     secret = Secret(b"\x05" * 32)
     secrethash = SecretHash(secrethash_of(secret))
+    refused = SecretHash(secrethash_of(b"\x06" * 32))
     actions: list[tuple[bytes, sc.StateChange, type]] = [
         (
             pair.a,
@@ -128,6 +138,14 @@ def test_every_send_event_converts_to_the_matching_receive() -> None:
         ),
         (
             pair.a,
+            sc.ActionLockedTransfer(
+                CHANNEL_ID, TokenAmount(2), BlockNumber(150), refused, PaymentId(3), pair.b
+            ),
+            sc.ReceiveLockedTransfer,
+        ),
+        (pair.b, sc.ActionRefuseLock(CHANNEL_ID, refused, "no route"), sc.ReceiveLockRefused),
+        (
+            pair.a,
             sc.ActionWithdraw(CHANNEL_ID, TokenAmount(5), BlockNumber(150)),
             sc.ReceiveWithdrawRequest,
         ),
@@ -141,6 +159,7 @@ def test_every_send_event_converts_to_the_matching_receive() -> None:
         _exchange(pair, sender, action, seen)
         seen.add(expected)
     assert sc.ReceiveUnlock in seen  # Alice's reply to the reveal
+    assert sc.ReceiveLockExpired in seen  # Alice's reply to the refusal
     assert sc.ReceiveWithdrawConfirmation in seen
     assert sc.ReceiveCooperativeCloseConfirmation in seen
 
@@ -157,3 +176,40 @@ def _exchange(pair: Pair, sender: bytes, action: sc.StateChange, seen: set[type]
         if isinstance(reply, ev.SendEvent):
             seen.add(type(pair.receive(pair.other(sender), reply)))
             pair.deliver(pair.other(sender), reply)
+
+
+def _lock_refused(**changes: object) -> wire.LockRefused:
+    message = wire.LockRefused(
+        message_id=4, channel_id=1, secrethash=b"\x02" * 32, reason="no route to the payee"
+    )
+    return msgspec.structs.replace(message, **changes)
+
+
+def test_lock_refused_roundtrip_and_conversions() -> None:
+    message = _lock_refused()
+    decoded = wire.decode(wire.encode(message))
+    assert decoded == message and wire.is_peer_message(decoded)
+    sender = Address(b"\x03" * 20)
+    assert wire.to_state_change(message, sender) == sc.ReceiveLockRefused(
+        sender, ChannelId(1), SecretHash(b"\x02" * 32), "no route to the payee"
+    )
+    event = ev.SendLockRefused(
+        sender, ChannelId(1), SecretHash(b"\x02" * 32), "no route to the payee"
+    )
+    assert wire.from_event(event, 4) == message
+    # a reason longer than the wire allows is cut, so the message still decodes at the peer
+    long = wire.from_event(msgspec.structs.replace(event, reason="x" * 600), 5)
+    assert isinstance(long, wire.LockRefused) and long.reason == "x" * wire.MAX_REASON
+    assert wire.decode(wire.encode(long)) == long
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("reason", "x" * (wire.MAX_REASON + 1)), ("secrethash", b"\x02" * 31), ("channel_id", -1)],
+)
+def test_bad_lock_refused_fields_raise_wire_error_naming_them(field: str, value: object) -> None:
+    raw = msgspec.msgpack.encode(
+        {**msgspec.structs.asdict(_lock_refused()), "type": "LockRefused", field: value}
+    )
+    with pytest.raises(wire.WireError, match=rf"\$\.{field}"):
+        wire.decode(raw)

@@ -1,0 +1,456 @@
+"""The client agent: what a user, an asset or a servicer runs to pay and be paid through a hub.
+
+An `Agent` wraps a `NodeService` that holds one channel with the hub and gives it an async API:
+
+- `pay(payee, amount, payment_id)`: asks the payee (through the hub) for an invoice, locks
+  `amount` plus the hub's announced fee under the invoice's secrethash, and returns once the lock
+  is unlocked (paid) or refused/expired (not paid). Payment ids make it idempotent: paying an id
+  again returns the first payment's outcome, across restarts.
+- `charge(payer, amount, payment_id)`: the payee side of a machine charging its user: sends the
+  payer an invoice and returns once the payment arrived (the payer's `accept_charge` policy
+  decides whether it pays unsolicited invoices).
+- `received`: every payment received, as it becomes durable; `balances()`.
+
+The payee makes each secret (payee-generated secrets, DESIGN §3): it is derived from a signature
+of the agent's own key over a fixed digest (deterministic, RFC 6979), the payer and the payment id,
+so nothing secret is stored and a restarted payee still knows every secret it handed out. The
+payee reveals a secret only for a lock that pays its invoice in full, and only once.
+
+This module must never reveal a secret for a lock that does not pay an invoice in full, never
+pay an invoice it did not ask for unless the policy accepts it, and never report a payment as
+paid or received before the state change saying so is durable.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import trio
+from msgspec.structs import replace
+
+from channels import wire
+from channels.codec.eip712 import secrethash_of
+from channels.codec.keccak import keccak
+from channels.core import events as ev
+from channels.core import state_changes as sc
+from channels.core.channel import get_balance, get_capacity
+from channels.core.fees import FeeSchedule
+from channels.core.types import (
+    Address,
+    BlockNumber,
+    ChannelId,
+    PaymentId,
+    Secret,
+    SecretHash,
+    TokenAmount,
+)
+from channels.records import InvoiceRecord, PaymentRecord
+from channels.service import NodeService
+from channels.transport import Connection
+
+log = logging.getLogger(__name__)
+
+INVOICE_RETRY = 1.0  # seconds between invoice requests while the payee does not answer
+SEED_DIGEST = keccak(b"CISE invoice secret seed v1")
+PAYMENT_FACT = "payment:"
+INVOICE_FACT = "invoice:"
+FINAL = ("completed", "failed")
+
+ChargePolicy = Callable[[Address, int, int], bool]  # (payee, amount, payment_id) -> pay it?
+
+
+class PaymentError(Exception):
+    """A payment did not happen; the message says why. No money left the payer."""
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentOutcome:
+    """A finished payment of ours."""
+
+    payment_id: int
+    payee: Address
+    amount: int
+    fee: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedPayment:
+    """A payment we received in full."""
+
+    payment_id: int
+    payer: Address
+    amount: int  # what the invoice asked for
+    received: int  # what the lock carried (at least `amount`)
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelBalance:
+    """One channel as the agent sees it."""
+
+    channel_id: int
+    partner: Address
+    status: str
+    balance: int  # ours, unlocked
+    capacity: int  # what we can still send
+    partner_capacity: int  # what the partner can still send us
+    pending_locks: int
+
+
+def _refuse_never(payee: Address, amount: int, payment_id: int) -> bool:
+    return False
+
+
+class Agent:
+    """Pays and gets paid through one hub (see the module docstring)."""
+
+    def __init__(
+        self,
+        service: NodeService,
+        hub: Address,
+        *,
+        accept_charge: ChargePolicy = _refuse_never,
+        blocks_from_hub: bool = False,
+    ) -> None:
+        self.service = service
+        self.hub = hub
+        self.accept_charge = accept_charge
+        # without a chain follower of our own, take the chain head from the hub's terms
+        self.blocks_from_hub = blocks_from_hub
+        self._signals: dict[int, trio.Event] = {}  # payment id -> set when its status changes
+        self.terms: wire.HubTerms | None = None
+        self.fees = FeeSchedule()
+        self._terms_known = trio.Event()
+        self._seed = keccak(service.signer.sign_digest(SEED_DIGEST))
+        self.payments: dict[int, PaymentRecord] = {
+            record.payment_id: record
+            for _, record in service.store.facts(PAYMENT_FACT)
+            if isinstance(record, PaymentRecord)
+        }
+        self._payment_by_hash: dict[bytes, int] = {
+            r.secrethash: r.payment_id for r in self.payments.values() if r.secrethash
+        }
+        self.invoices: dict[bytes, InvoiceRecord] = {
+            record.secrethash: record
+            for _, record in service.store.facts(INVOICE_FACT)
+            if isinstance(record, InvoiceRecord)
+        }
+        self._invoice_done: dict[bytes, trio.Event] = {}
+        self._received_send, self.received = trio.open_memory_channel[ReceivedPayment](math.inf)
+        service.deciders.append(self._decide)
+        service.listeners.append(self._on_durable)
+        service.on_routing = self._on_routing
+
+    # -- connection -----------------------------------------------------------------------------
+
+    async def run_connection(self, transport_open: Callable[[], object]) -> None:
+        """Keep a connection to the hub (reconnecting with backoff); never returns."""
+        delay = 0.1
+        while True:
+            try:
+                async with transport_open() as connection:  # type: ignore[attr-defined]
+                    delay = 0.1
+                    await self.service.attach(connection)
+            except (OSError, trio.BrokenResourceError) as exc:
+                log.info("hub connection failed: %s", exc)
+            except Exception as exc:  # a transport error: reconnect
+                log.info("hub connection closed: %s", exc)
+            self._terms_known = trio.Event()
+            await trio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    async def wait_ready(self) -> wire.HubTerms:
+        """Until the hub has announced its terms (we are connected)."""
+        await self._terms_known.wait()
+        assert self.terms is not None
+        return self.terms
+
+    # -- secrets --------------------------------------------------------------------------------
+
+    def _secret_for(self, payer: bytes, payment_id: int) -> Secret:
+        return Secret(keccak(self._seed + payer + payment_id.to_bytes(8, "big")))
+
+    # -- paying ---------------------------------------------------------------------------------
+
+    async def pay(
+        self, payee: Address, amount: int, payment_id: int, *, give_up_after: float = 30.0
+    ) -> PaymentOutcome:
+        """Pay `amount` to `payee` through the hub; idempotent by `payment_id`.
+
+        Raises PaymentError when the payment did not happen (refused, expired, no invoice).
+        """
+        if amount <= 0:
+            raise PaymentError("the amount must be positive")
+        if not 0 < payment_id < 2**64:
+            raise PaymentError("a payment id is 1 .. 2**64 - 1")
+        record = self.payments.get(payment_id)
+        if record is not None and (record.payee != payee or record.amount != amount):
+            raise PaymentError(
+                f"payment id {payment_id} was already used for another payment "
+                f"({record.amount} to 0x{record.payee.hex()})"
+            )
+        if record is None:
+            record = PaymentRecord(payment_id, payee, amount)
+            self.payments[payment_id] = record
+        request = wire.InvoiceRequest(
+            payment_id=payment_id,
+            payer=self.service.address,
+            payee=payee,
+            amount=wire.amount_to_wire(amount),
+        )
+        with trio.move_on_after(give_up_after) as scope:
+            while (status := self.payments[payment_id].status) not in FINAL:
+                if status == "requested":  # (again, if the payee did not answer in time)
+                    self.service.send_routing(self.hub, request)
+                    with trio.move_on_after(INVOICE_RETRY):
+                        await self._wait_signal(payment_id)
+                else:
+                    await self._wait_signal(payment_id)
+        record = self.payments[payment_id]
+        if scope.cancelled_caught and record.status not in ("completed", "failed"):
+            raise PaymentError(
+                f"payment {payment_id}: no outcome within {give_up_after} s ({record.status})"
+            )
+        if record.status == "failed":
+            raise PaymentError(f"payment {payment_id} failed: {record.reason}")
+        return PaymentOutcome(payment_id, Address(record.payee), record.amount, record.fee)
+
+    async def _wait_signal(self, payment_id: int) -> None:
+        signal = self._signals.get(payment_id)
+        if signal is None:
+            signal = self._signals[payment_id] = trio.Event()
+        await signal.wait()
+
+    def _signal(self, payment_id: int) -> None:
+        signal = self._signals.pop(payment_id, None)
+        if signal is not None:
+            signal.set()
+
+    def _lock_for_invoice(self, invoice: wire.Invoice) -> None:
+        record = self.payments.get(invoice.payment_id)
+        amount = wire.amount_from_wire(invoice.amount)
+        if record is None:
+            if not self.accept_charge(Address(invoice.payee), amount, invoice.payment_id):
+                self._refuse_invoice(invoice, "the payer's policy does not accept this charge")
+                return
+            record = PaymentRecord(invoice.payment_id, invoice.payee, amount)
+        elif record.status != "requested":
+            return  # a repeated invoice: the payment is already under way or over
+        elif record.payee != invoice.payee or record.amount != amount:
+            return  # not what we asked for: ignore, the request will be retried
+        terms = self.terms
+        channel = self.service.channel_with(self.hub)
+        if terms is None or channel is None:
+            self._fail(record, "not connected to the hub, or no open channel with it")
+            return
+        fee = self.fees.fee(amount)
+        locked = replace(record, fee=fee, secrethash=invoice.secrethash, status="locked")
+        self.payments[record.payment_id] = locked
+        self._payment_by_hash[invoice.secrethash] = record.payment_id
+        self.service.put_fact(f"{PAYMENT_FACT}{record.payment_id}", locked)
+        events = self.service.handle(
+            sc.ActionLockedTransfer(
+                channel.channel_id,
+                TokenAmount(amount + fee),
+                BlockNumber(self.service.block_number + terms.lock_timeout),
+                SecretHash(invoice.secrethash),
+                PaymentId(record.payment_id),
+                Address(invoice.payee),
+            )
+        )
+        for event in events:
+            if isinstance(event, ev.EventPaymentSendFailed):
+                self._fail(locked, event.reason)
+        self._signal(record.payment_id)
+
+    def _fail(self, record: PaymentRecord, reason: str) -> None:
+        failed = replace(record, status="failed", reason=reason)
+        self.payments[record.payment_id] = failed
+        self.service.put_fact(f"{PAYMENT_FACT}{record.payment_id}", failed)
+        self._signal(record.payment_id)
+
+    def _refuse_invoice(self, invoice: wire.Invoice, reason: str) -> None:
+        self.service.send_routing(
+            self.hub,
+            wire.InvoiceRefused(
+                payment_id=invoice.payment_id,
+                payer=invoice.payer,
+                payee=invoice.payee,
+                reason=reason,
+            ),
+        )
+
+    # -- being paid -----------------------------------------------------------------------------
+
+    def issue_invoice(self, payer: Address, amount: int, payment_id: int) -> wire.Invoice:
+        """Make (or repeat) the invoice for `payer`'s payment `payment_id` of `amount`."""
+        secret = self._secret_for(payer, payment_id)
+        secrethash = secrethash_of(secret)
+        record = self.invoices.get(secrethash)
+        if record is None:
+            record = InvoiceRecord(payment_id, payer, amount, secrethash)
+            self.invoices[secrethash] = record
+            self.service.put_fact(f"{INVOICE_FACT}{secrethash.hex()}", record)
+        return wire.Invoice(
+            payment_id=payment_id,
+            payer=payer,
+            payee=self.service.address,
+            amount=wire.amount_to_wire(record.amount),
+            secrethash=secrethash,
+        )
+
+    async def charge(
+        self, payer: Address, amount: int, payment_id: int, *, give_up_after: float = 30.0
+    ) -> ReceivedPayment:
+        """Ask `payer` to pay `amount` (an unsolicited invoice) and wait until it is received."""
+        if amount <= 0:
+            raise PaymentError("the amount must be positive")
+        invoice = self.issue_invoice(payer, amount, payment_id)
+        done = self._invoice_done.setdefault(invoice.secrethash, trio.Event())
+        with trio.move_on_after(give_up_after):
+            while not done.is_set():
+                self.service.send_routing(self.hub, invoice)
+                with trio.move_on_after(INVOICE_RETRY):
+                    await done.wait()
+        record = self.invoices[invoice.secrethash]
+        if record.status != "received":
+            raise PaymentError(
+                f"charge {payment_id} to 0x{payer.hex()}: not paid within {give_up_after} s "
+                f"({record.status})"
+            )
+        return ReceivedPayment(payment_id, payer, record.amount, record.received)
+
+    # -- hooks ----------------------------------------------------------------------------------
+
+    def _on_routing(self, connection: Connection, message: wire.RoutingMessage) -> None:
+        if connection.peer != self.hub:
+            return
+        if isinstance(message, wire.HubTerms):
+            try:
+                self.fees = FeeSchedule(
+                    wire.amount_from_wire(message.flat_fee),
+                    message.fee_ppm,
+                    wire.amount_from_wire(message.fee_cap),
+                )
+            except ValueError as exc:
+                log.error("the hub announced unusable terms (%s): not paying through it", exc)
+                return
+            self.terms = message
+            if self.blocks_from_hub and message.block_number > self.service.block_number:
+                self.service.handle(sc.Block(BlockNumber(message.block_number)))
+            self._terms_known.set()
+        elif isinstance(message, wire.InvoiceRequest):
+            if message.payee != self.service.address:
+                return
+            amount = wire.amount_from_wire(message.amount)
+            if amount <= 0:
+                return
+            self.service.send_routing(
+                self.hub, self.issue_invoice(Address(message.payer), amount, message.payment_id)
+            )
+        elif isinstance(message, wire.Invoice):
+            if message.payer == self.service.address:
+                self._lock_for_invoice(message)
+        elif isinstance(message, wire.InvoiceRefused):
+            record = self.payments.get(message.payment_id)
+            if (
+                record is not None
+                and record.status == "requested"
+                and record.payee == message.payee
+            ):
+                self._fail(record, f"the payee refused: {message.reason}")
+        elif isinstance(message, wire.ErrorReply):
+            log.warning("the hub refused message %d: %s", message.message_id, message.reason)
+
+    def _decide(self, event: ev.Event) -> Iterable[sc.StateChange]:
+        """Inside the commit group: reveal the secret of a lock that pays our invoice in full."""
+        if not isinstance(event, ev.EventLockedTransferReceived):
+            return ()
+        lock = event.lock
+        record = self.invoices.get(lock.secrethash)
+        reason = None
+        if event.target != self.service.address:
+            reason = "an agent does not forward payments"
+        elif record is None:
+            reason = "no invoice of ours has this secrethash"
+        elif record.status != "issued":
+            reason = f"this invoice is already {record.status}"
+        elif lock.amount < record.amount:
+            reason = f"the lock carries {lock.amount}, the invoice asks for {record.amount}"
+        elif lock.expiration < self.service.block_number + self.service.node.reveal_timeout:
+            reason = "the lock expires too soon to claim it safely"
+        if reason is not None or record is None:
+            return [sc.ActionRefuseLock(event.channel_id, lock.secrethash, reason or "")]
+        revealed = replace(record, status="revealed", received=lock.amount)
+        self.invoices[lock.secrethash] = revealed
+        self.service.put_fact(f"{INVOICE_FACT}{lock.secrethash.hex()}", revealed)
+        secret = self._secret_for(record.payer, record.payment_id)
+        return [sc.ActionRevealSecret(event.channel_id, secret)]
+
+    def _on_durable(self, events: Sequence[ev.Event]) -> None:
+        """After a commit: payments that completed or failed, payments that arrived."""
+        for event in events:
+            if isinstance(event, ev.EventUnlockSent):
+                payment_id = self._payment_by_hash.get(event.secrethash)
+                if payment_id is not None:
+                    self._finish(payment_id, "completed", "")
+            elif isinstance(event, ev.EventLockRefused):
+                payment_id = self._payment_by_hash.get(event.secrethash)
+                if payment_id is not None:
+                    self._finish(payment_id, "failed", event.reason)
+            elif isinstance(event, ev.EventLockExpired) and event.sender == self.service.address:
+                payment_id = self._payment_by_hash.get(event.secrethash)
+                if payment_id is not None:
+                    self._finish(payment_id, "failed", "the lock expired unpaid")
+            elif isinstance(event, ev.EventUnlockReceived):
+                record = self.invoices.get(event.secrethash)
+                if record is not None and record.status == "revealed":
+                    received = replace(record, status="received")
+                    self.invoices[event.secrethash] = received
+                    self.service.put_fact(f"{INVOICE_FACT}{event.secrethash.hex()}", received)
+                    self._received_send.send_nowait(
+                        ReceivedPayment(
+                            record.payment_id, Address(record.payer), record.amount, record.received
+                        )
+                    )
+                    self._invoice_done.setdefault(event.secrethash, trio.Event()).set()
+
+    def _finish(self, payment_id: int, status: str, reason: str) -> None:
+        record = self.payments[payment_id]
+        if record.status in ("completed", "failed"):
+            return
+        finished = replace(record, status=status, reason=reason)
+        self.payments[payment_id] = finished
+        self.service.put_fact(f"{PAYMENT_FACT}{payment_id}", finished)
+        self._signal(payment_id)
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def balances(self) -> list[ChannelBalance]:
+        """Every channel of ours, as of now."""
+        out = []
+        for channel in self.service.channels.values():
+            out.append(
+                ChannelBalance(
+                    channel.channel_id,
+                    channel.partner.address,
+                    channel.status.value,
+                    get_balance(channel.our, channel.partner),
+                    get_capacity(channel.our, channel.partner),
+                    get_capacity(channel.partner, channel.our),
+                    len(channel.our.locks) + len(channel.partner.locks),
+                )
+            )
+        return out
+
+
+__all__ = [
+    "Agent",
+    "ChannelBalance",
+    "ChannelId",
+    "PaymentError",
+    "PaymentOutcome",
+    "ReceivedPayment",
+]

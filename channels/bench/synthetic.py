@@ -1,0 +1,99 @@
+"""A hub network without a chain, for benchmarks and tests: fixed keys, channels opened by
+injecting the `ContractReceive*` state changes a chain would produce.
+
+Every node (hub, payers, payees) applies the same opening state changes, so their views agree.
+The keys are public test keys derived from names: this module must never be pointed at real
+funds, and it must never be used by a command that talks to a real chain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from channels.codec.eip712 import Domain
+from channels.codec.keccak import keccak
+from channels.core import state_changes as sc
+from channels.core.node import node_transition
+from channels.core.state import NodeState
+from channels.core.types import Address, BlockNumber, ChannelId, TokenAmount
+from channels.records import core_record_codec, replay
+from channels.service import NodeService
+from channels.signer import LocalSigner
+from channels.store import SqliteStore
+
+CHAIN_ID = 1337
+CHANNEL_MANAGER = keccak(b"cise synthetic channel manager")[-20:]
+SETTLE_TIMEOUT = 500
+START_BLOCK = 100
+
+
+def key_of(name: str) -> bytes:
+    """The fixed test key of a named node ("hub", "payer-0", ...)."""
+    return keccak(b"cise synthetic key " + name.encode())
+
+
+def domain() -> Domain:
+    return Domain(CHAIN_ID, CHANNEL_MANAGER)
+
+
+def hub_channels(
+    hub: Address, partners: Sequence[Address], deposit: int, hub_deposit: int
+) -> list[sc.StateChange]:
+    """Open channel i+1 between the hub and partners[i]: the partner deposits `deposit`, the
+    hub `hub_deposit`."""
+    changes: list[sc.StateChange] = []
+    for index, partner in enumerate(partners):
+        channel_id = ChannelId(index + 1)
+        first, second = sorted((hub, partner))
+        tx = keccak(b"synthetic open " + channel_id.to_bytes(8, "big"))
+        changes.append(
+            sc.ContractReceiveChannelOpened(
+                tx,
+                BlockNumber(1),
+                channel_id,
+                Address(first),
+                Address(second),
+                SETTLE_TIMEOUT,
+                opener=partner,
+                deposit=TokenAmount(deposit),
+            )
+        )
+        if hub_deposit:
+            changes.append(
+                sc.ContractReceiveChannelDeposited(
+                    keccak(tx), BlockNumber(1), channel_id, hub, TokenAmount(hub_deposit)
+                )
+            )
+    changes.append(sc.Block(BlockNumber(START_BLOCK)))
+    return changes
+
+
+def open_service(
+    name: str,
+    db: str | Path,
+    opening: Sequence[sc.StateChange],
+    *,
+    group_target: int = 64,
+    snapshot_interval: int = 10_000,
+) -> NodeService:
+    """The service of node `name` with its store at `db` (restored if it exists)."""
+    signer = LocalSigner(key_of(name))
+    address = Address(signer.address)
+    store = SqliteStore(db, core_record_codec(), snapshot_interval=snapshot_interval)
+    initial = NodeState(our_address=address, domain=domain(), block_number=BlockNumber(0))
+    node = store.restore(initial, replay).state
+    if not node.channels:
+        with store.commit_group() as group:
+            for change in opening:
+                result = node_transition(node, change)
+                group.add(change, result.events)
+                node = result.new_state
+    return NodeService(signer, store, node, group_target=group_target)
+
+
+def address_of(name: str) -> Address:
+    return Address(LocalSigner(key_of(name)).address)
+
+
+__all__ = ["address_of", "hub_channels", "key_of", "open_service", "replay"]

@@ -1,0 +1,422 @@
+"""The trio shell of one node: the pure core + durable group commits + authenticated peers.
+
+`NodeService` is what the hub and every agent (user, asset, servicer) run. It keeps the node
+state in memory (the channels in a mutable mapping, so one payment costs O(1) however many
+channels the node has), runs each state change through the core, and logs it with its events
+into the open commit group. Outgoing messages are signed and encoded at once and written to the
+group's outbox rows, but nothing leaves the process before its group is durable (persist before
+progress): the commit task seals the group when it holds `group_target` state changes or
+`group_wait` seconds passed, commits it in a worker thread (one fsync) while the next group fills,
+and only then sends the group's messages, acknowledges what it received, starts its transactions
+and tells the listeners.
+
+Delivery is at-least-once and in order: every outgoing peer message stays in the outbox (in
+memory and in sqlite) until its receiver acknowledges it with `Processed`, which it does only
+once the message's effects are durable on its side; on every (re)connection, and after a restart,
+the unacknowledged messages are sent again first, oldest first. A receiver that already has a
+message rejects the copy by its nonce and acknowledges it, so a copy changes nothing.
+
+Applications decide through hooks: a `decider` sees each non-send event as it is produced and
+may return more state changes, which go into the same commit group (a hub forwards a lock in the
+same transaction that received it); a `listener` sees the events of each group once it is
+durable; `on_routing` gets the messages that change no channel (invoices, terms, error replies).
+
+This module must never decide anything about a channel (the core does), never send a message
+or a transaction before the state change that caused it is durable, and never acknowledge a
+message before its effects are durable.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+from msgspec.structs import replace
+
+from channels import wire
+from channels.chain.client import Web3ChainClient
+from channels.chain.errors import ChainError
+from channels.chain.events import ChainFollower
+from channels.chain.executor import execute
+from channels.core import events as ev
+from channels.core import state_changes as sc
+from channels.core.channel import TransitionContext, channel_transition
+from channels.core.node import channel_id_of, context_of, node_transition
+from channels.core.state import ChannelState, NodeState
+from channels.core.types import Address, BlockNumber, ChannelId
+from channels.records import OutboxMessage
+from channels.signer import LocalSigner
+from channels.store import CommitGroup, SqliteStore
+from channels.transport import Connection, DispatchTable
+
+log = logging.getLogger(__name__)
+
+DEFAULT_GROUP_TARGET = 64  # state changes a commit group waits for ...
+DEFAULT_GROUP_WAIT = 0.004  # ... or this many seconds after its first one
+MESSAGE_ID_SHIFT = 20  # message id = state change id << 20 | index of the event
+OUTBOX_PREFIX = "msg:"
+
+# State changes the node level handles (they create channels or concern all of them).
+_NODE_LEVEL = (sc.Block, sc.ContractReceiveChannelOpened, sc.ContractReceiveSecretRegistered)
+
+Decider = Callable[[ev.Event], Iterable[sc.StateChange]]
+Listener = Callable[[Sequence[ev.Event]], None]
+RoutingHandler = Callable[[Connection, wire.RoutingMessage], None]
+
+
+def outbox_key(message_id: int) -> str:
+    """Fixed-width hex, so the outbox's key order is the send order."""
+    return f"{OUTBOX_PREFIX}{message_id:016x}"
+
+
+@dataclass(slots=True)
+class _GroupWork:
+    """What the open commit group will do once it is durable."""
+
+    messages: list[OutboxMessage] = field(default_factory=list)
+    replies: dict[Connection, list[wire.FrameItem]] = field(default_factory=dict)
+    transactions: list[ev.ContractSendEvent] = field(default_factory=list)
+    notices: list[ev.Event] = field(default_factory=list)
+    size: int = 0  # state changes and confirmations: what makes a group worth committing
+
+
+@dataclass(slots=True)
+class ServiceStatistics:
+    """Counters since start."""
+
+    state_changes: int = 0
+    commits: int = 0
+    messages_sent: int = 0
+    messages_resent: int = 0
+    messages_received: int = 0
+    invalid_received: int = 0
+    transactions_failed: int = 0
+
+
+class NodeService:
+    """One node's shell (see the module docstring). Use from one trio thread only."""
+
+    def __init__(
+        self,
+        signer: LocalSigner,
+        store: SqliteStore,
+        node: NodeState,
+        *,
+        group_target: int = DEFAULT_GROUP_TARGET,
+        group_wait: float = DEFAULT_GROUP_WAIT,
+    ) -> None:
+        if node.our_address != signer.address:
+            raise ValueError("the node state and the signer belong to different accounts")
+        if group_target < 1 or not group_wait > 0:
+            raise ValueError("group_target must be positive and group_wait above zero")
+        self.signer = signer
+        self.store = store
+        self._node = node
+        self._channels: dict[ChannelId, ChannelState] = dict(node.channels)
+        self._ctx: TransitionContext = context_of(node)
+        self.group_target = group_target
+        self.group_wait = group_wait
+        self.deciders: list[Decider] = []
+        self.listeners: list[Listener] = []
+        self.on_routing: RoutingHandler | None = None
+        self.connections: dict[Address, Connection] = {}
+        # committed, not yet acknowledged messages per recipient, in send order
+        self.unacked: dict[Address, dict[int, OutboxMessage]] = {}
+        for item in store.unconfirmed():
+            message = item.item
+            if isinstance(message, OutboxMessage):
+                self.unacked.setdefault(Address(message.recipient), {})[message.message_id] = (
+                    message
+                )
+        self.stats = ServiceStatistics()
+        self._group: CommitGroup = store.begin_group()
+        self._work = _GroupWork()
+        self._wakeup = trio.lowlevel.ParkingLot()
+        self._committed = trio.lowlevel.ParkingLot()
+        self._commit_waiting = False
+        self._group_started = False  # the commit task knows the open group has begun
+        self._tx_send, self._tx_receive = trio.open_memory_channel[ev.ContractSendEvent](math.inf)
+        self._chain_lock = trio.Lock()  # one chain call at a time (py-evm is not thread-safe)
+        self.chain_failures: list[tuple[ev.ContractSendEvent, ChainError]] = []
+
+    # -- state ----------------------------------------------------------------------------------
+
+    @property
+    def address(self) -> Address:
+        return self._node.our_address
+
+    @property
+    def node(self) -> NodeState:
+        """The node as of now. Its `channels` is a live view: read it, never keep it."""
+        return replace(self._node, channels=self._channels)
+
+    @property
+    def channels(self) -> dict[ChannelId, ChannelState]:
+        """Our channels by id, as of now (a live mapping: never modify it)."""
+        return self._channels
+
+    @property
+    def block_number(self) -> BlockNumber:
+        return self._node.block_number
+
+    def channel_with(self, partner: Address) -> ChannelState | None:
+        """Our newest open channel with `partner` (None when there is none)."""
+        found: ChannelState | None = None
+        for channel in self._channels.values():
+            if (
+                channel.partner.address == partner
+                and channel.is_open
+                and (found is None or channel.channel_id > found.channel_id)
+            ):
+                found = channel
+        return found
+
+    # -- handling -------------------------------------------------------------------------------
+
+    def _transition(self, change: sc.StateChange) -> list[ev.Event]:
+        if not isinstance(change, _NODE_LEVEL):
+            channel_id = channel_id_of(change)
+            channel = self._channels.get(channel_id) if channel_id is not None else None
+            if channel is not None and channel_id is not None:
+                result = channel_transition(channel, change, self._ctx)
+                if result.new_state is not channel:
+                    self._channels[channel_id] = result.new_state
+                return result.events
+        node_result = node_transition(self.node, change)
+        self._node = node_result.new_state
+        self._channels = dict(self._node.channels)
+        self._ctx = context_of(self._node)
+        return node_result.events
+
+    def handle(self, change: sc.StateChange) -> list[ev.Event]:
+        """Apply `change` (and whatever the deciders add) and log it into the open group.
+
+        Returns every event. Nothing it causes leaves the process before the group commits.
+        """
+        pending = [change]
+        produced: list[ev.Event] = []
+        work = self._work
+        group = self._group
+        while pending:
+            current = pending.pop(0)
+            events = self._transition(current)
+            state_change_id = group.add(current, events)
+            work.size += 1
+            base = state_change_id << MESSAGE_ID_SHIFT
+            for index, event in enumerate(events):
+                if isinstance(event, ev.SendEvent):
+                    self._queue_message(event, base | index)
+                elif isinstance(event, ev.ContractSendEvent):
+                    work.transactions.append(event)
+                else:
+                    work.notices.append(event)
+                    for decide in self.deciders:
+                        pending.extend(decide(event))
+            produced.extend(events)
+        self.stats.state_changes += 1
+        self._poke()
+        return produced
+
+    def _queue_message(self, event: ev.SendEvent, message_id: int) -> None:
+        digest: bytes | None = getattr(event, "digest", None)
+        signature = self.signer.sign_digest(digest) if digest is not None else b""
+        message = wire.from_event(event, message_id, signature)
+        outgoing = OutboxMessage(event.recipient, message_id, wire.encode(message))
+        self._group.add_unconfirmed(outbox_key(message_id), outgoing)
+        self._work.messages.append(outgoing)
+
+    def put_fact(self, key: str, record: object) -> None:
+        """Store an application record with the open group (durable when its events are)."""
+        self._group.put_fact(key, record)
+
+    # -- receiving ------------------------------------------------------------------------------
+
+    def dispatch_table(self) -> DispatchTable:
+        """A transport dispatch table sending every message kind to this service."""
+        table = DispatchTable()
+        for kind in (wire.Batch, wire.Processed, *wire.PEER_MESSAGE_KINDS, *wire.ROUTING_KINDS):
+            table.register(kind, self._on_frame)
+        return table
+
+    async def _on_frame(self, connection: Connection, message: Any) -> None:
+        for item in wire.unpack(message):
+            self.receive(connection, item)
+        await trio.lowlevel.checkpoint()
+
+    def receive(self, connection: Connection, item: wire.FrameItem) -> None:
+        """One message from `connection`'s peer."""
+        sender = Address(connection.peer)
+        if wire.is_peer_message(item):
+            self.stats.messages_received += 1
+            events = self.handle(wire.to_state_change(item, sender))
+            replies = self._work.replies.setdefault(connection, [])
+            replies.append(wire.Processed(message_ids=[item.message_id]))
+            for event in events:
+                if isinstance(event, ev.EventInvalid):
+                    self.stats.invalid_received += 1
+                    replies.append(wire.ErrorReply(message_id=item.message_id, reason=event.reason))
+                    break
+        elif isinstance(item, wire.Processed):
+            pending = self.unacked.get(sender)
+            if pending is None:
+                return
+            for message_id in item.message_ids:
+                if pending.pop(message_id, None) is not None:
+                    self._group.confirm(outbox_key(message_id))
+                    self._work.size += 1
+            self._poke()
+        elif isinstance(item, wire.ROUTING_KINDS) and self.on_routing is not None:
+            self.on_routing(connection, item)  # type: ignore[arg-type]  # narrowed by the tuple
+        elif isinstance(item, wire.ErrorReply):
+            log.warning("0x%s refused message %d: %s", sender.hex(), item.message_id, item.reason)
+
+    # -- committing -----------------------------------------------------------------------------
+
+    def _poke(self) -> None:
+        """Wake the commit task when a group starts (its wait begins) or has filled up."""
+        if self._commit_waiting:
+            size = self._work.size
+            if size >= self.group_target or not self._group_started:
+                self._group_started = size > 0
+                self._wakeup.unpark_all()
+
+    async def _park(self) -> None:
+        self._commit_waiting = True
+        try:
+            await self._wakeup.park()
+        finally:
+            self._commit_waiting = False
+
+    async def _wait_for_group(self) -> None:
+        self._group_started = False
+        while not self._work.size:
+            await self._park()
+        self._group_started = True
+        with trio.move_on_after(self.group_wait):
+            while self._work.size < self.group_target:
+                await self._park()
+
+    async def run_commits(
+        self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Forever: seal the open group, make it durable, then act on it."""
+        task_status.started()
+        while True:
+            await self._wait_for_group()
+            await self.commit_now()
+
+    async def commit_now(self) -> None:
+        """Seal and commit the open group now, then act on it (also used at shutdown)."""
+        group, work = self._group, self._work
+        if self.store.snapshot_due:
+            group.write_snapshot(self.node)
+        self._group = self.store.begin_group()  # seals `group`
+        self._work = _GroupWork()
+        await trio.to_thread.run_sync(self.store.commit, group)
+        self.stats.commits += 1
+        self._act(work)
+        self._committed.unpark_all()
+
+    def _act(self, work: _GroupWork) -> None:
+        outgoing: dict[Address, list[wire.FrameItem]] = {}
+        for message in work.messages:
+            recipient = Address(message.recipient)
+            self.unacked.setdefault(recipient, {})[message.message_id] = message
+            if recipient in self.connections:
+                outgoing.setdefault(recipient, []).append(wire.decode_peer(message.payload))
+        for recipient, messages in outgoing.items():
+            self._send(self.connections[recipient], messages)
+            self.stats.messages_sent += len(messages)
+        for connection, replies in work.replies.items():
+            if not connection.closed:
+                self._send(connection, _merge_acks(replies))
+        for transaction in work.transactions:
+            self._tx_send.send_nowait(transaction)
+        if work.notices:
+            for listener in self.listeners:
+                listener(work.notices)
+
+    def _send(self, connection: Connection, items: list[wire.FrameItem]) -> None:
+        if connection.closed:
+            return
+        for start in range(0, len(items), wire.MAX_BATCH):
+            chunk = items[start : start + wire.MAX_BATCH]
+            connection.send_nowait(chunk[0] if len(chunk) == 1 else wire.Batch(messages=chunk))
+
+    async def wait_committed(self) -> None:
+        """Return after the next commit (whatever is in the open group then is durable)."""
+        await self._committed.park()
+
+    # -- connections ----------------------------------------------------------------------------
+
+    async def attach(self, connection: Connection) -> None:
+        """Use `connection` for its peer until it closes; first resend what the peer lacks."""
+        peer = Address(connection.peer)
+        self.connections[peer] = connection
+        try:
+            pending = self.unacked.get(peer)
+            if pending:
+                resend: list[wire.FrameItem] = [
+                    wire.decode_peer(m.payload) for m in pending.values()
+                ]
+                self._send(connection, resend)
+                self.stats.messages_resent += len(resend)
+            await connection.wait_closed()
+        finally:
+            if self.connections.get(peer) is connection:
+                del self.connections[peer]
+
+    def send_routing(self, recipient: Address, message: wire.RoutingMessage) -> bool:
+        """Send a message that changes no channel (not logged, not resent); False if offline."""
+        connection = self.connections.get(recipient)
+        if connection is None or connection.closed:
+            return False
+        connection.send_nowait(message)
+        return True
+
+    # -- chain ----------------------------------------------------------------------------------
+
+    async def follow_chain(self, follower: ChainFollower, interval: float) -> None:
+        """Forever: feed new confirmed chain logs and the new head into the core."""
+        while True:
+            async with self._chain_lock:
+                batches = await trio.to_thread.run_sync(follower.poll_until_head)
+            for batch in batches:
+                for change in batch.state_changes:
+                    self.handle(change)
+            await trio.sleep(interval)
+
+    async def run_transactions(self, client: Web3ChainClient) -> None:
+        """Forever: send the transactions the core asked for, in order, once they are durable.
+
+        A rejected transaction changes nothing on chain; the core learns the truth from the
+        logs (e.g. the partner settled first), so it is recorded, not retried.
+        """
+        async for transaction in self._tx_receive:
+            try:
+                async with self._chain_lock:
+                    await trio.to_thread.run_sync(execute, client, self.signer, transaction)
+            except ChainError as exc:
+                self.stats.transactions_failed += 1
+                self.chain_failures.append((transaction, exc))
+                log.warning("transaction %s failed: %s", type(transaction).__name__, exc)
+
+
+def _merge_acks(replies: list[wire.FrameItem]) -> list[wire.FrameItem]:
+    """One Processed for all the acknowledged ids (in order), then the error replies."""
+    ids: list[int] = []
+    rest: list[wire.FrameItem] = []
+    for reply in replies:
+        if isinstance(reply, wire.Processed):
+            ids.extend(reply.message_ids)
+        else:
+            rest.append(reply)
+    acks: list[wire.FrameItem] = [
+        wire.Processed(message_ids=ids[start : start + wire.MAX_BATCH])
+        for start in range(0, len(ids), wire.MAX_BATCH)
+    ]
+    return acks + rest

@@ -1,0 +1,223 @@
+"""The hub's trio service: accepts agents, announces its terms, mediates, relays invoices.
+
+`Hub` wires a `NodeService` (durable core + peers) to the `Mediator` (forwarding decisions) and
+to the transport: only a peer that has an open channel with the hub on chain (as the hub's core
+knows it) is served; it first receives the hub's `HubTerms` (fees and timing, before anyone
+pays), then its unacknowledged messages. Invoice messages are relayed between payer and payee,
+each only from the party it names (a payer cannot forge a payee's invoice). After each commit the
+hub checks the outgoing capacity of the channels it used and reports the ones running low
+(`low_capacity`), and tops them up from its internal balance on the channel manager when a
+liquidity policy is set (no ERC20 transfer).
+
+It must never forward anything the mediator did not decide, never serve a peer without a
+channel, and never relay a message on behalf of a party other than its sender.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import trio
+
+from channels import wire
+from channels.core import events as ev
+from channels.core.channel import get_capacity
+from channels.core.types import Address, ChannelId
+from channels.service import NodeService
+from channels.transport import Connection, serve_connections
+from hub.mediator import MediationTerms, Mediator
+
+log = logging.getLogger(__name__)
+
+TERMS_INTERVAL = 1.0  # seconds between terms announcements (they carry the chain head)
+
+
+@dataclass(frozen=True, slots=True)
+class LowCapacity:
+    """The hub's capacity towards a partner fell below the configured low-water mark."""
+
+    channel_id: ChannelId
+    partner: Address
+    capacity: int
+
+
+@dataclass(slots=True)
+class HubStatistics:
+    forwarded: int = 0
+    fees_earned: int = 0
+    refused: int = 0
+    relayed: int = 0
+    peers_refused: int = 0
+
+
+@dataclass(slots=True)
+class Hub:
+    """The routing hub (see the module docstring)."""
+
+    service: NodeService
+    terms: MediationTerms
+    low_water: int = 0  # report a channel whose outgoing capacity falls below this
+    mediator: Mediator = field(init=False)
+    stats: HubStatistics = field(default_factory=HubStatistics)
+    low_capacity: dict[ChannelId, LowCapacity] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        service = self.service
+        self.mediator = Mediator(
+            service.address,
+            self.terms,
+            service.channels,
+            service.channel_with,
+            lambda: service.block_number,
+        )
+        self.mediator.rebuild()
+        service.deciders.append(self._decide)
+        service.listeners.append(self._after_commit)
+        service.on_routing = self._on_routing
+
+    def _decide(self, event: ev.Event) -> list:  # type: ignore[type-arg]
+        # the service replaces its channel mapping on node-level changes: keep the view current
+        self.mediator.channels = self.service.channels
+        return list(self.mediator.decide(event))
+
+    def terms_message(self) -> wire.HubTerms:
+        fees = self.terms.fees
+        return wire.HubTerms(
+            flat_fee=wire.amount_to_wire(fees.flat),
+            fee_ppm=fees.ppm,
+            fee_cap=wire.amount_to_wire(fees.cap),
+            lock_timeout=self.terms.lock_timeout,
+            reveal_timeout=self.terms.reveal_timeout,
+            block_number=self.service.block_number,
+        )
+
+    # -- peers ----------------------------------------------------------------------------------
+
+    async def on_connection(self, connection: Connection) -> None:
+        peer = Address(connection.peer)
+        if self.service.channel_with(peer) is None:
+            self.stats.peers_refused += 1
+            connection.send_nowait(
+                wire.ErrorReply(
+                    message_id=0,
+                    reason=f"0x{peer.hex()} has no open channel with this hub: open one first",
+                )
+            )
+            return  # leaving closes the connection
+        connection.send_nowait(self.terms_message())
+        await self.service.attach(connection)
+
+    def _on_routing(self, connection: Connection, message: wire.RoutingMessage) -> None:
+        sender = Address(connection.peer)
+        if isinstance(message, wire.InvoiceRequest):
+            if message.payer != sender:
+                self._reply_error(connection, "an invoice request must name its sender as payer")
+            elif not self._relay(Address(message.payee), message):
+                connection.send_nowait(
+                    wire.InvoiceRefused(
+                        payment_id=message.payment_id,
+                        payer=message.payer,
+                        payee=message.payee,
+                        reason="the payee is not connected to this hub",
+                    )
+                )
+        elif isinstance(message, wire.Invoice):
+            if message.payee != sender:
+                self._reply_error(connection, "an invoice must name its sender as payee")
+            else:
+                self._relay(Address(message.payer), message)
+        elif isinstance(message, wire.InvoiceRefused):
+            if sender == message.payee:
+                self._relay(Address(message.payer), message)
+            elif sender == message.payer:
+                self._relay(Address(message.payee), message)
+            else:
+                self._reply_error(connection, "only the payer or the payee can refuse an invoice")
+        elif isinstance(message, wire.ErrorReply):
+            log.info(
+                "0x%s refused message %d: %s", sender.hex(), message.message_id, message.reason
+            )
+        else:
+            self._reply_error(connection, f"a hub takes no {type(message).__name__}")
+
+    def _relay(self, recipient: Address, message: wire.RoutingMessage) -> bool:
+        if self.service.channel_with(recipient) is None:
+            return False
+        sent = self.service.send_routing(recipient, message)
+        self.stats.relayed += sent
+        return sent
+
+    @staticmethod
+    def _reply_error(connection: Connection, reason: str) -> None:
+        if not connection.closed:
+            connection.send_nowait(wire.ErrorReply(message_id=0, reason=reason))
+
+    # -- after each commit ----------------------------------------------------------------------
+
+    def _after_commit(self, events: Sequence[ev.Event]) -> None:
+        mediator = self.mediator
+        forwarded, mediator.forwarded = mediator.forwarded, []
+        self.stats.refused = mediator.refused
+        if not forwarded:
+            return
+        self.stats.forwarded += len(forwarded)
+        self.stats.fees_earned += sum(f.fee for f in forwarded)
+        if self.low_water <= 0:
+            return
+        channels = self.service.channels
+        for channel_id in {f.outgoing for f in forwarded}:
+            channel = channels.get(channel_id)
+            if channel is None:
+                continue
+            capacity = get_capacity(channel.our, channel.partner)
+            if capacity < self.low_water:
+                if channel_id not in self.low_capacity:
+                    log.warning(
+                        "low capacity to 0x%s on channel %d: %d left (low-water mark %d)",
+                        channel.partner.address.hex(),
+                        channel_id,
+                        capacity,
+                        self.low_water,
+                    )
+                self.low_capacity[channel_id] = LowCapacity(
+                    channel_id, channel.partner.address, capacity
+                )
+            else:
+                self.low_capacity.pop(channel_id, None)
+
+    # -- running --------------------------------------------------------------------------------
+
+    async def announce_terms(self) -> None:
+        """Forever: send the terms (with the chain head) to every connected peer."""
+        while True:
+            await trio.sleep(TERMS_INTERVAL)
+            message = self.terms_message()
+            for peer in list(self.service.connections):
+                self.service.send_routing(peer, message)
+
+    async def serve(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Run the hub: the commit loop, the listener and the terms announcer; never returns."""
+        table = self.service.dispatch_table()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self.service.run_commits)
+            nursery.start_soon(self.announce_terms)
+            bound = await nursery.start(
+                lambda task_status: serve_connections(
+                    self.service.signer,
+                    wire,
+                    table.lookup(),
+                    host=host,
+                    port=port,
+                    on_connection=self.on_connection,
+                    task_status=task_status,
+                )
+            )
+            task_status.started(bound)

@@ -1,0 +1,84 @@
+"""A running synthetic hub network inside one trio run, for the hub tests: a hub and named
+agents, each with its own sqlite store under a temporary directory, connected over loopback TCP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import trio
+
+from channels import wire
+from channels.agent import Agent, ChargePolicy
+from channels.bench.synthetic import address_of, hub_channels, open_service
+from channels.core.fees import FeeSchedule
+from channels.core.types import Address
+from channels.transport import TcpTransport
+from hub.mediator import MediationTerms
+from hub.service import Hub
+
+DEPOSIT = 1_000_000_000  # €1,000 from each agent
+HUB_DEPOSIT = 1_000_000_000
+TERMS = MediationTerms(
+    FeeSchedule(flat=10, ppm=1_000, cap=5_000), reveal_timeout=5, lock_timeout=30
+)
+
+
+@dataclass
+class Net:
+    hub: Hub
+    port: int
+    agents: dict[str, Agent]
+    nursery: trio.Nursery
+
+    def address(self, name: str) -> Address:
+        return address_of(name)
+
+
+def _accept_all(payee: Address, amount: int, payment_id: int) -> bool:
+    return True
+
+
+@asynccontextmanager
+async def running_net(
+    tmp: Path,
+    names: Sequence[str],
+    *,
+    terms: MediationTerms = TERMS,
+    hub_deposit: int = HUB_DEPOSIT,
+    accept_charge: ChargePolicy = _accept_all,
+) -> AsyncIterator[Net]:
+    hub_address = address_of("hub")
+    opening = hub_channels(hub_address, [address_of(n) for n in names], DEPOSIT, hub_deposit)
+    hub_service = open_service("hub", tmp / "hub.sqlite", opening)
+    hub = Hub(hub_service, terms)
+    agents: dict[str, Agent] = {}
+    try:
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(hub.serve)
+            for name in names:
+                service = open_service(name, tmp / f"{name}.sqlite", opening)
+                agent = Agent(
+                    service, hub_address, accept_charge=accept_charge, blocks_from_hub=True
+                )
+                agents[name] = agent
+                transport = TcpTransport(service.signer, wire, service.dispatch_table().lookup())
+                nursery.start_soon(service.run_commits)
+                nursery.start_soon(
+                    agent.run_connection,
+                    lambda t=transport: t.open_connection(
+                        "127.0.0.1", port, expected_peer=hub_address
+                    ),
+                )
+            with trio.fail_after(10):
+                for agent in agents.values():
+                    await agent.wait_ready()
+            yield Net(hub, port, agents, nursery)
+            nursery.cancel_scope.cancel()
+    finally:
+        hub_service.store.close()
+        for agent in agents.values():
+            agent.service.store.close()

@@ -1,0 +1,79 @@
+"""Routed payments through a running hub: payer -> hub -> payee over loopback TCP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import trio
+
+from channels.agent import PaymentError
+from tests.hub.netfix import TERMS, running_net
+
+
+async def test_a_routed_payment_moves_amount_and_fee(tmp_path: Path) -> None:
+    async with running_net(tmp_path, ["alice", "washer"]) as net:
+        alice, washer = net.agents["alice"], net.agents["washer"]
+        with trio.fail_after(10):
+            outcome = await alice.pay(net.address("washer"), 1_234_567, payment_id=1)
+            received = await washer.received.receive()
+        fee = TERMS.fees.fee(1_234_567)
+        assert outcome.fee == fee
+        assert received.amount == 1_234_567 and received.payment_id == 1
+        assert received.payer == net.address("alice")
+        [a] = alice.balances()
+        [w] = washer.balances()
+        assert a.balance == 1_000_000_000 - 1_234_567 - fee
+        assert w.balance == 1_000_000_000 + 1_234_567
+        assert a.pending_locks == 0 and w.pending_locks == 0
+        assert net.hub.stats.forwarded == 1
+        assert net.hub.stats.fees_earned == fee
+
+
+async def test_paying_the_same_payment_id_twice_pays_once(tmp_path: Path) -> None:
+    async with running_net(tmp_path, ["alice", "washer"]) as net:
+        alice = net.agents["alice"]
+        with trio.fail_after(10):
+            first = await alice.pay(net.address("washer"), 500, payment_id=7)
+            again = await alice.pay(net.address("washer"), 500, payment_id=7)
+        assert first == again
+        [a] = alice.balances()
+        assert a.balance == 1_000_000_000 - 500 - TERMS.fees.fee(500)
+        with pytest.raises(PaymentError, match="already used"):
+            await alice.pay(net.address("washer"), 501, payment_id=7)
+
+
+async def test_many_payments_in_flight_at_once(tmp_path: Path) -> None:
+    async with running_net(tmp_path, ["alice", "bob", "washer", "dryer"]) as net:
+        payments = []
+        async with trio.open_nursery() as nursery:
+            for index in range(200):
+                payer = net.agents["alice" if index % 2 else "bob"]
+                payee = net.address("washer" if index % 3 else "dryer")
+
+                async def pay(payer=payer, payee=payee, index=index) -> None:  # type: ignore[no-untyped-def]
+                    payments.append(await payer.pay(payee, 1000 + index, payment_id=index + 1))
+
+                nursery.start_soon(pay)
+        assert len(payments) == 200
+        total = sum(p.amount for p in payments)
+        fees = sum(p.fee for p in payments)
+        hub_balances = (
+            {b.partner: b.balance for b in net.hub_balances()}
+            if hasattr(net, "hub_balances")
+            else None
+        )
+        received = sum(
+            b.balance - 1_000_000_000
+            for name in ("washer", "dryer")
+            for b in net.agents[name].balances()
+        )
+        paid = sum(
+            1_000_000_000 - b.balance
+            for name in ("alice", "bob")
+            for b in net.agents[name].balances()
+        )
+        assert received == total
+        assert paid == total + fees
+        assert net.hub.stats.fees_earned == fees
+        del hub_balances
