@@ -25,8 +25,9 @@ from channels.core import events as ev
 from channels.core import state_changes as sc
 from channels.core.node import node_transition
 from channels.core.state import NodeState
-from channels.core.types import Address, BlockNumber
-from channels.records import core_record_codec, replay
+from channels.core.types import Address
+from channels.records import core_record_codec
+from channels.service import restore_chain_node
 from channels.signer import LocalSigner
 from channels.store import SqliteStore
 
@@ -54,21 +55,13 @@ class Party:
     @classmethod
     def open(cls, signer: LocalSigner, client: Web3ChainClient, store_path: Path) -> Party:
         """Open (or restore) the party whose log lives at `store_path`."""
-        if client.address != signer.address:
-            raise ValueError("the chain client and the signer act for different accounts")
         store = SqliteStore(store_path, core_record_codec())
-        deployment = client.deployment
-        initial = NodeState(
-            our_address=Address(signer.address),
-            domain=client.domain(),
-            block_number=BlockNumber(deployment.block_number - 1),
-        )
-        if store.latest_snapshot() is None and store.last_state_change_id == 0:
-            store.write_snapshot(initial)  # a new log records whose it is, for every later open
-        restored = store.restore(initial, replay).state
-        if restored.domain != initial.domain or restored.our_address != initial.our_address:
+        try:
+            restored = restore_chain_node(signer, client, store)
+        except BaseException:
             store.close()
-            raise ValueError(f"{store_path} belongs to another account or network")
+            raise
+        deployment = client.deployment
         follower = ChainFollower(client.connection, deployment, cursor=restored.block_number)
         return cls(signer, client, store, restored, follower)
 

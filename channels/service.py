@@ -48,7 +48,7 @@ from channels.core.channel import TransitionContext, channel_transition
 from channels.core.node import channel_id_of, context_of, node_transition
 from channels.core.state import ChannelState, NodeState
 from channels.core.types import Address, BlockNumber, ChannelId
-from channels.records import OutboxMessage
+from channels.records import OutboxMessage, replay
 from channels.signer import LocalSigner
 from channels.store import CommitGroup, SqliteStore
 from channels.transport import Connection, DispatchTable
@@ -108,6 +108,7 @@ class NodeService:
         *,
         group_target: int = DEFAULT_GROUP_TARGET,
         group_wait: float = DEFAULT_GROUP_WAIT,
+        chain_lock: trio.Lock | None = None,
     ) -> None:
         if node.our_address != signer.address:
             raise ValueError("the node state and the signer belong to different accounts")
@@ -139,8 +140,11 @@ class NodeService:
         self._committed = trio.lowlevel.ParkingLot()
         self._commit_waiting = False
         self._group_started = False  # the commit task knows the open group has begun
+        self._commits_running = False
         self._tx_send, self._tx_receive = trio.open_memory_channel[ev.ContractSendEvent](math.inf)
-        self._chain_lock = trio.Lock()  # one chain call at a time (py-evm is not thread-safe)
+        # one chain call at a time (py-evm is not thread-safe): services sharing a chain
+        # connection in one process share the lock
+        self._chain_lock = chain_lock or trio.Lock()
         self.chain_failures: list[tuple[ev.ContractSendEvent, ChainError]] = []
 
     # -- state ----------------------------------------------------------------------------------
@@ -303,11 +307,17 @@ class NodeService:
     async def run_commits(
         self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        """Forever: seal the open group, make it durable, then act on it."""
-        task_status.started()
-        while True:
-            await self._wait_for_group()
-            await self.commit_now()
+        """Forever: seal the open group, make it durable, then act on it (one such task only)."""
+        if self._commits_running:
+            raise RuntimeError("this service's commit loop is already running")
+        self._commits_running = True
+        try:
+            task_status.started()
+            while True:
+                await self._wait_for_group()
+                await self.commit_now()
+        finally:
+            self._commits_running = False
 
     async def commit_now(self) -> None:
         """Seal and commit the open group now, then act on it (also used at shutdown)."""
@@ -420,3 +430,42 @@ def _merge_acks(replies: list[wire.FrameItem]) -> list[wire.FrameItem]:
         for start in range(0, len(ids), wire.MAX_BATCH)
     ]
     return acks + rest
+
+
+def restore_chain_node(signer: LocalSigner, client: Web3ChainClient, store: SqliteStore) -> NodeState:
+    """The node whose log is `store`, for `signer` on `client`'s network (a new log records
+    whose it is in a first snapshot); ValueError when the log belongs to another account or
+    network."""
+    if client.address != signer.address:
+        raise ValueError("the chain client and the signer act for different accounts")
+    deployment = client.deployment
+    initial = NodeState(
+        our_address=Address(signer.address),
+        domain=client.domain(),
+        block_number=BlockNumber(deployment.block_number - 1),
+    )
+    if store.latest_snapshot() is None and store.last_state_change_id == 0:
+        store.write_snapshot(initial)
+    restored = store.restore(initial, replay).state
+    if restored.domain != initial.domain or restored.our_address != initial.our_address:
+        raise ValueError(f"{store.path} belongs to another account or network")
+    return restored
+
+
+async def run_on_chain(
+    service: NodeService,
+    client: Web3ChainClient,
+    *,
+    poll_interval: float = 0.5,
+    confirmations: int = 0,
+) -> None:
+    """Follow the chain into `service` and send its transactions; never returns."""
+    follower = ChainFollower(
+        client.connection,
+        client.deployment,
+        cursor=service.block_number,
+        confirmations=confirmations,
+    )
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(service.follow_chain, follower, poll_interval)
+        nursery.start_soon(service.run_transactions, client)

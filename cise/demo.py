@@ -30,6 +30,7 @@ from channels.core import state_changes as sc
 from channels.core.channel import get_balance
 from channels.core.state import ChannelState
 from channels.core.types import (
+    Address,
     BlockNumber,
     ChannelId,
     PaymentId,
@@ -38,6 +39,7 @@ from channels.core.types import (
 )
 from channels.party import Party, deliver
 from channels.signer import LocalSigner
+from cise.demo_routed import DEMO_TERMS, RoutedDemoError, run_routed
 
 UNITS_PER_EURO = 1_000_000
 DEMO_SETTLE_TIMEOUT = 20  # blocks
@@ -200,6 +202,68 @@ def _dispute(actors: Actors, channel_id: ChannelId, cycles: int, progress: bool)
     return paid - refund
 
 
+ROUTED_NAMES = ("hub", "user-1", "user-2", "user-3", "machine-1", "machine-2")
+
+
+def _routed_keys() -> dict[str, bytes]:
+    dev_keys = dev_private_keys()
+    return {name: dev_keys[3 + index] for index, name in enumerate(ROUTED_NAMES)}
+
+
+def _fund_routed(actors: Actors) -> None:
+    """The hub and the users of step 1 get €50 each (the machines start with nothing)."""
+    for name, key in _routed_keys().items():
+        if not name.startswith("machine"):
+            actors.operator.mint(Address(LocalSigner(key).address), 50 * UNITS_PER_EURO)
+
+
+def _routed(actors: Actors, console: Console, cycles: int, progress: bool) -> None:
+    """Step 1: three users pay two machines through a hub; checks every wallet afterwards."""
+    keys = _routed_keys()
+    clients = {
+        name: Web3ChainClient.from_key(actors.connection, actors.deployment, key)
+        for name, key in keys.items()
+    }
+    before = {name: clients[name].token_balance(clients[name].address) for name in ROUTED_NAMES}
+    terms = DEMO_TERMS.fees
+    console.print(
+        f"\n[bold]1.[/] a hub routes {cycles} wash-cycle payments from 3 users to 2 machines "
+        f"(fee {euro(terms.flat)} + {terms.ppm / 10_000:g}%, at most {euro(terms.cap)})"
+    )
+    with tempfile.TemporaryDirectory(prefix="cise-demo-routed-") as tmp:
+        try:
+            result = run_routed(
+                actors.connection, actors.deployment, keys, Path(tmp), cycles, progress
+            )
+        except RoutedDemoError as exc:
+            raise DemoError(str(exc)) from exc
+    for name in ROUTED_NAMES:
+        client = clients[name]
+        balance = client.balance_of(client.address)
+        if balance:
+            client.withdraw_from_balance(balance)
+    after = {name: clients[name].token_balance(clients[name].address) for name in ROUTED_NAMES}
+    expected = dict.fromkeys(ROUTED_NAMES, 0)
+    by_address = {clients[name].address: name for name in ROUTED_NAMES}
+    for payer, outcome in result.outcomes:
+        expected[by_address[payer]] -= outcome.amount + outcome.fee
+        expected[by_address[outcome.payee]] += outcome.amount
+        expected["hub"] += outcome.fee
+    table = Table(title=f"routed through the hub ({result.payments_per_s:,.0f} payments/s)")
+    table.add_column("party")
+    table.add_column("wallet change", justify="right")
+    for name in ROUTED_NAMES:
+        table.add_row(name, euro(after[name] - before[name]))
+    console.print(table)
+    wrong = [n for n in ROUTED_NAMES if after[n] - before[n] != expected[n]]
+    if wrong:
+        raise DemoError(f"routed payments: wallets of {', '.join(wrong)} do not match the payments")
+    console.print(
+        f"   every channel closed cooperatively; the hub earned {euro(result.fees)} in fees; "
+        "each wallet changed by exactly its payments"
+    )
+
+
 def _withdraw_everything(actors: Actors) -> None:
     for party in (actors.user, actors.machine):
         balance = party.client.balance_of(party.address)
@@ -233,12 +297,17 @@ def _run(actors: Actors, console: Console, cycles: int, progress: bool, started:
     operator = actors.operator
     operator.mint(actors.user.address, 100 * UNITS_PER_EURO)
     operator.mint(actors.machine.address, 5 * UNITS_PER_EURO)
+    _fund_routed(actors)
     before = _holdings(actors)
 
-    console.print("\n[bold]1.[/] user opens a channel to the washing machine with €50.000000")
+    _routed(actors, console, cycles, progress)
+    cycles = max(1, cycles // 10)
+    console.print(
+        "\n[bold]2.[/] a direct channel: the user opens one to a washing machine with €50.000000"
+    )
     first = _open_channel(actors, actors.user, actors.machine, 50 * UNITS_PER_EURO)
     console.print(
-        f"\n[bold]2.[/] {cycles} metered wash-cycle steps, each paid with one signed proof"
+        f"\n[bold]3.[/] {cycles} metered wash-cycle steps, each paid with one signed proof"
     )
     t0 = time.monotonic()
     paid_first = _stream_payments(actors, first, cycles, 1, progress)
@@ -249,13 +318,13 @@ def _run(actors: Actors, console: Console, cycles: int, progress: bool, started:
     )
     half = paid_first // 2
     console.print(
-        f"\n[bold]3.[/] machine withdraws {euro(half)} on chain while the channel stays open"
+        f"\n[bold]4.[/] machine withdraws {euro(half)} on chain while the channel stays open"
     )
     _withdraw_while_open(actors, first, half)
-    console.print("\n[bold]4.[/] cooperative close: both sign the final balances, one transaction")
+    console.print("\n[bold]5.[/] cooperative close: both sign the final balances, one transaction")
     _cooperative_close(actors, first)
 
-    console.print("\n[bold]5.[/] second channel: the user closes alone; the machine disputes")
+    console.print("\n[bold]6.[/] second channel: the user closes alone; the machine disputes")
     second = _open_channel(actors, actors.user, actors.machine, 20 * UNITS_PER_EURO)
     dispute_cycles = max(1, cycles // 10)
     net_second = _dispute(actors, second, dispute_cycles, progress)

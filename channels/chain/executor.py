@@ -50,6 +50,8 @@ def _sign_checked(signer: DigestSigner, digest: bytes, expected: bytes, what: st
 
 
 def _deposit(c: ChainClient, s: DigestSigner, e: ContractSendChannelDeposit) -> Receipt:
+    if e.from_balance:
+        return c.set_total_deposit_from_balance(e.channel_id, e.partner, e.total_deposit)
     return c.set_total_deposit(e.channel_id, e.partner, e.total_deposit)
 
 

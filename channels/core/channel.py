@@ -1093,7 +1093,10 @@ def _action_deposit(
         channel,
         [
             ev.ContractSendChannelDeposit(
-                channel.channel_id, channel.partner.address, action.total_deposit
+                channel.channel_id,
+                channel.partner.address,
+                action.total_deposit,
+                action.from_balance,
             )
         ],
     )

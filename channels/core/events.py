@@ -146,11 +146,13 @@ class SendCooperativeCloseConfirmation(msgspec.Struct, frozen=True):
 
 
 class ContractSendChannelDeposit(msgspec.Struct, frozen=True):
-    """`setTotalDeposit(channel_id, partner, total_deposit)`."""
+    """`setTotalDeposit(channel_id, partner, total_deposit)`, or `setTotalDepositFromBalance`
+    when `from_balance` (the increase comes from our internal balance)."""
 
     channel_id: ChannelId
     partner: Address
     total_deposit: TokenAmount
+    from_balance: bool = False
 
 
 class ContractSendChannelWithdraw(msgspec.Struct, frozen=True):

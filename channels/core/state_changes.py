@@ -88,10 +88,13 @@ class ActionRequestSecret(msgspec.Struct, frozen=True):
 
 
 class ActionDeposit(msgspec.Struct, frozen=True):
-    """Raise our total deposit in the channel to `total_deposit` (a transaction)."""
+    """Raise our total deposit in the channel to `total_deposit` (a transaction); the increase
+    comes from our ERC20 wallet, or with `from_balance` from our internal balance in the channel
+    manager (no token transfer: how a hub tops up a channel with what other channels paid it)."""
 
     channel_id: ChannelId
     total_deposit: TokenAmount
+    from_balance: bool = False
 
 
 class ActionWithdraw(msgspec.Struct, frozen=True):
