@@ -254,7 +254,10 @@ class Agent:
             sc.ActionLockedTransfer(
                 channel.channel_id,
                 TokenAmount(amount + fee),
-                BlockNumber(self.service.block_number + terms.lock_timeout),
+                # the hub checks expiry against its own head: never lock from behind it
+                BlockNumber(
+                    max(self.service.block_number, terms.block_number) + terms.lock_timeout
+                ),
                 SecretHash(invoice.secrethash),
                 PaymentId(record.payment_id),
                 Address(invoice.payee),

@@ -84,7 +84,9 @@ def add_parser(sub: Any) -> None:
     ops.add_parser("status", help="your channels and balances")
 
 
-def _open_party(args: argparse.Namespace) -> Party:
+def open_account(args: argparse.Namespace) -> tuple[bytes, Web3ChainClient, Path]:
+    """The account `--account` of `--network`: its key, its chain client (node checked) and the
+    path of its log under `--data-dir` (one log per account, whichever command uses it)."""
     try:
         network = load_network(Path(args.network))
     except NetworkFileError as exc:
@@ -110,7 +112,11 @@ def _open_party(args: argparse.Namespace) -> Party:
         data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CliError(f"--data-dir {data_dir}: {exc.strerror}") from None
-    store = data_dir / f"party-{to_checksum(client.address)}.sqlite"
+    return key, client, data_dir / f"party-{to_checksum(client.address)}.sqlite"
+
+
+def _open_party(args: argparse.Namespace) -> Party:
+    key, client, store = open_account(args)
     try:
         party = Party.open(LocalSigner(key), client, store)
     except ValueError as exc:

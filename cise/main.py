@@ -44,6 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     channel_cmd.add_parser(sub)
 
+    from cise import hub_cmd
+
+    hub_cmd.add_parsers(sub)
+
     bench = sub.add_parser("bench", help="benchmarks; print one JSON object")
     bench_sub = bench.add_subparsers(dest="bench", required=True, metavar="BENCH")
     direct = bench_sub.add_parser("direct", help="direct payments between two processes")
@@ -51,6 +55,28 @@ def build_parser() -> argparse.ArgumentParser:
     direct.add_argument("--payments", type=positive_int, default=100_000)
     direct.add_argument("--in-flight", type=positive_int, default=256, help="at most 256")
     direct.add_argument("--runs", type=positive_int, default=3, help="median of this many runs")
+    mediated = bench_sub.add_parser(
+        "mediated", help="routed payments payer -> hub -> payee, three processes"
+    )
+    mediated.add_argument("--json", action="store_true", help="JSON only (the default output)")
+    mediated.add_argument("--payments", type=positive_int, default=20_000)
+    mediated.add_argument(
+        "--in-flight", type=positive_int, default=256, help="payments under way at most, in total"
+    )
+    mediated.add_argument("--runs", type=positive_int, default=3, help="median of this many runs")
+    mediated.add_argument("--payers", type=positive_int, default=4, help="payer agents")
+    mediated.add_argument("--payees", type=positive_int, default=4, help="payee agents")
+    mediated.add_argument(
+        "--profile-dir", metavar="DIR", help="write cProfile stats of every process here"
+    )
+    restart = bench_sub.add_parser("restart", help="hub restart time after N routed payments")
+    restart.add_argument("--json", action="store_true", help="JSON only (the default output)")
+    restart.add_argument(
+        "--payments", type=positive_int, default=100_000, help="routed payments made first"
+    )
+    restart.add_argument("--in-flight", type=positive_int, default=256)
+    restart.add_argument("--payers", type=positive_int, default=4, help="payer agents")
+    restart.add_argument("--payees", type=positive_int, default=4, help="payee agents")
     gas = bench_sub.add_parser("gas", help="gas per contract operation on the embedded chain")
     gas.add_argument("--json", action="store_true", help="JSON only (the default output)")
     return parser
@@ -75,6 +101,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from cise import channel_cmd
 
             return channel_cmd.run(args)
+        if args.command in ("hub", "agent"):
+            from cise import hub_cmd
+
+            return hub_cmd.run(args)
         if args.command == "bench":
             from cise.bench import run_bench
 

@@ -23,8 +23,10 @@ import trio
 
 from channels import wire
 from channels.core import events as ev
+from channels.core import state_changes as sc
 from channels.core.channel import get_capacity
-from channels.core.types import Address, ChannelId
+from channels.core.state import ChannelState
+from channels.core.types import Address, ChannelId, TokenAmount
 from channels.service import NodeService
 from channels.transport import Connection, serve_connections
 from hub.mediator import MediationTerms, Mediator
@@ -59,11 +61,15 @@ class Hub:
     service: NodeService
     terms: MediationTerms
     low_water: int = 0  # report a channel whose outgoing capacity falls below this
+    top_up_to: int = 0  # then raise its capacity back to this from the internal balance (0: no)
     mediator: Mediator = field(init=False)
     stats: HubStatistics = field(default_factory=HubStatistics)
     low_capacity: dict[ChannelId, LowCapacity] = field(default_factory=dict)
+    topping_up: dict[ChannelId, int] = field(default_factory=dict)  # channel -> total deposit asked
 
     def __post_init__(self) -> None:
+        if self.top_up_to and self.top_up_to <= self.low_water:
+            raise ValueError("top_up_to must be above low_water (or 0 for no top-ups)")
         service = self.service
         self.mediator = Mediator(
             service.address,
@@ -184,8 +190,25 @@ class Hub:
                 self.low_capacity[channel_id] = LowCapacity(
                     channel_id, channel.partner.address, capacity
                 )
+                self._top_up(channel, capacity)
             else:
                 self.low_capacity.pop(channel_id, None)
+        for channel_id, asked in list(self.topping_up.items()):
+            channel = channels.get(channel_id)
+            if channel is None or channel.our.deposit >= asked or not channel.is_open:
+                del self.topping_up[channel_id]  # landed (or moot); a later top-up may follow
+
+    def _top_up(self, channel: ChannelState, capacity: int) -> None:
+        """Raise the capacity to `top_up_to` from the hub's internal balance (one transaction;
+        it fails harmlessly, and is logged, when the internal balance is short)."""
+        if not self.top_up_to or channel.channel_id in self.topping_up:
+            return
+        total = channel.our.deposit + (self.top_up_to - capacity)
+        self.topping_up[channel.channel_id] = total
+        log.info("topping up channel %d to a deposit of %d", channel.channel_id, total)
+        self.service.handle(
+            sc.ActionDeposit(channel.channel_id, TokenAmount(total), from_balance=True)
+        )
 
     # -- running --------------------------------------------------------------------------------
 

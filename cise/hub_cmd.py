@@ -1,0 +1,241 @@
+"""`cise hub serve` and `cise agent pay|receive`: the hub and its agents on a network file's chain.
+
+`cise hub serve` runs the routing hub for one account of a network (`cise chain` writes the
+file): it restores the hub's log from `--data-dir`, follows the chain, listens on 127.0.0.1 and
+announces its fee (flat + ppm, never above `--fee-cap`). `cise agent pay` connects an account's
+agent to the hub, pays once and prints the outcome as JSON; `cise agent receive` serves as a
+payee for a while and prints each payment received as a JSON line. Parsing, wiring and printing
+only: decisions are `channels` and `hub`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+import trio
+
+from channels import wire
+from channels.agent import Agent, PaymentError
+from channels.chain.client import Web3ChainClient
+from channels.core.fees import FeeSchedule
+from channels.core.types import Address, parse_address, to_checksum
+from channels.records import core_record_codec
+from channels.service import NodeService, restore_chain_node, run_on_chain
+from channels.signer import LocalSigner
+from channels.store import SqliteStore, StoreError
+from channels.transport import TcpTransport
+from cise.arguments import positive_int
+from cise.channel_cmd import open_account, parse_amount
+from cise.errors import CliError
+from hub.mediator import MediationTerms
+from hub.service import Hub
+
+READY_TIMEOUT = 30.0
+
+
+def add_parsers(sub: Any) -> None:
+    hub = sub.add_parser("hub", help="the routing hub")
+    hub_ops = hub.add_subparsers(dest="op", required=True, metavar="OP")
+    serve = hub_ops.add_parser("serve", help="run the hub on 127.0.0.1 until interrupted")
+    _common(serve, default_account=0)
+    serve.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free)")
+    serve.add_argument("--fee-flat", default="0.000010", help="euros per payment")
+    serve.add_argument("--fee-ppm", type=int, default=1_000, help="parts per million of amount")
+    serve.add_argument("--fee-cap", default="0.010000", help="euros: the fee never exceeds it")
+    serve.add_argument("--reveal-timeout", type=positive_int, default=5, help="blocks")
+    serve.add_argument("--lock-timeout", type=positive_int, default=40, help="blocks")
+    serve.add_argument("--low-water", default="0", help="euros: report capacity below this")
+    serve.add_argument("--top-up-to", default="0", help="euros: then top up from the balance")
+
+    agent = sub.add_parser("agent", help="pay or get paid through a hub")
+    agent_ops = agent.add_subparsers(dest="op", required=True, metavar="OP")
+    pay = agent_ops.add_parser("pay", help="pay once through the hub; prints JSON")
+    _common(pay, default_account=1)
+    _hub_address(pay)
+    pay.add_argument("payee", help="payee address 0x...")
+    pay.add_argument("amount", help="euros, e.g. 0.004321")
+    pay.add_argument("--payment-id", type=positive_int, required=True, help="1 .. 2**64-1")
+    receive = agent_ops.add_parser("receive", help="serve as a payee; prints JSON lines")
+    _common(receive, default_account=2)
+    _hub_address(receive)
+    receive.add_argument("--seconds", type=float, default=60.0, help="how long to serve")
+
+
+def _common(parser: argparse.ArgumentParser, default_account: int) -> None:
+    parser.add_argument("--network", default=".cise/network.json", help="network file")
+    parser.add_argument("--account", type=int, default=default_account, help="dev account index")
+    parser.add_argument("--data-dir", default=".cise", help="where this account's log lives")
+
+
+def _hub_address(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--hub", required=True, help="the hub's address 0x...")
+    parser.add_argument("--hub-port", type=positive_int, required=True, help="on 127.0.0.1")
+
+
+def _open(args: argparse.Namespace) -> tuple[NodeService, Web3ChainClient]:
+    key, client, path = open_account(args)
+    signer = LocalSigner(key)
+    try:
+        store = SqliteStore(path, core_record_codec())
+    except StoreError as exc:
+        raise CliError(str(exc)) from None
+    try:
+        node = restore_chain_node(signer, client, store)
+    except ValueError as exc:
+        store.close()
+        raise CliError(str(exc)) from None
+    return NodeService(signer, store, node), client
+
+
+def _address(text: str, what: str) -> Address:
+    try:
+        return Address(parse_address(text))
+    except ValueError as exc:
+        raise CliError(f"{what}: {exc}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.command == "hub":
+        fees = _fees(args)
+        try:
+            terms = MediationTerms(fees, args.reveal_timeout, args.lock_timeout)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+        low_water, top_up_to = parse_amount(args.low_water), parse_amount(args.top_up_to)
+        if top_up_to and top_up_to <= low_water:
+            raise CliError("--top-up-to must be above --low-water")
+        if not 0 <= args.port < 65536:
+            raise CliError(f"--port must be 0..65535, got {args.port}")
+        service, client = _open(args)
+        try:
+            trio.run(_serve_hub, service, client, terms, low_water, top_up_to, args.port)
+        except KeyboardInterrupt:
+            return 0
+        finally:
+            service.store.close()
+        return 0
+    hub = _address(args.hub, "--hub")
+    if args.op == "pay":
+        payee = _address(args.payee, "payee")
+        amount = parse_amount(args.amount)
+        if amount <= 0:
+            raise CliError("the amount must be positive")
+        service, client = _open(args)
+        try:
+            return trio.run(
+                _pay, service, client, hub, args.hub_port, payee, amount, args.payment_id
+            )
+        finally:
+            service.store.close()
+    if not args.seconds > 0:
+        raise CliError("--seconds must be positive")
+    service, client = _open(args)
+    try:
+        return trio.run(_receive, service, client, hub, args.hub_port, args.seconds)
+    finally:
+        service.store.close()
+
+
+def _fees(args: argparse.Namespace) -> FeeSchedule:
+    try:
+        return FeeSchedule(parse_amount(args.fee_flat), args.fee_ppm, parse_amount(args.fee_cap))
+    except ValueError as exc:
+        raise CliError(f"fee: {exc}") from None
+
+
+async def _serve_hub(
+    service: NodeService,
+    client: Web3ChainClient,
+    terms: MediationTerms,
+    low_water: int,
+    top_up_to: int,
+    port: int,
+) -> None:
+    hub = Hub(service, terms, low_water=low_water, top_up_to=top_up_to)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run_on_chain, service, client)
+        bound = await nursery.start(
+            lambda task_status: hub.serve(port=port, task_status=task_status)
+        )
+        print(
+            f"hub {to_checksum(service.address)} listening on 127.0.0.1:{bound}",
+            flush=True,
+        )
+
+
+async def _with_agent(
+    service: NodeService, client: Web3ChainClient, hub: Address, port: int, nursery: trio.Nursery
+) -> Agent:
+    agent = Agent(service, hub)
+    transport = TcpTransport(service.signer, wire, service.dispatch_table().lookup())
+    nursery.start_soon(service.run_commits)
+    nursery.start_soon(run_on_chain, service, client)
+    nursery.start_soon(
+        agent.run_connection,
+        lambda: transport.open_connection("127.0.0.1", port, expected_peer=hub),
+    )
+    with trio.move_on_after(READY_TIMEOUT) as scope:
+        await agent.wait_ready()
+    if scope.cancelled_caught:
+        raise CliError(f"no hub answered on 127.0.0.1:{port} within {READY_TIMEOUT:g} s")
+    return agent
+
+
+async def _pay(
+    service: NodeService,
+    client: Web3ChainClient,
+    hub: Address,
+    port: int,
+    payee: Address,
+    amount: int,
+    payment_id: int,
+) -> int:
+    async with trio.open_nursery() as nursery:
+        agent = await _with_agent(service, client, hub, port, nursery)
+        try:
+            outcome = await agent.pay(payee, amount, payment_id)
+        except PaymentError as exc:
+            print(json.dumps({"payment_id": payment_id, "status": "failed", "reason": str(exc)}))
+            nursery.cancel_scope.cancel()
+            return 1
+        await service.wait_committed()  # the acknowledgements of the last messages
+        print(
+            json.dumps(
+                {
+                    "payment_id": outcome.payment_id,
+                    "status": "completed",
+                    "payee": to_checksum(outcome.payee),
+                    "amount": outcome.amount,
+                    "fee": outcome.fee,
+                }
+            )
+        )
+        nursery.cancel_scope.cancel()
+    return 0
+
+
+async def _receive(
+    service: NodeService, client: Web3ChainClient, hub: Address, port: int, seconds: float
+) -> int:
+    async with trio.open_nursery() as nursery:
+        agent = await _with_agent(service, client, hub, port, nursery)
+        print(json.dumps({"connected": to_checksum(service.address)}), flush=True)
+        with trio.move_on_after(seconds):
+            async for payment in agent.received:
+                print(
+                    json.dumps(
+                        {
+                            "payment_id": payment.payment_id,
+                            "payer": to_checksum(payment.payer),
+                            "amount": payment.amount,
+                        }
+                    ),
+                    flush=True,
+                )
+        nursery.cancel_scope.cancel()
+    return 0
+
+
+__all__ = ["add_parsers", "run"]
