@@ -14,6 +14,8 @@ def test_demo_on_embedded_chain(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "conservation check passed" in out
     assert "machine submitted the user's proof" in out
+    assert "routed through the hub" in out
+    assert "each wallet changed by exactly its payments" in out
 
 
 @pytest.mark.node
