@@ -119,6 +119,8 @@ class NodeService:
         self._node = node
         self._channels: dict[ChannelId, ChannelState] = dict(node.channels)
         self._ctx: TransitionContext = context_of(node)
+        self._by_partner: dict[Address, list[ChannelId]] = {}
+        self._index_partners()
         self.group_target = group_target
         self.group_wait = group_wait
         self.deciders: list[Decider] = []
@@ -169,15 +171,18 @@ class NodeService:
 
     def channel_with(self, partner: Address) -> ChannelState | None:
         """Our newest open channel with `partner` (None when there is none)."""
-        found: ChannelState | None = None
-        for channel in self._channels.values():
-            if (
-                channel.partner.address == partner
-                and channel.is_open
-                and (found is None or channel.channel_id > found.channel_id)
-            ):
-                found = channel
-        return found
+        for channel_id in reversed(self._by_partner.get(partner, ())):
+            channel = self._channels[channel_id]
+            if channel.is_open:
+                return channel
+        return None
+
+    def _index_partners(self) -> None:
+        """Channel ids by partner, oldest first (channels appear only at the node level)."""
+        by_partner: dict[Address, list[ChannelId]] = {}
+        for channel_id in sorted(self._channels):
+            by_partner.setdefault(self._channels[channel_id].partner.address, []).append(channel_id)
+        self._by_partner = by_partner
 
     # -- handling -------------------------------------------------------------------------------
 
@@ -194,6 +199,8 @@ class NodeService:
         self._node = node_result.new_state
         self._channels = dict(self._node.channels)
         self._ctx = context_of(self._node)
+        if len(self._channels) != sum(map(len, self._by_partner.values())):
+            self._index_partners()
         return node_result.events
 
     def handle(self, change: sc.StateChange) -> list[ev.Event]:
@@ -432,7 +439,9 @@ def _merge_acks(replies: list[wire.FrameItem]) -> list[wire.FrameItem]:
     return acks + rest
 
 
-def restore_chain_node(signer: LocalSigner, client: Web3ChainClient, store: SqliteStore) -> NodeState:
+def restore_chain_node(
+    signer: LocalSigner, client: Web3ChainClient, store: SqliteStore
+) -> NodeState:
     """The node whose log is `store`, for `signer` on `client`'s network (a new log records
     whose it is in a first snapshot); ValueError when the log belongs to another account or
     network."""
