@@ -508,8 +508,9 @@ async def handle_stream(
             stream, signer=signer, codec=codec, handlers=handlers, max_frame_size=max_frame_size
         ) as connection:
             if on_connection is not None:
-                await on_connection(connection)
-            await connection.wait_closed()
+                await on_connection(connection)  # its return ends the connection
+            else:
+                await connection.wait_closed()
     except TransportError as exc:
         log.warning("connection closed: %s: %s", type(exc).__name__, exc)
 

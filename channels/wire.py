@@ -291,7 +291,7 @@ def decode(data: bytes) -> Message:
         return _decoder.decode(data)
     except msgspec.ValidationError as exc:
         raise WireError(f"invalid message: {exc}") from None
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise WireError(f"undecodable message: {exc}") from None
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import trio
 
@@ -28,7 +29,7 @@ from channels.core.channel import get_capacity
 from channels.core.state import ChannelState
 from channels.core.types import Address, ChannelId, TokenAmount
 from channels.service import NodeService
-from channels.transport import Connection, serve_connections
+from channels.transport import Connection, Handler, serve_connections
 from hub.mediator import MediationTerms, Mediator
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,22 @@ class Hub:
             return  # leaving closes the connection
         connection.send_nowait(self.terms_message())
         await self.service.attach(connection)
+
+    def _from_partners(self, handler: Handler[Any]) -> Handler[Any]:
+        """Serve only peers with an open channel: frames can arrive before `on_connection` has
+        refused a peer, and must change nothing."""
+
+        async def gated(connection: Connection, message: Any) -> None:
+            if self.service.channel_with(Address(connection.peer)) is None:
+                log.info(
+                    "ignoring %s from 0x%s: no open channel",
+                    type(message).__name__,
+                    connection.peer.hex(),
+                )
+                return
+            await handler(connection, message)
+
+        return gated
 
     def _on_routing(self, connection: Connection, message: wire.RoutingMessage) -> None:
         sender = Address(connection.peer)
@@ -228,7 +245,10 @@ class Hub:
         task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Run the hub: the commit loop, the listener and the terms announcer; never returns."""
-        table = self.service.dispatch_table()
+        handlers = {
+            kind: self._from_partners(handler)
+            for kind, handler in self.service.dispatch_table().lookup().items()
+        }
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self.service.run_commits)
             nursery.start_soon(self.announce_terms)
@@ -236,7 +256,7 @@ class Hub:
                 lambda task_status: serve_connections(
                     self.service.signer,
                     wire,
-                    table.lookup(),
+                    handlers,
                     host=host,
                     port=port,
                     on_connection=self.on_connection,
