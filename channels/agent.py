@@ -49,7 +49,7 @@ from channels.core.types import (
 )
 from channels.records import InvoiceRecord, PaymentRecord
 from channels.service import NodeService
-from channels.transport import Connection
+from channels.transport import Connection, TcpTransport
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +160,17 @@ class Agent:
             self._terms_known = trio.Event()
             await trio.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+    def start(self, nursery: trio.Nursery, hub_port: int, *, host: str = "127.0.0.1") -> None:
+        """Run this agent in `nursery`: its commit loop, and a connection to the hub at
+        host:hub_port (authenticated as `self.hub`, reconnecting when it drops)."""
+        service = self.service
+        transport = TcpTransport(service.signer, wire, service.dispatch_table().lookup())
+        nursery.start_soon(service.run_commits)
+        nursery.start_soon(
+            self.run_connection,
+            lambda: transport.open_connection(host, hub_port, expected_peer=self.hub),
+        )
 
     async def wait_ready(self) -> wire.HubTerms:
         """Until the hub has announced its terms (we are connected)."""

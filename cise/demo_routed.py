@@ -16,7 +16,6 @@ from pathlib import Path
 import trio
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from channels import wire
 from channels.agent import Agent, PaymentOutcome
 from channels.chain.client import Web3ChainClient
 from channels.chain.connection import Connection
@@ -29,7 +28,6 @@ from channels.records import core_record_codec
 from channels.service import NodeService, restore_chain_node, run_on_chain
 from channels.signer import LocalSigner
 from channels.store import SqliteStore
-from channels.transport import TcpTransport
 from hub.mediator import MediationTerms
 from hub.service import Hub
 
@@ -119,8 +117,6 @@ async def _run(
             services[name] = NodeService(signer, store, node, chain_lock=chain_lock)
         async with trio.open_nursery() as nursery:
             for name, service in services.items():
-                if name != "hub":  # the hub's runs inside `Hub.serve`
-                    nursery.start_soon(service.run_commits)
                 nursery.start_soon(_follow, service, clients[address[name]])
             with trio.fail_after(STEP_TIMEOUT):
                 while any(not s.channels for s in services.values()):  # noqa: ASYNC110
@@ -133,15 +129,7 @@ async def _run(
                 if name != "hub"
             }
             for agent in agents.values():
-                transport = TcpTransport(
-                    agent.service.signer, wire, agent.service.dispatch_table().lookup()
-                )
-                nursery.start_soon(
-                    agent.run_connection,
-                    lambda t=transport: t.open_connection(
-                        "127.0.0.1", port, expected_peer=result.hub
-                    ),
-                )
+                agent.start(nursery, port)
             with trio.fail_after(STEP_TIMEOUT):
                 for agent in agents.values():
                     await agent.wait_ready()

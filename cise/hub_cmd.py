@@ -16,7 +16,6 @@ from typing import Any
 
 import trio
 
-from channels import wire
 from channels.agent import Agent, PaymentError
 from channels.chain.client import Web3ChainClient
 from channels.core.fees import FeeSchedule
@@ -25,7 +24,6 @@ from channels.records import core_record_codec
 from channels.service import NodeService, restore_chain_node, run_on_chain
 from channels.signer import LocalSigner
 from channels.store import SqliteStore, StoreError
-from channels.transport import TcpTransport
 from cise.arguments import positive_int
 from cise.channel_cmd import open_account, parse_amount
 from cise.errors import CliError
@@ -169,13 +167,8 @@ async def _with_agent(
     service: NodeService, client: Web3ChainClient, hub: Address, port: int, nursery: trio.Nursery
 ) -> Agent:
     agent = Agent(service, hub)
-    transport = TcpTransport(service.signer, wire, service.dispatch_table().lookup())
-    nursery.start_soon(service.run_commits)
     nursery.start_soon(run_on_chain, service, client)
-    nursery.start_soon(
-        agent.run_connection,
-        lambda: transport.open_connection("127.0.0.1", port, expected_peer=hub),
-    )
+    agent.start(nursery, port)
     with trio.move_on_after(READY_TIMEOUT) as scope:
         await agent.wait_ready()
     if scope.cancelled_caught:

@@ -11,12 +11,10 @@ from pathlib import Path
 
 import trio
 
-from channels import wire
 from channels.agent import Agent, ChargePolicy
 from channels.bench.synthetic import address_of, hub_channels, open_service
 from channels.core.fees import FeeSchedule
 from channels.core.types import Address
-from channels.transport import TcpTransport
 from hub.mediator import MediationTerms
 from hub.service import Hub
 
@@ -65,14 +63,7 @@ async def running_net(
                     service, hub_address, accept_charge=accept_charge, blocks_from_hub=True
                 )
                 agents[name] = agent
-                transport = TcpTransport(service.signer, wire, service.dispatch_table().lookup())
-                nursery.start_soon(service.run_commits)
-                nursery.start_soon(
-                    agent.run_connection,
-                    lambda t=transport: t.open_connection(
-                        "127.0.0.1", port, expected_peer=hub_address
-                    ),
-                )
+                agent.start(nursery, port)
             with trio.fail_after(10):
                 for agent in agents.values():
                     await agent.wait_ready()

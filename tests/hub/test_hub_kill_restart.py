@@ -16,7 +16,6 @@ from pathlib import Path
 
 import trio
 
-from channels import wire
 from channels.agent import Agent, PaymentError
 from channels.bench.synthetic import address_of, domain, hub_channels, open_service
 from channels.chain.nodes import free_port
@@ -25,7 +24,6 @@ from channels.core.state import NodeState
 from channels.core.types import BlockNumber
 from channels.records import core_record_codec, replay
 from channels.store import SqliteStore
-from channels.transport import TcpTransport
 
 PAYERS = ["alice", "bob"]
 PAYEES = ["washer", "dryer"]
@@ -89,14 +87,7 @@ async def test_every_payment_completes_or_is_refunded_across_hub_kills(tmp_path:
                 service = open_service(name, tmp_path / f"{name}.sqlite", opening, group_target=16)
                 agent = Agent(service, address_of("hub"), blocks_from_hub=True)
                 agents[name] = agent
-                transport = TcpTransport(service.signer, wire, service.dispatch_table().lookup())
-                nursery.start_soon(service.run_commits)
-                nursery.start_soon(
-                    agent.run_connection,
-                    lambda t=transport: t.open_connection(
-                        "127.0.0.1", port, expected_peer=address_of("hub")
-                    ),
-                )
+                agent.start(nursery, port)
             with trio.fail_after(20):
                 for agent in agents.values():
                     await agent.wait_ready()
