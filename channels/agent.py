@@ -23,10 +23,12 @@ paid or received before the state change saying so is durable.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import trio
 from msgspec.structs import replace
@@ -58,6 +60,7 @@ SEED_DIGEST = keccak(b"CISE invoice secret seed v1")
 PAYMENT_FACT = "payment:"
 INVOICE_FACT = "invoice:"
 FINAL = ("completed", "failed")
+FINAL_OR_RECEIVED = ("completed", "failed", "received", "refused")
 
 ChargePolicy = Callable[[Address, int, int], bool]  # (payee, amount, payment_id) -> pay it?
 
@@ -103,6 +106,23 @@ def _refuse_never(payee: Address, amount: int, payment_id: int) -> bool:
     return False
 
 
+K = TypeVar("K")
+R = TypeVar("R", bound=PaymentRecord | InvoiceRecord)
+RECENT_RECORDS = 100_000  # finished records kept in memory; older ones are read from the store
+
+
+class _Records(dict[K, R]):
+    """Records by key, keeping at most RECENT_RECORDS finished ones in memory (the oldest go
+    first; every record is durable in the store's facts, where lookups fall back to)."""
+
+    def __setitem__(self, key: K, value: R) -> None:
+        super().__setitem__(key, value)
+        if len(self) > RECENT_RECORDS:
+            for old in list(itertools.islice(self, 64)):
+                if self[old].status in FINAL_OR_RECEIVED and len(self) > RECENT_RECORDS:
+                    del self[old]
+
+
 class Agent:
     """Pays and gets paid through one hub (see the module docstring)."""
 
@@ -124,19 +144,25 @@ class Agent:
         self.fees = FeeSchedule()
         self._terms_known = trio.Event()
         self._seed = keccak(service.signer.sign_digest(SEED_DIGEST))
-        self.payments: dict[int, PaymentRecord] = {
-            record.payment_id: record
-            for _, record in service.store.facts(PAYMENT_FACT)
-            if isinstance(record, PaymentRecord)
-        }
+        self.payments: _Records[int, PaymentRecord] = _Records(
+            {
+                record.payment_id: record
+                for _, record in service.store.facts(PAYMENT_FACT)
+                if isinstance(record, PaymentRecord)
+            }
+        )
         self._payment_by_hash: dict[bytes, int] = {
-            r.secrethash: r.payment_id for r in self.payments.values() if r.secrethash
+            r.secrethash: r.payment_id
+            for r in self.payments.values()
+            if r.secrethash and r.status not in FINAL
         }
-        self.invoices: dict[bytes, InvoiceRecord] = {
-            record.secrethash: record
-            for _, record in service.store.facts(INVOICE_FACT)
-            if isinstance(record, InvoiceRecord)
-        }
+        self.invoices: _Records[bytes, InvoiceRecord] = _Records(
+            {
+                record.secrethash: record
+                for _, record in service.store.facts(INVOICE_FACT)
+                if isinstance(record, InvoiceRecord)
+            }
+        )
         self._invoice_done: dict[bytes, trio.Event] = {}
         self._received_send, self.received = trio.open_memory_channel[ReceivedPayment](math.inf)
         service.deciders.append(self._decide)
@@ -197,6 +223,10 @@ class Agent:
         if not 0 < payment_id < 2**64:
             raise PaymentError("a payment id is 1 .. 2**64 - 1")
         record = self.payments.get(payment_id)
+        if record is None:  # an old payment may have left memory: its record is durable
+            stored = self.service.store.fact(f"{PAYMENT_FACT}{payment_id}")
+            if isinstance(stored, PaymentRecord):
+                record = self.payments[payment_id] = stored
         if record is not None and (record.payee != payee or record.amount != amount):
             raise PaymentError(
                 f"payment id {payment_id} was already used for another payment "
@@ -315,6 +345,12 @@ class Agent:
             secrethash=secrethash,
         )
 
+    def _invoice_status(self, secrethash: bytes) -> str:
+        record = self.invoices.get(secrethash)
+        if record is None:
+            record = self.service.store.fact(f"{INVOICE_FACT}{secrethash.hex()}")
+        return record.status if isinstance(record, InvoiceRecord) else "unknown"
+
     async def charge(
         self, payer: Address, amount: int, payment_id: int, *, give_up_after: float = 30.0
     ) -> ReceivedPayment:
@@ -322,13 +358,17 @@ class Agent:
         if amount <= 0:
             raise PaymentError("the amount must be positive")
         invoice = self.issue_invoice(payer, amount, payment_id)
-        done = self._invoice_done.setdefault(invoice.secrethash, trio.Event())
+        secrethash = invoice.secrethash
         with trio.move_on_after(give_up_after):
-            while not done.is_set():
+            while self._invoice_status(secrethash) != "received":
                 self.service.send_routing(self.hub, invoice)
+                done = self._invoice_done.setdefault(secrethash, trio.Event())
                 with trio.move_on_after(INVOICE_RETRY):
                     await done.wait()
-        record = self.invoices[invoice.secrethash]
+        record = self.invoices.get(secrethash) or self.service.store.fact(
+            f"{INVOICE_FACT}{secrethash.hex()}"
+        )
+        assert isinstance(record, InvoiceRecord)
         if record.status != "received":
             raise PaymentError(
                 f"charge {payment_id} to 0x{payer.hex()}: not paid within {give_up_after} s "
@@ -429,7 +469,9 @@ class Agent:
                             record.payment_id, Address(record.payer), record.amount, record.received
                         )
                     )
-                    self._invoice_done.setdefault(event.secrethash, trio.Event()).set()
+                    done = self._invoice_done.pop(event.secrethash, None)
+                    if done is not None:
+                        done.set()
 
     def _finish(self, payment_id: int, status: str, reason: str) -> None:
         record = self.payments[payment_id]
@@ -437,6 +479,7 @@ class Agent:
             return
         finished = replace(record, status=status, reason=reason)
         self.payments[payment_id] = finished
+        self._payment_by_hash.pop(record.secrethash, None)
         self.service.put_fact(f"{PAYMENT_FACT}{payment_id}", finished)
         self._signal(payment_id)
 

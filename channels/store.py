@@ -346,6 +346,7 @@ class SqliteStore:
             self._db.close()
             raise
         self._in_group = False
+        self._reader: sqlite3.Connection | None = None  # for `fact`, opened on first use
         self._current: CommitGroup | None = None
         self._next_free = self._last_id + 1
         self._commits = 0
@@ -609,6 +610,18 @@ class SqliteStore:
             for key, sc_id, kind, payload in rows
         ]
 
+    def fact(self, key: str) -> Any | None:
+        """The committed fact `key` (None if there is none), read on a separate connection, so
+        it may run while a commit is under way in a worker thread (WAL readers never block)."""
+        if self._reader is None:
+            self._reader = sqlite3.connect(
+                f"file:{self._path}?mode=ro", uri=True, check_same_thread=False
+            )
+        row = self._reader.execute(
+            "SELECT kind, payload FROM facts WHERE key = ?", (key,)
+        ).fetchone()
+        return None if row is None else self._decode("fact", 0, row[0], row[1])
+
     def facts(self, prefix: str) -> list[tuple[str, Any]]:
         """Every fact whose key starts with `prefix`, by key (read at start-up, not per payment)."""
         rows = self._db.execute(
@@ -630,6 +643,8 @@ class SqliteStore:
 
     def close(self) -> None:
         """Close the file. Everything committed is already durable; this adds nothing to it."""
+        if self._reader is not None:
+            self._reader.close()
         self._db.close()
 
     def __enter__(self) -> SqliteStore:

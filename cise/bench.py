@@ -20,6 +20,32 @@ def run_bench(args: argparse.Namespace) -> int:
         if args.in_flight > 256:
             raise CliError(f"--in-flight is at most 256, got {args.in_flight}")
         result = run_direct_bench(payments=args.payments, in_flight=args.in_flight, runs=args.runs)
+    elif args.bench == "mediated":
+        from hub.bench import BenchError, run_mediated_bench
+
+        try:
+            result = run_mediated_bench(
+                payments=args.payments,
+                in_flight=args.in_flight,
+                runs=args.runs,
+                payers=args.payers,
+                payees=args.payees,
+                profile_dir=args.profile_dir,
+            )
+        except BenchError as exc:
+            raise CliError(f"bench mediated: {exc}") from exc
+    elif args.bench == "restart":
+        from hub.bench import BenchError, run_restart_bench
+
+        try:
+            result = run_restart_bench(
+                payments=args.payments,
+                in_flight=args.in_flight,
+                payers=args.payers,
+                payees=args.payees,
+            )
+        except BenchError as exc:
+            raise CliError(f"bench restart: {exc}") from exc
     else:
         raise AssertionError(args.bench)
     json.dump(result, sys.stdout, sort_keys=False)

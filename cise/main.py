@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     restart = bench_sub.add_parser("restart", help="hub restart time after N routed payments")
     restart.add_argument("--json", action="store_true", help="JSON only (the default output)")
     restart.add_argument(
-        "--payments", type=positive_int, default=100_000, help="routed payments made first"
+        "--payments", type=positive_int, default=50_000, help="routed payments made first"
     )
     restart.add_argument("--in-flight", type=positive_int, default=256)
     restart.add_argument("--payers", type=positive_int, default=4, help="payer agents")

@@ -77,3 +77,22 @@ async def test_many_payments_in_flight_at_once(tmp_path: Path) -> None:
         assert paid == total + fees
         assert net.hub.stats.fees_earned == fees
         del hub_balances
+
+
+async def test_old_payments_leave_memory_but_stay_idempotent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("channels.agent.RECENT_RECORDS", 2)
+    async with running_net(tmp_path, ["alice", "washer"]) as net:
+        alice, washer = net.agents["alice"], net.agents["washer"]
+        with trio.fail_after(20):
+            first = await alice.pay(net.address("washer"), 700, payment_id=1)
+            for payment_id in range(2, 8):
+                await alice.pay(net.address("washer"), 700, payment_id=payment_id)
+            await alice.service.wait_committed()
+            assert 1 not in alice.payments and len(alice.payments) <= 3
+            assert len(washer.invoices) <= 3
+            again = await alice.pay(net.address("washer"), 700, payment_id=1)  # from the store
+        assert again == first
+        [a] = alice.balances()
+        assert a.balance == 1_000_000_000 - 7 * (700 + TERMS.fees.fee(700))
