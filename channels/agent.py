@@ -420,8 +420,9 @@ class Agent:
 
     def _decide(self, event: ev.Event) -> Iterable[sc.StateChange]:
         """Inside the commit group: reveal the secret of a lock that pays our invoice in full."""
-        if not isinstance(event, ev.EventLockedTransferReceived):
+        if type(event) is not ev.EventLockedTransferReceived:
             return ()
+        assert isinstance(event, ev.EventLockedTransferReceived)
         lock = event.lock
         record = self.invoices.get(lock.secrethash)
         reason = None
@@ -445,33 +446,43 @@ class Agent:
 
     def _on_durable(self, events: Sequence[ev.Event]) -> None:
         """After a commit: payments that completed or failed, payments that arrived."""
+        our = self.service.address
         for event in events:
-            if isinstance(event, ev.EventUnlockSent):
-                payment_id = self._payment_by_hash.get(event.secrethash)
-                if payment_id is not None:
-                    self._finish(payment_id, "completed", "")
-            elif isinstance(event, ev.EventLockRefused):
-                payment_id = self._payment_by_hash.get(event.secrethash)
-                if payment_id is not None:
-                    self._finish(payment_id, "failed", event.reason)
-            elif isinstance(event, ev.EventLockExpired) and event.sender == self.service.address:
-                payment_id = self._payment_by_hash.get(event.secrethash)
-                if payment_id is not None:
-                    self._finish(payment_id, "failed", "the lock expired unpaid")
-            elif isinstance(event, ev.EventUnlockReceived):
-                record = self.invoices.get(event.secrethash)
-                if record is not None and record.status == "revealed":
-                    received = replace(record, status="received")
-                    self.invoices[event.secrethash] = received
-                    self.service.put_fact(f"{INVOICE_FACT}{event.secrethash.hex()}", received)
-                    self._received_send.send_nowait(
-                        ReceivedPayment(
-                            record.payment_id, Address(record.payer), record.amount, record.received
-                        )
-                    )
-                    done = self._invoice_done.pop(event.secrethash, None)
-                    if done is not None:
-                        done.set()
+            kind = type(event)
+            if kind is ev.EventUnlockSent:
+                self._finish_by_hash(event.secrethash, "completed", "")  # type: ignore[union-attr]
+            elif kind is ev.EventUnlockReceived:
+                self._received(event.secrethash)  # type: ignore[union-attr]
+            elif kind is ev.EventLockRefused:
+                reason: str = event.reason  # type: ignore[union-attr]
+                self._finish_by_hash(event.secrethash, "failed", reason)  # type: ignore[union-attr]
+            elif kind is ev.EventLockExpired and event.sender == our:  # type: ignore[union-attr]
+                self._finish_by_hash(
+                    event.secrethash,  # type: ignore[union-attr]
+                    "failed",
+                    "the lock expired unpaid",
+                )
+
+    def _finish_by_hash(self, secrethash: bytes, status: str, reason: str) -> None:
+        payment_id = self._payment_by_hash.get(secrethash)
+        if payment_id is not None:
+            self._finish(payment_id, status, reason)
+
+    def _received(self, secrethash: bytes) -> None:
+        record = self.invoices.get(secrethash)
+        if record is None or record.status != "revealed":
+            return
+        received = replace(record, status="received")
+        self.invoices[secrethash] = received
+        self.service.put_fact(f"{INVOICE_FACT}{secrethash.hex()}", received)
+        self._received_send.send_nowait(
+            ReceivedPayment(
+                record.payment_id, Address(record.payer), record.amount, record.received
+            )
+        )
+        done = self._invoice_done.pop(secrethash, None)
+        if done is not None:
+            done.set()
 
     def _finish(self, payment_id: int, status: str, reason: str) -> None:
         record = self.payments[payment_id]

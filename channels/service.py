@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import math
+import typing
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,9 +57,16 @@ from channels.transport import Connection, DispatchTable
 log = logging.getLogger(__name__)
 
 DEFAULT_GROUP_TARGET = 64  # state changes a commit group waits for ...
-DEFAULT_GROUP_WAIT = 0.004  # ... or this many seconds after its first one
+DEFAULT_GROUP_WAIT = 0.001  # ... or this many seconds after its first one
 MESSAGE_ID_SHIFT = 20  # message id = state change id << 20 | index of the event
 OUTBOX_PREFIX = "msg:"
+CONFIRMATION_FLUSH = 1.0  # seconds without state changes after which acknowledgements commit
+
+# Event kinds by what the shell does with them (a set lookup, not isinstance over a union)
+_SEND_KINDS = frozenset(typing.get_args(ev.SendEvent))
+_CONTRACT_SEND_KINDS = frozenset(typing.get_args(ev.ContractSendEvent))
+_INVALID_KINDS = frozenset(typing.get_args(ev.EventInvalid))
+_PEER_KINDS = frozenset(wire.PEER_MESSAGE_KINDS)
 
 # State changes the node level handles (they create channels or concern all of them).
 _NODE_LEVEL = (sc.Block, sc.ContractReceiveChannelOpened, sc.ContractReceiveSecretRegistered)
@@ -81,7 +89,8 @@ class _GroupWork:
     replies: dict[Connection, list[wire.FrameItem]] = field(default_factory=dict)
     transactions: list[ev.ContractSendEvent] = field(default_factory=list)
     notices: list[ev.Event] = field(default_factory=list)
-    size: int = 0  # state changes and confirmations: what makes a group worth committing
+    size: int = 0  # state changes: what makes a group worth committing at once
+    confirmations: int = 0  # outbox rows to delete (acknowledged messages)
 
 
 @dataclass(slots=True)
@@ -126,6 +135,8 @@ class NodeService:
         self.deciders: list[Decider] = []
         self.listeners: list[Listener] = []
         self.on_routing: RoutingHandler | None = None
+        # who may talk to us at all (the hub: partners with an open channel); None: everyone
+        self.admit: Callable[[Address], bool] | None = None
         self.connections: dict[Address, Connection] = {}
         # committed, not yet acknowledged messages per recipient, in send order
         self.unacked: dict[Address, dict[int, OutboxMessage]] = {}
@@ -143,6 +154,7 @@ class NodeService:
         self._commit_waiting = False
         self._group_started = False  # the commit task knows the open group has begun
         self._commits_running = False
+        self._last_group_size = 0  # state changes in the last committed group
         self._tx_send, self._tx_receive = trio.open_memory_channel[ev.ContractSendEvent](math.inf)
         # one chain call at a time (py-evm is not thread-safe): services sharing a chain
         # connection in one process share the lock
@@ -219,10 +231,11 @@ class NodeService:
             work.size += 1
             base = state_change_id << MESSAGE_ID_SHIFT
             for index, event in enumerate(events):
-                if isinstance(event, ev.SendEvent):
-                    self._queue_message(event, base | index)
-                elif isinstance(event, ev.ContractSendEvent):
-                    work.transactions.append(event)
+                kind = type(event)
+                if kind in _SEND_KINDS:
+                    self._queue_message(event, base | index)  # type: ignore[arg-type]
+                elif kind in _CONTRACT_SEND_KINDS:
+                    work.transactions.append(event)  # type: ignore[arg-type]
                 else:
                     work.notices.append(event)
                     for decide in self.deciders:
@@ -254,32 +267,43 @@ class NodeService:
         return table
 
     async def _on_frame(self, connection: Connection, message: Any) -> None:
+        admit = self.admit
+        if admit is not None and not admit(Address(connection.peer)):
+            log.info("ignoring %s from 0x%s", type(message).__name__, connection.peer.hex())
+            return
         for item in wire.unpack(message):
             self.receive(connection, item)
-        await trio.lowlevel.checkpoint()
+        await trio.lowlevel.checkpoint()  # let a finished commit acknowledge between frames
 
     def receive(self, connection: Connection, item: wire.FrameItem) -> None:
         """One message from `connection`'s peer."""
         sender = Address(connection.peer)
-        if wire.is_peer_message(item):
+        kind = type(item)
+        if kind in _PEER_KINDS:
+            message: wire.PeerMessage = item  # type: ignore[assignment]
             self.stats.messages_received += 1
-            events = self.handle(wire.to_state_change(item, sender))
-            replies = self._work.replies.setdefault(connection, [])
-            replies.append(wire.Processed(message_ids=[item.message_id]))
+            events = self.handle(wire.to_state_change(message, sender))
+            replies = self._work.replies.get(connection)
+            if replies is None:
+                replies = self._work.replies[connection] = []
+            replies.append(wire.Processed(message_ids=[message.message_id]))
             for event in events:
-                if isinstance(event, ev.EventInvalid):
+                if type(event) in _INVALID_KINDS:
                     self.stats.invalid_received += 1
-                    replies.append(wire.ErrorReply(message_id=item.message_id, reason=event.reason))
+                    reason: str = event.reason  # type: ignore[union-attr]
+                    replies.append(wire.ErrorReply(message_id=message.message_id, reason=reason))
                     break
-        elif isinstance(item, wire.Processed):
+        elif kind is wire.Processed:
+            assert isinstance(item, wire.Processed)
             pending = self.unacked.get(sender)
             if pending is None:
                 return
+            # confirmations ride with the next group of state changes (or a slow flush): a
+            # lost one only means a harmless resend after a restart
             for message_id in item.message_ids:
                 if pending.pop(message_id, None) is not None:
                     self._group.confirm(outbox_key(message_id))
-                    self._work.size += 1
-            self._poke()
+                    self._work.confirmations += 1
         elif isinstance(item, wire.ROUTING_KINDS) and self.on_routing is not None:
             self.on_routing(connection, item)  # type: ignore[arg-type]  # narrowed by the tuple
         elif isinstance(item, wire.ErrorReply):
@@ -304,9 +328,17 @@ class NodeService:
 
     async def _wait_for_group(self) -> None:
         self._group_started = False
-        while not self._work.size:
-            await self._park()
+        with trio.move_on_after(CONFIRMATION_FLUSH) as idle:
+            while not self._work.size:
+                await self._park()
+        if idle.cancelled_caught:  # quiet for a while: commit what was acknowledged, if anything
+            return
         self._group_started = True
+        if self._last_group_size < self.group_target // 4:
+            # light load: commit what this burst brings at once (latency is the fsync)
+            await trio.lowlevel.checkpoint()
+            return
+        # heavy load: let the group fill (fewer, larger commits and sends)
         with trio.move_on_after(self.group_wait):
             while self._work.size < self.group_target:
                 await self._park()
@@ -329,25 +361,31 @@ class NodeService:
     async def commit_now(self) -> None:
         """Seal and commit the open group now, then act on it (also used at shutdown)."""
         group, work = self._group, self._work
+        if not (work.size or work.confirmations or group.facts or work.messages):
+            return
         if self.store.snapshot_due:
             group.write_snapshot(self.node)
         self._group = self.store.begin_group()  # seals `group`
         self._work = _GroupWork()
+        self._last_group_size = work.size
         await trio.to_thread.run_sync(self.store.commit, group)
         self.stats.commits += 1
         self._act(work)
         self._committed.unpark_all()
 
     def _act(self, work: _GroupWork) -> None:
-        outgoing: dict[Address, list[wire.FrameItem]] = {}
+        outgoing: dict[Address, list[bytes]] = {}
+        connections = self.connections
         for message in work.messages:
             recipient = Address(message.recipient)
             self.unacked.setdefault(recipient, {})[message.message_id] = message
-            if recipient in self.connections:
-                outgoing.setdefault(recipient, []).append(wire.decode_peer(message.payload))
-        for recipient, messages in outgoing.items():
-            self._send(self.connections[recipient], messages)
-            self.stats.messages_sent += len(messages)
+            if recipient in connections:
+                outgoing.setdefault(recipient, []).append(message.payload)
+        for recipient, payloads in outgoing.items():
+            connection = connections[recipient]
+            if not connection.closed:
+                _send_payloads(connection, payloads)
+                self.stats.messages_sent += len(payloads)
         for connection, replies in work.replies.items():
             if not connection.closed:
                 self._send(connection, _merge_acks(replies))
@@ -377,11 +415,8 @@ class NodeService:
         try:
             pending = self.unacked.get(peer)
             if pending:
-                resend: list[wire.FrameItem] = [
-                    wire.decode_peer(m.payload) for m in pending.values()
-                ]
-                self._send(connection, resend)
-                self.stats.messages_resent += len(resend)
+                _send_payloads(connection, [m.payload for m in pending.values()])
+                self.stats.messages_resent += len(pending)
             await connection.wait_closed()
         finally:
             if self.connections.get(peer) is connection:
@@ -421,6 +456,15 @@ class NodeService:
                 self.stats.transactions_failed += 1
                 self.chain_failures.append((transaction, exc))
                 log.warning("transaction %s failed: %s", type(transaction).__name__, exc)
+
+
+def _send_payloads(connection: Connection, payloads: list[bytes]) -> None:
+    """Messages as encoded (and signed, and logged), in Batch frames: no re-encoding."""
+    frames = []
+    for start in range(0, len(payloads), wire.MAX_BATCH):
+        chunk = payloads[start : start + wire.MAX_BATCH]
+        frames.append(chunk[0] if len(chunk) == 1 else wire.encode_batch(chunk))
+    connection.send_encoded(frames)
 
 
 def _merge_acks(replies: list[wire.FrameItem]) -> list[wire.FrameItem]:

@@ -35,7 +35,7 @@ from typing import Any, Generic, TypeVar
 
 import msgspec
 
-from channels.core.locktree import MAX_PENDING_LOCKS, ZERO, LockTree
+from channels.core.locktree import LockTree
 
 # 2: one log row per commit group (1 had a row per state change and event); 3: the `facts` table
 SCHEMA_VERSION = 3
@@ -90,20 +90,14 @@ def _enc_hook(obj: Any) -> Any:
     # A LockTree is stored as its occupied (slot, leaf) pairs and rebuilt on load; the root is
     # recomputed, so a tampered leaf shows up as a different locksRoot, never silently.
     if isinstance(obj, LockTree):
-        if len(obj) == 0:
-            return []
-        return [
-            [slot, leaf] for slot in range(MAX_PENDING_LOCKS) if (leaf := obj.leaf(slot)) != ZERO
-        ]
+        return obj.items()  # [(slot, leaf), ...], encoded as JSON arrays of [slot, leaf]
     raise NotImplementedError(f"cannot store objects of type {type(obj).__name__}")
 
 
 def _dec_hook(type_: type, obj: Any) -> Any:
     if type_ is LockTree:
-        tree = LockTree()
-        for slot, leaf in msgspec.convert(obj, list[tuple[int, bytes]]):
-            tree = tree.insert_at(slot, leaf)
-        return tree
+        # Same checks and result as inserting each pair in turn, with each node hashed once.
+        return LockTree.from_leaves(msgspec.convert(obj, list[tuple[int, bytes]]))
     raise NotImplementedError(f"cannot load objects of type {type_.__name__}")
 
 

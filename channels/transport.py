@@ -214,6 +214,22 @@ class Connection:
         self._frames_sent += 1
         self._writer_lot.unpark_all()
 
+    def send_encoded(self, payloads: list[bytes]) -> None:
+        """Queue messages already encoded with this connection's codec, one frame each (a
+        shell that keeps encoded messages for resending sends them without re-encoding)."""
+        if self._closed.is_set():
+            raise ConnectionClosedError(self._closed_reason())
+        out = self._out
+        for payload in payloads:
+            if len(payload) > self._max:
+                raise FrameTooLargeError(
+                    f"refusing to send a frame of {len(payload)} bytes; the limit is {self._max}"
+                )
+            out += len(payload).to_bytes(HEADER_SIZE, "big")
+            out += payload
+        self._frames_sent += len(payloads)
+        self._writer_lot.unpark_all()
+
     async def send(self, message: Any) -> None:
         """Queue `message`, then wait while more than WRITE_HIGH_WATER bytes are queued."""
         self.send_nowait(message)

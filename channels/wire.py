@@ -295,6 +295,19 @@ def decode(data: bytes) -> Message:
         raise WireError(f"undecodable message: {exc}") from None
 
 
+_BATCH_HEAD = _encoder.encode(Batch(messages=[]))[:-1]  # up to the (empty) array header
+
+
+def encode_batch(payloads: list[bytes]) -> bytes:
+    """The encoding of `Batch(messages=[decode(p) for p in payloads])`, built from the encoded
+    messages without decoding them (a msgpack array is its header + its elements' bytes)."""
+    count = len(payloads)
+    if not 0 < count <= MAX_BATCH:
+        raise WireError(f"a batch holds 1..{MAX_BATCH} messages, not {count}")
+    header = bytes((0x90 | count,)) if count < 16 else b"\xdc" + count.to_bytes(2, "big")
+    return _BATCH_HEAD + header + b"".join(payloads)
+
+
 def decode_peer(data: bytes) -> PeerMessage:
     """Decode bytes we encoded ourselves from a peer message (the outbox); WireError otherwise."""
     message = decode(data)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from channels.core import events as ev
 from channels.core import state_changes as sc
@@ -84,28 +85,33 @@ class Mediator:
         }
 
     def decide(self, event: ev.Event) -> Iterable[sc.StateChange]:
-        if isinstance(event, ev.EventLockedTransferReceived):
-            return self._forward(event)
-        if isinstance(event, ev.EventSecretLearned):
-            incoming = self.incoming.get(event.secrethash)
-            if incoming is not None and incoming != event.channel_id:
-                return [sc.ActionRevealSecret(incoming, event.secret)]
-            return ()
-        if isinstance(event, ev.EventLockRefused):
-            return self._refund(event.secrethash, f"the payee refused the payment: {event.reason}")
-        if isinstance(event, ev.EventLockExpired):
-            if event.sender == self.our_address:
-                return self._refund(event.secrethash, "the payee did not claim the payment in time")
-            self.incoming.pop(event.secrethash, None)
-            return ()
-        if isinstance(event, ev.EventUnlockReceived):
-            self.incoming.pop(event.secrethash, None)
-            return ()
-        if isinstance(event, ev.EventPaymentSendFailed):
-            pending = self._forwarding
-            if pending is not None and pending[:2] == (event.channel_id, event.payment_id):
-                self._forwarding = None
-                return self._refund(pending[3], f"the hub could not forward: {event.reason}")
+        handler = _DECISIONS.get(type(event))
+        return () if handler is None else handler(self, event)
+
+    def _secret_learned(self, event: ev.EventSecretLearned) -> Iterable[sc.StateChange]:
+        incoming = self.incoming.get(event.secrethash)
+        if incoming is not None and incoming != event.channel_id:
+            return [sc.ActionRevealSecret(incoming, event.secret)]
+        return ()
+
+    def _lock_refused(self, event: ev.EventLockRefused) -> Iterable[sc.StateChange]:
+        return self._refund(event.secrethash, f"the payee refused the payment: {event.reason}")
+
+    def _lock_expired(self, event: ev.EventLockExpired) -> Iterable[sc.StateChange]:
+        if event.sender == self.our_address:
+            return self._refund(event.secrethash, "the payee did not claim the payment in time")
+        self.incoming.pop(event.secrethash, None)
+        return ()
+
+    def _unlock_received(self, event: ev.EventUnlockReceived) -> Iterable[sc.StateChange]:
+        self.incoming.pop(event.secrethash, None)
+        return ()
+
+    def _send_failed(self, event: ev.EventPaymentSendFailed) -> Iterable[sc.StateChange]:
+        pending = self._forwarding
+        if pending is not None and pending[:2] == (event.channel_id, event.payment_id):
+            self._forwarding = None
+            return self._refund(pending[3], f"the hub could not forward: {event.reason}")
         return ()
 
     def _refund(self, secrethash: SecretHash, reason: str) -> Iterable[sc.StateChange]:
@@ -172,3 +178,14 @@ class Mediator:
             event.payment_id,
             target,
         )
+
+
+_DECISIONS: dict[type, Callable[[Mediator, Any], Iterable[sc.StateChange]]] = {
+    ev.EventLockedTransferReceived: Mediator._forward,
+    ev.EventSecretLearned: Mediator._secret_learned,
+    ev.EventLockRefused: Mediator._lock_refused,
+    ev.EventLockExpired: Mediator._lock_expired,
+    ev.EventUnlockReceived: Mediator._unlock_received,
+    ev.EventPaymentSendFailed: Mediator._send_failed,
+}
+"""The events the mediator acts on, by exact type (one dict lookup per event)."""

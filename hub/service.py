@@ -16,9 +16,8 @@ channel, and never relay a message on behalf of a party other than its sender.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import trio
 
@@ -29,7 +28,7 @@ from channels.core.channel import get_capacity
 from channels.core.state import ChannelState
 from channels.core.types import Address, ChannelId, TokenAmount
 from channels.service import NodeService
-from channels.transport import Connection, Handler, serve_connections
+from channels.transport import Connection, serve_connections
 from hub.mediator import MediationTerms, Mediator
 
 log = logging.getLogger(__name__)
@@ -83,11 +82,13 @@ class Hub:
         service.deciders.append(self._decide)
         service.listeners.append(self._after_commit)
         service.on_routing = self._on_routing
+        # frames can arrive before `on_connection` refused a peer: they must change nothing
+        service.admit = lambda peer: service.channel_with(peer) is not None
 
-    def _decide(self, event: ev.Event) -> list:  # type: ignore[type-arg]
+    def _decide(self, event: ev.Event) -> Iterable[sc.StateChange]:
         # the service replaces its channel mapping on node-level changes: keep the view current
         self.mediator.channels = self.service.channels
-        return list(self.mediator.decide(event))
+        return self.mediator.decide(event)
 
     def terms_message(self) -> wire.HubTerms:
         fees = self.terms.fees
@@ -115,22 +116,6 @@ class Hub:
             return  # leaving closes the connection
         connection.send_nowait(self.terms_message())
         await self.service.attach(connection)
-
-    def _from_partners(self, handler: Handler[Any]) -> Handler[Any]:
-        """Serve only peers with an open channel: frames can arrive before `on_connection` has
-        refused a peer, and must change nothing."""
-
-        async def gated(connection: Connection, message: Any) -> None:
-            if self.service.channel_with(Address(connection.peer)) is None:
-                log.info(
-                    "ignoring %s from 0x%s: no open channel",
-                    type(message).__name__,
-                    connection.peer.hex(),
-                )
-                return
-            await handler(connection, message)
-
-        return gated
 
     def _on_routing(self, connection: Connection, message: wire.RoutingMessage) -> None:
         sender = Address(connection.peer)
@@ -245,10 +230,7 @@ class Hub:
         task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Run the hub: the commit loop, the listener and the terms announcer; never returns."""
-        handlers = {
-            kind: self._from_partners(handler)
-            for kind, handler in self.service.dispatch_table().lookup().items()
-        }
+        handlers = self.service.dispatch_table().lookup()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self.service.run_commits)
             nursery.start_soon(self.announce_terms)

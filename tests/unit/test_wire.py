@@ -213,3 +213,14 @@ def test_bad_lock_refused_fields_raise_wire_error_naming_them(field: str, value:
     )
     with pytest.raises(wire.WireError, match=rf"\$\.{field}"):
         wire.decode(raw)
+
+
+def test_a_batch_built_from_encoded_messages_equals_the_encoded_batch() -> None:
+    for count in (1, 2, 15, 16, 17, 300, wire.MAX_BATCH):
+        payloads = [
+            wire.encode(wire.ErrorReply(message_id=i, reason="r" * (i % 400))) for i in range(count)
+        ]
+        batch = wire.Batch(messages=[wire.decode(p) for p in payloads])
+        assert wire.encode_batch(payloads) == wire.encode(batch)
+    with pytest.raises(wire.WireError, match=r"1\.\.1024"):
+        wire.encode_batch([])
