@@ -154,7 +154,7 @@ class NodeService:
         self._commit_waiting = False
         self._group_started = False  # the commit task knows the open group has begun
         self._commits_running = False
-        self._last_group_size = 0  # state changes in the last committed group
+        self._last_commit_at = -math.inf  # trio time the last commit began
         self._tx_send, self._tx_receive = trio.open_memory_channel[ev.ContractSendEvent](math.inf)
         # one chain call at a time (py-evm is not thread-safe): services sharing a chain
         # connection in one process share the lock
@@ -334,12 +334,11 @@ class NodeService:
         if idle.cancelled_caught:  # quiet for a while: commit what was acknowledged, if anything
             return
         self._group_started = True
-        if self._last_group_size < self.group_target // 4:
-            # light load: commit what this burst brings at once (latency is the fsync)
-            await trio.lowlevel.checkpoint()
-            return
-        # heavy load: let the group fill (fewer, larger commits and sends)
-        with trio.move_on_after(self.group_wait):
+        # At most one commit per `group_wait`: a state change arriving after a quiet spell
+        # commits at once (its latency is one fsync); under load the group fills for up to
+        # `group_wait` since the previous commit began (fewer, larger commits and sends).
+        await trio.lowlevel.checkpoint()  # let the burst that started the group finish
+        with trio.move_on_at(self._last_commit_at + self.group_wait):
             while self._work.size < self.group_target:
                 await self._park()
 
@@ -367,7 +366,7 @@ class NodeService:
             group.write_snapshot(self.node)
         self._group = self.store.begin_group()  # seals `group`
         self._work = _GroupWork()
-        self._last_group_size = work.size
+        self._last_commit_at = trio.current_time()
         await trio.to_thread.run_sync(self.store.commit, group)
         self.stats.commits += 1
         self._act(work)

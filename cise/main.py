@@ -64,8 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--in-flight", type=positive_int, default=256, help="payments under way at most, in total"
     )
     mediated.add_argument("--runs", type=positive_int, default=3, help="median of this many runs")
-    mediated.add_argument("--payers", type=positive_int, default=4, help="payer agents")
-    mediated.add_argument("--payees", type=positive_int, default=4, help="payee agents")
+    mediated.add_argument(
+        "--payers", type=positive_int, default=1, help="payer agents (one process hosts all)"
+    )
+    mediated.add_argument(
+        "--payees", type=positive_int, default=1, help="payee agents (one process hosts all)"
+    )
     mediated.add_argument(
         "--profile-dir", metavar="DIR", help="write cProfile stats of every process here"
     )
@@ -75,8 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--payments", type=positive_int, default=50_000, help="routed payments made first"
     )
     restart.add_argument("--in-flight", type=positive_int, default=256)
-    restart.add_argument("--payers", type=positive_int, default=4, help="payer agents")
-    restart.add_argument("--payees", type=positive_int, default=4, help="payee agents")
+    restart.add_argument("--payers", type=positive_int, default=1, help="payer agents")
+    restart.add_argument("--payees", type=positive_int, default=1, help="payee agents")
     gas = bench_sub.add_parser("gas", help="gas per contract operation on the embedded chain")
     gas.add_argument("--json", action="store_true", help="JSON only (the default output)")
     return parser
