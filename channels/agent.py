@@ -60,6 +60,9 @@ SEED_DIGEST = keccak(b"CISE invoice secret seed v1")
 PAYMENT_FACT = "payment:"
 INVOICE_FACT = "invoice:"
 FINAL = ("completed", "failed")
+INVOICE_BOOK = 64  # open invoices asked for at once (payments to one payee in id order)
+MAX_BOOKED = 4 * INVOICE_BOOK  # open invoices held at most (ids skipped are forgotten)
+MAX_OPEN_PER_PAYER = 16 * INVOICE_BOOK  # open invoices a payee keeps unpaid for one payer
 FINAL_OR_RECEIVED = ("completed", "failed", "received", "refused")
 
 ChargePolicy = Callable[[Address, int, int], bool]  # (payee, amount, payment_id) -> pay it?
@@ -139,7 +142,12 @@ class Agent:
         self.accept_charge = accept_charge
         # without a chain follower of our own, take the chain head from the hub's terms
         self.blocks_from_hub = blocks_from_hub
-        self._signals: dict[int, trio.Event] = {}  # payment id -> set when its status changes
+        self._signals: dict[int, trio.Event] = {}
+        self._book: dict[tuple[Address, int], bytes] = {}  # (payee, payment id) -> secrethash
+        self._book_asked: dict[Address, int] = {}  # payee -> highest payment id asked for
+        self._open_issued: dict[
+            bytes, int
+        ] = {}  # payer -> open invoices issued and unpaid  # payment id -> set when its status changes
         self.terms: wire.HubTerms | None = None
         self.fees = FeeSchedule()
         self._terms_known = trio.Event()
@@ -235,16 +243,15 @@ class Agent:
         if record is None:
             record = PaymentRecord(payment_id, payee, amount)
             self.payments[payment_id] = record
-        request = wire.InvoiceRequest(
-            payment_id=payment_id,
-            payer=self.service.address,
-            payee=payee,
-            amount=wire.amount_to_wire(amount),
-        )
+        if record.status == "requested":
+            self._pay_from_book(record)  # no round trip when an open invoice is at hand
+        asked = self._book_asked.get(payee, 0) >= payment_id  # a book on its way covers it
         with trio.move_on_after(give_up_after) as scope:
             while (status := self.payments[payment_id].status) not in FINAL:
                 if status == "requested":  # (again, if the payee did not answer in time)
-                    self.service.send_routing(self.hub, request)
+                    if not asked:
+                        self._request_book(payee, payment_id)
+                    asked = False
                     with trio.move_on_after(INVOICE_RETRY):
                         await self._wait_signal(payment_id)
                 else:
@@ -269,6 +276,45 @@ class Agent:
         if signal is not None:
             signal.set()
 
+    # -- open invoices ahead of time --------------------------------------------------------------
+
+    def _request_book(self, payee: Address, first: int) -> None:
+        """Ask `payee` for open invoices for our payment ids `first` on."""
+        self._book_asked[payee] = max(self._book_asked.get(payee, 0), first + INVOICE_BOOK - 1)
+        self.service.send_routing(
+            self.hub,
+            wire.InvoiceRequest(
+                payment_id=first,
+                payer=self.service.address,
+                payee=payee,
+                amount=wire.amount_to_wire(0),
+                count=INVOICE_BOOK,
+            ),
+        )
+
+    def _pay_from_book(self, record: PaymentRecord) -> None:
+        """Lock at once with an open invoice we hold for this payment id, and ask for more
+        before the book runs out (ids used in order need no round trip at all)."""
+        payee = Address(record.payee)
+        secrethash = self._book.pop((payee, record.payment_id), None)
+        ahead = record.payment_id + INVOICE_BOOK // 2
+        if secrethash is not None and self._book_asked.get(payee, 0) < ahead:
+            self._request_book(payee, self._book_asked[payee] + 1)
+        if secrethash is not None:
+            self._lock(record, secrethash)
+
+    def _take_book(self, book: wire.InvoiceBook) -> None:
+        payee = Address(book.payee)
+        for index, secrethash in enumerate(book.secrethashes):
+            payment_id = book.first_payment_id + index
+            record = self.payments.get(payment_id)
+            if record is not None and record.status == "requested" and record.payee == payee:
+                self._lock(record, secrethash)  # a payment was waiting for this one
+            elif record is None:
+                self._book[(payee, payment_id)] = secrethash
+        while len(self._book) > MAX_BOOKED:  # ids we skipped: forget the oldest
+            del self._book[next(iter(self._book))]
+
     def _lock_for_invoice(self, invoice: wire.Invoice) -> None:
         record = self.payments.get(invoice.payment_id)
         amount = wire.amount_from_wire(invoice.amount)
@@ -281,15 +327,20 @@ class Agent:
             return  # a repeated invoice: the payment is already under way or over
         elif record.payee != invoice.payee or record.amount != amount:
             return  # not what we asked for: ignore, the request will be retried
+        self._lock(record, invoice.secrethash)
+
+    def _lock(self, record: PaymentRecord, secrethash: bytes) -> None:
+        """Lock the payment's amount plus the hub's fee under `secrethash`, towards the payee."""
+        amount = record.amount
         terms = self.terms
         channel = self.service.channel_with(self.hub)
         if terms is None or channel is None:
             self._fail(record, "not connected to the hub, or no open channel with it")
             return
         fee = self.fees.fee(amount)
-        locked = replace(record, fee=fee, secrethash=invoice.secrethash, status="locked")
+        locked = replace(record, fee=fee, secrethash=secrethash, status="locked")
         self.payments[record.payment_id] = locked
-        self._payment_by_hash[invoice.secrethash] = record.payment_id
+        self._payment_by_hash[secrethash] = record.payment_id
         self.service.put_fact(f"{PAYMENT_FACT}{record.payment_id}", locked)
         events = self.service.handle(
             sc.ActionLockedTransfer(
@@ -299,9 +350,9 @@ class Agent:
                 BlockNumber(
                     max(self.service.block_number, terms.block_number) + terms.lock_timeout
                 ),
-                SecretHash(invoice.secrethash),
+                SecretHash(secrethash),
                 PaymentId(record.payment_id),
-                Address(invoice.payee),
+                Address(record.payee),
             )
         )
         for event in events:
@@ -343,6 +394,44 @@ class Agent:
             payee=self.service.address,
             amount=wire.amount_to_wire(record.amount),
             secrethash=secrethash,
+        )
+
+    def _answer_book_request(self, request: wire.InvoiceRequest) -> None:
+        """Open-amount invoices for the payer's next payment ids (refused when it holds too many
+        unpaid ones already: a payer cannot make us keep unbounded records)."""
+        payer = Address(request.payer)
+        reason = None
+        if wire.amount_from_wire(request.amount) != 0:
+            reason = "a book of invoices is for open amounts (amount 0)"
+        elif request.payment_id == 0 or request.payment_id + request.count > 2**64:
+            reason = "payment ids are 1 .. 2**64 - 1"
+        elif self._open_issued.get(payer, 0) + request.count > MAX_OPEN_PER_PAYER:
+            reason = f"{MAX_OPEN_PER_PAYER} open invoices are already unpaid: pay or use them"
+        if reason is not None:
+            self.service.send_routing(
+                self.hub,
+                wire.InvoiceRefused(
+                    payment_id=request.payment_id,
+                    payer=payer,
+                    payee=self.service.address,
+                    reason=reason,
+                ),
+            )
+            return
+        hashes = []
+        for payment_id in range(request.payment_id, request.payment_id + request.count):
+            before = len(self.invoices)
+            hashes.append(self.issue_invoice(payer, 0, payment_id).secrethash)
+            if len(self.invoices) > before:
+                self._open_issued[payer] = self._open_issued.get(payer, 0) + 1
+        self.service.send_routing(
+            self.hub,
+            wire.InvoiceBook(
+                payer=payer,
+                payee=self.service.address,
+                first_payment_id=request.payment_id,
+                secrethashes=hashes,
+            ),
         )
 
     def _invoice_status(self, secrethash: bytes) -> str:
@@ -399,14 +488,19 @@ class Agent:
             if message.payee != self.service.address:
                 return
             amount = wire.amount_from_wire(message.amount)
-            if amount <= 0:
-                return
-            self.service.send_routing(
-                self.hub, self.issue_invoice(Address(message.payer), amount, message.payment_id)
-            )
+            if message.count > 1 or amount == 0:
+                self._answer_book_request(message)
+            else:
+                self.service.send_routing(
+                    self.hub,
+                    self.issue_invoice(Address(message.payer), amount, message.payment_id),
+                )
         elif isinstance(message, wire.Invoice):
             if message.payer == self.service.address:
                 self._lock_for_invoice(message)
+        elif isinstance(message, wire.InvoiceBook):
+            if message.payer == self.service.address:
+                self._take_book(message)
         elif isinstance(message, wire.InvoiceRefused):
             record = self.payments.get(message.payment_id)
             if (
@@ -438,6 +532,9 @@ class Agent:
             reason = "the lock expires too soon to claim it safely"
         if reason is not None or record is None:
             return [sc.ActionRefuseLock(event.channel_id, lock.secrethash, reason or "")]
+        if record.amount == 0:  # an open invoice used: the payer may ask for another
+            payer = Address(record.payer)
+            self._open_issued[payer] = max(0, self._open_issued.get(payer, 0) - 1)
         revealed = replace(record, status="revealed", received=lock.amount)
         self.invoices[lock.secrethash] = revealed
         self.service.put_fact(f"{INVOICE_FACT}{lock.secrethash.hex()}", revealed)
@@ -475,10 +572,9 @@ class Agent:
         received = replace(record, status="received")
         self.invoices[secrethash] = received
         self.service.put_fact(f"{INVOICE_FACT}{secrethash.hex()}", received)
+        amount = record.amount or record.received  # an open invoice: what the lock carried
         self._received_send.send_nowait(
-            ReceivedPayment(
-                record.payment_id, Address(record.payer), record.amount, record.received
-            )
+            ReceivedPayment(record.payment_id, Address(record.payer), amount, record.received)
         )
         done = self._invoice_done.pop(secrethash, None)
         if done is not None:

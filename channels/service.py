@@ -57,9 +57,13 @@ from channels.transport import Connection, DispatchTable
 log = logging.getLogger(__name__)
 
 DEFAULT_GROUP_TARGET = 64  # state changes a commit group waits for ...
-DEFAULT_GROUP_WAIT = 0.001  # ... or this many seconds after its first one
+DEFAULT_GROUP_WAIT = 0.0005  # ... or this many seconds after its first one
 MESSAGE_ID_SHIFT = 20  # message id = state change id << 20 | index of the event
 OUTBOX_PREFIX = "msg:"
+# The commit thread needs the GIL for a moment between sqlite calls; with the default 5 ms
+# switch interval a busy trio thread delays each commit by up to that much, on every hop of a
+# payment. Processes that run services set this (`sys.setswitchinterval`) at start.
+SWITCH_INTERVAL = 0.0005
 CONFIRMATION_FLUSH = 1.0  # seconds without state changes after which acknowledgements commit
 
 # Event kinds by what the shell does with them (a set lookup, not isinstance over a union)

@@ -41,6 +41,7 @@ from channels.core.types import (
 MAX_BATCH = 1024  # messages in one Batch
 AMOUNT_BYTES = 12  # uint96
 MAX_REASON = 500  # characters of an error reason
+MAX_INVOICE_BOOK = 256  # open invoices in one InvoiceBook
 
 U64 = Annotated[int, msgspec.Meta(ge=0)]  # msgpack itself caps integers at 2**64 - 1
 Slot = Annotated[int, msgspec.Meta(ge=0, le=MAX_PENDING_LOCKS - 1)]
@@ -182,12 +183,15 @@ class Processed(msgspec.Struct, frozen=True, tag=True, forbid_unknown_fields=Tru
 
 
 class InvoiceRequest(msgspec.Struct, frozen=True, tag=True, forbid_unknown_fields=True):
-    """A payer asks `payee` (through the hub, which relays it) for an invoice for `amount`."""
+    """A payer asks `payee` (through the hub, which relays it) for an invoice for `amount`, or
+    with `count` > 1 for an `InvoiceBook` of open-amount invoices (amount 0) for the payment ids
+    `payment_id .. payment_id + count - 1`, so its next payments need no round trip."""
 
     payment_id: U64
     payer: AddressBytes
     payee: AddressBytes
     amount: Amount
+    count: Annotated[int, msgspec.Meta(ge=1, le=MAX_INVOICE_BOOK)] = 1
 
 
 class Invoice(msgspec.Struct, frozen=True, tag=True, forbid_unknown_fields=True):
@@ -201,6 +205,16 @@ class Invoice(msgspec.Struct, frozen=True, tag=True, forbid_unknown_fields=True)
     payee: AddressBytes
     amount: Amount
     secrethash: Bytes32
+
+
+class InvoiceBook(msgspec.Struct, frozen=True, tag=True, forbid_unknown_fields=True):
+    """Open-amount invoices from `payee` for `payer`'s payment ids `first_payment_id` on: the
+    i-th secrethash is for payment id `first_payment_id + i`, whatever amount the payer pays."""
+
+    payer: AddressBytes
+    payee: AddressBytes
+    first_payment_id: U64
+    secrethashes: Annotated[list[Bytes32], msgspec.Meta(min_length=1, max_length=MAX_INVOICE_BOOK)]
 
 
 class InvoiceRefused(msgspec.Struct, frozen=True, tag=True, forbid_unknown_fields=True):
@@ -235,7 +249,7 @@ class ErrorReply(msgspec.Struct, frozen=True, tag=True, forbid_unknown_fields=Tr
     reason: Reason
 
 
-RoutingMessage = InvoiceRequest | Invoice | InvoiceRefused | HubTerms | ErrorReply
+RoutingMessage = InvoiceRequest | Invoice | InvoiceBook | InvoiceRefused | HubTerms | ErrorReply
 """Messages between agents and the hub that change no channel (no message id, no ack)."""
 
 

@@ -131,7 +131,7 @@ class Hub:
                         reason="the payee is not connected to this hub",
                     )
                 )
-        elif isinstance(message, wire.Invoice):
+        elif isinstance(message, wire.Invoice | wire.InvoiceBook):
             if message.payee != sender:
                 self._reply_error(connection, "an invoice must name its sender as payee")
             else:

@@ -39,6 +39,7 @@ from channels.agent import Agent, PaymentError
 from channels.bench.synthetic import address_of, hub_channels, open_service
 from channels.core import state_changes as sc
 from channels.core.types import Address
+from channels.service import SWITCH_INTERVAL
 
 READY = "READY"
 MAX_DONE = "MAXDONE"
@@ -364,6 +365,7 @@ def main(argv: list[str] | None = None) -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
+    sys.setswitchinterval(SWITCH_INTERVAL)
     # CPU time of the trio thread (wall time would count the waits and the preemptions)
     profiler = cProfile.Profile(time.thread_time) if args.profile else None
     if profiler is not None:

@@ -170,6 +170,9 @@ FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "fee_cap": amounts,
     "lock_timeout": u64,
     "reveal_timeout": u64,
+    "count": st.integers(1, wire.MAX_INVOICE_BOOK),
+    "first_payment_id": u64,
+    "secrethashes": st.lists(bytes32, min_size=1, max_size=8),
 }
 
 

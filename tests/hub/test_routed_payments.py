@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import trio
 
+from channels import wire
 from channels.agent import PaymentError
 from tests.hub.netfix import TERMS, running_net
 
@@ -91,8 +92,52 @@ async def test_old_payments_leave_memory_but_stay_idempotent(
                 await alice.pay(net.address("washer"), 700, payment_id=payment_id)
             await alice.service.wait_committed()
             assert 1 not in alice.payments and len(alice.payments) <= 3
-            assert len(washer.invoices) <= 3
+            received = [r for r in washer.invoices.values() if r.status == "received"]
+            assert len(received) <= 3  # the rest of its records are the payer's open invoices
             again = await alice.pay(net.address("washer"), 700, payment_id=1)  # from the store
         assert again == first
         [a] = alice.balances()
         assert a.balance == 1_000_000_000 - 7 * (700 + TERMS.fees.fee(700))
+
+
+async def test_payments_in_id_order_use_open_invoices_without_a_round_trip(
+    tmp_path: Path,
+) -> None:
+    async with running_net(tmp_path, ["alice", "washer"]) as net:
+        alice, washer = net.agents["alice"], net.agents["washer"]
+        with trio.fail_after(20):
+            for payment_id in range(1, 101):
+                await alice.pay(net.address("washer"), 300 + payment_id, payment_id)
+            received = [await washer.received.receive() for _ in range(100)]
+        assert [r.amount for r in received] == [300 + i for i in range(1, 101)]
+        # 100 payments, a few books of 64 open invoices: not 200 invoice messages relayed
+        assert net.hub.stats.relayed <= 8
+
+
+async def test_a_payee_refuses_a_book_that_is_not_open_amount(tmp_path: Path) -> None:
+    async with running_net(tmp_path, ["alice", "washer"]) as net:
+        alice = net.agents["alice"]
+        refused: list[str] = []
+        original = alice._on_routing
+
+        def spy(connection, message):  # type: ignore[no-untyped-def]
+            if isinstance(message, wire.InvoiceRefused):
+                refused.append(message.reason)
+            original(connection, message)
+
+        alice.service.on_routing = spy
+        alice.service.send_routing(
+            alice.hub,
+            wire.InvoiceRequest(
+                payment_id=1,
+                payer=alice.service.address,
+                payee=net.address("washer"),
+                amount=wire.amount_to_wire(5),
+                count=10,
+            ),
+        )
+        with trio.fail_after(5):
+            while not refused:  # noqa: ASYNC110  # the refusal comes back through the hub
+                await trio.sleep(0.01)
+        assert "open amounts" in refused[0]
+        assert not net.agents["washer"].invoices
