@@ -142,12 +142,12 @@ class Agent:
         self.accept_charge = accept_charge
         # without a chain follower of our own, take the chain head from the hub's terms
         self.blocks_from_hub = blocks_from_hub
-        self._signals: dict[int, trio.Event] = {}
+        self._signals: dict[int, trio.Event] = {}  # payment id -> set when its status changes
         self._book: dict[tuple[Address, int], bytes] = {}  # (payee, payment id) -> secrethash
         self._book_asked: dict[Address, int] = {}  # payee -> highest payment id asked for
-        self._open_issued: dict[
-            bytes, int
-        ] = {}  # payer -> open invoices issued and unpaid  # payment id -> set when its status changes
+        self._open_issued: dict[bytes, int] = {}  # payer -> open invoices issued and unpaid
+        self._last_paid_id: dict[Address, int] = {}  # payee -> the payment id paid last
+        self._no_books: set[Address] = set()  # payees that refused a book
         self.terms: wire.HubTerms | None = None
         self.fees = FeeSchedule()
         self._terms_known = trio.Event()
@@ -246,10 +246,17 @@ class Agent:
         if record.status == "requested":
             self._pay_from_book(record)  # no round trip when an open invoice is at hand
         asked = self._book_asked.get(payee, 0) >= payment_id  # a book on its way covers it
+        # ids paid in order to one payee use books; any other payment asks for its own invoice
+        in_order = payee not in self._no_books and (
+            asked or self._last_paid_id.get(payee) == payment_id - 1
+        )
+        self._last_paid_id[payee] = payment_id
         with trio.move_on_after(give_up_after) as scope:
             while (status := self.payments[payment_id].status) not in FINAL:
                 if status == "requested":  # (again, if the payee did not answer in time)
-                    if not asked:
+                    if not in_order or payee in self._no_books:
+                        self._request_invoice(record)
+                    elif not asked:
                         self._request_book(payee, payment_id)
                     asked = False
                     with trio.move_on_after(INVOICE_RETRY):
@@ -277,6 +284,18 @@ class Agent:
             signal.set()
 
     # -- open invoices ahead of time --------------------------------------------------------------
+
+    def _request_invoice(self, record: PaymentRecord) -> None:
+        """Ask the payee for the invoice of this one payment (its own amount)."""
+        self.service.send_routing(
+            self.hub,
+            wire.InvoiceRequest(
+                payment_id=record.payment_id,
+                payer=self.service.address,
+                payee=record.payee,
+                amount=wire.amount_to_wire(record.amount),
+            ),
+        )
 
     def _request_book(self, payee: Address, first: int) -> None:
         """Ask `payee` for open invoices for our payment ids `first` on."""
@@ -502,12 +521,14 @@ class Agent:
             if message.payer == self.service.address:
                 self._take_book(message)
         elif isinstance(message, wire.InvoiceRefused):
+            payee = Address(message.payee)
+            if self._book_asked.get(payee, 0) >= message.payment_id:
+                # a book refused: ask for single invoices from now on (the pay loop retries)
+                self._no_books.add(payee)
+                self._book_asked.pop(payee, None)
+                return
             record = self.payments.get(message.payment_id)
-            if (
-                record is not None
-                and record.status == "requested"
-                and record.payee == message.payee
-            ):
+            if record is not None and record.status == "requested" and record.payee == payee:
                 self._fail(record, f"the payee refused: {message.reason}")
         elif isinstance(message, wire.ErrorReply):
             log.warning("the hub refused message %d: %s", message.message_id, message.reason)

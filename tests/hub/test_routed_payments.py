@@ -141,3 +141,27 @@ async def test_a_payee_refuses_a_book_that_is_not_open_amount(tmp_path: Path) ->
                 await trio.sleep(0.01)
         assert "open amounts" in refused[0]
         assert not net.agents["washer"].invoices
+
+
+async def test_a_payer_whose_book_is_refused_falls_back_to_single_invoices(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("channels.agent.MAX_OPEN_PER_PAYER", 10)  # below one book
+    async with running_net(tmp_path, ["alice", "washer"]) as net:
+        alice, washer = net.agents["alice"], net.agents["washer"]
+        with trio.fail_after(20):
+            for payment_id in range(1, 6):
+                await alice.pay(net.address("washer"), 1_000, payment_id)
+            received = [await washer.received.receive() for _ in range(5)]
+        assert [r.payment_id for r in received] == [1, 2, 3, 4, 5]
+        assert net.address("washer") in alice._no_books
+
+
+async def test_interleaved_payment_ids_use_single_invoices(tmp_path: Path) -> None:
+    async with running_net(tmp_path, ["alice", "washer", "dryer"]) as net:
+        alice = net.agents["alice"]
+        with trio.fail_after(20):
+            for payment_id in range(1, 41):
+                payee = net.address("washer" if payment_id % 2 else "dryer")
+                await alice.pay(payee, 1_000, payment_id)
+        assert not net.agents["washer"]._open_issued.get(alice.service.address)
