@@ -60,9 +60,9 @@ SEED_DIGEST = keccak(b"CISE invoice secret seed v1")
 PAYMENT_FACT = "payment:"
 INVOICE_FACT = "invoice:"
 FINAL = ("completed", "failed")
-INVOICE_BOOK = 64  # open invoices asked for at once (payments to one payee in id order)
+INVOICE_BOOK = 128  # open invoices asked for at once (payments to one payee in id order)
 MAX_BOOKED = 4 * INVOICE_BOOK  # open invoices held at most (ids skipped are forgotten)
-MAX_OPEN_PER_PAYER = 16 * INVOICE_BOOK  # open invoices a payee keeps unpaid for one payer
+MAX_OPEN_PER_PAYER = 8 * INVOICE_BOOK  # open invoices a payee keeps unpaid for one payer
 FINAL_OR_RECEIVED = ("completed", "failed", "received", "refused")
 
 ChargePolicy = Callable[[Address, int, int], bool]  # (payee, amount, payment_id) -> pay it?
@@ -316,7 +316,7 @@ class Agent:
         before the book runs out (ids used in order need no round trip at all)."""
         payee = Address(record.payee)
         secrethash = self._book.pop((payee, record.payment_id), None)
-        ahead = record.payment_id + INVOICE_BOOK // 2
+        ahead = record.payment_id + INVOICE_BOOK  # keep a whole book ahead of the payments
         if secrethash is not None and self._book_asked.get(payee, 0) < ahead:
             self._request_book(payee, self._book_asked[payee] + 1)
         if secrethash is not None:

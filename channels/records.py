@@ -27,6 +27,13 @@ class OutboxMessage(msgspec.Struct, frozen=True):
     payload: bytes
 
 
+class OutboxBatch(msgspec.Struct, frozen=True):
+    """The messages one commit group sent, kept as one outbox row until all are acknowledged
+    (one row per group, not per message: the commit thread binds one row, not hundreds)."""
+
+    messages: list[OutboxMessage]
+
+
 class PaymentRecord(msgspec.Struct, frozen=True):
     """A payment we make, by payment id: what we were asked to pay and how it ended."""
 
@@ -50,7 +57,7 @@ class InvoiceRecord(msgspec.Struct, frozen=True):
     received: int = 0
 
 
-SHELL_RECORDS: tuple[type, ...] = (OutboxMessage, PaymentRecord, InvoiceRecord)
+SHELL_RECORDS: tuple[type, ...] = (OutboxMessage, OutboxBatch, PaymentRecord, InvoiceRecord)
 
 
 def core_record_codec() -> RecordCodec:
