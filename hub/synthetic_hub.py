@@ -19,13 +19,12 @@ import argparse
 import cProfile
 import gc
 import json
-import signal
 import sys
 import time
 
 import trio
 
-from channels.bench.synthetic import address_of, hub_channels, open_service
+from channels.bench.synthetic import address_of, cancel_on_sigterm, hub_channels, open_service
 from channels.core import state_changes as sc
 from channels.core.fees import FeeSchedule
 from channels.core.types import BlockNumber
@@ -43,13 +42,6 @@ async def block_clock(service: NodeService, interval: float) -> None:
     while True:
         await trio.sleep(interval)
         service.handle(sc.Block(BlockNumber(service.block_number + 1)))
-
-
-async def _cancel_on_sigterm(scope: trio.CancelScope) -> None:
-    with trio.open_signal_receiver(signal.SIGTERM) as signals:
-        async for _ in signals:
-            scope.cancel()
-            return
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -71,7 +63,7 @@ async def run(args: argparse.Namespace) -> None:
     try:
         async with trio.open_nursery() as nursery:
             if args.profile:
-                nursery.start_soon(_cancel_on_sigterm, nursery.cancel_scope)
+                nursery.start_soon(cancel_on_sigterm, nursery.cancel_scope)
             port = await nursery.start(
                 lambda task_status: hub.serve(port=args.port, task_status=task_status)
             )

@@ -25,7 +25,6 @@ import argparse
 import cProfile
 import gc
 import json
-import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -36,7 +35,7 @@ from typing import Any
 import trio
 
 from channels.agent import Agent, PaymentError
-from channels.bench.synthetic import address_of, hub_channels, open_service
+from channels.bench.synthetic import address_of, cancel_on_sigterm, hub_channels, open_service
 from channels.core import state_changes as sc
 from channels.core.types import Address
 from channels.service import SWITCH_INTERVAL
@@ -289,13 +288,6 @@ async def run_payee(args: argparse.Namespace, agents: list[Agent]) -> dict[str, 
 # ----------------------------------------------------------------------------- process
 
 
-async def _cancel_on_sigterm(scope: trio.CancelScope) -> None:
-    with trio.open_signal_receiver(signal.SIGTERM) as signals:
-        async for _ in signals:
-            scope.cancel()
-            return
-
-
 async def run(args: argparse.Namespace) -> int:
     all_names = [n for n in args.agents.split(",") if n]
     names = [n for n in args.names.split(",") if n]
@@ -310,7 +302,7 @@ async def run(args: argparse.Namespace) -> int:
     try:
         async with trio.open_nursery() as nursery:
             if args.graceful_sigterm:
-                nursery.start_soon(_cancel_on_sigterm, nursery.cancel_scope)
+                nursery.start_soon(cancel_on_sigterm, nursery.cancel_scope)
             agents = await start_agents(
                 nursery, names, opening, db_dir, args.hub_port, args.group_target
             )

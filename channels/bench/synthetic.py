@@ -8,8 +8,11 @@ funds, and it must never be used by a command that talks to a real chain.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Sequence
 from pathlib import Path
+
+import trio
 
 from channels.codec.eip712 import Domain
 from channels.codec.keccak import keccak
@@ -92,8 +95,16 @@ def open_service(
     return NodeService(signer, store, node, group_target=group_target)
 
 
+async def cancel_on_sigterm(scope: trio.CancelScope) -> None:
+    """Cancel `scope` on SIGTERM (a benchmark process's parent asks it to stop cleanly)."""
+    with trio.open_signal_receiver(signal.SIGTERM) as signals:
+        async for _ in signals:
+            scope.cancel()
+            return
+
+
 def address_of(name: str) -> Address:
     return Address(LocalSigner(key_of(name)).address)
 
 
-__all__ = ["address_of", "hub_channels", "key_of", "open_service", "replay"]
+__all__ = ["address_of", "cancel_on_sigterm", "hub_channels", "key_of", "open_service", "replay"]
