@@ -58,6 +58,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_GROUP_TARGET = 64  # state changes a commit group waits for ...
 DEFAULT_GROUP_WAIT = 0.0005  # ... or this many seconds after its first one
+RECEIVE_SLICE = 16  # messages of one frame handled between two checkpoints
 MESSAGE_ID_SHIFT = 20  # message id = state change id << 20 | index of the event
 OUTBOX_PREFIX = "msg:"
 # The commit thread needs the GIL for a moment between sqlite calls; with the default 5 ms
@@ -282,8 +283,13 @@ class NodeService:
         if admit is not None and not admit(Address(connection.peer)):
             log.info("ignoring %s from 0x%s", type(message).__name__, connection.peer.hex())
             return
-        for item in wire.unpack(message):
+        items = wire.unpack(message)
+        for index, item in enumerate(items, 1):
             self.receive(connection, item)
+            if index % RECEIVE_SLICE == 0:
+                # a Batch may hold a whole group of the peer's: let the commit task seal and send
+                # between slices, so the next process starts on it (stages overlap, not take turns)
+                await trio.lowlevel.checkpoint()
         await trio.lowlevel.checkpoint()  # let a finished commit acknowledge between frames
 
     def receive(self, connection: Connection, item: wire.FrameItem) -> None:
