@@ -52,7 +52,7 @@ from channels.core.types import Address, BlockNumber, ChannelId
 from channels.records import OutboxBatch, OutboxMessage, replay
 from channels.signer import LocalSigner
 from channels.store import CommitGroup, SqliteStore
-from channels.transport import Connection, DispatchTable
+from channels.transport import Connection, DispatchTable, MalformedMessageError
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,10 @@ class _GroupWork:
     notices: list[ev.Event] = field(default_factory=list)
     size: int = 0  # state changes: what makes a group worth committing at once
     confirmations: int = 0  # outbox rows to delete (acknowledged messages)
+
+
+class AbusivePeerError(MalformedMessageError):
+    """A peer kept sending messages we reject: the transport drops its connection."""
 
 
 @dataclass(slots=True)
@@ -142,6 +146,10 @@ class NodeService:
         self.on_routing: RoutingHandler | None = None
         # who may talk to us at all (the hub: partners with an open channel); None: everyone
         self.admit: Callable[[Address], bool] | None = None
+        # a connection sending more invalid messages than this in a row is dropped (abuse: each
+        # one is logged); copies of proofs we already have do not count; None: no limit
+        self.max_invalid_in_a_row: int | None = None
+        self._invalid_in_a_row: dict[Connection, int] = {}
         self.connections: dict[Address, Connection] = {}
         # committed, not yet acknowledged messages per recipient, in send order
         self.unacked: dict[Address, dict[int, OutboxMessage]] = {}
@@ -309,7 +317,11 @@ class NodeService:
                     self.stats.invalid_received += 1
                     reason: str = event.reason  # type: ignore[union-attr]
                     replies.append(wire.ErrorReply(message_id=message.message_id, reason=reason))
+                    if not self._is_resent_copy(message):
+                        self._count_invalid(connection)
                     break
+            else:
+                self._invalid_in_a_row.pop(connection, None)
         elif kind is wire.Processed:
             assert isinstance(item, wire.Processed)
             pending = self.unacked.get(sender)
@@ -331,6 +343,26 @@ class NodeService:
             self.on_routing(connection, item)  # type: ignore[arg-type]  # narrowed by the tuple
         elif isinstance(item, wire.ErrorReply):
             log.warning("0x%s refused message %d: %s", sender.hex(), item.message_id, item.reason)
+
+    def _is_resent_copy(self, message: wire.PeerMessage) -> bool:
+        """A balance proof we already have (an honest peer resends after a reconnect)."""
+        nonce: int | None = getattr(message, "nonce", None)
+        if nonce is None:
+            return False
+        channel = self._channels.get(ChannelId(getattr(message, "channel_id", 0)))
+        return channel is not None and nonce <= channel.partner.balance_proof.nonce
+
+    def _count_invalid(self, connection: Connection) -> None:
+        limit = self.max_invalid_in_a_row
+        if limit is None:
+            return
+        count = self._invalid_in_a_row.get(connection, 0) + 1
+        self._invalid_in_a_row[connection] = count
+        if count > limit:
+            del self._invalid_in_a_row[connection]
+            raise AbusivePeerError(
+                f"0x{connection.peer.hex()} sent {count} invalid messages in a row: disconnected"
+            )
 
     # -- committing -----------------------------------------------------------------------------
 
@@ -446,6 +478,7 @@ class NodeService:
                 self.stats.messages_resent += len(pending)
             await connection.wait_closed()
         finally:
+            self._invalid_in_a_row.pop(connection, None)
             if self.connections.get(peer) is connection:
                 del self.connections[peer]
 

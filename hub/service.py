@@ -34,6 +34,9 @@ from hub.mediator import MediationTerms, Mediator
 log = logging.getLogger(__name__)
 
 TERMS_INTERVAL = 1.0  # seconds between terms announcements (they carry the chain head)
+# a peer sending more invalid messages than this in a row is disconnected (each one is logged);
+# copies of proofs the hub already has (an honest peer resending after a reconnect) do not count
+MAX_INVALID_IN_A_ROW = 1_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +87,7 @@ class Hub:
         service.on_routing = self._on_routing
         # frames can arrive before `on_connection` refused a peer: they must change nothing
         service.admit = lambda peer: service.channel_with(peer) is not None
+        service.max_invalid_in_a_row = MAX_INVALID_IN_A_ROW
 
     def _decide(self, event: ev.Event) -> Iterable[sc.StateChange]:
         # the service replaces its channel mapping on node-level changes: keep the view current

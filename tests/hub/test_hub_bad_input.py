@@ -485,3 +485,50 @@ async def test_a_routing_message_on_behalf_of_someone_else_is_refused(
 def test_wire_decode_reports_invalid_utf8_as_a_wire_error() -> None:
     with pytest.raises(wire.WireError):
         wire.decode(b"\x82\xa4type\xaaErrorReply\xa6reason\xa2\xff\xfe")
+
+
+async def test_a_peer_flooding_invalid_messages_is_disconnected_and_others_are_served(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("hub.service.MAX_INVALID_IN_A_ROW", 20)
+    async with running_hub(tmp_path, NAMES) as net:
+        mallory = net.raw["mallory"]
+        channels, balances = net.snapshot(), net.hub_balances()
+        message = _nonce_skips(net, mallory)  # invalid: nonce 2 skips ahead, every time
+        with trio.fail_after(10):
+            try:
+                async with mallory.connect(net.port) as connection:
+                    await mallory.expect(lambda m: isinstance(m, wire.HubTerms))
+                    for _ in range(25):
+                        connection.send_nowait(message)
+                    await connection.wait_closed()  # dropped for abuse
+            except TransportError:
+                pass
+        assert sum(isinstance(m, wire.ErrorReply) for m in mallory.received) <= 21
+        assert_unchanged(net, channels, balances)
+        await others_still_pay(net, payment_id=1)
+
+
+async def test_copies_of_proofs_the_hub_has_are_not_abuse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("hub.service.MAX_INVALID_IN_A_ROW", 5)
+    async with running_hub(tmp_path, NAMES) as net:
+        mallory = net.raw["mallory"]
+        message = mallory.locked_transfer(
+            1_000, _secrethash("copies"), expiration=LOCK_EXPIRATION, target=net.address("hub")
+        )
+        async with mallory.connect(net.port) as connection:
+            await mallory.expect(lambda m: isinstance(m, wire.HubTerms))
+            for _ in range(10):  # the first is taken (and refused: the hub is no payee)
+                connection.send_nowait(message)
+            with trio.fail_after(10):
+                while (  # noqa: ASYNC110  # the replies come from the hub's next commits
+                    sum(
+                        isinstance(m, wire.ErrorReply) and "does not increase" in m.reason
+                        for m in mallory.received
+                    )
+                    < 9
+                ):
+                    await trio.sleep(0.01)
+            assert not connection.closed  # nine copies, limit five: still connected
