@@ -61,6 +61,7 @@ DEFAULT_GROUP_WAIT = 0.0005  # ... or this many seconds after its first one
 RECEIVE_SLICE = 16  # messages of one frame handled between two checkpoints
 MESSAGE_ID_SHIFT = 20  # message id = state change id << 20 | index of the event
 OUTBOX_PREFIX = "msg:"
+TRANSACTION_PREFIX = "tx:"
 # The commit thread needs the GIL for a moment between sqlite calls; with the default 5 ms
 # switch interval a busy trio thread delays each commit by up to that much, on every hop of a
 # payment. Processes that run services set this (`sys.setswitchinterval`) at start.
@@ -93,6 +94,7 @@ class _GroupWork:
     messages: list[OutboxMessage] = field(default_factory=list)
     replies: dict[Connection, list[wire.FrameItem]] = field(default_factory=dict)
     transactions: list[ev.ContractSendEvent] = field(default_factory=list)
+    transaction_keys: list[str] = field(default_factory=list)  # their outbox rows
     notices: list[ev.Event] = field(default_factory=list)
     size: int = 0  # state changes: what makes a group worth committing at once
     confirmations: int = 0  # outbox rows to delete (acknowledged messages)
@@ -112,6 +114,7 @@ class ServiceStatistics:
     messages_resent: int = 0
     messages_received: int = 0
     invalid_received: int = 0
+    transactions_sent: int = 0  # accepted by the chain
     transactions_failed: int = 0
 
 
@@ -157,10 +160,17 @@ class NodeService:
         # messages of each row are still unacknowledged
         self._row_of: dict[int, str] = {}
         self._row_left: dict[str, int] = {}
+        # transactions the core asked for, each an outbox row until it was sent: after a crash
+        # the ones not yet sent are sent now (one already mined fails harmlessly)
+        self._tx_send, self._tx_receive = trio.open_memory_channel[
+            tuple[str, ev.ContractSendEvent]
+        ](math.inf)
         for item in store.unconfirmed():
             batch = item.item
             if isinstance(batch, OutboxBatch):
                 self._track_row(item.key, batch.messages)
+            elif item.key.startswith(TRANSACTION_PREFIX) and type(batch) in _CONTRACT_SEND_KINDS:
+                self._tx_send.send_nowait((item.key, batch))
         self.stats = ServiceStatistics()
         self._group: CommitGroup = store.begin_group()
         self._work = _GroupWork()
@@ -170,7 +180,6 @@ class NodeService:
         self._group_started = False  # the commit task knows the open group has begun
         self._commits_running = False
         self._last_commit_at = -math.inf  # trio time the last commit began
-        self._tx_send, self._tx_receive = trio.open_memory_channel[ev.ContractSendEvent](math.inf)
         # one chain call at a time (py-evm is not thread-safe): services sharing a chain
         # connection in one process share the lock
         self._chain_lock = chain_lock or trio.Lock()
@@ -421,6 +430,10 @@ class NodeService:
             group.add_unconfirmed(
                 outbox_key(work.messages[0].message_id), OutboxBatch(work.messages)
             )
+        for index, transaction in enumerate(work.transactions):
+            key = f"{TRANSACTION_PREFIX}{group.first_id:016x}:{index:04x}"
+            group.add_unconfirmed(key, transaction)
+            work.transaction_keys.append(key)
         if self.store.snapshot_due:
             group.write_snapshot(self.node)
         self._group = self.store.begin_group()  # seals `group`
@@ -448,8 +461,8 @@ class NodeService:
         for connection, replies in work.replies.items():
             if not connection.closed:
                 self._send(connection, _merge_acks(replies))
-        for transaction in work.transactions:
-            self._tx_send.send_nowait(transaction)
+        for key, transaction in zip(work.transaction_keys, work.transactions, strict=True):
+            self._tx_send.send_nowait((key, transaction))
         if work.notices:
             for listener in self.listeners:
                 listener(work.notices)
@@ -508,14 +521,17 @@ class NodeService:
         A rejected transaction changes nothing on chain; the core learns the truth from the
         logs (e.g. the partner settled first), so it is recorded, not retried.
         """
-        async for transaction in self._tx_receive:
+        async for key, transaction in self._tx_receive:
             try:
                 async with self._chain_lock:
                     await trio.to_thread.run_sync(execute, client, self.signer, transaction)
+                self.stats.transactions_sent += 1
             except ChainError as exc:
                 self.stats.transactions_failed += 1
                 self.chain_failures.append((transaction, exc))
                 log.warning("transaction %s failed: %s", type(transaction).__name__, exc)
+            self._group.confirm(key)  # sent (or refused by the chain): not again after a restart
+            self._work.confirmations += 1
 
 
 def _send_payloads(connection: Connection, payloads: list[bytes]) -> None:
