@@ -43,7 +43,6 @@ from channels.core.fees import FeeSchedule
 from channels.core.types import (
     Address,
     BlockNumber,
-    ChannelId,
     PaymentId,
     Secret,
     SecretHash,
@@ -549,7 +548,7 @@ class Agent:
             reason = f"this invoice is already {record.status}"
         elif lock.amount < record.amount:
             reason = f"the lock carries {lock.amount}, the invoice asks for {record.amount}"
-        elif lock.expiration < self.service.block_number + self.service.node.reveal_timeout:
+        elif lock.expiration < self.service.block_number + self.service.reveal_timeout:
             reason = "the lock expires too soon to claim it safely"
         if reason is not None or record is None:
             return [sc.ActionRefuseLock(event.channel_id, lock.secrethash, reason or "")]
@@ -634,7 +633,6 @@ class Agent:
 __all__ = [
     "Agent",
     "ChannelBalance",
-    "ChannelId",
     "PaymentError",
     "PaymentOutcome",
     "ReceivedPayment",

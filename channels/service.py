@@ -205,6 +205,10 @@ class NodeService:
     def block_number(self) -> BlockNumber:
         return self._node.block_number
 
+    @property
+    def reveal_timeout(self) -> int:
+        return self._node.reveal_timeout
+
     def channel_with(self, partner: Address) -> ChannelState | None:
         """Our newest open channel with `partner` (None when there is none)."""
         for channel_id in reversed(self._by_partner.get(partner, ())):
@@ -425,6 +429,7 @@ class NodeService:
         """Seal and commit the open group now, then act on it (also used at shutdown)."""
         group, work = self._group, self._work
         if not (work.size or work.confirmations or group.facts or work.messages):
+            self._committed.unpark_all()  # nothing to write: all of it is durable already
             return
         if work.messages:
             group.add_unconfirmed(

@@ -322,14 +322,6 @@ def encode_batch(payloads: list[bytes]) -> bytes:
     return _BATCH_HEAD + header + b"".join(payloads)
 
 
-def decode_peer(data: bytes) -> PeerMessage:
-    """Decode bytes we encoded ourselves from a peer message (the outbox); WireError otherwise."""
-    message = decode(data)
-    if not is_peer_message(message):
-        raise WireError(f"expected a peer message, got {type(message).__name__}")
-    return message
-
-
 def unpack(message: Message) -> list[FrameItem]:
     """The messages of a frame: a Batch's contents, or the message itself."""
     if isinstance(message, Batch):

@@ -21,7 +21,7 @@ from channels.chain.client import Web3ChainClient
 from channels.core.fees import FeeSchedule
 from channels.core.types import Address, parse_address, to_checksum
 from channels.records import core_record_codec
-from channels.service import NodeService, restore_chain_node, run_on_chain
+from channels.service import CONFIRMATION_FLUSH, NodeService, restore_chain_node, run_on_chain
 from channels.signer import LocalSigner
 from channels.store import SqliteStore, StoreError
 from cise.arguments import positive_int
@@ -193,7 +193,8 @@ async def _pay(
             print(json.dumps({"payment_id": payment_id, "status": "failed", "reason": str(exc)}))
             nursery.cancel_scope.cancel()
             return 1
-        await service.wait_committed()  # the acknowledgements of the last messages
+        with trio.move_on_after(2 * CONFIRMATION_FLUSH):
+            await service.wait_committed()  # the acknowledgements of the last messages
         print(
             json.dumps(
                 {

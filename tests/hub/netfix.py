@@ -13,6 +13,7 @@ import trio
 
 from channels.agent import Agent, ChargePolicy
 from channels.bench.synthetic import address_of, hub_channels, open_service
+from channels.core import state_changes as sc
 from channels.core.fees import FeeSchedule
 from channels.core.types import Address
 from hub.mediator import MediationTerms
@@ -31,6 +32,7 @@ class Net:
     port: int
     agents: dict[str, Agent]
     nursery: trio.Nursery
+    opening: list[sc.StateChange]  # the synthetic chain events every node started from
 
     def address(self, name: str) -> Address:
         return address_of(name)
@@ -48,7 +50,10 @@ async def running_net(
     terms: MediationTerms = TERMS,
     hub_deposit: int = HUB_DEPOSIT,
     accept_charge: ChargePolicy = _accept_all,
+    without_agent: Sequence[str] = (),
 ) -> AsyncIterator[Net]:
+    """A hub with a channel to every name in `names`, and an Agent for each name not in
+    `without_agent` (those are for tests that speak to the hub themselves)."""
     hub_address = address_of("hub")
     opening = hub_channels(hub_address, [address_of(n) for n in names], DEPOSIT, hub_deposit)
     hub_service = open_service("hub", tmp / "hub.sqlite", opening)
@@ -58,6 +63,8 @@ async def running_net(
         async with trio.open_nursery() as nursery:
             port = await nursery.start(hub.serve)
             for name in names:
+                if name in without_agent:
+                    continue
                 service = open_service(name, tmp / f"{name}.sqlite", opening)
                 agent = Agent(
                     service, hub_address, accept_charge=accept_charge, blocks_from_hub=True
@@ -67,7 +74,7 @@ async def running_net(
             with trio.fail_after(10):
                 for agent in agents.values():
                     await agent.wait_ready()
-            yield Net(hub, port, agents, nursery)
+            yield Net(hub, port, agents, nursery, opening)
             nursery.cancel_scope.cancel()
     finally:
         hub_service.store.close()

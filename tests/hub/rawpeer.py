@@ -21,7 +21,7 @@ from msgspec.structs import replace
 
 from channels import wire
 from channels.agent import Agent, ChargePolicy
-from channels.bench.synthetic import address_of, domain, hub_channels, key_of, open_service
+from channels.bench.synthetic import address_of, domain, key_of
 from channels.core import events as ev
 from channels.core import state_changes as sc
 from channels.core.channel import (
@@ -42,7 +42,7 @@ from channels.core.types import (
 from channels.signer import LocalSigner
 from channels.transport import Connection, DispatchTable, TcpTransport
 from hub.service import Hub
-from tests.hub.netfix import DEPOSIT, HUB_DEPOSIT, TERMS
+from tests.hub.netfix import running_net
 
 RAW_MAX_FRAME = 4 << 20  # a raw peer may send (and accept) frames above the hub's 1 MiB limit
 
@@ -253,30 +253,6 @@ async def running_hub(
 
     A name in `raw` but not in `names` is a peer without a channel.
     """
-    hub_address = address_of("hub")
-    opening = hub_channels(hub_address, [address_of(n) for n in names], DEPOSIT, HUB_DEPOSIT)
-    hub_service = open_service("hub", tmp / "hub.sqlite", opening)
-    hub = Hub(hub_service, TERMS)
-    agents: dict[str, Agent] = {}
-    try:
-        async with trio.open_nursery() as nursery:
-            port = await nursery.start(hub.serve)
-            for name in names:
-                if name in raw:
-                    continue
-                service = open_service(name, tmp / f"{name}.sqlite", opening)
-                agent = Agent(
-                    service, hub_address, accept_charge=accept_charge, blocks_from_hub=True
-                )
-                agents[name] = agent
-                agent.start(nursery, port)
-            with trio.fail_after(10):
-                for agent in agents.values():
-                    await agent.wait_ready()
-            peers = {name: RawPeer(name, opening, hub_address) for name in raw}
-            yield RawNet(hub, port, agents, peers, nursery, opening, list(names))
-            nursery.cancel_scope.cancel()
-    finally:
-        hub_service.store.close()
-        for agent in agents.values():
-            agent.service.store.close()
+    async with running_net(tmp, names, accept_charge=accept_charge, without_agent=raw) as net:
+        peers = {name: RawPeer(name, net.opening, address_of("hub")) for name in raw}
+        yield RawNet(net.hub, net.port, net.agents, peers, net.nursery, net.opening, list(names))
