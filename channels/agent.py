@@ -48,7 +48,7 @@ from channels.core.types import (
     SecretHash,
     TokenAmount,
 )
-from channels.records import InvoiceRecord, PaymentRecord
+from channels.records import InvoiceRecord, PaymentRecord, ReceiptRecord
 from channels.service import NodeService
 from channels.transport import Connection, TcpTransport
 
@@ -58,6 +58,7 @@ INVOICE_RETRY = 1.0  # seconds between invoice requests while the payee does not
 SEED_DIGEST = keccak(b"CISE invoice secret seed v1")
 PAYMENT_FACT = "payment:"
 INVOICE_FACT = "invoice:"
+RECEIPT_FACT = "receipt:"
 FINAL = ("completed", "failed")
 INVOICE_BOOK = 128  # open invoices asked for at once (payments to one payee in id order)
 MAX_BOOKED = 4 * INVOICE_BOOK  # open invoices held at most (ids skipped are forgotten)
@@ -483,6 +484,22 @@ class Agent:
             )
         return ReceivedPayment(payment_id, payer, record.amount, record.received)
 
+    def cancel_invoice(self, payer: Address, payment_id: int) -> bool:
+        """Withdraw an unpaid invoice: a lock for it that arrives later is refused. False when
+        it can no longer be withdrawn (its secret is revealed: the payment completes)."""
+        secrethash = secrethash_of(self._secret_for(payer, payment_id))
+        record = self.invoices.get(secrethash) or self.service.store.fact(
+            f"{INVOICE_FACT}{secrethash.hex()}"
+        )
+        if not isinstance(record, InvoiceRecord) or record.status in ("refused",):
+            return True
+        if record.status != "issued":
+            return False
+        refused = replace(record, status="refused")
+        self.invoices[secrethash] = refused
+        self.service.put_fact(f"{INVOICE_FACT}{secrethash.hex()}", refused)
+        return True
+
     # -- hooks ----------------------------------------------------------------------------------
 
     def _on_routing(self, connection: Connection, message: wire.RoutingMessage) -> None:
@@ -529,8 +546,29 @@ class Agent:
             record = self.payments.get(message.payment_id)
             if record is not None and record.status == "requested" and record.payee == payee:
                 self._fail(record, f"the payee refused: {message.reason}")
+        elif isinstance(message, wire.UseReceipt):
+            self._keep_receipt(message)
         elif isinstance(message, wire.ErrorReply):
             log.warning("the hub refused message %d: %s", message.message_id, message.reason)
+
+    def _keep_receipt(self, receipt: wire.UseReceipt) -> None:
+        """Keep an asset's receipt for a charge we paid it (any other is dropped: nobody can make
+        us store what we did not pay for)."""
+        if receipt.user != self.service.address:
+            return
+        record = self.payments.get(receipt.payment_id) or self.service.store.fact(
+            f"{PAYMENT_FACT}{receipt.payment_id}"
+        )
+        if not isinstance(record, PaymentRecord) or record.payee != receipt.asset:
+            log.info("dropped a receipt from 0x%s for no payment of ours", receipt.asset.hex())
+            return
+        key = f"{RECEIPT_FACT}{receipt.asset.hex()}:{receipt.payment_id}"
+        self.service.put_fact(key, ReceiptRecord(receipt.asset, receipt.payment_id, receipt.entry))
+
+    def receipts(self, asset: Address | None = None) -> list[ReceiptRecord]:
+        """The receipts kept (of one asset, or of all), by asset and payment id."""
+        prefix = RECEIPT_FACT + (asset.hex() + ":" if asset is not None else "")
+        return [r for _, r in self.service.store.facts(prefix) if isinstance(r, ReceiptRecord)]
 
     def _decide(self, event: ev.Event) -> Iterable[sc.StateChange]:
         """Inside the commit group: reveal the secret of a lock that pays our invoice in full."""

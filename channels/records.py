@@ -57,7 +57,21 @@ class InvoiceRecord(msgspec.Struct, frozen=True):
     received: int = 0
 
 
-SHELL_RECORDS: tuple[type, ...] = (OutboxMessage, OutboxBatch, PaymentRecord, InvoiceRecord)
+class ReceiptRecord(msgspec.Struct, frozen=True):
+    """An asset's receipt for a charge we paid: its signed revenue-ledger entry (opaque here)."""
+
+    asset: bytes
+    payment_id: int
+    entry: bytes
+
+
+SHELL_RECORDS: tuple[type, ...] = (
+    OutboxMessage,
+    OutboxBatch,
+    PaymentRecord,
+    InvoiceRecord,
+    ReceiptRecord,
+)
 
 
 def core_record_codec() -> RecordCodec:

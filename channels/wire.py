@@ -42,6 +42,7 @@ MAX_BATCH = 1024  # messages in one Batch
 AMOUNT_BYTES = 12  # uint96
 MAX_REASON = 500  # characters of an error reason
 MAX_INVOICE_BOOK = 256  # open invoices in one InvoiceBook
+MAX_RECEIPT = 4096  # bytes of one signed ledger entry carried as a receipt
 
 U64 = Annotated[int, msgspec.Meta(ge=0)]  # msgpack itself caps integers at 2**64 - 1
 Slot = Annotated[int, msgspec.Meta(ge=0, le=MAX_PENDING_LOCKS - 1)]
@@ -249,7 +250,20 @@ class ErrorReply(msgspec.Struct, frozen=True, tag=True, forbid_unknown_fields=Tr
     reason: Reason
 
 
-RoutingMessage = InvoiceRequest | Invoice | InvoiceBook | InvoiceRefused | HubTerms | ErrorReply
+class UseReceipt(msgspec.Struct, frozen=True, tag=True, forbid_unknown_fields=True):
+    """An asset's receipt for one charged use, sent to its user through the hub: `entry` is the
+    asset's signed revenue-ledger entry for the use (opaque here; `assets.ledger` decodes it), and
+    `payment_id` the charge it records, so the user keeps receipts only for charges it paid."""
+
+    asset: AddressBytes
+    user: AddressBytes
+    payment_id: U64
+    entry: Annotated[bytes, msgspec.Meta(min_length=1, max_length=MAX_RECEIPT)]
+
+
+RoutingMessage = (
+    InvoiceRequest | Invoice | InvoiceBook | InvoiceRefused | HubTerms | ErrorReply | UseReceipt
+)
 """Messages between agents and the hub that change no channel (no message id, no ack)."""
 
 

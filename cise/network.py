@@ -2,7 +2,8 @@
 
 JSON with the RPC URL, chain id, contract addresses, deployment block and challenge period, plus the
 dev accounts' keys on a dev network (those keys are public test keys, never real ones). Reading
-validates every field and names the bad one; it must never guess a missing value.
+validates every field and names the bad one; it must never guess a missing value. The one optional
+field is `asset_registry` (files written before the registry existed lack it; null = none).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class Network:
 
     def to_json(self) -> str:
         d = self.deployment
+        registry = None if d.asset_registry is None else to_checksum(d.asset_registry)
         return json.dumps(
             {
                 "rpc_url": self.rpc_url,
@@ -36,6 +38,7 @@ class Network:
                 "channel_manager": to_checksum(d.manager),
                 "deployment_block": d.block_number,
                 "settle_timeout": d.settle_timeout,
+                "asset_registry": registry,
                 "dev_private_keys": ["0x" + key.hex() for key in self.dev_keys],
             },
             indent=2,
@@ -73,6 +76,10 @@ def load_network(path: Path) -> Network:
     try:
         token = parse_address(_field(raw, "token", str))
         manager = parse_address(_field(raw, "channel_manager", str))
+        registry = raw.get("asset_registry")
+        asset_registry = (
+            None if registry is None else parse_address(_field(raw, "asset_registry", str))
+        )
     except ValueError as exc:
         raise NetworkFileError(f"network file: {exc}") from None
     rpc_url = _field(raw, "rpc_url", str)
@@ -87,5 +94,6 @@ def load_network(path: Path) -> Network:
         Address(manager),
         BlockNumber(_field(raw, "deployment_block", int)),
         _field(raw, "settle_timeout", int),
+        asset_registry,
     )
     return Network(rpc_url, deployment, tuple(_key(k, i) for i, k in enumerate(keys)))

@@ -147,6 +147,11 @@ class Hub:
                 self._relay(Address(message.payee), message)
             else:
                 self._reply_error(connection, "only the payer or the payee can refuse an invoice")
+        elif isinstance(message, wire.UseReceipt):
+            if message.asset != sender:
+                self._reply_error(connection, "a receipt must name its sender as asset")
+            else:
+                self._relay(Address(message.user), message)
         elif isinstance(message, wire.ErrorReply):
             log.info(
                 "0x%s refused message %d: %s", sender.hex(), message.message_id, message.reason

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # README command 2: install what is needed, then run every check CI runs:
-# ruff, mypy (strict on channels/), import-linter, artifact freshness, Slither, and the whole
+# ruff, mypy (strict on channels/, hub/, assets/), import-linter, artifact freshness, Slither, and the whole
 # pytest suite (unit, contract, property, integration against anvil and ganache processes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,7 +8,7 @@ bash scripts/bootstrap.sh
 export PATH="$PWD/.venv/bin:$PATH"
 export PYTHONPATH="$PWD"  # import-linter finds packages on sys.path, not through the editable finder
 echo "== ruff";          ruff check . && ruff format --check .
-echo "== mypy";          mypy channels
+echo "== mypy";          mypy channels hub assets cise
 echo "== import-linter"; lint-imports
 echo "== artifacts";     node scripts/compile_contracts.mjs --check
 echo "== slither";       SLITHER="$PWD/.venv-slither/bin/slither" bash scripts/slither.sh

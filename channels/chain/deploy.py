@@ -1,4 +1,4 @@
-"""Deploy the CISE contracts (Token, ChannelManager) from the packaged artifacts and fund accounts.
+"""Deploy the CISE contracts (Token, ChannelManager, AssetRegistry) from the packaged artifacts.
 
 For dev and test chains, and for bootstrapping a new network. It must never mint on a network
 whose token is issued elsewhere: `mint` needs the deployer's MINTER_ROLE and fails otherwise.
@@ -28,6 +28,9 @@ class Deployment:
     manager: Address
     block_number: BlockNumber  # the manager's deployment block: where log following starts
     settle_timeout: int
+    # None for a network deployed before the registry existed (and for its stored network files).
+    # Deployed after the manager, so `block_number` is also a safe start for its logs.
+    asset_registry: Address | None = None
 
 
 def deploy_contract(
@@ -49,7 +52,10 @@ def deploy(
     settle_timeout: int = DEFAULT_SETTLE_TIMEOUT,
     token: Address | None = None,
 ) -> Deployment:
-    """Deploy a Token (unless `token` is given; the deployer becomes its minter) and a manager."""
+    """Deploy a Token (unless `token` is given; the deployer becomes its minter), manager, registry.
+
+    The asset registry comes last, so the token's and the manager's addresses do not depend on it.
+    """
     if token is None:
         token_receipt = deploy_contract(
             connection, deployer, load_artifact("Token"), TOKEN_NAME, TOKEN_SYMBOL, deployer.address
@@ -60,10 +66,13 @@ def deploy(
         connection, deployer, load_artifact("ChannelManager"), token, settle_timeout
     )
     assert manager_receipt.contract_address is not None
+    registry_receipt = deploy_contract(connection, deployer, load_artifact("AssetRegistry"))
+    assert registry_receipt.contract_address is not None
     return Deployment(
         connection.chain_id,
         token,
         Address(manager_receipt.contract_address),
         manager_receipt.block_number,
         settle_timeout,
+        Address(registry_receipt.contract_address),
     )

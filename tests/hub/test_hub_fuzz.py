@@ -173,6 +173,9 @@ FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "count": st.integers(1, wire.MAX_INVOICE_BOOK),
     "first_payment_id": u64,
     "secrethashes": st.lists(bytes32, min_size=1, max_size=8),
+    "asset": addresses,
+    "user": addresses,
+    "entry": st.binary(min_size=1, max_size=64),
 }
 
 

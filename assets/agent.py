@@ -1,0 +1,371 @@
+"""The pay-per-use asset agent: meter event → price → charge the user → ledger entry → shares.
+
+An `AssetAgent` is what a washing machine (milk robot, car) runs beside its channel `Agent`. For
+each meter event it:
+
+1. checks it (`MeterGuard`: duplicates are answered as before, bad or out-of-order readings and
+   unknown users are rejected and change nothing) and prices it by the tariff;
+2. records it durably as accepted, then charges the user through the hub (an invoice the user's
+   agent pays). A prepaid event is answered only once paid: no payment, no cycle (the invoice is
+   withdrawn first, so a late payment is refused). A postpaid one is answered once accepted;
+3. appends the use to the asset's revenue ledger (hash-chained, signed by the asset key; the user
+   appears under a per-asset pseudonym) in the same commit that marks the use ledgered, and sends
+   the user the entry as its receipt;
+4. pays every beneficiary its exact share (largest remainder, `channels.core.splits`) as a real
+   routed payment; a share is retried until it is paid. The routing fees of the shares are the
+   asset's own cost (its operator funds them), never taken from a share.
+
+Payment ids: a charge's id is derived from the asset and the event id (top bit set, so it never
+meets a user's own payment ids); the share of beneficiary `b` in its `n`-th share is paid with id
+`slot(b) << 40 | n` (consecutive per beneficiary, so invoice books apply), and attempt `k > 0`
+after a failed one with `slot(b) << 40 | k << 32 | n`. The ledger records the first id; a
+beneficiary matches its receipts by `share_base_id`.
+
+Restarts: every use that is not final resumes from the use book; charges and shares are idempotent
+by payment id, so a restart never charges twice and never skips a share.
+
+This module must never reveal or move money except through `Agent`, never append a ledger entry
+for a use that was not paid in full, and never pay a share that is not in the ledger.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import trio
+
+from assets.ledger import Share, SignedEntry, UseBody, make_use_entry, pseudonym, pseudonym_seed
+from assets.ledger_store import LedgerStore
+from assets.meter import MeterEvent, MeterGuard
+from assets.meter_sources import Outcome
+from assets.tariff import Tariff, price_use
+from assets.use_book import UseBook, UseRow
+from channels import wire
+from channels.agent import Agent, PaymentError
+from channels.codec.eip712 import Domain
+from channels.codec.keccak import keccak
+from channels.core.splits import Split, split_fee
+from channels.core.types import Address
+from channels.records import PaymentRecord
+
+log = logging.getLogger(__name__)
+
+OutcomeStatus = Literal["charged", "accepted", "duplicate", "rejected", "refused"]
+_OUTCOME_OF_STATUS: dict[str, OutcomeStatus] = {
+    "accepted": "accepted",
+    "ledgered": "charged",
+    "paid": "charged",
+    "refused": "refused",
+}
+
+CHARGE_ID_BIT = 1 << 63
+ATTEMPT_SHIFT = 32
+SLOT_SHIFT = 40
+MAX_ATTEMPTS = 255
+SHARE_RETRY = 1.0  # seconds before a failed share is tried again (doubling, at most 30 s)
+DEFAULT_IN_FLIGHT = 256
+DEFAULT_CHARGE_TIMEOUT = 30.0
+
+
+def charge_payment_id(asset_id: bytes, event_id: str) -> int:
+    """The payment id of the charge for one meter event (deterministic: a retry is the same)."""
+    return CHARGE_ID_BIT | int.from_bytes(keccak(asset_id + event_id.encode())[:8], "big") >> 1
+
+
+def share_payment_id(slot: int, n: int, attempt: int = 0) -> int:
+    """The payment id of a beneficiary's `n`-th share, try `attempt`."""
+    if not 0 < slot < 1 << 22 or not 0 < n < 1 << ATTEMPT_SHIFT or not 0 <= attempt <= MAX_ATTEMPTS:
+        raise ValueError(f"share payment id out of range (slot {slot}, n {n}, attempt {attempt})")
+    return slot << SLOT_SHIFT | attempt << ATTEMPT_SHIFT | n
+
+
+def share_base_id(payment_id: int) -> int:
+    """The ledger's id of the share a payment (any attempt) pays."""
+    return payment_id & ~(MAX_ATTEMPTS << ATTEMPT_SHIFT)
+
+
+@dataclass
+class AssetStats:
+    """Counters since start."""
+
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    refused: int = 0
+    ledgered: int = 0
+    shares_paid: int = 0
+    share_retries: int = 0
+    routing_fees: int = 0  # paid by the asset for its shares
+    latencies: list[float] = field(default_factory=list)  # seconds, meter event to ledgered
+
+
+@dataclass(frozen=True)
+class AssetConfig:
+    """What one asset agent needs besides its channel agent and its ledger."""
+
+    asset_id: bytes
+    domain: Domain  # the asset registry's EIP-712 domain
+    tariff: Tariff
+    split: Split
+    known_user: Callable[[bytes], bool]
+    charge_timeout: float = DEFAULT_CHARGE_TIMEOUT
+    in_flight: int = DEFAULT_IN_FLIGHT
+    clock: Callable[[], float] = time.time
+
+
+class AssetAgent:
+    """Meters, charges, ledgers and pays shares for one asset (see the module docstring)."""
+
+    def __init__(self, agent: Agent, ledger: LedgerStore, config: AssetConfig) -> None:
+        if len(config.asset_id) != 32:
+            raise ValueError("an asset id is 32 bytes")
+        self.agent = agent
+        self.ledger = ledger
+        self.book = UseBook(ledger.db)
+        self.config = config
+        self.split = config.split
+        self.address = agent.service.address
+        self.stats = AssetStats()
+        self._seed = pseudonym_seed(agent.service.signer.sign_digest, config.asset_id)
+        self.guard = MeterGuard(
+            max_units=config.tariff.max_units, seen=self._seen, state=self.book.guard_state()
+        )
+        self._payees: dict[bytes, tuple[int, int]] = self.book.payees()
+        self._slots = trio.Semaphore(config.in_flight)
+        self._nursery: trio.Nursery | None = None
+        self._done: dict[str, trio.Event] = {}
+
+    def _seen(self, event_id: str) -> MeterEvent | None:
+        row = self.book.use(event_id)
+        return None if row is None else row.event
+
+    # -- running ---------------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Resume every unfinished use, then serve `handle` until cancelled."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            for use in self.book.open_uses():
+                await self._slots.acquire()
+                nursery.start_soon(self._resume, use)
+            task_status.started()
+            await trio.sleep_forever()
+
+    def set_split(self, split: Split) -> None:
+        """A new split version (from the chain) applies to uses ledgered from now on."""
+        if split.version <= self.split.version:
+            raise ValueError(f"split version {split.version} is not after {self.split.version}")
+        self.split = split
+
+    async def handle(self, event: MeterEvent) -> Outcome:
+        """The meter sink: check, accept and process one event (see the module docstring)."""
+        nursery = self._nursery
+        if nursery is None:
+            raise RuntimeError("the asset agent is not running (start `run` first)")
+        await self._slots.acquire()  # before the check: nothing may slip in between
+        verdict = self.guard.check(
+            event, known_user=self.config.known_user, now=int(self.config.clock())
+        )
+        if verdict.status != "accepted":
+            self._slots.release()
+            if verdict.status == "duplicate":
+                self.stats.duplicates += 1
+                return self._outcome_of(event.event_id)
+            self.stats.rejected += 1
+            return Outcome(event_id=event.event_id, status="rejected", reason=verdict.reason)
+        fee = price_use(self.config.tariff, event.units, event.at)
+        charge_id = charge_payment_id(self.config.asset_id, event.event_id)
+        self.guard.accept(event)
+        with self.ledger.transaction():
+            self.book.accept(event, fee, charge_id, self.guard.snapshot())
+        self.stats.accepted += 1
+        use = UseRow(event, "accepted", fee, charge_id, None, "")
+        if not event.prepaid:
+            nursery.start_soon(self._run_use, use, trio.current_time(), None)
+            return Outcome(event_id=event.event_id, status="accepted", fee=fee)
+        answer: list[Outcome] = []
+        answered = trio.Event()
+
+        def reply(outcome: Outcome) -> None:
+            answer.append(outcome)
+            answered.set()
+
+        nursery.start_soon(self._run_use, use, trio.current_time(), reply)
+        await answered.wait()
+        return answer[0]
+
+    def _outcome_of(self, event_id: str) -> Outcome:
+        row = self.book.use(event_id)
+        assert row is not None
+        status: OutcomeStatus = _OUTCOME_OF_STATUS[row.status]
+        return Outcome(
+            event_id=event_id, status=status, reason=row.reason, fee=row.fee, seq=row.seq or 0
+        )
+
+    # -- one use ----------------------------------------------------------------------------------
+
+    async def _resume(self, use: UseRow) -> None:
+        if use.status == "ledgered":
+            entry = self.ledger.entry(use.seq or 0)
+            if entry is None:
+                raise RuntimeError(
+                    f"use {use.event.event_id!r} is ledgered but seq {use.seq} is not"
+                )
+            try:
+                await self._pay_shares(entry, use)
+            finally:
+                self._slots.release()
+        else:
+            await self._run_use(use, trio.current_time(), None)
+
+    async def _run_use(
+        self, use: UseRow, started: float, reply: Callable[[Outcome], None] | None
+    ) -> None:
+        """Charge, ledger (answering `reply` then: a prepaid machine starts), pay the shares;
+        releases the use's slot at the end."""
+        try:
+            entry = None
+            if use.fee == 0 or await self._charged(use):
+                entry = self._append(use)
+                self.stats.latencies.append(trio.current_time() - started)
+                self._send_receipt(use, entry)
+            if reply is not None:
+                reply(self._outcome_of(use.event.event_id))
+            if entry is not None:
+                await self._pay_shares(entry, use)
+        finally:
+            self._slots.release()
+
+    async def _charged(self, use: UseRow) -> bool:
+        """Charge the user; False (and the use refused) when it did not pay in time."""
+        user = Address(use.event.user_address)
+        agent = self.agent
+        while True:
+            try:
+                await agent.charge(
+                    user, use.fee, use.charge_id, give_up_after=self.config.charge_timeout
+                )
+                return True
+            except PaymentError as exc:
+                if not use.event.prepaid and "not paid within" in str(exc):
+                    continue  # postpaid: the user owes it; keep asking
+                if agent.cancel_invoice(user, use.charge_id):
+                    await agent.service.wait_committed()  # the withdrawal is durable first
+                    with self.ledger.transaction():
+                        self.book.set_status(use.event.event_id, "refused", reason=str(exc))
+                    self.stats.refused += 1
+                    return False
+                # the secret is out: the payment completes, wait for it
+
+    def _append(self, use: UseRow) -> SignedEntry:
+        """Append the use's ledger entry and mark it ledgered, in one commit."""
+        split = self.split
+        amounts = split_fee(use.fee, split)
+        shares = []
+        payees: dict[bytes, tuple[int, int]] = dict(self._payees)
+        for beneficiary, amount in zip(split.beneficiaries, amounts, strict=True):
+            payment_id = 0
+            if amount > 0 and beneficiary != self.address:
+                slot, count = payees.get(beneficiary, (len(payees) + 1, 0))
+                payees[beneficiary] = (slot, count + 1)
+                payment_id = share_payment_id(slot, count + 1)
+            shares.append(Share(beneficiary=beneficiary, amount=amount, payment_id=payment_id))
+        head = self.ledger.head()
+        seq, prev = (1, bytes(32)) if head is None else (head[0] + 1, head[1])
+        body = UseBody(
+            event_id=use.event.event_id,
+            user=pseudonym(self._seed, self.config.asset_id, use.event.user_address),
+            units=use.event.units,
+            fee=use.fee,
+            split_version=split.version,
+            shares=tuple(shares),
+            charge_payment_id=use.charge_id,
+        )
+        entry = make_use_entry(
+            self.agent.service.signer.sign_digest,
+            self.config.domain,
+            asset_id=self.config.asset_id,
+            seq=seq,
+            prev_hash=prev,
+            time=use.event.at,
+            body=body,
+        )
+        with self.ledger.transaction():
+            self.ledger.append(entry)
+            self.book.set_status(use.event.event_id, "ledgered", seq=seq)
+            for payee, (slot, count) in payees.items():
+                if self._payees.get(payee) != (slot, count):
+                    self.book.save_payee(payee, slot, count)
+        self._payees = payees
+        self.stats.ledgered += 1
+        return entry
+
+    def _send_receipt(self, use: UseRow, entry: SignedEntry) -> None:
+        self.agent.service.send_routing(
+            self.agent.hub,
+            wire.UseReceipt(
+                asset=self.address,
+                user=use.event.user_address,
+                payment_id=use.charge_id,
+                entry=entry.encode(),
+            ),
+        )
+
+    async def _pay_shares(self, entry: SignedEntry, use: UseRow) -> None:
+        """Pay every share of `entry` that is not paid yet, then mark the use paid."""
+        body = entry.decode_use_body()
+        paid: list[bool] = []
+        async with trio.open_nursery() as nursery:
+            for share in body.shares:
+                if share.payment_id:
+                    nursery.start_soon(self._pay_share, Address(share.beneficiary), share, paid)
+        if not all(paid):
+            return  # a share was given up on: the use stays open (reported, resumed on restart)
+        with self.ledger.transaction():
+            self.book.set_status(use.event.event_id, "paid", seq=entry.seq)
+
+    async def _pay_share(self, beneficiary: Address, share: Share, paid: list[bool]) -> None:
+        """Pay one share until it is paid: a failed attempt (refused or expired, so no money
+        moved) is followed by the next attempt id; one still under way is waited for."""
+        delay = SHARE_RETRY
+        attempt = 0
+        while True:
+            payment_id = share.payment_id | attempt << ATTEMPT_SHIFT
+            try:
+                outcome = await self.agent.pay(beneficiary, share.amount, payment_id)
+                self.stats.shares_paid += 1
+                self.stats.routing_fees += outcome.fee
+                paid.append(True)
+                return
+            except PaymentError as exc:
+                record = self.agent.payments.get(payment_id)
+                if isinstance(record, PaymentRecord) and record.status == "failed":
+                    if attempt == MAX_ATTEMPTS:
+                        log.error(
+                            "share %d to 0x%s: giving up after %d attempts: %s",
+                            share.payment_id,
+                            beneficiary.hex(),
+                            attempt + 1,
+                            exc,
+                        )
+                        paid.append(False)
+                        return
+                    attempt += 1
+                    self.stats.share_retries += 1
+                log.warning("share %d to 0x%s not paid yet: %s", payment_id, beneficiary.hex(), exc)
+                await trio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+
+__all__ = [
+    "AssetAgent",
+    "AssetConfig",
+    "AssetStats",
+    "charge_payment_id",
+    "share_base_id",
+    "share_payment_id",
+]

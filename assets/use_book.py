@@ -1,0 +1,144 @@
+"""The asset agent's durable record of every meter event it accepted, and how far each got.
+
+One row per event id, in the same sqlite file as the asset's ledger (so a use and its ledger entry
+commit together): `accepted` (priced, the charge under way) → `ledgered` (paid by the user, its
+entry appended, the beneficiaries' shares being paid) → `paid` (every share paid); or `refused`
+(the user did not pay: no entry, no shares). A restarted agent resumes every use that is not
+final from here, so nothing is charged twice and no share is skipped. Also kept here: the meter
+guard's last accepted event (order checks survive a restart) and the payout numbering (each
+beneficiary's shares are paid with consecutive payment ids).
+
+This module must never decide anything: it stores what the agent decided.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import msgspec
+
+from assets.meter import GuardState, MeterEvent
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS uses (
+    event_id TEXT PRIMARY KEY,
+    event BLOB NOT NULL,
+    status TEXT NOT NULL,
+    fee INTEGER NOT NULL,
+    charge_id TEXT NOT NULL,
+    seq INTEGER,
+    reason TEXT NOT NULL DEFAULT ''
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS uses_open ON uses (status) WHERE status IN ('accepted', 'ledgered');
+CREATE TABLE IF NOT EXISTS guard (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    state BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS payees (
+    beneficiary BLOB PRIMARY KEY,
+    slot INTEGER NOT NULL UNIQUE,
+    paid_count INTEGER NOT NULL
+) WITHOUT ROWID;
+"""
+
+OPEN = ("accepted", "ledgered")
+
+_json_encoder = msgspec.json.Encoder()
+_event_decoder = msgspec.json.Decoder(MeterEvent)
+_guard_decoder = msgspec.json.Decoder(GuardState)
+
+
+@dataclass(frozen=True, slots=True)
+class UseRow:
+    """One accepted meter event and how far it got."""
+
+    event: MeterEvent
+    status: str  # accepted | ledgered | paid | refused
+    fee: int
+    charge_id: int
+    seq: int | None
+    reason: str
+
+
+class UseBook:
+    """The `uses`, `guard` and `payees` tables on the ledger's sqlite connection.
+
+    Writes happen inside the caller's transaction (the ledger store's), never committed here.
+    """
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+        db.executescript(_SCHEMA)
+
+    # -- uses ------------------------------------------------------------------------------------
+
+    def use(self, event_id: str) -> UseRow | None:
+        row = self.db.execute(
+            "SELECT event, status, fee, charge_id, seq, reason FROM uses WHERE event_id = ?",
+            (event_id,),
+        ).fetchone()
+        return None if row is None else _row(row)
+
+    def accept(self, event: MeterEvent, fee: int, charge_id: int, guard: GuardState) -> None:
+        """Record a newly accepted event and the meter guard's state after it."""
+        self.db.execute(
+            "INSERT INTO uses (event_id, event, status, fee, charge_id) VALUES (?, ?, ?, ?, ?)",
+            (event.event_id, _json_encoder.encode(event), "accepted", fee, str(charge_id)),
+        )
+        self.db.execute(
+            "INSERT OR REPLACE INTO guard (id, state) VALUES (1, ?)", (_json_encoder.encode(guard),)
+        )
+
+    def set_status(
+        self, event_id: str, status: str, *, seq: int | None = None, reason: str = ""
+    ) -> None:
+        cursor = self.db.execute(
+            "UPDATE uses SET status = ?, seq = COALESCE(?, seq), reason = ? WHERE event_id = ?",
+            (status, seq, reason, event_id),
+        )
+        if cursor.rowcount != 1:
+            raise KeyError(f"no accepted use has event id {event_id!r}")
+
+    def open_uses(self) -> Iterator[UseRow]:
+        """Uses not final yet (accepted or ledgered), in acceptance order of their events."""
+        rows = self.db.execute(
+            "SELECT event, status, fee, charge_id, seq, reason FROM uses "
+            "WHERE status IN ('accepted', 'ledgered')"
+        ).fetchall()
+        return iter(sorted((_row(r) for r in rows), key=lambda u: (u.event.at, u.seq or 0)))
+
+    def counts(self) -> dict[str, int]:
+        """How many uses are in each status."""
+        return dict(self.db.execute("SELECT status, COUNT(*) FROM uses GROUP BY status").fetchall())
+
+    def guard_state(self) -> GuardState | None:
+        """The meter guard's state after the last accepted event (None before the first)."""
+        row = self.db.execute("SELECT state FROM guard WHERE id = 1").fetchone()
+        return None if row is None else _guard_decoder.decode(row[0])
+
+    # -- payout numbering ---------------------------------------------------------------------------
+
+    def payees(self) -> dict[bytes, tuple[int, int]]:
+        """Every beneficiary paid so far: its slot and how many shares it was given."""
+        return {
+            bytes(b): (slot, count)
+            for b, slot, count in self.db.execute(
+                "SELECT beneficiary, slot, paid_count FROM payees"
+            )
+        }
+
+    def save_payee(self, beneficiary: bytes, slot: int, paid_count: int) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO payees (beneficiary, slot, paid_count) VALUES (?, ?, ?)",
+            (beneficiary, slot, paid_count),
+        )
+
+
+def _row(row: tuple[bytes, str, int, str, int | None, str]) -> UseRow:
+    event, status, fee, charge_id, seq, reason = row
+    return UseRow(_event_decoder.decode(event), status, fee, int(charge_id), seq, reason)
+
+
+__all__ = ["OPEN", "UseBook", "UseRow"]

@@ -1,0 +1,244 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.37;
+
+import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
+
+import {IAssetRegistry} from "./interfaces/IAssetRegistry.sol";
+
+/// @title CISE asset registry
+/// @notice The on-chain record of every pay-per-use asset (DESIGN §4): who operates it, which key its
+/// machine signs with, how its use fees are split (versioned), and the Merkle roots of its revenue
+/// ledger, anchored periodically so that any single ledger entry can be proven on chain.
+/// @dev Storage per asset, keyed by its `assetId`:
+///  - `_assets[assetId]`: two slots. Slot 0 = agent (160 bits) ‖ anchorCount (64) ‖ splitVersion (32),
+///    the slot `anchorLedger` reads and writes; slot 1 = operator. A registered asset always has a
+///    nonzero operator and a nonzero agent (both checked on every write), so either tells a registered
+///    id from an unknown one; ids are never deleted, so never reused.
+///  - `_splitHashes[assetId][version]`: one slot per split version (1, 2, ...).
+///  - `_anchors[assetId][index]`: two slots per anchor (0, 1, ...): fromSeq ‖ toSeq, then the root.
+///    The last anchored seq is not stored apart: it is the `toSeq` of the last anchor (0 before the
+///    first), which `anchorLedger` reads anyway to check for gaps.
+/// Metadata (hash and URI) and the split itself (beneficiaries and ppm) live only in the events; the
+/// split hash stored per version lets a contract check a split given to it in calldata.
+contract AssetRegistry is IAssetRegistry {
+    // ------------------------------------------------------------------ constants
+
+    /// @notice Most beneficiaries one split may list.
+    uint256 public constant MAX_BENEFICIARIES = 32;
+    /// @notice What the parts of a split sum to: parts per million (DESIGN §2).
+    uint256 public constant PPM_TOTAL = 1_000_000;
+
+    // ------------------------------------------------------------------ storage
+
+    /// @dev Two slots: agent, anchorCount and splitVersion (160 + 64 + 32 = 256 bits), then operator.
+    struct Asset {
+        address agent;
+        uint64 anchorCount;
+        uint32 splitVersion;
+        address operator;
+    }
+
+    /// @dev Two slots: 64 + 64 bits, then the root.
+    struct Anchor {
+        uint64 fromSeq;
+        uint64 toSeq;
+        bytes32 root;
+    }
+
+    mapping(bytes32 assetId => Asset) private _assets;
+    mapping(bytes32 assetId => mapping(uint32 version => bytes32)) private _splitHashes;
+    mapping(bytes32 assetId => mapping(uint64 index => Anchor)) private _anchors;
+
+    // ------------------------------------------------------------------ assets
+
+    /// @inheritdoc IAssetRegistry
+    function registerAsset(
+        bytes32 assetId,
+        address agent,
+        bytes32 metadataHash,
+        string calldata metadataURI,
+        address[] calldata beneficiaries,
+        uint32[] calldata ppm
+    ) external {
+        if (assetId == bytes32(0)) revert AssetRegistryZeroId();
+        if (_assets[assetId].operator != address(0)) revert AssetRegistryAlreadyRegistered(assetId);
+        if (agent == address(0)) revert AssetRegistryZeroAddress();
+        _checkMembership(msg.sender);
+        bytes32 splitHash = _checkedSplitHash(beneficiaries, ppm);
+
+        _assets[assetId] = Asset({agent: agent, anchorCount: 0, splitVersion: 1, operator: msg.sender});
+        _splitHashes[assetId][1] = splitHash;
+        emit AssetRegistered(assetId, msg.sender, agent, metadataHash, metadataURI);
+        emit SplitChanged(assetId, 1, beneficiaries, ppm);
+    }
+
+    /// @inheritdoc IAssetRegistry
+    function changeSplit(bytes32 assetId, address[] calldata beneficiaries, uint32[] calldata ppm) external {
+        Asset storage asset = _requireOperator(assetId);
+        bytes32 splitHash = _checkedSplitHash(beneficiaries, ppm);
+
+        // Checked: only 2^32 - 1 changes of one asset's split could overflow it, and only its own
+        // operator can make them.
+        uint32 version = asset.splitVersion + 1;
+        asset.splitVersion = version;
+        _splitHashes[assetId][version] = splitHash;
+        emit SplitChanged(assetId, version, beneficiaries, ppm);
+    }
+
+    /// @inheritdoc IAssetRegistry
+    function setAgent(bytes32 assetId, address agent) external {
+        Asset storage asset = _requireOperator(assetId);
+        if (agent == address(0)) revert AssetRegistryZeroAddress();
+        asset.agent = agent;
+        emit AgentChanged(assetId, agent);
+    }
+
+    /// @inheritdoc IAssetRegistry
+    function setMetadata(bytes32 assetId, bytes32 metadataHash, string calldata metadataURI) external {
+        _requireOperator(assetId);
+        emit MetadataChanged(assetId, metadataHash, metadataURI);
+    }
+
+    /// @inheritdoc IAssetRegistry
+    function transferAsset(bytes32 assetId, address newOperator) external {
+        Asset storage asset = _requireOperator(assetId);
+        if (newOperator == address(0)) revert AssetRegistryZeroAddress();
+        _checkMembership(newOperator);
+        asset.operator = newOperator;
+        emit AssetTransferred(assetId, msg.sender, newOperator);
+    }
+
+    // ------------------------------------------------------------------ ledger anchors
+
+    /// @inheritdoc IAssetRegistry
+    function anchorLedger(bytes32 assetId, uint64 fromSeq, uint64 toSeq, bytes32 root, bytes32 headHash)
+        external
+    {
+        Asset storage asset = _assets[assetId];
+        address agent = asset.agent;
+        // A registered asset always has a nonzero agent: reading it spares the agent's path the
+        // operator's slot.
+        if (agent == address(0)) revert AssetRegistryUnknownAsset(assetId);
+        if (msg.sender != agent && msg.sender != asset.operator) {
+            revert AssetRegistryNotAgentOrOperator(msg.sender);
+        }
+        if (root == bytes32(0)) revert AssetRegistryZeroRoot();
+        if (toSeq < fromSeq) revert AssetRegistryAnchorRange(fromSeq, toSeq);
+        uint64 count = asset.anchorCount;
+        uint64 expected;
+        // Wraps to 0 only when the ledger was anchored up to type(uint64).max: then nothing can follow.
+        unchecked {
+            expected = _anchoredSeq(assetId, count) + 1;
+        }
+        if (expected == 0 || fromSeq != expected) revert AssetRegistryAnchorGap(expected, fromSeq);
+
+        _anchors[assetId][count] = Anchor({fromSeq: fromSeq, toSeq: toSeq, root: root});
+        // Each anchor covers at least one new seq, so count <= anchoredSeq < type(uint64).max here
+        // (expected != 0 was checked): count + 1 cannot overflow.
+        unchecked {
+            asset.anchorCount = count + 1;
+        }
+        emit LedgerAnchored(assetId, count, fromSeq, toSeq, root, headHash);
+    }
+
+    // ------------------------------------------------------------------ views
+
+    /// @inheritdoc IAssetRegistry
+    function assetOf(bytes32 assetId)
+        external
+        view
+        returns (address operator, address agent, uint32 splitVersion, uint64 anchoredSeq, uint64 anchorCount)
+    {
+        Asset memory asset = _requireKnown(assetId);
+        return (
+            asset.operator,
+            asset.agent,
+            asset.splitVersion,
+            _anchoredSeq(assetId, asset.anchorCount),
+            asset.anchorCount
+        );
+    }
+
+    /// @inheritdoc IAssetRegistry
+    function splitHashOf(bytes32 assetId, uint32 version) external view returns (bytes32) {
+        Asset storage asset = _requireKnown(assetId);
+        if (version == 0 || version > asset.splitVersion) {
+            revert AssetRegistryUnknownSplitVersion(assetId, version);
+        }
+        return _splitHashes[assetId][version];
+    }
+
+    /// @inheritdoc IAssetRegistry
+    function anchorOf(bytes32 assetId, uint64 index)
+        external
+        view
+        returns (uint64 fromSeq, uint64 toSeq, bytes32 root)
+    {
+        Anchor storage anchor = _requireAnchor(assetId, index);
+        return (anchor.fromSeq, anchor.toSeq, anchor.root);
+    }
+
+    /// @inheritdoc IAssetRegistry
+    function verifyEntry(bytes32 assetId, uint64 index, bytes32 entryHash, bytes32[] calldata proof)
+        external
+        view
+        returns (bool)
+    {
+        // MerkleProof.verify for a calldata proof: the same sorted-pair construction, without copying.
+        return MerkleProof.verifyCalldata(proof, _requireAnchor(assetId, index).root, entryHash);
+    }
+
+    // ------------------------------------------------------------------ hooks
+
+    /// @dev Membership hook: DESIGN §4 admits only members. Intentionally a no-op until the on-chain
+    /// membership registry exists; the membership issue fills this in (revert with an
+    /// `AssetRegistryNotMember(account)` error). Called for the operator of every registration and
+    /// the new operator of every transfer.
+    function _checkMembership(address account) internal view virtual {}
+
+    // ------------------------------------------------------------------ internals
+
+    function _requireKnown(bytes32 assetId) private view returns (Asset storage asset) {
+        asset = _assets[assetId];
+        if (asset.operator == address(0)) revert AssetRegistryUnknownAsset(assetId);
+    }
+
+    function _requireOperator(bytes32 assetId) private view returns (Asset storage asset) {
+        asset = _requireKnown(assetId);
+        if (msg.sender != asset.operator) revert AssetRegistryNotOperator(msg.sender);
+    }
+
+    function _requireAnchor(bytes32 assetId, uint64 index) private view returns (Anchor storage) {
+        if (index >= _requireKnown(assetId).anchorCount) revert AssetRegistryUnknownAnchor(assetId, index);
+        return _anchors[assetId][index];
+    }
+
+    /// @dev The last anchored seq of an asset with `count` anchors: the last anchor's `toSeq`, 0 if none.
+    function _anchoredSeq(bytes32 assetId, uint64 count) private view returns (uint64) {
+        return count == 0 ? 0 : _anchors[assetId][count - 1].toSeq;
+    }
+
+    /// @dev Checks the split rules (see `registerAsset`) and returns the split hash.
+    function _checkedSplitHash(address[] calldata beneficiaries, uint32[] calldata ppm)
+        private
+        pure
+        returns (bytes32)
+    {
+        uint256 n = beneficiaries.length;
+        if (n != ppm.length) revert AssetRegistrySplitLengths(n, ppm.length);
+        if (n == 0 || n > MAX_BENEFICIARIES) revert AssetRegistrySplitSize(n);
+        uint256 sum = 0;
+        address previous = address(0);
+        for (uint256 i; i < n; ++i) {
+            address beneficiary = beneficiaries[i];
+            if (beneficiary == address(0)) revert AssetRegistryZeroAddress();
+            if (beneficiary <= previous) revert AssetRegistryBeneficiariesNotAscending(i);
+            uint32 part = ppm[i];
+            if (part == 0) revert AssetRegistryZeroPart(i);
+            sum += part;
+            previous = beneficiary;
+        }
+        if (sum != PPM_TOTAL) revert AssetRegistrySplitSum(sum);
+        return keccak256(abi.encode(beneficiaries, ppm));
+    }
+}
