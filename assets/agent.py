@@ -15,11 +15,7 @@ each meter event it:
    routed payment; a share is retried until it is paid. The routing fees of the shares are the
    asset's own cost (its operator funds them), never taken from a share.
 
-Payment ids: a charge's id is derived from the asset and the event id (top bit set, so it never
-meets a user's own payment ids); the share of beneficiary `b` in its `n`-th share is paid with id
-`slot(b) << 40 | n` (consecutive per beneficiary, so invoice books apply), and attempt `k > 0`
-after a failed one with `slot(b) << 40 | k << 32 | n`. The ledger records the first id; a
-beneficiary matches its receipts by `share_base_id`.
+Payment ids are `assets.payment_ids`: deterministic, so charges and shares are idempotent.
 
 Restarts: every use that is not final resumes from the use book; charges and shares are idempotent
 by payment id, so a restart never charges twice and never skips a share.
@@ -42,12 +38,12 @@ from assets.ledger import Share, SignedEntry, UseBody, make_use_entry, pseudonym
 from assets.ledger_store import LedgerStore
 from assets.meter import MeterEvent, MeterGuard
 from assets.meter_sources import Outcome
+from assets.payment_ids import ATTEMPT_SHIFT, MAX_ATTEMPTS, charge_payment_id, share_payment_id
 from assets.tariff import Tariff, price_use
 from assets.use_book import UseBook, UseRow
 from channels import wire
 from channels.agent import Agent, PaymentError
 from channels.codec.eip712 import Domain
-from channels.codec.keccak import keccak
 from channels.core.splits import Split, split_fee
 from channels.core.types import Address
 from channels.records import PaymentRecord
@@ -62,30 +58,9 @@ _OUTCOME_OF_STATUS: dict[str, OutcomeStatus] = {
     "refused": "refused",
 }
 
-CHARGE_ID_BIT = 1 << 63
-ATTEMPT_SHIFT = 32
-SLOT_SHIFT = 40
-MAX_ATTEMPTS = 255
 SHARE_RETRY = 1.0  # seconds before a failed share is tried again (doubling, at most 30 s)
 DEFAULT_IN_FLIGHT = 256
 DEFAULT_CHARGE_TIMEOUT = 30.0
-
-
-def charge_payment_id(asset_id: bytes, event_id: str) -> int:
-    """The payment id of the charge for one meter event (deterministic: a retry is the same)."""
-    return CHARGE_ID_BIT | int.from_bytes(keccak(asset_id + event_id.encode())[:8], "big") >> 1
-
-
-def share_payment_id(slot: int, n: int, attempt: int = 0) -> int:
-    """The payment id of a beneficiary's `n`-th share, try `attempt`."""
-    if not 0 < slot < 1 << 22 or not 0 < n < 1 << ATTEMPT_SHIFT or not 0 <= attempt <= MAX_ATTEMPTS:
-        raise ValueError(f"share payment id out of range (slot {slot}, n {n}, attempt {attempt})")
-    return slot << SLOT_SHIFT | attempt << ATTEMPT_SHIFT | n
-
-
-def share_base_id(payment_id: int) -> int:
-    """The ledger's id of the share a payment (any attempt) pays."""
-    return payment_id & ~(MAX_ATTEMPTS << ATTEMPT_SHIFT)
 
 
 @dataclass
@@ -365,7 +340,4 @@ __all__ = [
     "AssetAgent",
     "AssetConfig",
     "AssetStats",
-    "charge_payment_id",
-    "share_base_id",
-    "share_payment_id",
 ]
