@@ -1,0 +1,102 @@
+"""The asset agent end to end on a hub network: meter event → charge → ledger → shares."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import trio
+
+from assets.ledger import verify_chain
+from assets.meter import MeterEvent
+from channels.bench.synthetic import address_of
+from channels.core.splits import split_fee
+from channels.core.types import Address
+from channels.records import InvoiceRecord
+from tests.assets.assetfix import (
+    ASSET_ID,
+    BENEFICIARIES,
+    REGISTRY_DOMAIN,
+    TARIFF,
+    running_asset,
+    split,
+)
+
+AT = 1_999_999_000
+
+
+def use(n: int, user: str = "user-1", *, prepaid: bool = True) -> MeterEvent:
+    return MeterEvent(
+        event_id=f"wash-{n}",
+        user="0x" + address_of(user).hex(),
+        units=1,
+        at=AT + n,
+        prepaid=prepaid,
+    )
+
+
+def received_by(agent_store: object, payer: Address) -> int:
+    return sum(
+        r.received
+        for _, r in agent_store.facts("invoice:")  # type: ignore[attr-defined]
+        if isinstance(r, InvoiceRecord) and r.status == "received" and r.payer == payer
+    )
+
+
+async def test_uses_are_charged_ledgered_and_split(tmp_path: Path) -> None:
+    async with running_asset(tmp_path) as a:
+        with trio.fail_after(30):
+            users = ["user-1", "user-2", "user-1"]
+            outcomes = [await a.asset.handle(use(n, u)) for n, u in enumerate(users, start=1)]
+            assert [o.status for o in outcomes] == ["charged"] * 3
+            assert [o.seq for o in outcomes] == [1, 2, 3]
+            while a.asset.book.counts().get("paid", 0) < 3:  # noqa: ASYNC110
+                await trio.sleep(0.01)
+        entries = list(a.ledger.entries())
+        verify_chain(entries, ASSET_ID, a.asset.address, REGISTRY_DOMAIN, splits={1: split()})
+        shares = split_fee(TARIFF.price, split())
+        assert sum(shares) == TARIFF.price
+        for beneficiary in BENEFICIARIES:
+            store = a.net.agents[beneficiary].service.store
+            owed = 3 * shares[split().beneficiaries.index(address_of(beneficiary))]
+            with trio.fail_after(5):  # the payee records the payment with its next commit
+                while received_by(store, a.asset.address) < owed:  # noqa: ASYNC110
+                    await trio.sleep(0.01)
+            assert received_by(store, a.asset.address) == owed
+        user_1 = a.net.agents["user-1"]
+        with trio.fail_after(5):
+            while len(user_1.receipts()) < 2:  # noqa: ASYNC110
+                await trio.sleep(0.01)
+        assert {r.asset for r in user_1.receipts()} == {a.asset.address}
+
+
+async def test_a_duplicate_event_is_answered_as_before_and_charged_once(tmp_path: Path) -> None:
+    async with running_asset(tmp_path) as a:
+        with trio.fail_after(30):
+            first = await a.asset.handle(use(1))
+            again = await a.asset.handle(use(1))
+        assert first.status == "charged" and again.status == "charged"
+        assert again.seq == first.seq == 1
+        assert a.ledger.count() == 1
+
+
+async def test_bad_events_are_rejected_and_change_nothing(tmp_path: Path) -> None:
+    async with running_asset(tmp_path) as a:
+        with trio.fail_after(30):
+            await a.asset.handle(use(5))
+            stranger = MeterEvent(
+                event_id="wash-x", user="0x" + address_of("nobody").hex(), units=1, at=AT + 9
+            )
+            cases = {
+                "out of order": use(4),
+                "another event": MeterEvent(
+                    event_id="wash-5", user=use(5).user, units=1, at=AT + 7
+                ),
+                "unknown user": stranger,
+                "above the maximum": MeterEvent(event_id="wash-9", user=use(5).user, units=2, at=AT + 9),
+            }
+            for problem, event in cases.items():
+                outcome = await a.asset.handle(event)
+                assert outcome.status == "rejected", problem
+                assert problem in outcome.reason, (problem, outcome.reason)
+        assert a.ledger.count() == 1
+        assert a.asset.book.counts() in ({"paid": 1}, {"ledgered": 1})
