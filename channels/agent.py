@@ -468,7 +468,7 @@ class Agent:
         invoice = self.issue_invoice(payer, amount, payment_id)
         secrethash = invoice.secrethash
         with trio.move_on_after(give_up_after):
-            while self._invoice_status(secrethash) != "received":
+            while self._invoice_status(secrethash) not in ("received", "refused"):
                 self.service.send_routing(self.hub, invoice)
                 done = self._invoice_done.setdefault(secrethash, trio.Event())
                 with trio.move_on_after(INVOICE_RETRY):
@@ -477,6 +477,8 @@ class Agent:
             f"{INVOICE_FACT}{secrethash.hex()}"
         )
         assert isinstance(record, InvoiceRecord)
+        if record.status == "refused":
+            raise PaymentError(f"charge {payment_id} to 0x{payer.hex()}: refused by the payer")
         if record.status != "received":
             raise PaymentError(
                 f"charge {payment_id} to 0x{payer.hex()}: not paid within {give_up_after} s "
@@ -537,6 +539,9 @@ class Agent:
             if message.payer == self.service.address:
                 self._take_book(message)
         elif isinstance(message, wire.InvoiceRefused):
+            if message.payee == self.service.address:
+                self._charge_refused(message)
+                return
             payee = Address(message.payee)
             if self._book_asked.get(payee, 0) >= message.payment_id:
                 # a book refused: ask for single invoices from now on (the pay loop retries)
@@ -550,6 +555,15 @@ class Agent:
             self._keep_receipt(message)
         elif isinstance(message, wire.ErrorReply):
             log.warning("the hub refused message %d: %s", message.message_id, message.reason)
+
+    def _charge_refused(self, refusal: wire.InvoiceRefused) -> None:
+        """The payer will not pay our invoice: withdraw it, and end the charge waiting for it."""
+        payer = Address(refusal.payer)
+        if self.cancel_invoice(payer, refusal.payment_id):
+            secrethash = secrethash_of(self._secret_for(payer, refusal.payment_id))
+            done = self._invoice_done.pop(secrethash, None)
+            if done is not None:
+                done.set()
 
     def _keep_receipt(self, receipt: wire.UseReceipt) -> None:
         """Keep an asset's receipt for a charge we paid it (any other is dropped: nobody can make

@@ -1,0 +1,80 @@
+"""Anchoring an asset's revenue ledger on chain: the Merkle root of the entries since the last
+anchor goes to the asset registry, so any one entry can later be proven with a path.
+
+`anchor_pending` first adopts the anchors the chain already has (an anchor sent just before a crash
+is recorded, not sent twice), then anchors what is left. The ledger's sqlite connection is used
+only on the calling (trio) thread; the chain call alone runs in a worker thread, under the chain
+lock shared by everything that talks to the same in-process chain.
+
+This module must never anchor entries that are not in the local ledger, or anchor twice.
+"""
+
+from __future__ import annotations
+
+import trio
+
+from assets.ledger import Anchor, make_anchor
+from assets.ledger_store import LedgerStore
+from channels.chain.assets import Anchor as ChainAnchor
+from channels.chain.assets import AssetRegistryPort
+
+
+def adopt_chain_anchors(ledger: LedgerStore, chain_anchors: tuple[ChainAnchor, ...]) -> int:
+    """Record the chain's anchors the local ledger lacks; how many were adopted. Raises
+    `LedgerStoreError` when the chain commits to other entries than the local ones."""
+    known = {record.index for record in ledger.anchors()}
+    adopted = 0
+    for anchor in chain_anchors:
+        if anchor.index in known:
+            continue
+        entries = list(ledger.entries(anchor.from_seq, anchor.to_seq))
+        local = make_anchor(entries) if entries else None
+        head = local.head_hash if local is not None else bytes(32)
+        ledger.record_anchor(
+            anchor.index, Anchor(anchor.from_seq, anchor.to_seq, anchor.root, head)
+        )
+        adopted += 1
+    return adopted
+
+
+async def anchor_pending(
+    ledger: LedgerStore, registry: AssetRegistryPort, asset_id: bytes, chain_lock: trio.Lock
+) -> Anchor | None:
+    """Anchor every entry no anchor covers yet (one transaction); None when there is none."""
+    async with chain_lock:
+        on_chain = await trio.to_thread.run_sync(registry.anchors, asset_id)
+    adopt_chain_anchors(ledger, on_chain)
+    pending = ledger.unanchored_range()
+    if pending is None:
+        return None
+    anchor = make_anchor(list(ledger.entries(*pending)))
+    async with chain_lock:
+        chain_anchor, receipt = await trio.to_thread.run_sync(
+            registry.anchor_ledger,
+            asset_id,
+            anchor.from_seq,
+            anchor.to_seq,
+            anchor.root,
+            anchor.head_hash,
+        )
+    ledger.record_anchor(
+        chain_anchor.index, anchor, tx_hash=receipt.transaction_hash, block=receipt.block_number
+    )
+    return anchor
+
+
+async def run_anchoring(
+    ledger: LedgerStore,
+    registry: AssetRegistryPort,
+    asset_id: bytes,
+    chain_lock: trio.Lock,
+    *,
+    interval: float,
+) -> None:
+    """Anchor what is pending every `interval` seconds; never returns."""
+    while True:
+        await trio.sleep(interval)
+        await anchor_pending(ledger, registry, asset_id, chain_lock)
+
+
+__all__ = ["adopt_chain_anchors", "anchor_pending", "run_anchoring"]
