@@ -347,6 +347,9 @@ class Agent:
         elif record.payee != invoice.payee or record.amount != amount:
             return  # not what we asked for: ignore, the request will be retried
         self._lock(record, invoice.secrethash)
+        failed = self.payments[record.payment_id]
+        if failed.status == "failed":  # e.g. no capacity left: tell the payee at once
+            self._refuse_invoice(invoice, f"the payer cannot pay: {failed.reason}")
 
     def _lock(self, record: PaymentRecord, secrethash: bytes) -> None:
         """Lock the payment's amount plus the hub's fee under `secrethash`, towards the payee."""
@@ -469,8 +472,8 @@ class Agent:
         secrethash = invoice.secrethash
         with trio.move_on_after(give_up_after):
             while self._invoice_status(secrethash) not in ("received", "refused"):
+                done = self._invoice_done.setdefault(secrethash, trio.Event())  # before sending
                 self.service.send_routing(self.hub, invoice)
-                done = self._invoice_done.setdefault(secrethash, trio.Event())
                 with trio.move_on_after(INVOICE_RETRY):
                     await done.wait()
         record = self.invoices.get(secrethash) or self.service.store.fact(

@@ -289,6 +289,9 @@ class NodeService:
     def put_fact(self, key: str, record: object) -> None:
         """Store an application record with the open group (durable when its events are)."""
         self._group.put_fact(key, record)
+        if self._commit_waiting and not self._group_started:  # a fact alone is worth a commit
+            self._group_started = True
+            self._wakeup.unpark_all()
 
     # -- receiving ------------------------------------------------------------------------------
 
@@ -397,7 +400,7 @@ class NodeService:
     async def _wait_for_group(self) -> None:
         self._group_started = False
         with trio.move_on_after(CONFIRMATION_FLUSH) as idle:
-            while not self._work.size:
+            while not (self._work.size or self._group.facts):
                 await self._park()
         if idle.cancelled_caught:  # quiet for a while: commit what was acknowledged, if anything
             return

@@ -17,6 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from eth_account import Account
+from eth_account.signers.local import LocalAccount
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -30,7 +31,6 @@ from channels.core import state_changes as sc
 from channels.core.channel import get_balance
 from channels.core.state import ChannelState
 from channels.core.types import (
-    Address,
     BlockNumber,
     ChannelId,
     PaymentId,
@@ -39,7 +39,8 @@ from channels.core.types import (
 )
 from channels.party import Party, deliver
 from channels.signer import LocalSigner
-from cise.demo_routed import DEMO_TERMS, RoutedDemoError, run_routed
+from cise.demo_bundles import MACHINES, USERS, BundlesDemoError, run_bundles
+from cise.demo_bundles import TERMS as BUNDLES_TERMS
 
 UNITS_PER_EURO = 1_000_000
 DEMO_SETTLE_TIMEOUT = 20  # blocks
@@ -59,6 +60,7 @@ def cycle_price(cycle: int) -> int:
 class Actors:
     connection: Connection
     deployment: Deployment
+    operator_account: LocalAccount
     operator: Web3ChainClient
     user: Party
     machine: Party
@@ -80,7 +82,12 @@ def _setup(rpc_url: str | None, workdir: Path) -> Actors:
         return Party.open(LocalSigner(key), client, workdir / f"{name}.sqlite")
 
     return Actors(
-        connection, deployment, operator, party(keys[1], "user"), party(keys[2], "machine")
+        connection,
+        deployment,
+        operator_account,
+        operator,
+        party(keys[1], "user"),
+        party(keys[2], "machine"),
     )
 
 
@@ -202,65 +209,51 @@ def _dispute(actors: Actors, channel_id: ChannelId, cycles: int, progress: bool)
     return paid - refund
 
 
-ROUTED_NAMES = ("hub", "user-1", "user-2", "user-3", "machine-1", "machine-2")
-
-
-def _routed_keys() -> dict[str, bytes]:
-    dev_keys = dev_private_keys()
-    return {name: dev_keys[3 + index] for index, name in enumerate(ROUTED_NAMES)}
-
-
-def _fund_routed(actors: Actors) -> None:
-    """The hub and the users of step 1 get €50 each (the machines start with nothing)."""
-    for name, key in _routed_keys().items():
-        if not name.startswith("machine"):
-            actors.operator.mint(Address(LocalSigner(key).address), 50 * UNITS_PER_EURO)
-
-
-def _routed(actors: Actors, console: Console, cycles: int, progress: bool) -> None:
-    """Step 1: three users pay two machines through a hub; checks every wallet afterwards."""
-    keys = _routed_keys()
-    clients = {
-        name: Web3ChainClient.from_key(actors.connection, actors.deployment, key)
-        for name, key in keys.items()
-    }
-    before = {name: clients[name].token_balance(clients[name].address) for name in ROUTED_NAMES}
-    terms = DEMO_TERMS.fees
+def _bundles(actors: Actors, console: Console, uses: int) -> None:
+    """Step 1: the Bundles day: machines charged per cycle, every fee split, ledgers verified."""
+    terms = BUNDLES_TERMS.fees
     console.print(
-        f"\n[bold]1.[/] a hub routes {cycles} wash-cycle payments from 3 users to 2 machines "
-        f"(fee {euro(terms.flat)} + {terms.ppm / 10_000:g}%, at most {euro(terms.cap)})"
+        f"\n[bold]1.[/] Bundles: {len(MACHINES)} washing machines, {len(USERS)} users, a hub "
+        f"(fee {terms.ppm / 10_000:g}%, at most {euro(terms.cap)}); each fee split at once to "
+        "the manufacturer, maintenance, detergent supplier and financier"
     )
-    with tempfile.TemporaryDirectory(prefix="cise-demo-routed-") as tmp:
-        try:
-            result = run_routed(
-                actors.connection, actors.deployment, keys, Path(tmp), cycles, progress
-            )
-        except RoutedDemoError as exc:
-            raise DemoError(str(exc)) from exc
-    for name in ROUTED_NAMES:
-        client = clients[name]
-        balance = client.balance_of(client.address)
-        if balance:
-            client.withdraw_from_balance(balance)
-    after = {name: clients[name].token_balance(clients[name].address) for name in ROUTED_NAMES}
-    expected = dict.fromkeys(ROUTED_NAMES, 0)
-    by_address = {clients[name].address: name for name in ROUTED_NAMES}
-    for payer, outcome in result.outcomes:
-        expected[by_address[payer]] -= outcome.amount + outcome.fee
-        expected[by_address[outcome.payee]] += outcome.amount
-        expected["hub"] += outcome.fee
-    table = Table(title=f"routed through the hub ({result.payments_per_s:,.0f} payments/s)")
-    table.add_column("party")
-    table.add_column("wallet change", justify="right")
-    for name in ROUTED_NAMES:
-        table.add_row(name, euro(after[name] - before[name]))
-    console.print(table)
-    wrong = [n for n in ROUTED_NAMES if after[n] - before[n] != expected[n]]
-    if wrong:
-        raise DemoError(f"routed payments: wallets of {', '.join(wrong)} do not match the payments")
+    for name, (what, _, split) in MACHINES.items():
+        parts = ", ".join(f"{b} {ppm / 10_000:g}%" for b, ppm in split.items())
+        console.print(f"   {name}: {what}; split {parts}")
+    try:
+        result = run_bundles(actors.connection, actors.operator_account, actors.deployment, uses)
+    except BundlesDemoError as exc:
+        raise DemoError(str(exc)) from exc
+    revenue = Table(title=f"per-asset revenue, one day ({result.uses_per_s:,.1f} uses/s)")
+    for column in ("asset", "uses", "refused", "revenue", "routing cost", "anchored up to"):
+        revenue.add_column(column, justify="left" if column == "asset" else "right")
+    for name, report in result.machines.items():
+        revenue.add_row(
+            name,
+            str(report.uses),
+            str(report.refused),
+            euro(report.revenue),
+            euro(report.routing_fees),
+            f"seq {report.anchored_to}",
+        )
+    console.print(revenue)
+    income = Table(title="per-beneficiary income (ledger shares = payments received)")
+    income.add_column("beneficiary")
+    for name in MACHINES:
+        income.add_column(name, justify="right")
+    income.add_column("received", justify="right")
+    for beneficiary, by_machine in result.income.items():
+        income.add_row(
+            beneficiary,
+            *(euro(by_machine[m]) for m in MACHINES),
+            euro(result.received[beneficiary]),
+        )
+    console.print(income)
     console.print(
-        f"   every channel closed cooperatively; the hub earned {euro(result.fees)} in fees; "
-        "each wallet changed by exactly its payments"
+        f"   every ledger verified (signatures, hash chain, splits) and anchored on chain; "
+        f"{result.receipts} receipts kept by the users; the hub earned {euro(result.hub_fees)}; "
+        "per-asset and per-beneficiary totals reconcile exactly with the ledgers and the "
+        "channels; each wallet changed by exactly its payments"
     )
 
 
@@ -271,13 +264,15 @@ def _withdraw_everything(actors: Actors) -> None:
             party.client.withdraw_from_balance(balance)
 
 
-def run_demo(rpc_url: str | None = None, cycles: int = 2000, progress: bool = True) -> int:
+def run_demo(
+    rpc_url: str | None = None, cycles: int = 200, progress: bool = True, uses: int = 90
+) -> int:
     console = Console(highlight=False)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="cise-demo-") as tmp:
         actors = _setup(rpc_url, Path(tmp))
         try:
-            return _run(actors, console, cycles, progress, started)
+            return _run(actors, console, cycles, uses, progress, started)
         except DemoError as exc:
             console.print(f"[bold red]demo failed:[/] {exc}")
             return 1
@@ -286,7 +281,9 @@ def run_demo(rpc_url: str | None = None, cycles: int = 2000, progress: bool = Tr
             actors.machine.close()
 
 
-def _run(actors: Actors, console: Console, cycles: int, progress: bool, started: float) -> int:
+def _run(
+    actors: Actors, console: Console, cycles: int, uses: int, progress: bool, started: float
+) -> int:
     where = (
         "embedded py-evm chain" if actors.connection.kind == "embedded" else actors.connection.kind
     )
@@ -297,11 +294,8 @@ def _run(actors: Actors, console: Console, cycles: int, progress: bool, started:
     operator = actors.operator
     operator.mint(actors.user.address, 100 * UNITS_PER_EURO)
     operator.mint(actors.machine.address, 5 * UNITS_PER_EURO)
-    _fund_routed(actors)
-    before = _holdings(actors)
-
-    _routed(actors, console, cycles, progress)
-    cycles = max(1, cycles // 10)
+    _bundles(actors, console, uses)
+    before = _holdings(actors)  # (the Bundles step checked its own wallets)
     console.print(
         "\n[bold]2.[/] a direct channel: the user opens one to a washing machine with €50.000000"
     )

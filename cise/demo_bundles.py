@@ -51,9 +51,9 @@ from hub.mediator import MediationTerms
 UNITS_PER_EURO = 1_000_000
 DAY_START = 1_764_054_000  # 2025-11-25 07:00 UTC: the simulated day's first possible cycle
 TERMS = MediationTerms(FeeSchedule(flat=0, ppm=1_000, cap=2_000), reveal_timeout=5, lock_timeout=40)
-USER_DEPOSIT = 40 * UNITS_PER_EURO
+USER_DEPOSIT = 100 * UNITS_PER_EURO
 USER_BUDGET = {"user-5": 3 * UNITS_PER_EURO}  # a user whose wallet policy stops at €3 a day
-HUB_TO_MACHINE = 150 * UNITS_PER_EURO
+HUB_TO_MACHINE = 200 * UNITS_PER_EURO
 HUB_TO_BENEFICIARY = 100 * UNITS_PER_EURO
 MACHINE_FLOAT = 2 * UNITS_PER_EURO  # the operator's float for the routing fees of the shares
 GAS_ETH = 10**18
@@ -383,7 +383,9 @@ def run_bundles(
     if users_change != result.expected_change["users (all)"]:
         wrong.append("users")
     if wrong:
-        raise BundlesDemoError(f"wallets of {', '.join(wrong)} do not match the payments: {result.wallet_change} vs {result.expected_change}")
+        raise BundlesDemoError(
+            f"wallets of {', '.join(wrong)} do not match the payments: {result.wallet_change} vs {result.expected_change}"
+        )
     return result
 
 

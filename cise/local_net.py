@@ -28,6 +28,7 @@ from hub.mediator import MediationTerms
 from hub.service import Hub
 
 STEP_TIMEOUT = 120.0  # seconds any phase may take
+POLL_INTERVAL = 0.5  # seconds between chain polls of each party (py-evm holds the GIL meanwhile)
 
 
 class LocalNetError(RuntimeError):
@@ -97,7 +98,7 @@ async def run_local_net(
 
 
 async def _follow(service: NodeService, client: Web3ChainClient) -> None:
-    await run_on_chain(service, client, poll_interval=0.1)
+    await run_on_chain(service, client, poll_interval=POLL_INTERVAL)
 
 
 async def close_all(net: LocalNet, names: Callable[[str], bool] = lambda _: True) -> None:

@@ -10,11 +10,13 @@ from cise.main import main
 
 
 def test_demo_on_embedded_chain(capsys: pytest.CaptureFixture[str]) -> None:
-    assert run_demo(cycles=60, progress=False) == 0
+    assert run_demo(cycles=60, uses=30, progress=False) == 0
     out = " ".join(capsys.readouterr().out.split())  # rich wraps lines at the terminal width
     assert "conservation check passed" in out
     assert "machine submitted the user's proof" in out
-    assert "routed through the hub" in out
+    assert "per-beneficiary income" in out
+    assert "every ledger verified" in out
+    assert "reconcile exactly with the ledgers and the channels" in out
     assert "each wallet changed by exactly its payments" in out
 
 
@@ -24,7 +26,8 @@ def test_demo_against_a_node(
     kind: str, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
 ) -> None:
     node: LocalNode = request.getfixturevalue(f"{kind}_node")
-    assert main(["demo", "--rpc", node.url, "--cycles", "30", "--no-progress"]) == 0
+    argv = ["demo", "--rpc", node.url, "--cycles", "30", "--uses", "12", "--no-progress"]
+    assert main(argv) == 0
     assert "conservation check passed" in capsys.readouterr().out
 
 
@@ -35,9 +38,11 @@ def test_prices_are_sub_cent_and_euros_exact() -> None:
     assert euro(123_456_789) == "€123.456789"
 
 
-@pytest.mark.parametrize("argv", [["demo", "--cycles", "0"], ["demo", "--cycles", "x"]])
+@pytest.mark.parametrize(
+    "argv", [["demo", "--cycles", "0"], ["demo", "--cycles", "x"], ["demo", "--uses", "-1"]]
+)
 def test_demo_rejects_bad_arguments(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
     assert exit_info.value.code == 2
-    assert "--cycles" in capsys.readouterr().err
+    assert argv[1] in capsys.readouterr().err
