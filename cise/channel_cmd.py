@@ -36,9 +36,8 @@ from channels.signer import LocalSigner
 from channels.wire import WireError
 from cise.arguments import positive_int
 from cise.errors import CliError
+from cise.money import UNITS_PER_EURO
 from cise.network import NetworkFileError, load_network
-
-UNITS_PER_EURO = 1_000_000
 
 
 def parse_amount(text: str) -> int:

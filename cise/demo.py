@@ -13,7 +13,6 @@ from __future__ import annotations
 import tempfile
 import time
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 
 from eth_account import Account
@@ -41,14 +40,9 @@ from channels.party import Party, deliver
 from channels.signer import LocalSigner
 from cise.demo_bundles import MACHINES, USERS, BundlesDemoError, run_bundles
 from cise.demo_bundles import TERMS as BUNDLES_TERMS
+from cise.money import UNITS_PER_EURO, euro
 
-UNITS_PER_EURO = 1_000_000
 DEMO_SETTLE_TIMEOUT = 20  # blocks
-
-
-def euro(units: int) -> str:
-    """Display token units as euros with all six decimals (never through a float)."""
-    return f"€{Decimal(units) / UNITS_PER_EURO:,.6f}"
 
 
 def cycle_price(cycle: int) -> int:

@@ -46,9 +46,9 @@ from channels.core.types import Address
 from channels.records import InvoiceRecord
 from channels.signer import LocalSigner
 from cise.local_net import LocalNet, close_all, run_local_net
+from cise.money import UNITS_PER_EURO
 from hub.mediator import MediationTerms
 
-UNITS_PER_EURO = 1_000_000
 DAY_START = 1_764_054_000  # 2025-11-25 07:00 UTC: the simulated day's first possible cycle
 TERMS = MediationTerms(FeeSchedule(flat=0, ppm=1_000, cap=2_000), reveal_timeout=5, lock_timeout=40)
 USER_DEPOSIT = 100 * UNITS_PER_EURO

@@ -22,7 +22,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the end-to-end demo (embedded chain by default)")
     demo.add_argument("--rpc", metavar="URL", help="run against a JSON-RPC node instead")
     demo.add_argument(
-        "--cycles", type=positive_int, default=2000, help="wash cycles paid (default 2000)"
+        "--uses",
+        type=positive_int,
+        default=90,
+        help="wash cycles in the Bundles day, all machines together (default 90)",
+    )
+    demo.add_argument(
+        "--cycles",
+        type=positive_int,
+        default=200,
+        help="metered steps paid over the direct channel (default 200)",
     )
     demo.add_argument("--no-progress", action="store_true", help="plain output, no progress bars")
 
@@ -47,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     from cise import hub_cmd
 
     hub_cmd.add_parsers(sub)
+
+    from cise import ledger_cmd
+
+    ledger_cmd.add_parsers(sub)
 
     bench = sub.add_parser("bench", help="benchmarks; print one JSON object")
     bench_sub = bench.add_subparsers(dest="bench", required=True, metavar="BENCH")
@@ -81,6 +94,22 @@ def build_parser() -> argparse.ArgumentParser:
     restart.add_argument("--in-flight", type=positive_int, default=256)
     restart.add_argument("--payers", type=positive_int, default=1, help="payer agents")
     restart.add_argument("--payees", type=positive_int, default=1, help="payee agents")
+    assets = bench_sub.add_parser(
+        "assets",
+        help="pay-per-use uses end to end: meter -> charge -> 5 shares -> ledger, 3 processes",
+    )
+    assets.add_argument("--json", action="store_true", help="JSON only (the default output)")
+    assets.add_argument("--uses", type=positive_int, default=2_000, help="meter events (postpaid)")
+    assets.add_argument(
+        "--in-flight", type=positive_int, default=64, help="uses under way at the asset, at most"
+    )
+    assets.add_argument("--runs", type=positive_int, default=3, help="median of this many runs")
+    assets.add_argument(
+        "--users", type=positive_int, default=4, help="user agents (one process hosts all)"
+    )
+    assets.add_argument(
+        "--profile-dir", metavar="DIR", help="write cProfile stats of every process here"
+    )
     gas = bench_sub.add_parser("gas", help="gas per contract operation on the embedded chain")
     gas.add_argument("--json", action="store_true", help="JSON only (the default output)")
     return parser
@@ -92,7 +121,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             from cise.demo import run_demo
 
-            return run_demo(rpc_url=args.rpc, cycles=args.cycles, progress=not args.no_progress)
+            return run_demo(
+                rpc_url=args.rpc,
+                cycles=args.cycles,
+                uses=args.uses,
+                progress=not args.no_progress,
+            )
         if args.command == "chain":
             from cise.chain_cmd import run_chain
 
@@ -109,6 +143,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from cise import hub_cmd
 
             return hub_cmd.run(args)
+        if args.command in ("ledger", "user"):
+            from cise import ledger_cmd
+
+            return ledger_cmd.run(args)
         if args.command == "bench":
             from cise.bench import run_bench
 

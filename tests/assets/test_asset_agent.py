@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import trio
+import trio.lowlevel
 
+from assets.agent import AssetAgent
 from assets.ledger import verify_chain
 from assets.meter import MeterEvent
 from channels.bench.synthetic import address_of
@@ -17,6 +19,8 @@ from tests.assets.assetfix import (
     BENEFICIARIES,
     REGISTRY_DOMAIN,
     TARIFF,
+    USERS,
+    config,
     running_asset,
     split,
 )
@@ -92,7 +96,9 @@ async def test_bad_events_are_rejected_and_change_nothing(tmp_path: Path) -> Non
                     event_id="wash-5", user=use(5).user, units=1, at=AT + 7
                 ),
                 "unknown user": stranger,
-                "above the maximum": MeterEvent(event_id="wash-9", user=use(5).user, units=2, at=AT + 9),
+                "above the maximum": MeterEvent(
+                    event_id="wash-9", user=use(5).user, units=2, at=AT + 9
+                ),
             }
             for problem, event in cases.items():
                 outcome = await a.asset.handle(event)
@@ -100,3 +106,48 @@ async def test_bad_events_are_rejected_and_change_nothing(tmp_path: Path) -> Non
                 assert problem in outcome.reason, (problem, outcome.reason)
         assert a.ledger.count() == 1
         assert a.asset.book.counts() in ({"paid": 1}, {"ledgered": 1})
+
+
+async def _stopped_midway_then_resumed(tmp_path: Path, stop_after: float) -> None:
+    """Postpaid uses stream in; the asset agent is stopped mid-way (charges and shares in flight)
+    and a new one resumes from its ledger file: every use is charged once, every share paid once."""
+    uses = 40
+    async with running_asset(tmp_path) as a:
+        first = a.asset
+        with trio.move_on_after(stop_after):
+            for n in range(1, uses + 1):
+                await first.handle(use(n, ("user-1", "user-2")[n % 2], prepaid=False))
+        a.cancel.cancel()  # the first agent's tasks die wherever they were
+        await trio.lowlevel.checkpoint()
+        async with trio.open_nursery() as nursery:
+            second = AssetAgent(a.net.agents["asset"], a.ledger, config())
+            await nursery.start(second.run)
+            accepted = sum(second.book.counts().values())
+            with trio.fail_after(30):
+                for n in range(accepted + 1, uses + 1):  # the meter goes on
+                    await second.handle(use(n, ("user-1", "user-2")[n % 2], prepaid=False))
+                while second.book.counts().get("paid", 0) < uses:  # noqa: ASYNC110
+                    await trio.sleep(0.02)
+            nursery.cancel_scope.cancel()
+        assert a.ledger.count() == uses
+        entries = list(a.ledger.entries())
+        verify_chain(entries, ASSET_ID, a.asset.address, REGISTRY_DOMAIN, splits={1: split()})
+        assert len({e.decode_use_body().event_id for e in entries}) == uses
+        shares = split_fee(TARIFF.price, split())
+        for beneficiary in BENEFICIARIES:
+            store = a.net.agents[beneficiary].service.store
+            owed = uses * shares[split().beneficiaries.index(address_of(beneficiary))]
+            with trio.fail_after(5):
+                while received_by(store, a.asset.address) < owed:  # noqa: ASYNC110
+                    await trio.sleep(0.01)
+            assert received_by(store, a.asset.address) == owed  # nothing skipped, nothing twice
+        paid_by_users = sum(
+            received_by(a.net.agents["asset"].service.store, address_of(u)) for u in USERS
+        )
+        assert paid_by_users == uses * TARIFF.price  # each use charged exactly once
+
+
+async def test_a_stopped_agent_resumes_without_double_charge_or_skipped_share(
+    tmp_path: Path,
+) -> None:
+    await _stopped_midway_then_resumed(tmp_path, stop_after=0.15)

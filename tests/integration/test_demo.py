@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from channels.chain.nodes import LocalNode
-from cise.demo import cycle_price, euro, run_demo
+from cise.demo import cycle_price, run_demo
 from cise.main import main
+from cise.money import euro
 
 
 def test_demo_on_embedded_chain(capsys: pytest.CaptureFixture[str]) -> None:

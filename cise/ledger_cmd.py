@@ -1,0 +1,996 @@
+"""`cise ledger show|export|verify|statement|check-statement` and `cise user statement`.
+
+Reading an asset's revenue ledger (the asset agent's sqlite file, or a `.jsonl` export), checking
+it against the chain (`assets.audit`), signing and checking revenue statements, and checking a
+user's receipts. The `print_*` functions and the command functions (`ledger_show`,
+`ledger_verify`, ...) take resolved inputs (entries, a `ChainView`, a key), so `cise demo` and
+tests call them in-process on any chain; `run` only parses, validates and connects.
+
+What it must never do: decide whether a ledger is sound (`assets.audit` and `assets.ledger` do),
+write to a ledger or an agent's store (both are opened read-only: the agent may be running), or
+write anything at all when an argument is bad (`CliError`, exit status 2). A check that fails
+prints the problem and exits with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sqlite3
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from eth_account import Account
+from rich.console import Console, JustifyMethod
+from rich.markup import escape
+from rich.table import Table
+
+from assets.audit import (
+    BeneficiaryCheck,
+    LedgerAudit,
+    UseLine,
+    UserCheck,
+    anchors_from_history,
+    audit_ledger,
+    check_beneficiary,
+    check_statement,
+    check_user_receipts,
+    receipt_uses,
+    received_shares,
+)
+from assets.ledger import (
+    Anchor,
+    LedgerError,
+    RevenueStatement,
+    RevenueTotals,
+    SignedEntry,
+    StatementCheck,
+    decode_entry,
+    entry_from_json,
+    entry_to_json,
+    make_statement,
+    statement_from_json,
+    statement_to_json,
+)
+from channels.chain.assets import AssetHistory, AssetRegistered, AssetRegistryClient
+from channels.chain.connection import Connection
+from channels.chain.deploy import Deployment
+from channels.codec.eip712 import Domain
+from channels.codec.keccak import keccak
+from channels.core.types import Address, parse_address, to_checksum
+from channels.records import InvoiceRecord, ReceiptRecord, core_record_codec
+from channels.signer import LocalSigner
+from cise.errors import CliError
+from cise.money import euro
+from cise.network import NetworkFileError, load_network
+
+DEFAULT_NETWORK_FILE = ".cise/network.json"
+SQLITE_HEADER = b"SQLite format 3\x00"
+# Reads need an account on the client but never send anything: a fixed throwaway key.
+_READ_ONLY_KEY = keccak(b"cise ledger: read-only registry client")
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing
+
+
+def parse_asset_id(text: str, what: str = "ASSET") -> bytes:
+    """A 0x-prefixed 32-byte asset id; `CliError` naming `what` otherwise."""
+    if not text.startswith("0x") or len(text) != 66:
+        raise CliError(f"{what} must be a 32-byte asset id (0x + 64 hex digits), got {text!r}")
+    try:
+        return bytes.fromhex(text[2:])
+    except ValueError:
+        raise CliError(f"{what} is not hex: {text!r}") from None
+
+
+def parse_time(text: str, what: str) -> int:
+    """Unix seconds, or an ISO 8601 date/time (UTC when it names no zone)."""
+    if text.isdigit():
+        return int(text)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise CliError(
+            f"{what} must be unix seconds or an ISO 8601 time (2026-01-31T12:00:00Z), got {text!r}"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    seconds = int(moment.timestamp())
+    if seconds < 0:
+        raise CliError(f"{what} is before 1970: {text!r}")
+    return seconds
+
+
+def _address(text: str, what: str) -> Address:
+    try:
+        return Address(parse_address(text))
+    except ValueError as exc:
+        raise CliError(f"{what}: {exc}") from None
+
+
+def read_key_file(path: Path) -> bytes:
+    """A private key stored as 64 hex digits (0x optional) in a file."""
+    try:
+        text = path.read_text().strip()
+    except OSError as exc:
+        raise CliError(f"--key-file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise CliError(f"--key-file {path}: not a text file") from None
+    digits = text[2:] if text.startswith("0x") else text
+    try:
+        key = bytes.fromhex(digits)
+    except ValueError:
+        key = b""
+    if len(key) != 32:
+        raise CliError(f"--key-file {path}: want a 32-byte private key as 64 hex digits")
+    return key
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading a ledger (read-only)
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerFile:
+    """A ledger as read from a file: its entries in stored order, and the anchors it recorded
+    (a sqlite ledger only; None for an export, which holds entries only)."""
+
+    path: Path
+    entries: tuple[SignedEntry, ...]
+    anchors: tuple[Anchor, ...] | None
+
+
+def _read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection that leaves no file behind.
+
+    While a writer has the (WAL mode) file open its -wal and -shm files exist and a `mode=ro`
+    reader shares them. Without a -wal file no writer is active, and `mode=ro` would create the
+    -wal and -shm files and leave them: `immutable=1` reads the file alone instead.
+    """
+    uri = path.resolve().as_uri() + "?mode=ro"
+    if not Path(f"{path}-wal").exists():
+        uri += "&immutable=1"
+    return sqlite3.connect(uri, uri=True)
+
+
+def _tables(db: sqlite3.Connection, path: Path, what: str) -> set[str]:
+    try:
+        rows = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    except sqlite3.DatabaseError as exc:
+        raise CliError(f"{path}: not a readable {what}: {exc}") from None
+    return {row[0] for row in rows}
+
+
+def _read_sqlite_ledger(path: Path) -> LedgerFile:
+    db = _read_only(path)
+    try:
+        tables = _tables(db, path, "ledger file")
+        if not {"entries", "anchors"} <= tables:
+            raise CliError(f"{path}: not a ledger file (it has no entries and anchors tables)")
+        try:
+            rows = db.execute("SELECT seq, entry FROM entries ORDER BY seq").fetchall()
+            anchor_rows = db.execute(
+                'SELECT from_seq, to_seq, root, head_hash FROM anchors ORDER BY "index"'
+            ).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise CliError(f"{path}: not a readable ledger file: {exc}") from None
+    finally:
+        db.close()
+    entries = []
+    for seq, raw in rows:
+        try:
+            entry = decode_entry(bytes(raw))
+        except LedgerError as exc:
+            raise LedgerError(f"the stored entry does not decode: {exc.problem}", seq) from None
+        if entry.seq != seq:
+            raise LedgerError(f"the stored entry says seq {entry.seq}", seq)
+        entries.append(entry)
+    try:
+        anchors = tuple(
+            Anchor(int(a), int(b), bytes(root), bytes(head)) for a, b, root, head in anchor_rows
+        )
+    except (msgspec.ValidationError, TypeError, ValueError) as exc:
+        raise LedgerError(f"a stored anchor is malformed: {exc}") from None
+    return LedgerFile(path, tuple(entries), anchors)
+
+
+def _read_jsonl_ledger(path: Path, text: str) -> LedgerFile:
+    entries = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+            if not isinstance(obj, dict):
+                raise ValueError("not a JSON object")
+            entries.append(entry_from_json(obj))
+        except ValueError as exc:  # LedgerError and JSONDecodeError are ValueErrors
+            raise CliError(f"{path}:{number}: not a ledger export line: {exc}") from None
+    return LedgerFile(path, tuple(entries), None)
+
+
+def read_ledger(path: Path, asset_id: bytes | None = None) -> LedgerFile:
+    """The ledger in `path`: an asset agent's sqlite ledger file, or a JSONL export.
+
+    `CliError` when the file is missing or no ledger, or (with `asset_id`) another asset's;
+    `LedgerError` when a stored entry itself is broken (a finding, not a bad argument).
+    """
+    try:
+        with path.open("rb") as file:
+            head = file.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        raise CliError(f"--ledger {path}: {exc.strerror or exc}") from None
+    if head == SQLITE_HEADER:
+        ledger = _read_sqlite_ledger(path)
+    else:
+        try:
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CliError(f"--ledger {path}: not a ledger file ({exc})") from None
+        if text.strip() and not text.lstrip().startswith("{"):
+            raise CliError(f"--ledger {path}: not a ledger file (neither sqlite nor JSON lines)")
+        ledger = _read_jsonl_ledger(path, text)
+    if asset_id is not None and ledger.entries and ledger.entries[0].asset_id != asset_id:
+        raise CliError(
+            f"--ledger {path} is the ledger of asset 0x{ledger.entries[0].asset_id.hex()}, "
+            f"not of 0x{asset_id.hex()}"
+        )
+    return ledger
+
+
+def _read_facts(path: Path, prefix: str) -> list[Any]:
+    """The facts under `prefix` of an agent's store, read-only (the agent may be running)."""
+    if not path.is_file():
+        raise CliError(f"--store {path}: no such file")
+    codec = core_record_codec()
+    db = _read_only(path)
+    try:
+        if "facts" not in _tables(db, path, "agent store"):
+            raise CliError(f"--store {path}: not an agent store (it has no facts table)")
+        rows = db.execute(
+            "SELECT key, kind, payload FROM facts WHERE key >= ? AND key < ? ORDER BY key",
+            (prefix, prefix + "\U0010ffff"),
+        ).fetchall()
+    except sqlite3.DatabaseError as exc:
+        raise CliError(f"--store {path}: not a readable agent store: {exc}") from None
+    finally:
+        db.close()
+    records = []
+    for key, kind, payload in rows:
+        try:
+            records.append(codec.decode(kind, payload))
+        except (ValueError, TypeError, msgspec.DecodeError) as exc:
+            raise CliError(f"--store {path}: fact {key} cannot be decoded: {exc}") from None
+    return records
+
+
+def read_invoices(path: Path) -> list[InvoiceRecord]:
+    """The invoices an agent issued as payee (what it was paid), from its store file."""
+    return [r for r in _read_facts(path, "invoice:") if isinstance(r, InvoiceRecord)]
+
+
+def read_receipts(path: Path) -> list[ReceiptRecord]:
+    """The receipts an agent kept for the charges it paid, from its store file."""
+    return [r for r in _read_facts(path, "receipt:") if isinstance(r, ReceiptRecord)]
+
+
+# ---------------------------------------------------------------------------------------------
+# The chain
+
+
+@dataclass(frozen=True, slots=True)
+class ChainView:
+    """What the ledger commands read from the chain: the asset registry and its EIP-712 domain."""
+
+    registry: AssetRegistryClient
+    domain: Domain
+
+    @classmethod
+    def of(cls, connection: Connection, deployment: Deployment) -> ChainView:
+        """A read-only view of `deployment`'s registry (e.g. on the embedded chain)."""
+        if deployment.asset_registry is None:
+            raise CliError("this network has no asset registry (deployed before it existed)")
+        registry = AssetRegistryClient(connection, deployment, Account.from_key(_READ_ONLY_KEY))
+        return cls(registry, Domain(deployment.chain_id, deployment.asset_registry))
+
+    def history(self, asset_id: bytes) -> AssetHistory:
+        """The asset's history from the chain's logs; `CliError` for an unregistered asset."""
+        try:
+            history = self.registry.asset_history(asset_id)
+        except Exception as exc:  # web3/requests raise many kinds; all mean "no usable node"
+            raise CliError(f"cannot read asset 0x{asset_id.hex()}'s events: {exc}") from None
+        if not any(isinstance(e, AssetRegistered) for e in history.events):
+            raise CliError(
+                f"asset 0x{asset_id.hex()} is not registered in the asset registry "
+                f"{to_checksum(self.registry.registry)} (chain {self.domain.chain_id})"
+            )
+        return history
+
+
+def _network(path: Path) -> tuple[str, Deployment, tuple[bytes, ...]]:
+    try:
+        network = load_network(path)
+    except NetworkFileError as exc:
+        raise CliError(str(exc)) from None
+    return network.rpc_url, network.deployment, network.dev_keys
+
+
+def connect(network_file: Path) -> ChainView:
+    """The chain of a network file (as `cise channel` connects: node reachable, same chain id)."""
+    rpc_url, deployment, _ = _network(network_file)
+    if deployment.asset_registry is None:
+        raise CliError(f"the network file {network_file} names no asset registry")
+    try:
+        connection = Connection.from_url(rpc_url)
+        chain_id = connection.chain_id
+    except Exception as exc:  # web3/requests raise many kinds; all mean "no usable node"
+        raise CliError(f"cannot reach the node at {rpc_url}: {exc}") from None
+    if chain_id != deployment.chain_id:
+        raise CliError(
+            f"the node at {rpc_url} runs chain {chain_id}, the network file says "
+            f"{deployment.chain_id}"
+        )
+    return ChainView.of(connection, deployment)
+
+
+# ---------------------------------------------------------------------------------------------
+# Printing (also for `cise demo`)
+
+
+def _euro(units: int) -> str:
+
+    return euro(units)
+
+
+def utc(seconds: int | None) -> str:
+    """Unix seconds as `YYYY-MM-DD HH:MM:SS` UTC."""
+    if seconds is None:
+        return "-"
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def short(value: bytes) -> str:
+    """0x1234…cdef: enough to tell values apart in a table."""
+    text = value.hex()
+    return f"0x{text[:4]}…{text[-4:]}"
+
+
+def seq_ranges(seqs: Iterable[int]) -> str:
+    """1..4, 7, 9..10 (ascending seqs)."""
+    parts: list[str] = []
+    ordered = sorted(seqs)
+    start = previous = None
+    for seq in [*ordered, None]:
+        if start is not None and (seq is None or seq != (previous or 0) + 1):
+            parts.append(str(start) if start == previous else f"{start}..{previous}")
+            start = None
+        if seq is not None:
+            start = seq if start is None else start
+            previous = seq
+    return ", ".join(parts) or "none"
+
+
+def print_entries(console: Console, entries: Sequence[SignedEntry], title: str = "") -> None:
+    """The entries as a table: seq, time, user, units, fee, split version, shares."""
+    table = Table(title=title or None)
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("seq", "right"),
+        ("time (UTC)", "left"),
+        ("user", "left"),
+        ("units", "right"),
+        ("fee", "right"),
+        ("split", "right"),
+        ("shares", "left"),
+    )
+    for name, justify in columns:
+        table.add_column(name, justify=justify)
+    for entry in entries:
+        body = entry.decode_use_body()
+        shares = "\n".join(
+            f"{short(share.beneficiary)} {_euro(share.amount)}" for share in body.shares
+        )
+        table.add_row(
+            str(entry.seq),
+            utc(entry.time),
+            short(body.user),
+            f"{body.units:,}",
+            _euro(body.fee),
+            str(body.split_version),
+            shares,
+        )
+    console.print(table)
+
+
+def _totals_rows(table: Table, totals: RevenueTotals) -> None:
+    table.add_row("uses", f"{totals.uses:,}")
+    table.add_row("units", f"{totals.units:,}")
+    table.add_row("fee total", _euro(totals.fee_total))
+    table.add_row("period (UTC)", f"{utc(totals.first_time)} .. {utc(totals.last_time)}")
+
+
+def _beneficiary_table(totals: RevenueTotals) -> Table:
+    table = Table(title="shares per beneficiary")
+    table.add_column("beneficiary")
+    table.add_column("total", justify="right")
+    for beneficiary, amount in totals.by_beneficiary:
+        table.add_row(to_checksum(beneficiary), _euro(amount))
+    return table
+
+
+def print_ledger_audit(console: Console, audit: LedgerAudit) -> None:
+    """The audit's summary, the totals per beneficiary, and "ledger verified" or the problem."""
+    table = Table(title=f"ledger of asset 0x{audit.asset_id.hex()}", show_header=False)
+    table.add_column("what")
+    table.add_column("value")
+    span = "" if audit.first_seq is None else f" (seq {audit.first_seq}..{audit.last_seq})"
+    table.add_row("entries", f"{audit.entries:,}{span}")
+    table.add_row("agents on chain", ", ".join(to_checksum(a) for a in audit.agents) or "-")
+    table.add_row("split versions", ", ".join(str(v) for v in audit.split_versions) or "-")
+    table.add_row("anchors on chain", str(len(audit.chain_anchors)))
+    table.add_row("anchored up to seq", f"{audit.anchored_seq} ({audit.anchored:,} entries)")
+    table.add_row("not yet anchored", f"{audit.unanchored:,} entries")
+    if audit.totals is not None:
+        _totals_rows(table, audit.totals)
+    console.print(table)
+    if audit.totals is not None and audit.totals.by_beneficiary:
+        console.print(_beneficiary_table(audit.totals))
+    for note in audit.notes:
+        console.print(f"note: {escape(note)}")
+    if audit.ok:
+        console.print("[bold green]ledger verified[/]")
+    else:
+        console.print(f"[bold red]ledger verification FAILED:[/] {escape(audit.problem or '')}")
+
+
+def print_beneficiary_check(console: Console, check: BeneficiaryCheck) -> None:
+    """What the ledger owes one beneficiary against what it received, and every discrepancy."""
+    table = Table(title=f"payments to {to_checksum(check.beneficiary)}", show_header=False)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    table.add_row("ledger shares paid by payment", f"{check.shares:,}")
+    table.add_row("owed per ledger", _euro(check.owed))
+    table.add_row("received from the asset", _euro(check.received))
+    if check.kept:
+        table.add_row("shares recorded without payment", _euro(check.kept))
+    table.add_row("shares missing", f"{len(check.missing):,}")
+    table.add_row("amounts that differ", f"{len(check.differing):,}")
+    table.add_row("payments no share explains", f"{len(check.unexplained):,}")
+    console.print(table)
+    for problem in check.problems():
+        console.print(f"  {escape(problem)}")
+    if check.ok:
+        console.print("[bold green]beneficiary payments match the ledger[/]")
+    else:
+        console.print("[bold red]beneficiary check FAILED[/]")
+
+
+def print_statement_check(
+    console: Console, statement: RevenueStatement, check: StatementCheck
+) -> None:
+    """A verified statement: its period, totals, and which entries are anchored on chain."""
+    table = Table(
+        title=f"revenue statement of asset 0x{statement.asset_id.hex()}", show_header=False
+    )
+    table.add_column("what")
+    table.add_column("value")
+    table.add_row(
+        "period (UTC)", f"{utc(statement.from_time)} .. {utc(statement.to_time)} (end excluded)"
+    )
+    table.add_row("entries", f"seq {statement.first_seq}..{statement.last_seq}")
+    _totals_rows(table, check.totals)
+    table.add_row("anchored on chain", seq_ranges(check.anchored))
+    table.add_row("not yet anchored", seq_ranges(check.unanchored))
+    console.print(table)
+    if check.totals.by_beneficiary:
+        console.print(_beneficiary_table(check.totals))
+    console.print("[bold green]statement verified[/]")
+
+
+def _use_table(lines: Sequence[UseLine], title: str) -> Table:
+    table = Table(title=title)
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("asset", "left"),
+        ("seq", "right"),
+        ("time (UTC)", "left"),
+        ("units", "right"),
+        ("fee", "right"),
+        ("charge payment id", "right"),
+        ("status", "left"),
+    )
+    for name, justify in columns:
+        table.add_column(name, justify=justify)
+    for line in lines:
+        table.add_row(
+            "?" if line.asset_id is None else short(line.asset_id),
+            "-" if line.seq is None else str(line.seq),
+            utc(line.time),
+            "-" if line.units is None else f"{line.units:,}",
+            "-" if line.fee is None else _euro(line.fee),
+            str(line.charge_payment_id),
+            escape(line.status + (f": {line.detail}" if line.detail else "")),
+        )
+    return table
+
+
+def print_user_uses(console: Console, lines: Sequence[UseLine]) -> None:
+    """A user's receipts (`receipt_uses`) and its totals per asset."""
+    console.print(_use_table(lines, "uses (receipts kept)"))
+    per_asset: dict[bytes, tuple[int, int]] = {}
+    for line in lines:
+        if line.asset_id is not None and line.status == "signed":
+            uses, fees = per_asset.get(line.asset_id, (0, 0))
+            per_asset[line.asset_id] = (uses + 1, fees + (line.fee or 0))
+    table = Table(title="totals per asset (validly signed receipts)")
+    table.add_column("asset")
+    table.add_column("uses", justify="right")
+    table.add_column("fees", justify="right")
+    for asset_id, (uses, fees) in sorted(per_asset.items()):
+        table.add_row(f"0x{asset_id.hex()}", f"{uses:,}", _euro(fees))
+    console.print(table)
+    bad = [line for line in lines if line.status != "signed"]
+    if bad:
+        console.print(f"[bold red]{len(bad)} receipt(s) do not check out[/]")
+
+
+def print_user_check(console: Console, check: UserCheck) -> None:
+    """A user's receipts of one asset against its ledger."""
+    console.print(
+        _use_table(check.uses, f"receipts against the ledger of 0x{check.asset_id.hex()}")
+    )
+    for problem in check.problems():
+        console.print(f"  {escape(problem)}")
+    if check.ok:
+        console.print(
+            f"[bold green]{len(check.uses)} receipt(s) match the ledger[/] "
+            f"(fees {_euro(check.fee_total)})"
+        )
+    else:
+        console.print("[bold red]receipt check FAILED[/]")
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+def _check_out(path: Path, force: bool) -> None:
+    if path.is_dir():
+        raise CliError(f"--out {path} is a folder")
+    if path.exists() and not force:
+        raise CliError(f"--out {path} exists (use --force to replace it)")
+    if not path.parent.is_dir():
+        raise CliError(f"--out {path}: no folder {path.parent}")
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Write whole or not at all (a temporary file renamed over `path`)."""
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def export_jsonl(entries: Iterable[SignedEntry]) -> bytes:
+    """Entries as JSON lines (bytes as 0x hex), read back by `read_ledger`."""
+    return b"".join(msgspec.json.encode(entry_to_json(entry)) + b"\n" for entry in entries)
+
+
+# ---------------------------------------------------------------------------------------------
+# The commands, on resolved inputs
+
+
+def _select(ledger: LedgerFile, from_seq: int | None, to_seq: int | None) -> list[SignedEntry]:
+    return [
+        entry
+        for entry in ledger.entries
+        if (from_seq is None or entry.seq >= from_seq) and (to_seq is None or entry.seq <= to_seq)
+    ]
+
+
+def _entry_json(entry: SignedEntry) -> dict[str, Any]:
+    body = entry.decode_use_body()
+    return {
+        "asset_id": "0x" + entry.asset_id.hex(),
+        "seq": entry.seq,
+        "time": entry.time,
+        "time_utc": datetime.fromtimestamp(entry.time, UTC).isoformat(),
+        "entry_hash": "0x" + entry.entry_hash.hex(),
+        "prev_hash": "0x" + entry.prev_hash.hex(),
+        "event_id": body.event_id,
+        "user": "0x" + body.user.hex(),
+        "units": body.units,
+        "fee": body.fee,
+        "split_version": body.split_version,
+        "shares": [
+            {
+                "beneficiary": to_checksum(share.beneficiary),
+                "amount": share.amount,
+                "payment_id": share.payment_id,
+            }
+            for share in body.shares
+        ],
+        "charge_payment_id": body.charge_payment_id,
+        "signature": "0x" + entry.signature.hex(),
+    }
+
+
+def ledger_show(
+    console: Console,
+    ledger: LedgerFile,
+    *,
+    from_seq: int | None = None,
+    to_seq: int | None = None,
+    as_json: bool = False,
+) -> int:
+    """Print the entries from_seq..to_seq as a table, or as JSON lines."""
+    entries = _select(ledger, from_seq, to_seq)
+    try:
+        if as_json:
+            for entry in entries:
+                console.out(json.dumps(_entry_json(entry)), highlight=False)
+            return 0
+        print_entries(console, entries, title=escape(f"{ledger.path}: {len(entries)} entries"))
+    except LedgerError as exc:
+        console.print(f"[bold red]broken entry:[/] {escape(str(exc))}")
+        return 1
+    return 0
+
+
+def ledger_verify(
+    console: Console,
+    asset_id: bytes,
+    ledger: LedgerFile,
+    chain: ChainView,
+    *,
+    beneficiary: Address | None = None,
+    invoices: Sequence[InvoiceRecord] = (),
+) -> int:
+    """Audit the ledger against the chain (and, with `beneficiary`, its payments); 0 when sound."""
+    history = chain.history(asset_id)
+    audit = audit_ledger(
+        ledger.entries,
+        asset_id=asset_id,
+        domain=chain.domain,
+        history=history,
+        local_anchors=ledger.anchors,
+    )
+    print_ledger_audit(console, audit)
+    status = 0 if audit.ok else 1
+    if beneficiary is not None:
+        try:
+            check = check_beneficiary(
+                ledger.entries, beneficiary, received_shares(invoices, set(audit.agents))
+            )
+        except LedgerError as exc:
+            console.print(f"[bold red]beneficiary check FAILED:[/] {escape(str(exc))}")
+            return 1
+        print_beneficiary_check(console, check)
+        status = status or (0 if check.ok else 1)
+    return status
+
+
+def ledger_statement(
+    console: Console,
+    asset_id: bytes,
+    ledger: LedgerFile,
+    chain: ChainView,
+    *,
+    key: bytes,
+    from_time: int,
+    to_time: int,
+) -> RevenueStatement | None:
+    """The statement of [from_time, to_time) signed with the agent's `key`, once the ledger is
+    audited sound (None, with the audit printed, when it is not)."""
+    signer = LocalSigner(key)
+    history = chain.history(asset_id)
+    agents = [bytes(agent) for agent in history.agents()]
+    if signer.address not in agents:
+        raise CliError(
+            f"the key's address {to_checksum(signer.address)} is no agent of asset "
+            f"0x{asset_id.hex()} (agents on chain: "
+            f"{', '.join(to_checksum(a) for a in agents)})"
+        )
+    audit = audit_ledger(
+        ledger.entries,
+        asset_id=asset_id,
+        domain=chain.domain,
+        history=history,
+        local_anchors=ledger.anchors,
+    )
+    if not audit.ok:
+        print_ledger_audit(console, audit)
+        console.print("[bold red]no statement signed:[/] the ledger does not verify")
+        return None
+    try:
+        return make_statement(
+            ledger.entries,
+            anchors_from_history(history),
+            from_time=from_time,
+            to_time=to_time,
+            sign_digest=signer.sign_digest,
+            domain=chain.domain,
+        )
+    except LedgerError as exc:
+        raise CliError(f"no statement: {exc}") from None
+
+
+def ledger_check_statement(console: Console, statement: RevenueStatement, chain: ChainView) -> int:
+    """Check a statement against the chain; print its totals and anchoring. 0 when it holds."""
+    history = chain.history(statement.asset_id)
+    try:
+        check = check_statement(statement, domain=chain.domain, history=history)
+    except LedgerError as exc:
+        console.print(f"[bold red]statement check FAILED:[/] {escape(str(exc))}")
+        return 1
+    print_statement_check(console, statement, check)
+    return 0
+
+
+def user_statement(
+    console: Console,
+    receipts: Sequence[ReceiptRecord],
+    domain: Domain,
+    ledgers: Sequence[tuple[bytes, LedgerFile]] = (),
+) -> int:
+    """A user's receipts and totals per asset; each ledger given is checked against the
+    receipts of its asset (signed by the agent the user paid). 0 when everything checks out."""
+    lines = receipt_uses(receipts, domain)
+    print_user_uses(console, lines)
+    status = 0 if all(line.status == "signed" for line in lines) else 1
+    for asset_id, ledger in ledgers:
+        mine = [
+            receipt
+            for receipt, line in zip(receipts, lines, strict=True)
+            if line.asset_id == asset_id
+        ]
+        agents = {bytes(receipt.asset) for receipt in mine}
+        check = check_user_receipts(mine, ledger.entries, asset_id, domain, agents)
+        print_user_check(console, check)
+        if not check.ok:
+            status = 1
+    return status
+
+
+# ---------------------------------------------------------------------------------------------
+# Arguments and wiring
+
+
+def add_parsers(sub: Any) -> None:
+    """`cise ledger ...` and `cise user ...`."""
+    ledger = sub.add_parser("ledger", help="an asset's revenue ledger: show, export, verify")
+    ops = ledger.add_subparsers(dest="op", required=True, metavar="OP")
+
+    show = ops.add_parser("show", help="print the entries as a table (or JSON lines)")
+    _asset_and_ledger(show)
+    show.add_argument("--from-seq", type=_positive, default=None, metavar="N")
+    show.add_argument("--to-seq", type=_positive, default=None, metavar="N")
+    show.add_argument("--json", action="store_true", help="one JSON object per entry")
+
+    export = ops.add_parser("export", help="write the entries as JSON lines")
+    _asset_and_ledger(export)
+    export.add_argument("--out", required=True, type=Path, metavar="FILE")
+    export.add_argument("--force", action="store_true", help="replace an existing --out")
+
+    verify = ops.add_parser("verify", help="check the ledger against the chain")
+    _asset_and_ledger(verify)
+    _network_file(verify)
+    verify.add_argument("--beneficiary", metavar="ADDR", help="also check this one's payments")
+    verify.add_argument("--store", type=Path, metavar="PATH", help="the beneficiary's agent store")
+
+    statement = ops.add_parser("statement", help="a signed revenue statement of a period")
+    _asset_and_ledger(statement)
+    _network_file(statement)
+    statement.add_argument("--from", dest="from_time", required=True, help="ISO 8601 or unix")
+    statement.add_argument("--to", dest="to_time", required=True, help="ISO 8601 or unix (excl.)")
+    signer = statement.add_mutually_exclusive_group(required=True)
+    signer.add_argument("--account", type=int, help="the agent's dev account index")
+    signer.add_argument("--key-file", type=Path, help="a file with the agent's private key (hex)")
+    statement.add_argument("--out", required=True, type=Path, metavar="FILE")
+    statement.add_argument("--force", action="store_true", help="replace an existing --out")
+
+    check = ops.add_parser("check-statement", help="check a revenue statement against the chain")
+    check.add_argument("file", type=Path, metavar="FILE")
+    _network_file(check)
+
+    user = sub.add_parser("user", help="a user's view: its receipts")
+    user_ops = user.add_subparsers(dest="op", required=True, metavar="OP")
+    uses = user_ops.add_parser("statement", help="the user's uses, fees and assets, checked")
+    uses.add_argument("--store", required=True, type=Path, help="the user's agent store")
+    uses.add_argument(
+        "--ledger",
+        action="append",
+        default=[],
+        metavar="ASSET=PATH",
+        help="check the receipts of ASSET against this ledger (repeatable)",
+    )
+    _network_file(uses, "the network file (for the chain id and the registry's address)")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a seq >= 1: {text!r}")
+    return value
+
+
+def _asset_and_ledger(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("asset", metavar="ASSET", help="the asset id, 0x + 64 hex digits")
+    parser.add_argument(
+        "--ledger", required=True, type=Path, metavar="PATH", help="ledger sqlite file or .jsonl"
+    )
+
+
+def _network_file(parser: argparse.ArgumentParser, help: str = "network file") -> None:
+    parser.add_argument(
+        "--network-file",
+        "--network",
+        dest="network",
+        metavar="FILE",
+        type=Path,
+        default=DEFAULT_NETWORK_FILE,
+        help=f"{help} (default {DEFAULT_NETWORK_FILE})",
+    )
+
+
+def _console() -> Console:
+    return Console(highlight=False, soft_wrap=False, width=None if os.isatty(1) else 160)
+
+
+def run(args: argparse.Namespace) -> int:
+    """`cise ledger OP` or `cise user statement`: every argument is checked before anything."""
+    console = _console()
+    if args.command == "user":
+        return _run_user(console, args)
+    if args.op == "check-statement":
+        return _run_check_statement(console, args)
+    asset_id = parse_asset_id(args.asset)
+    try:
+        ledger = read_ledger(args.ledger, asset_id)
+    except LedgerError as exc:
+        console.print(f"[bold red]ledger file is broken:[/] {escape(str(exc))}")
+        return 1
+    if args.op == "show":
+        if args.from_seq and args.to_seq and args.from_seq > args.to_seq:
+            raise CliError(f"--from-seq {args.from_seq} is after --to-seq {args.to_seq}")
+        return ledger_show(
+            console, ledger, from_seq=args.from_seq, to_seq=args.to_seq, as_json=args.json
+        )
+    if args.op == "export":
+        _check_out(args.out, args.force)
+        _write(args.out, export_jsonl(ledger.entries))
+        console.print(escape(f"exported {len(ledger.entries):,} entries to {args.out}"))
+        return 0
+    if args.op == "verify":
+        return _run_verify(console, args, asset_id, ledger)
+    if args.op == "statement":
+        return _run_statement(console, args, asset_id, ledger)
+    raise CliError(f"unknown operation {args.op}")
+
+
+def _run_verify(
+    console: Console, args: argparse.Namespace, asset_id: bytes, ledger: LedgerFile
+) -> int:
+    if (args.beneficiary is None) != (args.store is None):
+        raise CliError("--beneficiary and --store go together")
+    beneficiary = None
+    invoices: list[InvoiceRecord] = []
+    if args.beneficiary is not None:
+        beneficiary = _address(args.beneficiary, "--beneficiary")
+        invoices = read_invoices(args.store)
+    chain = connect(args.network)
+    return ledger_verify(
+        console, asset_id, ledger, chain, beneficiary=beneficiary, invoices=invoices
+    )
+
+
+def _run_statement(
+    console: Console, args: argparse.Namespace, asset_id: bytes, ledger: LedgerFile
+) -> int:
+    from_time = parse_time(args.from_time, "--from")
+    to_time = parse_time(args.to_time, "--to")
+    if from_time >= to_time:
+        raise CliError(f"--from ({utc(from_time)}) must be before --to ({utc(to_time)})")
+    _check_out(args.out, args.force)
+    if args.key_file is not None:
+        key = read_key_file(args.key_file)
+    else:
+        _, _, dev_keys = _network(args.network)
+        if not 0 <= args.account < len(dev_keys):
+            raise CliError(
+                f"--account {args.account}: the network file has dev accounts "
+                f"0..{len(dev_keys) - 1}"
+            )
+        key = dev_keys[args.account]
+    try:
+        LocalSigner(key)
+    except ValueError as exc:
+        raise CliError(f"not a usable private key: {exc}") from None
+    chain = connect(args.network)
+    statement = ledger_statement(
+        console, asset_id, ledger, chain, key=key, from_time=from_time, to_time=to_time
+    )
+    if statement is None:
+        return 1
+    _write(args.out, statement_to_json(statement))
+    console.print(
+        f"statement of seq {statement.first_seq}..{statement.last_seq} "
+        f"({statement.totals.uses:,} uses, {_euro(statement.totals.fee_total)}) "
+        f"signed by {to_checksum(LocalSigner(key).address)}, written to {escape(str(args.out))}"
+    )
+    return 0
+
+
+def _run_check_statement(console: Console, args: argparse.Namespace) -> int:
+    try:
+        data = args.file.read_bytes()
+    except OSError as exc:
+        raise CliError(f"{args.file}: {exc.strerror or exc}") from None
+    try:
+        statement = statement_from_json(data)
+    except LedgerError as exc:
+        raise CliError(f"{args.file}: not a revenue statement: {exc}") from None
+    chain = connect(args.network)
+    return ledger_check_statement(console, statement, chain)
+
+
+def _run_user(console: Console, args: argparse.Namespace) -> int:
+    ledgers: list[tuple[bytes, LedgerFile]] = []
+    for spec in args.ledger:
+        asset_text, sep, path = spec.partition("=")
+        if not sep or not path:
+            raise CliError(f"--ledger wants ASSET=PATH, got {spec!r}")
+        asset_id = parse_asset_id(asset_text, "--ledger ASSET")
+        try:
+            ledgers.append((asset_id, read_ledger(Path(path), asset_id)))
+        except LedgerError as exc:
+            console.print(f"[bold red]ledger file {escape(path)} is broken:[/] {escape(str(exc))}")
+            return 1
+    receipts = read_receipts(args.store)
+    _, deployment, _ = _network(args.network)
+    if deployment.asset_registry is None:
+        raise CliError(f"the network file {args.network} names no asset registry")
+    domain = Domain(deployment.chain_id, deployment.asset_registry)
+    return user_statement(console, receipts, domain, ledgers)
+
+
+__all__ = [
+    "ChainView",
+    "LedgerFile",
+    "add_parsers",
+    "connect",
+    "export_jsonl",
+    "ledger_check_statement",
+    "ledger_show",
+    "ledger_statement",
+    "ledger_verify",
+    "parse_asset_id",
+    "parse_time",
+    "print_beneficiary_check",
+    "print_entries",
+    "print_ledger_audit",
+    "print_statement_check",
+    "print_user_check",
+    "print_user_uses",
+    "read_invoices",
+    "read_key_file",
+    "read_ledger",
+    "read_receipts",
+    "run",
+    "seq_ranges",
+    "short",
+    "user_statement",
+    "utc",
+]
