@@ -130,6 +130,13 @@ class AssetAgent:
             task_status.started()
             await trio.sleep_forever()
 
+    async def wait_settled(self) -> None:
+        """Until no use is under way (every accepted use charged or refused, its shares paid)."""
+        for _ in range(self.config.in_flight):
+            await self._slots.acquire()
+        for _ in range(self.config.in_flight):
+            self._slots.release()
+
     def set_split(self, split: Split) -> None:
         """A new split version (from the chain) applies to uses ledgered from now on."""
         if split.version <= self.split.version:

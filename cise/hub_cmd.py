@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 import trio
 
-from channels.agent import Agent, PaymentError
+from channels.agent import Agent, ChargePolicy, PaymentError
 from channels.chain.client import Web3ChainClient
 from channels.core.fees import FeeSchedule
 from channels.core.types import Address, parse_address, to_checksum
@@ -59,6 +60,12 @@ def add_parsers(sub: Any) -> None:
     _common(receive, default_account=2)
     _hub_address(receive)
     receive.add_argument("--seconds", type=float, default=60.0, help="how long to serve")
+    receive.add_argument(
+        "--accept-charges-from",
+        default="",
+        help="assets whose charges (per use) this agent pays: 0xADDR,0xADDR",
+    )
+    receive.add_argument("--max-charge", default="5", help="euros: the most one charge may ask")
 
 
 def _common(parser: argparse.ArgumentParser, default_account: int) -> None:
@@ -74,6 +81,11 @@ def _hub_address(parser: argparse.ArgumentParser) -> None:
 
 def _open(args: argparse.Namespace) -> tuple[NodeService, Web3ChainClient]:
     key, client, path = open_account(args)
+    return open_service(key, client, path), client
+
+
+def open_service(key: bytes, client: Web3ChainClient, path: Path) -> NodeService:
+    """The account's node service on its log at `path`, restored and checked against the chain."""
     signer = LocalSigner(key)
     try:
         store = SqliteStore(path, core_record_codec())
@@ -84,7 +96,7 @@ def _open(args: argparse.Namespace) -> tuple[NodeService, Web3ChainClient]:
     except ValueError as exc:
         store.close()
         raise CliError(str(exc)) from None
-    return NodeService(signer, store, node), client
+    return NodeService(signer, store, node)
 
 
 def _address(text: str, what: str) -> Address:
@@ -129,9 +141,10 @@ def run(args: argparse.Namespace) -> int:
             service.store.close()
     if not args.seconds > 0:
         raise CliError("--seconds must be positive")
+    policy = _charge_policy(args.accept_charges_from, parse_amount(args.max_charge))
     service, client = _open(args)
     try:
-        return trio.run(_receive, service, client, hub, args.hub_port, args.seconds)
+        return trio.run(_receive, service, client, hub, args.hub_port, args.seconds, policy)
     finally:
         service.store.close()
 
@@ -163,10 +176,27 @@ async def _serve_hub(
         )
 
 
+def _charge_policy(assets: str, max_charge: int) -> ChargePolicy | None:
+    """Pay unsolicited charges from these assets, each up to `max_charge` (None: pay none)."""
+    allowed = {_address(a, "--accept-charges-from") for a in assets.split(",") if a.strip()}
+    if not allowed:
+        return None
+
+    def accept(payee: Address, amount: int, payment_id: int) -> bool:
+        return payee in allowed and amount <= max_charge
+
+    return accept
+
+
 async def _with_agent(
-    service: NodeService, client: Web3ChainClient, hub: Address, port: int, nursery: trio.Nursery
+    service: NodeService,
+    client: Web3ChainClient,
+    hub: Address,
+    port: int,
+    nursery: trio.Nursery,
+    policy: ChargePolicy | None = None,
 ) -> Agent:
-    agent = Agent(service, hub)
+    agent = Agent(service, hub) if policy is None else Agent(service, hub, accept_charge=policy)
     nursery.start_soon(run_on_chain, service, client)
     agent.start(nursery, port)
     with trio.move_on_after(READY_TIMEOUT) as scope:
@@ -211,10 +241,15 @@ async def _pay(
 
 
 async def _receive(
-    service: NodeService, client: Web3ChainClient, hub: Address, port: int, seconds: float
+    service: NodeService,
+    client: Web3ChainClient,
+    hub: Address,
+    port: int,
+    seconds: float,
+    policy: ChargePolicy | None,
 ) -> int:
     async with trio.open_nursery() as nursery:
-        agent = await _with_agent(service, client, hub, port, nursery)
+        agent = await _with_agent(service, client, hub, port, nursery, policy)
         print(json.dumps({"connected": to_checksum(service.address)}), flush=True)
         with trio.move_on_after(seconds):
             async for payment in agent.received:
@@ -232,4 +267,4 @@ async def _receive(
     return 0
 
 
-__all__ = ["add_parsers", "run"]
+__all__ = ["READY_TIMEOUT", "add_parsers", "open_service", "run"]

@@ -61,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     ledger_cmd.add_parsers(sub)
 
+    from cise import asset_cmd
+
+    asset_cmd.add_parsers(sub)
+
     bench = sub.add_parser("bench", help="benchmarks; print one JSON object")
     bench_sub = bench.add_subparsers(dest="bench", required=True, metavar="BENCH")
     direct = bench_sub.add_parser("direct", help="direct payments between two processes")
@@ -143,6 +147,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from cise import hub_cmd
 
             return hub_cmd.run(args)
+        if args.command == "asset":
+            from cise import asset_cmd
+
+            return asset_cmd.run(args)
         if args.command in ("ledger", "user"):
             from cise import ledger_cmd
 

@@ -1,0 +1,350 @@
+"""`cise asset register|run`: put an asset on the registry, and run its pay-per-use agent.
+
+`cise asset register` (the operator's account) registers an asset with its agent key, metadata
+and split. `cise asset run` (the agent's account) connects to the hub, reads the asset's current
+split from the chain, and serves meter events from one source: `--source simulate` (a day of
+deterministic events), `--source stdin` (JSON lines) or `--source http` (a loopback endpoint a
+machine POSTs to); it prints one JSON outcome per event, anchors the ledger on chain every
+`--anchor-every` seconds and at the end, and follows split changes on chain. Parsing, wiring and
+printing only: the decisions are `assets` and `channels`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import trio
+from eth_account import Account
+
+from assets.agent import AssetAgent, AssetConfig
+from assets.anchoring import anchor_pending
+from assets.audit import splits_from_history
+from assets.ledger import LedgerError
+from assets.ledger_store import LedgerStore
+from assets.meter_sources import (
+    Outcome,
+    open_stdin,
+    open_stdout,
+    run_jsonl,
+    run_simulator,
+    serve_http,
+)
+from assets.tariff import Tariff, TariffError, parse_tariff
+from channels.agent import Agent
+from channels.chain.assets import AssetRegistryClient, canonical_split
+from channels.chain.client import Web3ChainClient
+from channels.chain.errors import ChainError
+from channels.codec.eip712 import Domain
+from channels.codec.keccak import keccak
+from channels.core.splits import Split
+from channels.core.types import Address, parse_address, to_checksum
+from channels.service import NodeService, run_on_chain
+from cise.arguments import positive_int
+from cise.channel_cmd import open_account
+from cise.errors import CliError
+from cise.hub_cmd import READY_TIMEOUT, open_service
+
+SETTLE_TIMEOUT = 120.0  # seconds to finish the uses under way after the source ended
+
+
+def add_parsers(sub: Any) -> None:
+    asset = sub.add_parser("asset", help="pay-per-use assets: register, run the asset agent")
+    ops = asset.add_subparsers(dest="op", required=True, metavar="OP")
+    register = ops.add_parser("register", help="register an asset on chain (operator account)")
+    _common(register, default_account=0)
+    register.add_argument("asset", help="asset id: 0x + 64 hex, or a name (its keccak is the id)")
+    register.add_argument("--agent", required=True, help="the asset agent's address 0x...")
+    register.add_argument(
+        "--split", required=True, help="beneficiaries: 0xADDR=PPM,0xADDR=PPM (sum 1000000)"
+    )
+    register.add_argument("--metadata-uri", default="", help="where the asset is described")
+    register.add_argument("--metadata", default="", help="description text (its keccak is kept)")
+
+    run = ops.add_parser("run", help="run the asset agent; prints JSON lines")
+    _common(run, default_account=2)
+    run.add_argument("asset", help="asset id: 0x + 64 hex, or its name")
+    run.add_argument("--hub", required=True, help="the hub's address 0x...")
+    run.add_argument("--hub-port", type=positive_int, required=True, help="on 127.0.0.1")
+    run.add_argument("--tariff", required=True, help="tariff JSON, or @FILE")
+    run.add_argument(
+        "--users", default="any", help="who may use it: 0xADDR,0xADDR or 'any' (default)"
+    )
+    run.add_argument("--source", choices=("simulate", "stdin", "http"), default="stdin")
+    run.add_argument("--count", type=positive_int, default=100, help="simulate: events")
+    run.add_argument("--seed", type=int, default=1, help="simulate: random seed")
+    run.add_argument("--prepaid", action="store_true", help="simulate: prepaid events")
+    run.add_argument("--http-port", type=int, default=0, help="http: port on 127.0.0.1")
+    run.add_argument("--seconds", type=float, default=3600.0, help="http: how long to serve")
+    run.add_argument("--anchor-every", type=float, default=60.0, help="seconds between anchors")
+    run.add_argument("--charge-timeout", type=float, default=30.0, help="seconds per charge")
+
+
+def _common(parser: argparse.ArgumentParser, default_account: int) -> None:
+    parser.add_argument("--network", default=".cise/network.json", help="network file")
+    parser.add_argument("--account", type=int, default=default_account, help="dev account index")
+    parser.add_argument("--data-dir", default=".cise", help="where this account's files live")
+
+
+# ----------------------------------------------------------------------------- parsing
+
+
+def parse_asset_id(text: str) -> bytes:
+    """0x + 64 hex digits, or a name whose keccak256 is the id."""
+    if text.startswith("0x"):
+        try:
+            raw = bytes.fromhex(text[2:])
+        except ValueError:
+            raise CliError(f"asset id {text!r} is not hex") from None
+        if len(raw) != 32:
+            raise CliError(f"asset id {text!r} is {len(raw)} bytes, not 32")
+        return raw
+    if not text.strip():
+        raise CliError("the asset name is empty")
+    return keccak(text.encode())
+
+
+def _address(text: str, what: str) -> Address:
+    try:
+        return Address(parse_address(text.strip()))
+    except ValueError as exc:
+        raise CliError(f"{what}: {exc}") from None
+
+
+def parse_split(text: str) -> tuple[tuple[Address, ...], tuple[int, ...]]:
+    """'0xA=400000,0xB=600000' in the contract's order (the contract checks the sum)."""
+    parts: dict[Address, int] = {}
+    for item in text.split(","):
+        address, sep, ppm = item.partition("=")
+        if not sep:
+            raise CliError(f"--split: {item!r} is not ADDRESS=PPM")
+        beneficiary = _address(address, "--split")
+        if beneficiary in parts:
+            raise CliError(f"--split: {address.strip()} appears twice")
+        try:
+            parts[beneficiary] = int(ppm)
+        except ValueError:
+            raise CliError(f"--split: {ppm!r} is not a whole number of ppm") from None
+    return canonical_split(parts)
+
+
+def parse_tariff_argument(text: str) -> Tariff:
+    if text.startswith("@"):
+        try:
+            text = Path(text[1:]).read_text()
+        except OSError as exc:
+            raise CliError(f"--tariff {text}: {exc.strerror}") from None
+    try:
+        return parse_tariff(text)
+    except TariffError as exc:
+        raise CliError(f"--tariff: {exc}") from None
+
+
+def parse_users(text: str) -> frozenset[bytes] | None:
+    """None means anyone may use the asset."""
+    if text.strip() == "any":
+        return None
+    users = frozenset(_address(u, "--users") for u in text.split(",") if u.strip())
+    if not users:
+        raise CliError("--users: give addresses or 'any'")
+    return users
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.op == "register":
+        return _register(args)
+    return _run(args)
+
+
+def _register(args: argparse.Namespace) -> int:
+    asset_id = parse_asset_id(args.asset)
+    agent = _address(args.agent, "--agent")
+    beneficiaries, ppm = parse_split(args.split)
+    key, client, _ = open_account(args)
+    registry = _registry(client, key)
+    try:
+        receipt = registry.register_asset(
+            asset_id,
+            agent,
+            keccak(args.metadata.encode()),
+            args.metadata_uri,
+            beneficiaries,
+            ppm,
+        )
+    except ChainError as exc:
+        raise CliError(f"the registry refused the asset: {exc}") from None
+    print(
+        json.dumps(
+            {
+                "asset": "0x" + asset_id.hex(),
+                "operator": to_checksum(client.address),
+                "agent": to_checksum(agent),
+                "split_version": 1,
+                "transaction": "0x" + receipt.transaction_hash.hex(),
+            }
+        )
+    )
+    return 0
+
+
+def _registry(client: Web3ChainClient, key: bytes) -> AssetRegistryClient:
+    try:
+        return AssetRegistryClient(client.connection, client.deployment, Account.from_key(key))
+    except ValueError as exc:
+        raise CliError(f"the network has no asset registry: {exc}") from None
+
+
+def _current_split(registry: AssetRegistryClient, asset_id: bytes, agent: Address) -> Split:
+    try:
+        info = registry.asset_of(asset_id)
+        history = registry.asset_history(asset_id)
+        splits = splits_from_history(history)
+    except ChainError as exc:
+        raise CliError(f"asset 0x{asset_id.hex()}: {exc}") from None
+    except LedgerError as exc:
+        raise CliError(str(exc)) from None
+    if info.agent != agent:
+        raise CliError(
+            f"this account ({to_checksum(agent)}) is not the asset's agent "
+            f"({to_checksum(info.agent)})"
+        )
+    return splits[info.split_version]
+
+
+def _run(args: argparse.Namespace) -> int:
+    asset_id = parse_asset_id(args.asset)
+    hub = _address(args.hub, "--hub")
+    tariff = parse_tariff_argument(args.tariff)
+    users = parse_users(args.users)
+    if not args.anchor_every > 0 or not args.charge_timeout > 0 or not args.seconds > 0:
+        raise CliError("--anchor-every, --charge-timeout and --seconds must be positive")
+    if not 0 <= args.http_port < 65536:
+        raise CliError(f"--http-port must be 0..65535, got {args.http_port}")
+    if args.source == "simulate" and users is None:
+        raise CliError("--source simulate needs --users (whom to simulate)")
+    key, client, path = open_account(args)
+    registry = _registry(client, key)
+    split = _current_split(registry, asset_id, client.address)
+    service = open_service(key, client, path)
+    ledger = LedgerStore(Path(args.data_dir) / f"asset-{asset_id.hex()[:16]}-ledger.sqlite")
+    config = AssetConfig(
+        asset_id=asset_id,
+        domain=Domain(client.deployment.chain_id, registry.registry),
+        tariff=tariff,
+        split=split,
+        known_user=(lambda _: True) if users is None else users.__contains__,
+        charge_timeout=args.charge_timeout,
+    )
+    try:
+        return trio.run(_serve, args, service, client, registry, hub, ledger, config, users)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        ledger.close()
+        service.store.close()
+
+
+async def _serve(
+    args: argparse.Namespace,
+    service: NodeService,
+    client: Web3ChainClient,
+    registry: AssetRegistryClient,
+    hub: Address,
+    ledger: LedgerStore,
+    config: AssetConfig,
+    users: frozenset[bytes] | None,
+) -> int:
+    chain_lock = trio.Lock()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run_on_chain, service, client)
+        agent = Agent(service, hub)
+        agent.start(nursery, args.hub_port)
+        with trio.move_on_after(READY_TIMEOUT) as scope:
+            await agent.wait_ready()
+        if scope.cancelled_caught:
+            raise CliError(f"no hub answered on 127.0.0.1:{args.hub_port}")
+        asset = AssetAgent(agent, ledger, config)
+        await nursery.start(asset.run)
+        nursery.start_soon(_keep_anchoring, asset, registry, chain_lock, args.anchor_every)
+        await _feed(args, asset, sorted("0x" + u.hex() for u in users or ()))
+        with trio.move_on_after(SETTLE_TIMEOUT):  # the uses under way finish
+            await asset.wait_settled()
+        anchor = await anchor_pending(ledger, registry, config.asset_id, chain_lock)
+        head = ledger.head()
+        summary = {
+            "uses": asset.book.counts(),
+            "ledger_head": 0 if head is None else head[0],
+            "anchored_to": anchor.to_seq if anchor is not None else _anchored_to(ledger),
+            "routing_fees": asset.stats.routing_fees,
+        }
+        print(json.dumps({"summary": summary}), flush=True)
+        nursery.cancel_scope.cancel()
+    return 0
+
+
+def _anchored_to(ledger: LedgerStore) -> int:
+    anchors = ledger.anchors()
+    return anchors[-1].to_seq if anchors else 0
+
+
+def _print_outcome(outcome: Outcome) -> None:
+    print(msgspec.json.encode(outcome).decode(), flush=True)
+
+
+async def _feed(args: argparse.Namespace, asset: AssetAgent, users: list[str]) -> None:
+    async def sink(event: Any) -> Outcome:
+        outcome = await asset.handle(event)
+        if args.source != "stdin":  # run_jsonl prints its own outcome lines
+            _print_outcome(outcome)
+        return outcome
+
+    if args.source == "simulate":
+        await run_simulator(
+            sink,
+            users=users,
+            count=args.count,
+            seed=args.seed,
+            start_at=int(time.time()) - 86_400,
+            mean_gap_s=60.0,
+            units=(1, asset.config.tariff.max_units),
+            prefix="sim-",
+            rate_per_s=None,
+            prepaid=args.prepaid,
+        )
+    elif args.source == "stdin":
+        await run_jsonl(sink, open_stdin(), open_stdout())
+    else:
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(
+                lambda task_status: serve_http(sink, port=args.http_port, task_status=task_status)
+            )
+            print(json.dumps({"listening": f"127.0.0.1:{port}"}), flush=True)
+            await trio.sleep(args.seconds)
+            nursery.cancel_scope.cancel()
+
+
+async def _keep_anchoring(
+    asset: AssetAgent, registry: AssetRegistryClient, chain_lock: trio.Lock, every: float
+) -> None:
+    """Anchor every `every` seconds; pick up a new split version when the chain has one."""
+    while True:
+        await trio.sleep(every)
+        await anchor_pending(asset.ledger, registry, asset.config.asset_id, chain_lock)
+        async with chain_lock:
+            info = await trio.to_thread.run_sync(registry.asset_of, asset.config.asset_id)
+        if info.split_version > asset.split.version:
+            async with chain_lock:
+                history = await trio.to_thread.run_sync(
+                    registry.asset_history, asset.config.asset_id
+                )
+            asset.set_split(splits_from_history(history)[info.split_version])
+
+
+__all__ = ["add_parsers", "parse_asset_id", "parse_split", "parse_users", "run"]
