@@ -75,7 +75,8 @@ class AssetStats:
     shares_paid: int = 0
     share_retries: int = 0
     routing_fees: int = 0  # paid by the asset for its shares
-    latencies: list[float] = field(default_factory=list)  # seconds, meter event to ledgered
+    latencies: list[float] = field(default_factory=list)  # seconds, accepted to ledgered
+    paid_latencies: list[float] = field(default_factory=list)  # seconds, accepted to all paid
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,7 @@ class AssetAgent:
         self._payees: dict[bytes, tuple[int, int]] = self.book.payees()
         self._slots = trio.Semaphore(config.in_flight)
         self._nursery: trio.Nursery | None = None
-        self._done: dict[str, trio.Event] = {}
+        self.on_paid: Callable[[UseRow], None] | None = None  # called as each use is paid
 
     def _seen(self, event_id: str) -> MeterEvent | None:
         row = self.book.use(event_id)
@@ -217,8 +218,10 @@ class AssetAgent:
                 self._send_receipt(use, entry)
             if reply is not None:
                 reply(self._outcome_of(use.event.event_id))
-            if entry is not None:
-                await self._pay_shares(entry, use)
+            if entry is not None and await self._pay_shares(entry, use):
+                self.stats.paid_latencies.append(trio.current_time() - started)
+                if self.on_paid is not None:
+                    self.on_paid(use)
         finally:
             self._slots.release()
 
@@ -297,8 +300,8 @@ class AssetAgent:
             ),
         )
 
-    async def _pay_shares(self, entry: SignedEntry, use: UseRow) -> None:
-        """Pay every share of `entry` that is not paid yet, then mark the use paid."""
+    async def _pay_shares(self, entry: SignedEntry, use: UseRow) -> bool:
+        """Pay every share of `entry` that is not paid yet, then mark the use paid (True)."""
         body = entry.decode_use_body()
         paid: list[bool] = []
         async with trio.open_nursery() as nursery:
@@ -306,9 +309,10 @@ class AssetAgent:
                 if share.payment_id:
                     nursery.start_soon(self._pay_share, Address(share.beneficiary), share, paid)
         if not all(paid):
-            return  # a share was given up on: the use stays open (reported, resumed on restart)
+            return False  # a share was given up on: the use stays open (resumed on restart)
         with self.ledger.transaction():
             self.book.set_status(use.event.event_id, "paid", seq=entry.seq)
+        return True
 
     async def _pay_share(self, beneficiary: Address, share: Share, paid: list[bool]) -> None:
         """Pay one share until it is paid: a failed attempt (refused or expired, so no money

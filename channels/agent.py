@@ -61,7 +61,8 @@ INVOICE_FACT = "invoice:"
 RECEIPT_FACT = "receipt:"
 FINAL = ("completed", "failed")
 INVOICE_BOOK = 128  # open invoices asked for at once (payments to one payee in id order)
-MAX_BOOKED = 4 * INVOICE_BOOK  # open invoices held at most (ids skipped are forgotten)
+MAX_BOOKED = 4 * INVOICE_BOOK  # open invoices held per payee (ids skipped are forgotten)
+MAX_BOOK_PAYEES = 1024  # payees we hold open invoices for (the least recently paid forgotten)
 MAX_OPEN_PER_PAYER = 8 * INVOICE_BOOK  # open invoices a payee keeps unpaid for one payer
 FINAL_OR_RECEIVED = ("completed", "failed", "received", "refused")
 
@@ -143,7 +144,8 @@ class Agent:
         # without a chain follower of our own, take the chain head from the hub's terms
         self.blocks_from_hub = blocks_from_hub
         self._signals: dict[int, trio.Event] = {}  # payment id -> set when its status changes
-        self._book: dict[tuple[Address, int], bytes] = {}  # (payee, payment id) -> secrethash
+        # payee -> payment id -> secrethash of an open invoice held for it (payees in use order)
+        self._book: dict[Address, dict[int, bytes]] = {}
         self._book_asked: dict[Address, int] = {}  # payee -> highest payment id asked for
         self._open_issued: dict[bytes, int] = {}  # payer -> open invoices issued and unpaid
         self._last_paid_id: dict[Address, int] = {}  # payee -> the payment id paid last
@@ -315,7 +317,10 @@ class Agent:
         """Lock at once with an open invoice we hold for this payment id, and ask for more
         before the book runs out (ids used in order need no round trip at all)."""
         payee = Address(record.payee)
-        secrethash = self._book.pop((payee, record.payment_id), None)
+        if payee in self._book:  # keep the payees in the order they were last paid
+            self._book[payee] = self._book.pop(payee)
+        held = self._book.get(payee)
+        secrethash = held.pop(record.payment_id, None) if held is not None else None
         ahead = record.payment_id + INVOICE_BOOK  # keep a whole book ahead of the payments
         if secrethash is not None and self._book_asked.get(payee, 0) < ahead:
             self._request_book(payee, self._book_asked[payee] + 1)
@@ -330,9 +335,14 @@ class Agent:
             if record is not None and record.status == "requested" and record.payee == payee:
                 self._lock(record, secrethash)  # a payment was waiting for this one
             elif record is None:
-                self._book[(payee, payment_id)] = secrethash
-        while len(self._book) > MAX_BOOKED:  # ids we skipped: forget the oldest
-            del self._book[next(iter(self._book))]
+                self._book.setdefault(payee, {})[payment_id] = secrethash
+        held = self._book.get(payee, {})
+        while len(held) > MAX_BOOKED:  # ids we skipped: forget the lowest
+            del held[min(held)]
+        if len(self._book) > MAX_BOOK_PAYEES:  # forget the payee paid least recently
+            stale = next(iter(self._book))
+            del self._book[stale]
+            self._book_asked.pop(stale, None)
 
     def _lock_for_invoice(self, invoice: wire.Invoice) -> None:
         record = self.payments.get(invoice.payment_id)

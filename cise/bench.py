@@ -46,6 +46,20 @@ def run_bench(args: argparse.Namespace) -> int:
             )
         except BenchError as exc:
             raise CliError(f"bench restart: {exc}") from exc
+    elif args.bench == "assets":
+        from assets.bench import BenchError as AssetsBenchError
+        from assets.bench import run_assets_bench
+
+        try:
+            result = run_assets_bench(
+                uses=args.uses,
+                in_flight=args.in_flight,
+                runs=args.runs,
+                users=args.users,
+                profile_dir=args.profile_dir,
+            )
+        except AssetsBenchError as exc:
+            raise CliError(f"bench assets: {exc}") from exc
     else:
         raise AssertionError(args.bench)
     json.dump(result, sys.stdout, sort_keys=False)
