@@ -48,6 +48,7 @@ from cise.arguments import positive_int
 from cise.channel_cmd import open_account
 from cise.errors import CliError
 from cise.hub_cmd import READY_TIMEOUT, open_service
+from cise.ledger_cmd import parse_asset_id
 
 SETTLE_TIMEOUT = 120.0  # seconds to finish the uses under way after the source ended
 
@@ -91,21 +92,6 @@ def _common(parser: argparse.ArgumentParser, default_account: int) -> None:
 
 
 # ----------------------------------------------------------------------------- parsing
-
-
-def parse_asset_id(text: str) -> bytes:
-    """0x + 64 hex digits, or a name whose keccak256 is the id."""
-    if text.startswith("0x"):
-        try:
-            raw = bytes.fromhex(text[2:])
-        except ValueError:
-            raise CliError(f"asset id {text!r} is not hex") from None
-        if len(raw) != 32:
-            raise CliError(f"asset id {text!r} is {len(raw)} bytes, not 32")
-        return raw
-    if not text.strip():
-        raise CliError("the asset name is empty")
-    return keccak(text.encode())
 
 
 def _address(text: str, what: str) -> Address:
@@ -347,4 +333,4 @@ async def _keep_anchoring(
             asset.set_split(splits_from_history(history)[info.split_version])
 
 
-__all__ = ["add_parsers", "parse_asset_id", "parse_split", "parse_users", "run"]
+__all__ = ["add_parsers", "parse_split", "parse_users", "run"]

@@ -81,8 +81,13 @@ _READ_ONLY_KEY = keccak(b"cise ledger: read-only registry client")
 
 
 def parse_asset_id(text: str, what: str = "ASSET") -> bytes:
-    """A 0x-prefixed 32-byte asset id; `CliError` naming `what` otherwise."""
-    if not text.startswith("0x") or len(text) != 66:
+    """A 0x-prefixed 32-byte asset id, or an asset's name (its keccak256 is the id, as
+    `cise asset register` makes it); `CliError` naming `what` otherwise."""
+    if not text.startswith("0x"):
+        if not text.strip():
+            raise CliError(f"{what}: the asset name is empty")
+        return keccak(text.encode())
+    if len(text) != 66:
         raise CliError(f"{what} must be a 32-byte asset id (0x + 64 hex digits), got {text!r}")
     try:
         return bytes.fromhex(text[2:])
