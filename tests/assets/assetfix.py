@@ -13,6 +13,7 @@ import trio
 from assets.agent import AssetAgent, AssetConfig
 from assets.ledger_store import LedgerStore
 from assets.tariff import Tariff
+from channels.agent import ChargePolicy
 from channels.bench.synthetic import address_of
 from channels.codec.eip712 import Domain
 from channels.codec.keccak import keccak
@@ -57,16 +58,22 @@ def config(**overrides: object) -> AssetConfig:
 
 @asynccontextmanager
 async def running_asset(
-    tmp: Path, *, extra: Sequence[str] = (), **overrides: object
+    tmp: Path,
+    *,
+    extra: Sequence[str] = (),
+    accept_charge: ChargePolicy | None = None,
+    **overrides: object,
 ) -> AsyncIterator[AssetNet]:
-    """The network with the asset agent running on it (its ledger in `tmp`)."""
+    """The network with the asset agent running on it (its ledger in `tmp`); every user pays
+    every charge unless `accept_charge` says otherwise."""
     names = ["asset", *USERS, *BENEFICIARIES, *extra]
-    async with running_net(tmp, names) as net, trio.open_nursery() as nursery:
-        ledger = LedgerStore(tmp / "asset-ledger.sqlite")
-        try:
+    policy = {"accept_charge": accept_charge} if accept_charge is not None else {}
+    ledger = LedgerStore(tmp / "asset-ledger.sqlite")
+    try:
+        async with running_net(tmp, names, **policy) as net, trio.open_nursery() as nursery:
             asset = AssetAgent(net.agents["asset"], ledger, config(**overrides))
             await nursery.start(asset.run)
             yield AssetNet(net, asset, ledger, nursery.cancel_scope)
             nursery.cancel_scope.cancel()
-        finally:
-            ledger.close()
+    finally:
+        ledger.close()  # after every task that could use it has ended

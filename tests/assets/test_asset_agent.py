@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import trio
 import trio.lowlevel
 
 from assets.agent import AssetAgent
-from assets.ledger import verify_chain
+from assets.ledger import LedgerError, verify_chain
 from assets.meter import MeterEvent
 from channels.bench.synthetic import address_of
 from channels.core.splits import split_fee
@@ -151,3 +152,41 @@ async def test_a_stopped_agent_resumes_without_double_charge_or_skipped_share(
     tmp_path: Path,
 ) -> None:
     await _stopped_midway_then_resumed(tmp_path, stop_after=0.15)
+
+
+async def test_a_prepaid_use_the_user_refuses_is_not_started_and_not_ledgered(
+    tmp_path: Path,
+) -> None:
+    refusing = [False]
+
+    def policy(payee: Address, amount: int, payment_id: int) -> bool:
+        return not refusing[0]
+
+    async with running_asset(tmp_path, accept_charge=policy) as a:
+        with trio.fail_after(10):
+            assert (await a.asset.handle(use(1))).status == "charged"
+            refusing[0] = True
+            refused = await a.asset.handle(use(2, "user-2"))
+        assert refused.status == "refused" and "refused by the payer" in refused.reason
+        assert a.ledger.count() == 1
+        with trio.fail_after(10):
+            again = await a.asset.handle(use(2, "user-2"))  # the meter retries the same event
+        assert again.status == "refused" and a.ledger.count() == 1
+
+
+async def test_a_new_split_version_applies_to_later_uses_and_is_recorded(tmp_path: Path) -> None:
+    new_ppm = {"manufacturer": 500_000, "maintenance": 300_000, "detergent": 100_000,
+               "financier": 100_000}  # fmt: skip
+    async with running_asset(tmp_path) as a:
+        with trio.fail_after(10):
+            await a.asset.handle(use(1))
+            a.asset.set_split(split(2, new_ppm))
+            await a.asset.handle(use(2))
+        entries = list(a.ledger.entries())
+        assert [e.decode_use_body().split_version for e in entries] == [1, 2]
+        splits = {1: split(), 2: split(2, new_ppm)}
+        verify_chain(entries, ASSET_ID, a.asset.address, REGISTRY_DOMAIN, splits=splits)
+        with pytest.raises(LedgerError, match="split"):  # the old split does not explain entry 2
+            verify_chain(
+                entries, ASSET_ID, a.asset.address, REGISTRY_DOMAIN, splits={1: split(), 2: split()}
+            )
