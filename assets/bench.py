@@ -28,33 +28,23 @@ schedule, and as the users recorded them), the asset lost exactly the routing fe
 the hub's durable store gained exactly all hub fees, and nothing is left pending. The result is
 the median of the runs, every run's figures under `per_run`.
 
-Layering: assets may import `channels` only. The hub is started as a program; the small process
-helpers below mirror `hub.bench`'s rather than importing them. Every wait is bounded and every
-process is stopped in a `finally` (SIGTERM, then SIGKILL after a grace). The keys are public test
-keys: this must never be pointed at real funds or a real chain.
+Layering: assets may import `channels` only. The hub is started as a program; the process
+helpers (`channels.bench.processes`) and the figures' arithmetic (`channels.bench.figures`) are
+the ones `hub.bench` uses too. Every wait is bounded and every process is stopped in a `finally`
+(SIGTERM, then SIGKILL after a grace). The keys are public test keys: this must never be pointed
+at real funds or a real chain.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-import select
-import signal
-import statistics
-import subprocess
-import sys
-import tempfile
-import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from assets.bench_peer import (
     ASSET,
     ASSET_ID,
-    DEFAULT_DEPOSIT,
     DEFAULT_USERS,
     GO,
     READY,
@@ -69,179 +59,33 @@ from assets.bench_peer import (
 from assets.ledger import LedgerError, revenue_totals, verify_chain
 from assets.ledger_store import LedgerStore
 from assets.use_book import UseBook
-from channels.bench.synthetic import address_of, domain
-from channels.core.channel import get_balance
+from channels.bench.figures import cpu_us_per, summarize_runs
+from channels.bench.processes import (
+    START_TIMEOUT,
+    SYNTHETIC_HUB,
+    BenchError,
+    processes,
+    profile_args,
+    run_dirs,
+    start_process,
+    synthetic_hub_args,
+)
+from channels.bench.synthetic import DEFAULT_DEPOSIT, address_of, hub_store_totals
 from channels.core.fees import FeeSchedule
 from channels.core.splits import split_fee
-from channels.core.state import NodeState
-from channels.core.types import BlockNumber
-from channels.records import core_record_codec, replay
-from channels.store import SqliteStore
 
 DEFAULT_USES = 2_000
 DEFAULT_IN_FLIGHT = 64
 DEFAULT_RUNS = 3
 BLOCK_INTERVAL = 1.0
-START_TIMEOUT = 60.0  # for a process to listen / connect
-GRACE = 5.0  # seconds between SIGTERM and SIGKILL
 LATENCY_IS = "use accepted by the asset (durably) -> every share paid (status paid)"
 PROCESSES = 3
 ROLES = ("hub", "asset", "peers")
 
 
-class BenchError(RuntimeError):
-    """The benchmark could not run, a use did not complete, or a check failed."""
-
-
 def default_timeout(uses: int) -> float:
     """Seconds allowed for `uses` uses (generous: 20 uses a second at least)."""
     return 120.0 + uses / 20.0
-
-
-# ----------------------------------------------------------------------------- processes
-
-
-@dataclass
-class _Process:
-    """A child process whose stdout is read line by line with bounded waits."""
-
-    name: str
-    popen: subprocess.Popen[bytes]
-    stderr_path: Path
-    stderr_file: TextIO
-    buffer: bytearray = field(default_factory=bytearray)
-
-    def read_line(self, prefix: str, timeout: float) -> str:
-        """The rest of the next stdout line starting with `prefix` (other lines are skipped)."""
-        assert self.popen.stdout is not None
-        fd = self.popen.stdout.fileno()
-        deadline = time.monotonic() + timeout
-        while True:
-            while (end := self.buffer.find(b"\n")) >= 0:
-                line = self.buffer[:end].decode(errors="replace")
-                del self.buffer[: end + 1]
-                if line == prefix or line.startswith(prefix + " "):
-                    return line[len(prefix) :].strip()
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise BenchError(f"{self.name}: no {prefix} line within {timeout:.0f} s")
-            ready, _, _ = select.select([fd], [], [], remaining)
-            if not ready:
-                continue
-            chunk = os.read(fd, 1 << 16)
-            if not chunk:
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    self.popen.wait(timeout=GRACE)
-                raise BenchError(
-                    f"{self.name} exited (status {self.popen.returncode}) before its {prefix} "
-                    f"line; its stderr ends with:\n{self.stderr_tail()}"
-                )
-            self.buffer += chunk
-
-    def read_json(self, prefix: str, timeout: float) -> dict[str, Any]:
-        value: dict[str, Any] = json.loads(self.read_line(prefix, timeout))
-        return value
-
-    def send_line(self, line: str) -> None:
-        assert self.popen.stdin is not None
-        try:
-            self.popen.stdin.write(line.encode() + b"\n")
-            self.popen.stdin.flush()
-        except BrokenPipeError:
-            raise BenchError(
-                f"{self.name} exited before it was told {line}; its stderr ends with:\n"
-                f"{self.stderr_tail()}"
-            ) from None
-
-    def stderr_tail(self, lines: int = 20) -> str:
-        self.stderr_file.flush()
-        try:
-            text = self.stderr_path.read_text(errors="replace")
-        except OSError:
-            return "(unreadable)"
-        return "\n".join(text.splitlines()[-lines:])
-
-    def cpu_seconds(self) -> float | None:
-        """User + system CPU seconds so far (Linux /proc; None where unavailable)."""
-        try:
-            with open(f"/proc/{self.popen.pid}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, ValueError, IndexError):
-            return None
-
-    def wait_exit(self, timeout: float) -> None:
-        try:
-            self.popen.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise BenchError(f"{self.name} did not exit within {timeout:.0f} s") from None
-        if self.popen.returncode:
-            raise BenchError(
-                f"{self.name} exited with status {self.popen.returncode}; its stderr ends "
-                f"with:\n{self.stderr_tail()}"
-            )
-
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL after GRACE seconds."""
-        try:
-            if self.popen.poll() is None:
-                self.popen.send_signal(signal.SIGTERM)
-                try:
-                    self.popen.wait(timeout=GRACE)
-                except subprocess.TimeoutExpired:
-                    self.popen.kill()
-                    self.popen.wait(timeout=GRACE)
-        finally:
-            for pipe in (self.popen.stdin, self.popen.stdout):
-                if pipe is not None:
-                    with contextlib.suppress(OSError):
-                        pipe.close()
-            self.stderr_file.close()
-
-
-def _child_env() -> dict[str, str]:
-    # the children import this very checkout's packages, wherever it was imported from
-    root = str(Path(__file__).resolve().parents[1])
-    python_path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
-    return {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": python_path}
-
-
-@contextlib.contextmanager
-def _processes() -> Iterator[list[_Process]]:
-    """A list to start processes into; each is stopped on the way out, the newest first."""
-    started: list[_Process] = []
-    try:
-        yield started
-    finally:
-        errors: list[BaseException] = []
-        for process in reversed(started):
-            try:
-                process.stop()
-            except BaseException as exc:
-                errors.append(exc)
-        if errors:
-            raise errors[0]
-
-
-def _start(
-    started: list[_Process], name: str, module: str, args: Sequence[str], workdir: Path
-) -> _Process:
-    stderr_path = workdir / f"{name}.stderr"
-    stderr_file = open(stderr_path, "a")  # noqa: SIM115  # closed by _Process.stop
-    try:
-        popen = subprocess.Popen(
-            [sys.executable, "-m", module, *args],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=stderr_file,
-            env=_child_env(),
-        )
-    except BaseException:
-        stderr_file.close()
-        raise
-    process = _Process(name, popen, stderr_path, stderr_file)
-    started.append(process)
-    return process
 
 
 # ----------------------------------------------------------------------------- one run
@@ -253,20 +97,6 @@ class _Plan:
     in_flight: int
     users: int
     timeout: float
-
-
-def _hub_totals(db: Path) -> tuple[int, int]:
-    """From the hub's durable store: (what it gained over its deposits, pending locks)."""
-    store = SqliteStore(db, core_record_codec())
-    try:
-        restored = store.restore(NodeState(address_of("hub"), domain(), BlockNumber(0)), replay)
-    finally:
-        store.close()
-    gained = locks = 0
-    for channel in restored.state.channels.values():
-        gained += get_balance(channel.our, channel.partner) - DEFAULT_DEPOSIT
-        locks += len(channel.our.locks) + len(channel.partner.locks)
-    return gained, locks
 
 
 @dataclass
@@ -374,12 +204,6 @@ def check_run(
     }
 
 
-def _per_use_us(before: float | None, after: float | None, uses: int) -> float | None:
-    if before is None or after is None:
-        return None
-    return round((after - before) / uses * 1e6, 1)
-
-
 def run_network(plan: _Plan, workdir: Path, *, profile_dir: Path | None = None) -> dict[str, Any]:
     """Start the hub, the peers and the asset in `workdir`, run the plan's uses, stop everything,
     check; the figures of the run (with its checks)."""
@@ -398,32 +222,18 @@ def run_network(plan: _Plan, workdir: Path, *, profile_dir: Path | None = None) 
         str(plan.timeout),
     ]
 
-    def profiled(name: str) -> list[str]:
-        return ["--profile", str(profile_dir / f"{name}.prof")] if profile_dir else []
-
     load_before = os.getloadavg()[0]
-    with _processes() as started:
-        hub = _start(
-            started,
-            "hub",
-            "hub.synthetic_hub",
-            [
-                "--db",
-                str(hub_db),
-                "--agents",
-                ",".join(names),
-                "--deposit",
-                str(DEFAULT_DEPOSIT),
-                "--hub-deposit",
-                str(DEFAULT_DEPOSIT),
-                "--block-interval",
-                str(BLOCK_INTERVAL),
-                *profiled("hub"),
-            ],
-            workdir,
+    with processes() as started:
+        hub_args = synthetic_hub_args(
+            hub_db,
+            names,
+            deposit=DEFAULT_DEPOSIT,
+            block_interval=BLOCK_INTERVAL,
+            extra=profile_args(profile_dir, "hub"),
         )
+        hub = start_process(started, "hub", SYNTHETIC_HUB, hub_args, workdir)
         port = hub.read_line("PORT", START_TIMEOUT)
-        peers = _start(
+        peers = start_process(
             started,
             "peers process",
             "assets.bench_peer",
@@ -435,12 +245,12 @@ def run_network(plan: _Plan, workdir: Path, *, profile_dir: Path | None = None) 
                 "--expect-uses",
                 str(plan.uses),
                 *common,
-                *profiled("peers"),
+                *profile_args(profile_dir, "peers"),
             ],
             workdir,
         )
         peers.read_line(READY, START_TIMEOUT)
-        asset = _start(
+        asset = start_process(
             started,
             "asset process",
             "assets.bench_peer",
@@ -456,24 +266,21 @@ def run_network(plan: _Plan, workdir: Path, *, profile_dir: Path | None = None) 
                 "--in-flight",
                 str(plan.in_flight),
                 *common,
-                *profiled("asset"),
+                *profile_args(profile_dir, "asset"),
             ],
             workdir,
+            stdin=True,  # it waits for GO
         )
         asset.read_line(READY, START_TIMEOUT)
-        processes = (hub, asset, peers)
-        cpu_before = [p.cpu_seconds() for p in processes]
+        roles = (hub, asset, peers)  # as ROLES
+        cpu_before = [p.cpu_seconds() for p in roles]
         asset.send_line(GO)
-        asset_result = asset.read_json(RESULT, plan.timeout + 60)
-        cpu_after = [p.cpu_seconds() for p in processes]
-        if "error" in asset_result:
-            raise BenchError(f"asset process: {asset_result['error']}")
-        peers_result = peers.read_json(RESULT, 60)
-        if "error" in peers_result:
-            raise BenchError(f"peers process: {peers_result['error']}")
+        asset_result = asset.read_result(RESULT, plan.timeout + 60)
+        cpu_after = [p.cpu_seconds() for p in roles]
+        peers_result = peers.read_result(RESULT, 60)
         asset.wait_exit(30)  # it exits by itself after its result, its stores closed
     # every process is stopped: read what they left durably
-    hub_gain, hub_locks = _hub_totals(hub_db)
+    hub_gain, hub_locks, _ = hub_store_totals(hub_db, DEFAULT_DEPOSIT)
     ledger = ledger_facts(ledger_path)
     seconds = asset_result["seconds"]
     payments = asset_result["stats"]["ledgered"] + asset_result["stats"]["shares_paid"]
@@ -493,7 +300,7 @@ def run_network(plan: _Plan, workdir: Path, *, profile_dir: Path | None = None) 
         before, after = cpu_before[index], cpu_after[index]
         cpu_s = None if before is None or after is None else round(after - before, 3)
         result[f"{role}_cpu_s"] = cpu_s
-        result[f"{role}_cpu_us_per_use"] = _per_use_us(before, after, plan.uses)
+        result[f"{role}_cpu_us_per_use"] = cpu_us_per(before, after, plan.uses)
         result[f"{role}_cpu_share"] = None if cpu_s is None else round(cpu_s / seconds, 3)
     result.update(check_run(plan.uses, asset_result, peers_result, ledger, hub_gain, hub_locks))
     result["load_average_1m"] = round(load_before, 2)
@@ -549,11 +356,7 @@ def run_assets_bench(
     )
     results: list[dict[str, Any]] = []
     for index in range(runs):
-        with tempfile.TemporaryDirectory(prefix="cise-bench-assets-") as scratch:
-            base = Path(workdir) / f"run{index}" if workdir is not None else Path(scratch)
-            profile = Path(profile_dir) / f"run{index}" if profile_dir is not None else None
-            if profile is not None:
-                profile.mkdir(parents=True, exist_ok=True)
+        with run_dirs("cise-bench-assets-", index, workdir, profile_dir) as (base, profile):
             run = run_network(plan, base, profile_dir=profile)
         if run["failed_checks"]:
             raise BenchError(
@@ -583,13 +386,7 @@ def run_assets_bench(
         "synchronous": "FULL",
         "cpu_count": os.cpu_count() or 1,
     }
-    for key in MEDIAN_KEYS:
-        values = [r[key] for r in results if r.get(key) is not None]
-        if values:
-            summary[key] = statistics.median(values)
-    summary["load_average_1m"] = max(r["load_average_1m"] for r in results)
-    summary["per_run"] = results
-    return summary
+    return summarize_runs(summary, results, MEDIAN_KEYS)
 
 
 __all__ = [

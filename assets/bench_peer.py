@@ -32,10 +32,7 @@ pointed at real funds or a real chain, and it must never import `hub` or `cise`.
 from __future__ import annotations
 
 import argparse
-import cProfile
-import gc
 import json
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -51,9 +48,11 @@ from assets.meter_sources import Outcome, open_stdin, run_simulator
 from assets.tariff import Tariff
 from assets.use_book import UseRow
 from channels.agent import INVOICE_FACT, PAYMENT_FACT, Agent
-from channels.bench.agent_peer import channel_totals, wait_quiet
+from channels.bench.figures import percentile
+from channels.bench.peer import channel_totals, emit, run_agents_process, wait_quiet
 from channels.bench.synthetic import (
     CHAIN_ID,
+    DEFAULT_DEPOSIT,
     address_of,
     cancel_on_sigterm,
     hub_channels,
@@ -65,7 +64,6 @@ from channels.core import state_changes as sc
 from channels.core.splits import Split, split_fee
 from channels.core.types import Address
 from channels.records import InvoiceRecord, PaymentRecord
-from channels.service import SWITCH_INTERVAL
 
 READY = "READY"
 GO = "GO"
@@ -83,7 +81,6 @@ BENEFICIARY_PPM = {
     "insurer": 70_000,
 }
 TARIFF = Tariff(kind="cycle", price=9_973, max_units=1)  # €0.009973 a cycle (money in µ€)
-DEFAULT_DEPOSIT = 10**12  # each agent's deposit, and the hub's per channel
 DEFAULT_USERS = 4
 SEED = 20_240_601
 READY_TIMEOUT = 30.0
@@ -118,18 +115,11 @@ def nonzero_shares() -> int:
     return sum(1 for amount in split_fee(TARIFF.price, bench_split()) if amount > 0)
 
 
-def _emit(line: str) -> None:
-    print(line, flush=True)
-
-
 def _percentiles_ms(values: list[float]) -> dict[str, float]:
     ordered = sorted(values)
 
     def at(fraction: float) -> float:
-        if not ordered:
-            return float("nan")
-        index = min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))
-        return round(ordered[index] * 1e3, 3)
+        return round(percentile(ordered, fraction) * 1e3, 3)
 
     return {"p50_ms": at(0.5), "p90_ms": at(0.9), "p99_ms": at(0.99), "max_ms": at(1.0)}
 
@@ -220,7 +210,7 @@ async def run_asset(
     with trio.fail_after(READY_TIMEOUT):
         await agent.wait_ready()
     await nursery.start(asset.run)
-    _emit(READY)
+    emit(READY)
     await _wait_go()
     result: dict[str, Any] = {"role": "asset"}
     # at strictly increases from start_at by >= 1 s a use: keep every event in the past
@@ -354,7 +344,7 @@ async def run_peers(
     with trio.fail_after(READY_TIMEOUT):
         for agent in everyone:
             await agent.wait_ready()
-    _emit(READY)
+    emit(READY)
     expected_shares = args.expect_uses * nonzero_shares()
     arrived = {"shares": 0, "from_others": 0}
     enough = trio.Event()
@@ -420,12 +410,12 @@ async def run(args: argparse.Namespace) -> int:
             nursery.start_soon(cancel_on_sigterm, nursery.cancel_scope)
             if args.role == "asset":
                 result = await run_asset(args, nursery, stack)
-                _emit(f"{RESULT} {json.dumps(result)}")
+                emit(f"{RESULT} {json.dumps(result)}")
                 status = 1 if "error" in result else 0
                 nursery.cancel_scope.cancel()
             else:
                 result = await run_peers(args, nursery, stack)
-                _emit(f"{RESULT} {json.dumps(result)}")
+                emit(f"{RESULT} {json.dumps(result)}")
                 await trio.sleep_forever()  # serve on until SIGTERM
     return status
 
@@ -454,23 +444,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.users < 1 or args.deposit < 1 or args.timeout <= 0:
         parser.error("--users, --deposit and --timeout must be positive")
     Path(args.db_dir).mkdir(parents=True, exist_ok=True)
-    # agents allocate many short-lived records and few cycles (as channels.bench.agent_peer)
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
-    sys.setswitchinterval(SWITCH_INTERVAL)
-    profiler = cProfile.Profile(time.thread_time) if args.profile else None
-    if profiler is not None:
-        profiler.enable()
-    try:
-        status = trio.run(run, args)
-    except KeyboardInterrupt:
-        status = 0
-    finally:
-        if profiler is not None:
-            profiler.disable()
-            profiler.dump_stats(args.profile)
-    sys.exit(status)
+    run_agents_process(run, args, args.profile)
 
 
 if __name__ == "__main__":

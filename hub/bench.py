@@ -21,35 +21,38 @@ the median of the runs, with every run's figures under `per_run`.
 then times a hub start on that store up to its `PORT` line, against a hub start on an empty store
 (`restart_s` = the difference: what restoring costs beyond starting Python).
 
-Every wait is bounded and every process is stopped in a `finally` (SIGTERM, then SIGKILL after a
-short grace). The keys are public test keys: this must never be pointed at real funds.
+The processes are started, read and stopped by `channels.bench.processes` (shared with
+`assets.bench`): every wait is bounded and every process is stopped in a `finally` (SIGTERM, then
+SIGKILL after a short grace). The keys are public test keys: this must never be pointed at real
+funds.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import select
-import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
-from channels.bench.agent_peer import DEFAULT_AMOUNT, DEFAULT_DEPOSIT, MAX_DONE, READY, RESULT
+from channels.bench.agent_peer import DEFAULT_AMOUNT, MAX_DONE, READY, RESULT
 from channels.bench.direct import measure_crypto
-from channels.bench.synthetic import address_of, domain
-from channels.core.channel import get_balance
-from channels.core.state import NodeState
-from channels.core.types import BlockNumber
-from channels.records import core_record_codec, replay
-from channels.store import SqliteStore
+from channels.bench.figures import cpu_us_per, percentile, summarize_runs
+from channels.bench.processes import (
+    START_TIMEOUT,
+    SYNTHETIC_HUB,
+    BenchError,
+    processes,
+    profile_args,
+    run_dirs,
+    start_process,
+    synthetic_hub_args,
+)
+from channels.bench.synthetic import DEFAULT_DEPOSIT, hub_store_totals
 
 DEFAULT_PAYMENTS = 20_000
 DEFAULT_IN_FLIGHT = 256
@@ -59,13 +62,7 @@ DEFAULT_PAYEES = 4
 DEFAULT_RESTART_PAYMENTS = 50_000
 RESTART_TARGET_S = 2.0
 BLOCK_INTERVAL = 1.0
-START_TIMEOUT = 60.0  # for a process to listen / connect
-GRACE = 5.0  # seconds between SIGTERM and SIGKILL
 CRYPTO_FORMULA = "min(cpu_count, 2) / (4 * sign_s + 4 * recover_s)"
-
-
-class BenchError(RuntimeError):
-    """The benchmark could not run, or a payment failed, or money was not conserved."""
 
 
 def default_timeout(payments: int) -> float:
@@ -73,158 +70,10 @@ def default_timeout(payments: int) -> float:
     return 120.0 + payments / 100.0
 
 
-# ----------------------------------------------------------------------------- processes
-
-
-@dataclass
-class _Process:
-    """A child process whose stdout is read line by line with bounded waits."""
-
-    name: str
-    popen: subprocess.Popen[bytes]
-    stderr_path: Path
-    stderr_file: TextIO
-    buffer: bytearray = field(default_factory=bytearray)
-
-    def read_line(self, prefix: str, timeout: float) -> str:
-        """The rest of the next stdout line starting with `prefix` (other lines are skipped)."""
-        return self.read_first((prefix,), timeout)[1]
-
-    def read_first(self, prefixes: Sequence[str], timeout: float) -> tuple[str, str]:
-        """(prefix, rest of the line) of the next stdout line starting with one of `prefixes`."""
-        assert self.popen.stdout is not None
-        fd = self.popen.stdout.fileno()
-        deadline = time.monotonic() + timeout
-        while True:
-            while (end := self.buffer.find(b"\n")) >= 0:
-                line = self.buffer[:end].decode()
-                del self.buffer[: end + 1]
-                for prefix in prefixes:
-                    if line == prefix or line.startswith(prefix + " "):
-                        return prefix, line[len(prefix) :].strip()
-            wanted = " or ".join(prefixes)
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise BenchError(f"{self.name}: no {wanted} line within {timeout:.0f} s")
-            ready, _, _ = select.select([fd], [], [], remaining)
-            if not ready:
-                continue
-            chunk = os.read(fd, 1 << 16)
-            if not chunk:
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    self.popen.wait(timeout=GRACE)
-                raise BenchError(
-                    f"{self.name} exited (status {self.popen.returncode}) before its {wanted} "
-                    f"line; its stderr ends with:\n{self.stderr_tail()}"
-                )
-            self.buffer += chunk
-
-    def read_json(self, prefix: str, timeout: float) -> dict[str, Any]:
-        value: dict[str, Any] = json.loads(self.read_line(prefix, timeout))
-        return value
-
-    def stderr_tail(self, lines: int = 20) -> str:
-        self.stderr_file.flush()
-        try:
-            text = self.stderr_path.read_text(errors="replace")
-        except OSError:
-            return "(unreadable)"
-        return "\n".join(text.splitlines()[-lines:])
-
-    def cpu_seconds(self) -> float | None:
-        """User + system CPU seconds so far (Linux /proc; None where unavailable)."""
-        try:
-            with open(f"/proc/{self.popen.pid}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, ValueError, IndexError):
-            return None
-
-    def wait_exit(self, timeout: float) -> None:
-        try:
-            self.popen.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise BenchError(f"{self.name} did not exit within {timeout:.0f} s") from None
-        if self.popen.returncode:
-            raise BenchError(
-                f"{self.name} exited with status {self.popen.returncode}; its stderr ends "
-                f"with:\n{self.stderr_tail()}"
-            )
-
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL after GRACE seconds."""
-        try:
-            if self.popen.poll() is None:
-                self.popen.send_signal(signal.SIGTERM)
-                try:
-                    self.popen.wait(timeout=GRACE)
-                except subprocess.TimeoutExpired:
-                    self.popen.kill()
-                    self.popen.wait(timeout=GRACE)
-        finally:
-            if self.popen.stdout is not None:
-                self.popen.stdout.close()
-            self.stderr_file.close()
-
-
-def _child_env() -> dict[str, str]:
-    # the children import this very checkout's packages, wherever it was imported from
-    root = str(Path(__file__).resolve().parents[1])
-    python_path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
-    return {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": python_path}
-
-
-@contextlib.contextmanager
-def _processes() -> Iterator[list[_Process]]:
-    """A list to start processes into; each is stopped on the way out, the newest first."""
-    started: list[_Process] = []
-    try:
-        yield started
-    finally:
-        errors: list[BaseException] = []
-        for process in reversed(started):
-            try:
-                process.stop()
-            except BaseException as exc:
-                errors.append(exc)
-        if errors:
-            raise errors[0]
-
-
-def _start(
-    started: list[_Process], name: str, module: str, args: Sequence[str], workdir: Path
-) -> _Process:
-    stderr_path = workdir / f"{name}.stderr"
-    stderr_file = open(stderr_path, "a")  # noqa: SIM115  # closed by _Process.stop
-    try:
-        popen = subprocess.Popen(
-            [sys.executable, "-m", module, *args],
-            stdout=subprocess.PIPE,
-            stderr=stderr_file,
-            env=_child_env(),
-        )
-    except BaseException:
-        stderr_file.close()
-        raise
-    process = _Process(name, popen, stderr_path, stderr_file)
-    started.append(process)
-    return process
-
-
 def _hub_args(db: Path, names: Sequence[str], extra: Sequence[str] = ()) -> list[str]:
-    return [
-        "--db",
-        str(db),
-        "--agents",
-        ",".join(names),
-        "--deposit",
-        str(DEFAULT_DEPOSIT),
-        "--hub-deposit",
-        str(DEFAULT_DEPOSIT),
-        "--block-interval",
-        str(BLOCK_INTERVAL),
-        *extra,
-    ]
+    return synthetic_hub_args(
+        db, names, deposit=DEFAULT_DEPOSIT, block_interval=BLOCK_INTERVAL, extra=extra
+    )
 
 
 # ----------------------------------------------------------------------------- one network run
@@ -251,22 +100,6 @@ class _Plan:
     @property
     def names(self) -> list[str]:
         return self.payer_names + self.payee_names
-
-
-def hub_store_totals(db: Path) -> tuple[int, int, int]:
-    """From the hub's durable store: (what the hub gained over its deposits, pending locks,
-    state changes in the log)."""
-    store = SqliteStore(db, core_record_codec())
-    try:
-        restored = store.restore(NodeState(address_of("hub"), domain(), BlockNumber(0)), replay)
-    finally:
-        store.close()
-    gained = 0
-    locks = 0
-    for channel in restored.state.channels.values():
-        gained += get_balance(channel.our, channel.partner) - DEFAULT_DEPOSIT
-        locks += len(channel.our.locks) + len(channel.partner.locks)
-    return gained, locks, restored.last_state_change_id
 
 
 def _conservation(
@@ -299,12 +132,6 @@ def _conservation(
     }
 
 
-def _per_payment_us(before: float | None, after: float | None, payments: int) -> float | None:
-    if before is None or after is None or payments <= 0:
-        return None
-    return round((after - before) / payments * 1e6, 1)
-
-
 def run_network(plan: _Plan, workdir: Path, *, profile_dir: Path | None = None) -> dict[str, Any]:
     """Start hub, payees and payers in `workdir`, make the plan's payments, stop everything;
     the figures of the run (the hub's store stays in `workdir/hub.sqlite`)."""
@@ -324,16 +151,17 @@ def run_network(plan: _Plan, workdir: Path, *, profile_dir: Path | None = None) 
         str(plan.timeout),
     ]
 
-    def profiled(name: str) -> list[str]:
-        return ["--profile", str(profile_dir / f"{name}.prof")] if profile_dir else []
-
     load_before = os.getloadavg()[0]
-    with _processes() as started:
-        hub = _start(
-            started, "hub", "hub.synthetic_hub", _hub_args(hub_db, names, profiled("hub")), workdir
+    with processes() as started:
+        hub = start_process(
+            started,
+            "hub",
+            SYNTHETIC_HUB,
+            _hub_args(hub_db, names, profile_args(profile_dir, "hub")),
+            workdir,
         )
         port = hub.read_line("PORT", START_TIMEOUT)
-        payee = _start(
+        payee = start_process(
             started,
             "payee process",
             "channels.bench.agent_peer",
@@ -347,12 +175,12 @@ def run_network(plan: _Plan, workdir: Path, *, profile_dir: Path | None = None) 
                 "--expect",
                 str(plan.payments + plan.paced_payments),
                 *common,
-                *profiled("payee"),
+                *profile_args(profile_dir, "payee"),
             ],
             workdir,
         )
         payee.read_line(READY, START_TIMEOUT)
-        payer = _start(
+        payer = start_process(
             started,
             "payer process",
             "channels.bench.agent_peer",
@@ -374,7 +202,7 @@ def run_network(plan: _Plan, workdir: Path, *, profile_dir: Path | None = None) 
                 "--amount",
                 str(plan.amount),
                 *common,
-                *profiled("payer"),
+                *profile_args(profile_dir, "payer"),
             ],
             workdir,
         )
@@ -383,16 +211,12 @@ def run_network(plan: _Plan, workdir: Path, *, profile_dir: Path | None = None) 
         seen, rest = payer.read_first((MAX_DONE, RESULT), plan.timeout + 10)
         cpu_max = [p.cpu_seconds() for p in (hub, payer, payee)]
         if seen == RESULT:  # the first phase did not finish
-            payer_result = json.loads(rest)
+            payer_result = payer.checked(json.loads(rest))
         else:
-            payer_result = payer.read_json(RESULT, plan.timeout + 60)
-        if "error" in payer_result:
-            raise BenchError(f"payer process: {payer_result['error']}")
-        payee_result = payee.read_json(RESULT, 60)
-        if "error" in payee_result:
-            raise BenchError(f"payee process: {payee_result['error']}")
+            payer_result = payer.read_result(RESULT, plan.timeout + 60)
+        payee_result = payee.read_result(RESULT, 60)
         payer.wait_exit(30)  # it exits by itself after its result (and writes its profile)
-    hub_gain, hub_locks, state_changes = hub_store_totals(hub_db)
+    hub_gain, hub_locks, state_changes = hub_store_totals(hub_db, DEFAULT_DEPOSIT)
     fastest = payer_result["max"]
     result: dict[str, Any] = {
         "payments": plan.payments,
@@ -412,25 +236,18 @@ def run_network(plan: _Plan, workdir: Path, *, profile_dir: Path | None = None) 
             if paced["payments"] > 1 and paced["start_span_s"] > 0
             else None,
             paced_max_in_flight=paced["max_in_flight"],
-            p50_ms=_percentile(latencies, 0.50),
-            p90_ms=_percentile(latencies, 0.90),
-            p99_ms=_percentile(latencies, 0.99),
-            p999_ms=_percentile(latencies, 0.999),
+            p50_ms=percentile(latencies, 0.50),
+            p90_ms=percentile(latencies, 0.90),
+            p99_ms=percentile(latencies, 0.99),
+            p999_ms=percentile(latencies, 0.999),
             max_ms=latencies[-1],
         )
     for index, role in enumerate(("hub", "payer", "payee")):
-        result[f"{role}_cpu_us"] = _per_payment_us(cpu_before[index], cpu_max[index], plan.payments)
+        result[f"{role}_cpu_us"] = cpu_us_per(cpu_before[index], cpu_max[index], plan.payments)
     result.update(_conservation(plan, payer_result, payee_result, hub_gain, hub_locks))
     result["hub_state_changes"] = state_changes
     result["load_average_1m"] = round(load_before, 2)
     return result
-
-
-def _percentile(sorted_values: list[float], fraction: float) -> float:
-    if not sorted_values:
-        return float("nan")
-    index = min(len(sorted_values) - 1, max(0, round(fraction * len(sorted_values)) - 1))
-    return sorted_values[index]
 
 
 def _check(run: dict[str, Any]) -> None:
@@ -507,11 +324,7 @@ def run_mediated_bench(
     )
     results: list[dict[str, Any]] = []
     for index in range(runs):
-        with tempfile.TemporaryDirectory(prefix="cise-bench-mediated-") as scratch:
-            base = Path(workdir) / f"run{index}" if workdir is not None else Path(scratch)
-            profile = Path(profile_dir) / f"run{index}" if profile_dir is not None else None
-            if profile is not None:
-                profile.mkdir(parents=True, exist_ok=True)
+        with run_dirs("cise-bench-mediated-", index, workdir, profile_dir) as (base, profile):
             run = run_network(plan, base, profile_dir=profile)
         _check(run)
         run.update(_crypto(crypto_samples))
@@ -534,13 +347,7 @@ def run_mediated_bench(
         "synchronous": "FULL",
         "cpu_count": results[0]["cpu_count"],
     }
-    for key in MEDIAN_KEYS:
-        values = [r[key] for r in results if r.get(key) is not None]
-        if values:
-            summary[key] = statistics.median(values)
-    summary["load_average_1m"] = max(r["load_average_1m"] for r in results)
-    summary["per_run"] = results
-    return summary
+    return summarize_runs(summary, results, MEDIAN_KEYS)
 
 
 # ----------------------------------------------------------------------------- restart
@@ -554,13 +361,13 @@ def _time_hub_start(
     db: Path, names: Sequence[str], workdir: Path, name: str
 ) -> tuple[float, dict[str, Any]]:
     """Seconds from starting a hub on `db` to its PORT line, and its RESTORED report."""
-    with _processes() as started:
-        start = time.perf_counter()
-        hub = _start(
-            started, name, "hub.synthetic_hub", _hub_args(db, names, ["--report-restore"]), workdir
+    with processes() as started:
+        began = time.perf_counter()
+        hub = start_process(
+            started, name, SYNTHETIC_HUB, _hub_args(db, names, ["--report-restore"]), workdir
         )
         hub.read_line("PORT", START_TIMEOUT)
-        elapsed = time.perf_counter() - start
+        elapsed = time.perf_counter() - began
         restored = hub.read_json("RESTORED", START_TIMEOUT)
     return elapsed, restored
 
@@ -631,3 +438,12 @@ def run_restart_bench(
         "restart_total_runs_s": [round(x, 4) for x in warm],
         "cold_start_runs_s": [round(x, 4) for x in cold],
     }
+
+
+__all__ = [
+    "BenchError",
+    "default_timeout",
+    "run_mediated_bench",
+    "run_network",
+    "run_restart_bench",
+]

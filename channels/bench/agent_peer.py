@@ -22,10 +22,7 @@ public test keys: this must never be pointed at real funds or a real chain.
 from __future__ import annotations
 
 import argparse
-import cProfile
-import gc
 import json
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,31 +32,31 @@ from typing import Any
 import trio
 
 from channels.agent import Agent, PaymentError
-from channels.bench.synthetic import address_of, cancel_on_sigterm, hub_channels, open_service
+from channels.bench.figures import percentile
+from channels.bench.peer import channel_totals, emit, run_agents_process, wait_quiet
+from channels.bench.synthetic import (
+    DEFAULT_DEPOSIT,
+    address_of,
+    cancel_on_sigterm,
+    hub_channels,
+    open_service,
+)
 from channels.core import state_changes as sc
 from channels.core.types import Address
-from channels.service import SWITCH_INTERVAL
 
 READY = "READY"
 MAX_DONE = "MAXDONE"
 RESULT = "RESULT"
 
 DEFAULT_AMOUNT = 1_000
-DEFAULT_DEPOSIT = 10**12  # the synthetic hub's default, per agent and for the hub per channel
 READY_TIMEOUT = 30.0
 QUIET_TIMEOUT = 30.0  # for the hub to acknowledge everything sent, at the end
-
-
-def _emit(line: str) -> None:
-    print(line, flush=True)
 
 
 def _percentile_ms(values: list[float], fraction: float) -> float:
     if not values:
         return 0.0
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))
-    return round(ordered[index] * 1e3, 3)
+    return round(percentile(sorted(values), fraction) * 1e3, 3)
 
 
 async def start_agents(
@@ -84,23 +81,6 @@ async def start_agents(
 async def wait_ready(agents: Sequence[Agent]) -> None:
     for agent in agents:
         await agent.wait_ready()
-
-
-async def wait_quiet(agents: Sequence[Agent]) -> None:
-    """Until the hub acknowledged every message our agents sent (its effects are durable)."""
-    while any(pending for a in agents for pending in a.service.unacked.values()):  # noqa: ASYNC110  # the acks come from another process
-        await trio.sleep(0.01)
-
-
-def channel_totals(agents: Sequence[Agent], deposit: int) -> tuple[int, int]:
-    """(sum of balance - deposit over the agents' channels, pending locks)."""
-    delta = 0
-    locks = 0
-    for agent in agents:
-        for balance in agent.balances():
-            delta += balance.balance - deposit
-            locks += balance.pending_locks
-    return delta, locks
 
 
 # ----------------------------------------------------------------------------- paying
@@ -219,7 +199,7 @@ async def run_payer(args: argparse.Namespace, agents: list[Agent]) -> dict[str, 
         with trio.fail_after(args.timeout):
             fastest = await payer.closed_loop(args.payments, args.in_flight)
             result["max"] = fastest.summary(with_latencies=False)
-            _emit(MAX_DONE)
+            emit(MAX_DONE)
             if args.paced_payments > 0:
                 rate = args.paced_fraction * args.payments / fastest.seconds
                 paced = await payer.open_loop(args.paced_payments, rate)
@@ -308,15 +288,15 @@ async def run(args: argparse.Namespace) -> int:
             )
             with trio.fail_after(READY_TIMEOUT):
                 await wait_ready(agents)
-            _emit(READY)
+            emit(READY)
             if args.role == "payer":
                 result = await run_payer(args, agents)
-                _emit(f"{RESULT} {json.dumps(result)}")
+                emit(f"{RESULT} {json.dumps(result)}")
                 status = 1 if "error" in result else 0
                 nursery.cancel_scope.cancel()
             else:
                 payee_result = await run_payee(args, agents)
-                _emit(f"{RESULT} {json.dumps(payee_result)}")
+                emit(f"{RESULT} {json.dumps(payee_result)}")
                 await trio.sleep_forever()  # serve on until terminated
     finally:
         for agent in agents:
@@ -353,25 +333,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.amount < 1 or not 0 < args.paced_fraction <= 1 or args.timeout <= 0:
         parser.error("--amount, --paced-fraction (0..1] and --timeout must be positive")
     Path(args.db_dir).mkdir(parents=True, exist_ok=True)
-    # agents allocate many short-lived records and few cycles (see direct_peer)
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
-    sys.setswitchinterval(SWITCH_INTERVAL)
-    # CPU time of the trio thread (wall time would count the waits and the preemptions)
-    profiler = cProfile.Profile(time.thread_time) if args.profile else None
-    if profiler is not None:
+    if args.profile:
         args.graceful_sigterm = True  # the stats are written on the way out
-        profiler.enable()
-    try:
-        status = trio.run(run, args)
-    except KeyboardInterrupt:
-        status = 0
-    finally:
-        if profiler is not None:
-            profiler.disable()
-            profiler.dump_stats(args.profile)
-    sys.exit(status)
+    run_agents_process(run, args, args.profile)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,8 @@ from typing import Any
 import trio
 
 from channels import wire
+from channels.bench.figures import percentile
+from channels.bench.processes import child_env, process_cpu_seconds
 from channels.codec.ecdsa import recover_signer
 from channels.codec.eip712 import Domain
 from channels.codec.keccak import keccak
@@ -272,23 +274,6 @@ def read_payee_store(db_path: str | Path) -> NodeState:
         return store.restore(initial_node(payee), replay).state
 
 
-def _process_cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds of a process (Linux /proc); None where unavailable."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _percentile(sorted_values: list[float], fraction: float) -> float:
-    if not sorted_values:
-        return float("nan")
-    index = min(len(sorted_values) - 1, max(0, round(fraction * len(sorted_values)) - 1))
-    return sorted_values[index]
-
-
 def run_once(
     *,
     payments: int,
@@ -313,19 +298,15 @@ def run_once(
         "--group-target",
         str(max(1, in_flight // 4)),  # commit groups of about a quarter of the window
     ]
-    # the payee imports this very `channels` package, wherever it was imported from
-    package_root = str(Path(__file__).resolve().parents[2])
-    python_path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": python_path}
     load_before = os.getloadavg()[0]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=child_env())
     try:
         port = _wait_for_port(process, timeout=30)
-        payee_cpu_before = _process_cpu_seconds(process.pid)
+        payee_cpu_before = process_cpu_seconds(process.pid)
         payer_cpu_before = time.process_time()
         payer, elapsed = trio.run(_pay_all, port, payments, in_flight, amount, deposit, timeout)
         payer_cpu = time.process_time() - payer_cpu_before
-        payee_cpu_after = _process_cpu_seconds(process.pid)
+        payee_cpu_after = process_cpu_seconds(process.pid)
     finally:
         _stop(process)
     sign_s, recover_s = measure_crypto(crypto_samples)
@@ -337,8 +318,8 @@ def run_once(
         "acknowledged": payer.acked,
         "seconds": round(elapsed, 4),
         "payments_per_s": round(rate, 1),
-        "p50_ms": round(_percentile(latencies, 0.50) * 1e3, 3),
-        "p99_ms": round(_percentile(latencies, 0.99) * 1e3, 3),
+        "p50_ms": round(percentile(latencies, 0.50) * 1e3, 3),
+        "p99_ms": round(percentile(latencies, 0.99) * 1e3, 3),
         "crypto_limit_per_s": round(crypto_limit, 1),
         "ratio_to_limit": round(rate / crypto_limit, 3),
         "in_flight": in_flight,

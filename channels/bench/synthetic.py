@@ -17,6 +17,7 @@ import trio
 from channels.codec.eip712 import Domain
 from channels.codec.keccak import keccak
 from channels.core import state_changes as sc
+from channels.core.channel import get_balance
 from channels.core.node import node_transition
 from channels.core.state import NodeState
 from channels.core.types import Address, BlockNumber, ChannelId, TokenAmount
@@ -29,6 +30,7 @@ CHAIN_ID = 1337
 CHANNEL_MANAGER = keccak(b"cise synthetic channel manager")[-20:]
 SETTLE_TIMEOUT = 500
 START_BLOCK = 100
+DEFAULT_DEPOSIT = 10**12  # the synthetic hub's default, per agent and for the hub per channel
 
 
 def key_of(name: str) -> bytes:
@@ -107,4 +109,29 @@ def address_of(name: str) -> Address:
     return Address(LocalSigner(key_of(name)).address)
 
 
-__all__ = ["address_of", "cancel_on_sigterm", "hub_channels", "key_of", "open_service", "replay"]
+def hub_store_totals(db: str | Path, deposit: int) -> tuple[int, int, int]:
+    """From the hub's durable store at `db` (read once the hub is stopped): (what the hub gained
+    over its `deposit` in each channel, pending locks, state changes in the log)."""
+    store = SqliteStore(db, core_record_codec())
+    try:
+        restored = store.restore(NodeState(address_of("hub"), domain(), BlockNumber(0)), replay)
+    finally:
+        store.close()
+    gained = 0
+    locks = 0
+    for channel in restored.state.channels.values():
+        gained += get_balance(channel.our, channel.partner) - deposit
+        locks += len(channel.our.locks) + len(channel.partner.locks)
+    return gained, locks, restored.last_state_change_id
+
+
+__all__ = [
+    "DEFAULT_DEPOSIT",
+    "address_of",
+    "cancel_on_sigterm",
+    "hub_channels",
+    "hub_store_totals",
+    "key_of",
+    "open_service",
+    "replay",
+]
