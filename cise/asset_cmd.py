@@ -42,9 +42,9 @@ from channels.chain.errors import ChainError
 from channels.codec.eip712 import Domain
 from channels.codec.keccak import keccak
 from channels.core.splits import Split
-from channels.core.types import Address, parse_address, to_checksum
+from channels.core.types import Address, to_checksum
 from channels.service import NodeService, run_on_chain
-from cise.arguments import positive_int
+from cise.arguments import address_argument, positive_int
 from cise.channel_cmd import open_account
 from cise.errors import CliError
 from cise.hub_cmd import READY_TIMEOUT, open_service
@@ -94,13 +94,6 @@ def _common(parser: argparse.ArgumentParser, default_account: int) -> None:
 # ----------------------------------------------------------------------------- parsing
 
 
-def _address(text: str, what: str) -> Address:
-    try:
-        return Address(parse_address(text.strip()))
-    except ValueError as exc:
-        raise CliError(f"{what}: {exc}") from None
-
-
 def parse_split(text: str) -> tuple[tuple[Address, ...], tuple[int, ...]]:
     """'0xA=400000,0xB=600000' in the contract's order (the contract checks the sum)."""
     parts: dict[Address, int] = {}
@@ -108,7 +101,7 @@ def parse_split(text: str) -> tuple[tuple[Address, ...], tuple[int, ...]]:
         address, sep, ppm = item.partition("=")
         if not sep:
             raise CliError(f"--split: {item!r} is not ADDRESS=PPM")
-        beneficiary = _address(address, "--split")
+        beneficiary = address_argument(address, "--split")
         if beneficiary in parts:
             raise CliError(f"--split: {address.strip()} appears twice")
         try:
@@ -134,7 +127,7 @@ def parse_users(text: str) -> frozenset[bytes] | None:
     """None means anyone may use the asset."""
     if text.strip() == "any":
         return None
-    users = frozenset(_address(u, "--users") for u in text.split(",") if u.strip())
+    users = frozenset(address_argument(u, "--users") for u in text.split(",") if u.strip())
     if not users:
         raise CliError("--users: give addresses or 'any'")
     return users
@@ -151,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _register(args: argparse.Namespace) -> int:
     asset_id = parse_asset_id(args.asset)
-    agent = _address(args.agent, "--agent")
+    agent = address_argument(args.agent, "--agent")
     beneficiaries, ppm = parse_split(args.split)
     key, client, _ = open_account(args)
     registry = _registry(client, key)
@@ -206,7 +199,7 @@ def _current_split(registry: AssetRegistryClient, asset_id: bytes, agent: Addres
 
 def _run(args: argparse.Namespace) -> int:
     asset_id = parse_asset_id(args.asset)
-    hub = _address(args.hub, "--hub")
+    hub = address_argument(args.hub, "--hub")
     tariff = parse_tariff_argument(args.tariff)
     users = parse_users(args.users)
     if not args.anchor_every > 0 or not args.charge_timeout > 0 or not args.seconds > 0:

@@ -244,8 +244,8 @@ def _bundles(actors: Actors, console: Console, uses: int) -> None:
         )
     console.print(income)
     console.print(
-        f"   every ledger verified (signatures, hash chain, splits) and anchored on chain; "
-        f"{result.receipts} receipts kept by the users; the hub earned {euro(result.hub_fees)}; "
+        "   every ledger verified against the chain (signatures, hash chain, splits, anchors), "
+        f"as `cise ledger verify` does; {result.receipts} receipts kept by the users; the hub earned {euro(result.hub_fees)}; "
         "per-asset and per-beneficiary totals reconcile exactly with the ledgers and the "
         "channels; each wallet changed by exactly its payments"
     )

@@ -28,7 +28,8 @@ from eth_account.signers.local import LocalAccount
 
 from assets.agent import AssetAgent, AssetConfig
 from assets.anchoring import anchor_pending
-from assets.ledger import SignedEntry, revenue_totals, verify_anchors, verify_chain
+from assets.audit import audit_ledger
+from assets.ledger import SignedEntry, revenue_totals
 from assets.ledger_store import LedgerStore
 from assets.meter import MeterEvent
 from assets.meter_sources import Outcome, simulate_events
@@ -279,8 +280,19 @@ async def _run_day(
                 report.entries = list(ledgers[name].entries())
                 report.routing_fees = asset.stats.routing_fees
                 report.anchored_to = max(a.to_seq for a in ledgers[name].anchors())
-                verify_chain(report.entries, asset_id_of(name), address_of(name), domain)
-                verify_anchors(report.entries, [a.anchor for a in ledgers[name].anchors()])
+                async with net.chain_lock:  # the same check as `cise ledger verify`
+                    history = await trio.to_thread.run_sync(
+                        registry.asset_history, asset_id_of(name)
+                    )
+                audit = audit_ledger(
+                    report.entries,
+                    asset_id=asset_id_of(name),
+                    domain=domain,
+                    history=history,
+                    local_anchors=[a.anchor for a in ledgers[name].anchors()],
+                )
+                if not audit.ok:
+                    raise BundlesDemoError(f"{name}: the ledger does not verify: {audit.problem}")
             nursery.cancel_scope.cancel()
     finally:
         for ledger in ledgers.values():

@@ -20,12 +20,12 @@ import trio
 from channels.agent import Agent, ChargePolicy, PaymentError
 from channels.chain.client import Web3ChainClient
 from channels.core.fees import FeeSchedule
-from channels.core.types import Address, parse_address, to_checksum
+from channels.core.types import Address, to_checksum
 from channels.records import core_record_codec
 from channels.service import CONFIRMATION_FLUSH, NodeService, restore_chain_node, run_on_chain
 from channels.signer import LocalSigner
 from channels.store import SqliteStore, StoreError
-from cise.arguments import positive_int
+from cise.arguments import address_argument, positive_int
 from cise.channel_cmd import open_account, parse_amount
 from cise.errors import CliError
 from hub.mediator import MediationTerms
@@ -52,13 +52,13 @@ def add_parsers(sub: Any) -> None:
     agent_ops = agent.add_subparsers(dest="op", required=True, metavar="OP")
     pay = agent_ops.add_parser("pay", help="pay once through the hub; prints JSON")
     _common(pay, default_account=1)
-    _hub_address(pay)
+    _hubaddress_argument(pay)
     pay.add_argument("payee", help="payee address 0x...")
     pay.add_argument("amount", help="euros, e.g. 0.004321")
     pay.add_argument("--payment-id", type=positive_int, required=True, help="1 .. 2**64-1")
     receive = agent_ops.add_parser("receive", help="serve as a payee; prints JSON lines")
     _common(receive, default_account=2)
-    _hub_address(receive)
+    _hubaddress_argument(receive)
     receive.add_argument("--seconds", type=float, default=60.0, help="how long to serve")
     receive.add_argument(
         "--accept-charges-from",
@@ -74,7 +74,7 @@ def _common(parser: argparse.ArgumentParser, default_account: int) -> None:
     parser.add_argument("--data-dir", default=".cise", help="where this account's log lives")
 
 
-def _hub_address(parser: argparse.ArgumentParser) -> None:
+def _hubaddress_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hub", required=True, help="the hub's address 0x...")
     parser.add_argument("--hub-port", type=positive_int, required=True, help="on 127.0.0.1")
 
@@ -99,13 +99,6 @@ def open_service(key: bytes, client: Web3ChainClient, path: Path) -> NodeService
     return NodeService(signer, store, node)
 
 
-def _address(text: str, what: str) -> Address:
-    try:
-        return Address(parse_address(text))
-    except ValueError as exc:
-        raise CliError(f"{what}: {exc}") from None
-
-
 def run(args: argparse.Namespace) -> int:
     if args.command == "hub":
         fees = _fees(args)
@@ -126,9 +119,9 @@ def run(args: argparse.Namespace) -> int:
         finally:
             service.store.close()
         return 0
-    hub = _address(args.hub, "--hub")
+    hub = address_argument(args.hub, "--hub")
     if args.op == "pay":
-        payee = _address(args.payee, "payee")
+        payee = address_argument(args.payee, "payee")
         amount = parse_amount(args.amount)
         if amount <= 0:
             raise CliError("the amount must be positive")
@@ -178,7 +171,7 @@ async def _serve_hub(
 
 def _charge_policy(assets: str, max_charge: int) -> ChargePolicy | None:
     """Pay unsolicited charges from these assets, each up to `max_charge` (None: pay none)."""
-    allowed = {_address(a, "--accept-charges-from") for a in assets.split(",") if a.strip()}
+    allowed = {address_argument(a, "--accept-charges-from") for a in assets.split(",") if a.strip()}
     if not allowed:
         return None
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sqlite3
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -27,15 +26,10 @@ from typing import Any
 
 import msgspec
 from eth_account import Account
-from rich.console import Console, JustifyMethod
+from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from assets.audit import (
-    BeneficiaryCheck,
-    LedgerAudit,
-    UseLine,
-    UserCheck,
     anchors_from_history,
     audit_ledger,
     check_beneficiary,
@@ -45,14 +39,9 @@ from assets.audit import (
     received_shares,
 )
 from assets.ledger import (
-    Anchor,
     LedgerError,
     RevenueStatement,
-    RevenueTotals,
     SignedEntry,
-    StatementCheck,
-    decode_entry,
-    entry_from_json,
     entry_to_json,
     make_statement,
     statement_from_json,
@@ -63,15 +52,25 @@ from channels.chain.connection import Connection
 from channels.chain.deploy import Deployment
 from channels.codec.eip712 import Domain
 from channels.codec.keccak import keccak
-from channels.core.types import Address, parse_address, to_checksum
-from channels.records import InvoiceRecord, ReceiptRecord, core_record_codec
+from channels.core.types import Address, to_checksum
+from channels.records import InvoiceRecord, ReceiptRecord
 from channels.signer import LocalSigner
+from cise.arguments import address_argument
 from cise.errors import CliError
+from cise.ledger_files import LedgerFile, read_invoices, read_ledger, read_receipts
+from cise.ledger_print import (
+    print_beneficiary_check,
+    print_entries,
+    print_ledger_audit,
+    print_statement_check,
+    print_user_check,
+    print_user_uses,
+    utc,
+)
 from cise.money import euro
 from cise.network import NetworkFileError, load_network
 
 DEFAULT_NETWORK_FILE = ".cise/network.json"
-SQLITE_HEADER = b"SQLite format 3\x00"
 # Reads need an account on the client but never send anything: a fixed throwaway key.
 _READ_ONLY_KEY = keccak(b"cise ledger: read-only registry client")
 
@@ -113,13 +112,6 @@ def parse_time(text: str, what: str) -> int:
     return seconds
 
 
-def _address(text: str, what: str) -> Address:
-    try:
-        return Address(parse_address(text))
-    except ValueError as exc:
-        raise CliError(f"{what}: {exc}") from None
-
-
 def read_key_file(path: Path) -> bytes:
     """A private key stored as 64 hex digits (0x optional) in a file."""
     try:
@@ -136,154 +128,6 @@ def read_key_file(path: Path) -> bytes:
     if len(key) != 32:
         raise CliError(f"--key-file {path}: want a 32-byte private key as 64 hex digits")
     return key
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading a ledger (read-only)
-
-
-@dataclass(frozen=True, slots=True)
-class LedgerFile:
-    """A ledger as read from a file: its entries in stored order, and the anchors it recorded
-    (a sqlite ledger only; None for an export, which holds entries only)."""
-
-    path: Path
-    entries: tuple[SignedEntry, ...]
-    anchors: tuple[Anchor, ...] | None
-
-
-def _read_only(path: Path) -> sqlite3.Connection:
-    """A read-only connection that leaves no file behind.
-
-    While a writer has the (WAL mode) file open its -wal and -shm files exist and a `mode=ro`
-    reader shares them. Without a -wal file no writer is active, and `mode=ro` would create the
-    -wal and -shm files and leave them: `immutable=1` reads the file alone instead.
-    """
-    uri = path.resolve().as_uri() + "?mode=ro"
-    if not Path(f"{path}-wal").exists():
-        uri += "&immutable=1"
-    return sqlite3.connect(uri, uri=True)
-
-
-def _tables(db: sqlite3.Connection, path: Path, what: str) -> set[str]:
-    try:
-        rows = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
-    except sqlite3.DatabaseError as exc:
-        raise CliError(f"{path}: not a readable {what}: {exc}") from None
-    return {row[0] for row in rows}
-
-
-def _read_sqlite_ledger(path: Path) -> LedgerFile:
-    db = _read_only(path)
-    try:
-        tables = _tables(db, path, "ledger file")
-        if not {"entries", "anchors"} <= tables:
-            raise CliError(f"{path}: not a ledger file (it has no entries and anchors tables)")
-        try:
-            rows = db.execute("SELECT seq, entry FROM entries ORDER BY seq").fetchall()
-            anchor_rows = db.execute(
-                'SELECT from_seq, to_seq, root, head_hash FROM anchors ORDER BY "index"'
-            ).fetchall()
-        except sqlite3.DatabaseError as exc:
-            raise CliError(f"{path}: not a readable ledger file: {exc}") from None
-    finally:
-        db.close()
-    entries = []
-    for seq, raw in rows:
-        try:
-            entry = decode_entry(bytes(raw))
-        except LedgerError as exc:
-            raise LedgerError(f"the stored entry does not decode: {exc.problem}", seq) from None
-        if entry.seq != seq:
-            raise LedgerError(f"the stored entry says seq {entry.seq}", seq)
-        entries.append(entry)
-    try:
-        anchors = tuple(
-            Anchor(int(a), int(b), bytes(root), bytes(head)) for a, b, root, head in anchor_rows
-        )
-    except (msgspec.ValidationError, TypeError, ValueError) as exc:
-        raise LedgerError(f"a stored anchor is malformed: {exc}") from None
-    return LedgerFile(path, tuple(entries), anchors)
-
-
-def _read_jsonl_ledger(path: Path, text: str) -> LedgerFile:
-    entries = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-            if not isinstance(obj, dict):
-                raise ValueError("not a JSON object")
-            entries.append(entry_from_json(obj))
-        except ValueError as exc:  # LedgerError and JSONDecodeError are ValueErrors
-            raise CliError(f"{path}:{number}: not a ledger export line: {exc}") from None
-    return LedgerFile(path, tuple(entries), None)
-
-
-def read_ledger(path: Path, asset_id: bytes | None = None) -> LedgerFile:
-    """The ledger in `path`: an asset agent's sqlite ledger file, or a JSONL export.
-
-    `CliError` when the file is missing or no ledger, or (with `asset_id`) another asset's;
-    `LedgerError` when a stored entry itself is broken (a finding, not a bad argument).
-    """
-    try:
-        with path.open("rb") as file:
-            head = file.read(len(SQLITE_HEADER))
-    except OSError as exc:
-        raise CliError(f"--ledger {path}: {exc.strerror or exc}") from None
-    if head == SQLITE_HEADER:
-        ledger = _read_sqlite_ledger(path)
-    else:
-        try:
-            text = path.read_text()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise CliError(f"--ledger {path}: not a ledger file ({exc})") from None
-        if text.strip() and not text.lstrip().startswith("{"):
-            raise CliError(f"--ledger {path}: not a ledger file (neither sqlite nor JSON lines)")
-        ledger = _read_jsonl_ledger(path, text)
-    if asset_id is not None and ledger.entries and ledger.entries[0].asset_id != asset_id:
-        raise CliError(
-            f"--ledger {path} is the ledger of asset 0x{ledger.entries[0].asset_id.hex()}, "
-            f"not of 0x{asset_id.hex()}"
-        )
-    return ledger
-
-
-def _read_facts(path: Path, prefix: str) -> list[Any]:
-    """The facts under `prefix` of an agent's store, read-only (the agent may be running)."""
-    if not path.is_file():
-        raise CliError(f"--store {path}: no such file")
-    codec = core_record_codec()
-    db = _read_only(path)
-    try:
-        if "facts" not in _tables(db, path, "agent store"):
-            raise CliError(f"--store {path}: not an agent store (it has no facts table)")
-        rows = db.execute(
-            "SELECT key, kind, payload FROM facts WHERE key >= ? AND key < ? ORDER BY key",
-            (prefix, prefix + "\U0010ffff"),
-        ).fetchall()
-    except sqlite3.DatabaseError as exc:
-        raise CliError(f"--store {path}: not a readable agent store: {exc}") from None
-    finally:
-        db.close()
-    records = []
-    for key, kind, payload in rows:
-        try:
-            records.append(codec.decode(kind, payload))
-        except (ValueError, TypeError, msgspec.DecodeError) as exc:
-            raise CliError(f"--store {path}: fact {key} cannot be decoded: {exc}") from None
-    return records
-
-
-def read_invoices(path: Path) -> list[InvoiceRecord]:
-    """The invoices an agent issued as payee (what it was paid), from its store file."""
-    return [r for r in _read_facts(path, "invoice:") if isinstance(r, InvoiceRecord)]
-
-
-def read_receipts(path: Path) -> list[ReceiptRecord]:
-    """The receipts an agent kept for the charges it paid, from its store file."""
-    return [r for r in _read_facts(path, "receipt:") if isinstance(r, ReceiptRecord)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -343,221 +187,6 @@ def connect(network_file: Path) -> ChainView:
             f"{deployment.chain_id}"
         )
     return ChainView.of(connection, deployment)
-
-
-# ---------------------------------------------------------------------------------------------
-# Printing (also for `cise demo`)
-
-
-def _euro(units: int) -> str:
-
-    return euro(units)
-
-
-def utc(seconds: int | None) -> str:
-    """Unix seconds as `YYYY-MM-DD HH:MM:SS` UTC."""
-    if seconds is None:
-        return "-"
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def short(value: bytes) -> str:
-    """0x1234…cdef: enough to tell values apart in a table."""
-    text = value.hex()
-    return f"0x{text[:4]}…{text[-4:]}"
-
-
-def seq_ranges(seqs: Iterable[int]) -> str:
-    """1..4, 7, 9..10 (ascending seqs)."""
-    parts: list[str] = []
-    ordered = sorted(seqs)
-    start = previous = None
-    for seq in [*ordered, None]:
-        if start is not None and (seq is None or seq != (previous or 0) + 1):
-            parts.append(str(start) if start == previous else f"{start}..{previous}")
-            start = None
-        if seq is not None:
-            start = seq if start is None else start
-            previous = seq
-    return ", ".join(parts) or "none"
-
-
-def print_entries(console: Console, entries: Sequence[SignedEntry], title: str = "") -> None:
-    """The entries as a table: seq, time, user, units, fee, split version, shares."""
-    table = Table(title=title or None)
-    columns: tuple[tuple[str, JustifyMethod], ...] = (
-        ("seq", "right"),
-        ("time (UTC)", "left"),
-        ("user", "left"),
-        ("units", "right"),
-        ("fee", "right"),
-        ("split", "right"),
-        ("shares", "left"),
-    )
-    for name, justify in columns:
-        table.add_column(name, justify=justify)
-    for entry in entries:
-        body = entry.decode_use_body()
-        shares = "\n".join(
-            f"{short(share.beneficiary)} {_euro(share.amount)}" for share in body.shares
-        )
-        table.add_row(
-            str(entry.seq),
-            utc(entry.time),
-            short(body.user),
-            f"{body.units:,}",
-            _euro(body.fee),
-            str(body.split_version),
-            shares,
-        )
-    console.print(table)
-
-
-def _totals_rows(table: Table, totals: RevenueTotals) -> None:
-    table.add_row("uses", f"{totals.uses:,}")
-    table.add_row("units", f"{totals.units:,}")
-    table.add_row("fee total", _euro(totals.fee_total))
-    table.add_row("period (UTC)", f"{utc(totals.first_time)} .. {utc(totals.last_time)}")
-
-
-def _beneficiary_table(totals: RevenueTotals) -> Table:
-    table = Table(title="shares per beneficiary")
-    table.add_column("beneficiary")
-    table.add_column("total", justify="right")
-    for beneficiary, amount in totals.by_beneficiary:
-        table.add_row(to_checksum(beneficiary), _euro(amount))
-    return table
-
-
-def print_ledger_audit(console: Console, audit: LedgerAudit) -> None:
-    """The audit's summary, the totals per beneficiary, and "ledger verified" or the problem."""
-    table = Table(title=f"ledger of asset 0x{audit.asset_id.hex()}", show_header=False)
-    table.add_column("what")
-    table.add_column("value")
-    span = "" if audit.first_seq is None else f" (seq {audit.first_seq}..{audit.last_seq})"
-    table.add_row("entries", f"{audit.entries:,}{span}")
-    table.add_row("agents on chain", ", ".join(to_checksum(a) for a in audit.agents) or "-")
-    table.add_row("split versions", ", ".join(str(v) for v in audit.split_versions) or "-")
-    table.add_row("anchors on chain", str(len(audit.chain_anchors)))
-    table.add_row("anchored up to seq", f"{audit.anchored_seq} ({audit.anchored:,} entries)")
-    table.add_row("not yet anchored", f"{audit.unanchored:,} entries")
-    if audit.totals is not None:
-        _totals_rows(table, audit.totals)
-    console.print(table)
-    if audit.totals is not None and audit.totals.by_beneficiary:
-        console.print(_beneficiary_table(audit.totals))
-    for note in audit.notes:
-        console.print(f"note: {escape(note)}")
-    if audit.ok:
-        console.print("[bold green]ledger verified[/]")
-    else:
-        console.print(f"[bold red]ledger verification FAILED:[/] {escape(audit.problem or '')}")
-
-
-def print_beneficiary_check(console: Console, check: BeneficiaryCheck) -> None:
-    """What the ledger owes one beneficiary against what it received, and every discrepancy."""
-    table = Table(title=f"payments to {to_checksum(check.beneficiary)}", show_header=False)
-    table.add_column("what")
-    table.add_column("value", justify="right")
-    table.add_row("ledger shares paid by payment", f"{check.shares:,}")
-    table.add_row("owed per ledger", _euro(check.owed))
-    table.add_row("received from the asset", _euro(check.received))
-    if check.kept:
-        table.add_row("shares recorded without payment", _euro(check.kept))
-    table.add_row("shares missing", f"{len(check.missing):,}")
-    table.add_row("amounts that differ", f"{len(check.differing):,}")
-    table.add_row("payments no share explains", f"{len(check.unexplained):,}")
-    console.print(table)
-    for problem in check.problems():
-        console.print(f"  {escape(problem)}")
-    if check.ok:
-        console.print("[bold green]beneficiary payments match the ledger[/]")
-    else:
-        console.print("[bold red]beneficiary check FAILED[/]")
-
-
-def print_statement_check(
-    console: Console, statement: RevenueStatement, check: StatementCheck
-) -> None:
-    """A verified statement: its period, totals, and which entries are anchored on chain."""
-    table = Table(
-        title=f"revenue statement of asset 0x{statement.asset_id.hex()}", show_header=False
-    )
-    table.add_column("what")
-    table.add_column("value")
-    table.add_row(
-        "period (UTC)", f"{utc(statement.from_time)} .. {utc(statement.to_time)} (end excluded)"
-    )
-    table.add_row("entries", f"seq {statement.first_seq}..{statement.last_seq}")
-    _totals_rows(table, check.totals)
-    table.add_row("anchored on chain", seq_ranges(check.anchored))
-    table.add_row("not yet anchored", seq_ranges(check.unanchored))
-    console.print(table)
-    if check.totals.by_beneficiary:
-        console.print(_beneficiary_table(check.totals))
-    console.print("[bold green]statement verified[/]")
-
-
-def _use_table(lines: Sequence[UseLine], title: str) -> Table:
-    table = Table(title=title)
-    columns: tuple[tuple[str, JustifyMethod], ...] = (
-        ("asset", "left"),
-        ("seq", "right"),
-        ("time (UTC)", "left"),
-        ("units", "right"),
-        ("fee", "right"),
-        ("charge payment id", "right"),
-        ("status", "left"),
-    )
-    for name, justify in columns:
-        table.add_column(name, justify=justify)
-    for line in lines:
-        table.add_row(
-            "?" if line.asset_id is None else short(line.asset_id),
-            "-" if line.seq is None else str(line.seq),
-            utc(line.time),
-            "-" if line.units is None else f"{line.units:,}",
-            "-" if line.fee is None else _euro(line.fee),
-            str(line.charge_payment_id),
-            escape(line.status + (f": {line.detail}" if line.detail else "")),
-        )
-    return table
-
-
-def print_user_uses(console: Console, lines: Sequence[UseLine]) -> None:
-    """A user's receipts (`receipt_uses`) and its totals per asset."""
-    console.print(_use_table(lines, "uses (receipts kept)"))
-    per_asset: dict[bytes, tuple[int, int]] = {}
-    for line in lines:
-        if line.asset_id is not None and line.status == "signed":
-            uses, fees = per_asset.get(line.asset_id, (0, 0))
-            per_asset[line.asset_id] = (uses + 1, fees + (line.fee or 0))
-    table = Table(title="totals per asset (validly signed receipts)")
-    table.add_column("asset")
-    table.add_column("uses", justify="right")
-    table.add_column("fees", justify="right")
-    for asset_id, (uses, fees) in sorted(per_asset.items()):
-        table.add_row(f"0x{asset_id.hex()}", f"{uses:,}", _euro(fees))
-    console.print(table)
-    bad = [line for line in lines if line.status != "signed"]
-    if bad:
-        console.print(f"[bold red]{len(bad)} receipt(s) do not check out[/]")
-
-
-def print_user_check(console: Console, check: UserCheck) -> None:
-    """A user's receipts of one asset against its ledger."""
-    console.print(
-        _use_table(check.uses, f"receipts against the ledger of 0x{check.asset_id.hex()}")
-    )
-    for problem in check.problems():
-        console.print(f"  {escape(problem)}")
-    if check.ok:
-        console.print(
-            f"[bold green]{len(check.uses)} receipt(s) match the ledger[/] "
-            f"(fees {_euro(check.fee_total)})"
-        )
-    else:
-        console.print("[bold red]receipt check FAILED[/]")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -893,7 +522,7 @@ def _run_verify(
     beneficiary = None
     invoices: list[InvoiceRecord] = []
     if args.beneficiary is not None:
-        beneficiary = _address(args.beneficiary, "--beneficiary")
+        beneficiary = address_argument(args.beneficiary, "--beneficiary")
         invoices = read_invoices(args.store)
     chain = connect(args.network)
     return ledger_verify(
@@ -932,7 +561,7 @@ def _run_statement(
     _write(args.out, statement_to_json(statement))
     console.print(
         f"statement of seq {statement.first_seq}..{statement.last_seq} "
-        f"({statement.totals.uses:,} uses, {_euro(statement.totals.fee_total)}) "
+        f"({statement.totals.uses:,} uses, {euro(statement.totals.fee_total)}) "
         f"signed by {to_checksum(LocalSigner(key).address)}, written to {escape(str(args.out))}"
     )
     return 0
@@ -973,7 +602,6 @@ def _run_user(console: Console, args: argparse.Namespace) -> int:
 
 __all__ = [
     "ChainView",
-    "LedgerFile",
     "add_parsers",
     "connect",
     "export_jsonl",
@@ -983,19 +611,7 @@ __all__ = [
     "ledger_verify",
     "parse_asset_id",
     "parse_time",
-    "print_beneficiary_check",
-    "print_entries",
-    "print_ledger_audit",
-    "print_statement_check",
-    "print_user_check",
-    "print_user_uses",
-    "read_invoices",
     "read_key_file",
-    "read_ledger",
-    "read_receipts",
     "run",
-    "seq_ranges",
-    "short",
     "user_statement",
-    "utc",
 ]

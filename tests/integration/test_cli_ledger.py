@@ -46,11 +46,9 @@ from cise.ledger_cmd import (
     ledger_check_statement,
     ledger_statement,
     ledger_verify,
-    read_invoices,
-    read_ledger,
-    read_receipts,
     user_statement,
 )
+from cise.ledger_files import read_invoices, read_ledger, read_receipts
 from cise.main import main
 from cise.network import Network
 
