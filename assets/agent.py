@@ -34,13 +34,24 @@ from typing import Literal
 
 import trio
 
-from assets.ledger import Share, SignedEntry, UseBody, make_use_entry, pseudonym, pseudonym_seed
+from assets.ledger import (
+    AdmissionBody,
+    ServiceBody,
+    Share,
+    SignedEntry,
+    UseBody,
+    make_entry,
+    make_use_entry,
+    pseudonym,
+    pseudonym_seed,
+)
 from assets.ledger_store import LedgerStore
 from assets.meter import MeterEvent, MeterGuard
 from assets.meter_sources import Outcome
 from assets.payment_ids import ATTEMPT_SHIFT, MAX_ATTEMPTS, charge_payment_id, share_payment_id
+from assets.service_events import ServiceEventError, ServiceRules, service_event_from_json
 from assets.tariff import Tariff, price_use
-from assets.use_book import UseBook, UseRow
+from assets.use_book import ServiceRulesState, UseBook, UseRow
 from channels import wire
 from channels.agent import Agent, PaymentError
 from channels.codec.eip712 import Domain
@@ -61,6 +72,7 @@ _OUTCOME_OF_STATUS: dict[str, OutcomeStatus] = {
 SHARE_RETRY = 1.0  # seconds before a failed share is tried again (doubling, at most 30 s)
 DEFAULT_IN_FLIGHT = 256
 DEFAULT_CHARGE_TIMEOUT = 30.0
+FUTURE_SLACK_S = 300  # seconds a service event may be dated ahead of our clock
 
 
 @dataclass
@@ -114,6 +126,12 @@ class AssetAgent:
         self._slots = trio.Semaphore(config.in_flight)
         self._nursery: trio.Nursery | None = None
         self.on_paid: Callable[[UseRow], None] | None = None  # called as each use is paid
+        saved = self.book.service_rules()
+        self._service_rules = (
+            ServiceRules()
+            if saved is None
+            else ServiceRules(saved.admitted, saved.last_service_time, saved.ended_at_seq)
+        )
 
     def _seen(self, event_id: str) -> MeterEvent | None:
         row = self.book.use(event_id)
@@ -138,6 +156,64 @@ class AssetAgent:
         for _ in range(self.config.in_flight):
             self._slots.release()
 
+    # -- service events ---------------------------------------------------------------------------
+
+    def record_service(self, body: ServiceBody) -> int:
+        """Append a servicer's signed event (counter-signed by our entry); its ledger seq.
+
+        `ServiceEventError` (nothing changed) when the servicer did not sign it, may not record
+        events for this asset, dates it before the previous one or in the future, or its id is
+        taken. The same event again returns its seq (idempotent)."""
+        earlier = self.book.service_event_seq(body.event_id)
+        if earlier is not None:
+            entry = self.ledger.entry(earlier)
+            if entry is not None and entry.decode_body() == body:
+                return earlier
+            raise ServiceEventError(f"event id {body.event_id!r} is already used at seq {earlier}")
+        if self.book.use(body.event_id) is not None:
+            raise ServiceEventError(f"event id {body.event_id!r} is already used by a use")
+        if body.time > self.config.clock() + FUTURE_SLACK_S:
+            raise ServiceEventError(f"dated {body.time}, in the future")
+        splits = {self.split.version: self.split}
+        self._service_rules.check(body, self.config.asset_id, self.config.domain, splits)
+        return self._append_event(body, body.time)
+
+    async def service_json(self, document: object) -> tuple[int, dict[str, object]]:
+        """The HTTP `POST /service` route: a servicer's signed event as JSON → (status, answer)."""
+        try:
+            seq = self.record_service(service_event_from_json(document))
+        except ServiceEventError as exc:
+            return 400, {"error": str(exc)}
+        return 200, {"recorded": True, "seq": seq}
+
+    def admit_servicer(self, servicer: bytes, *, admitted: bool = True, note: str = "") -> int:
+        """Admit (or remove) a servicer that is not in the split; the admission's ledger seq."""
+        event_id = f"admission-{servicer.hex()}-{self.ledger.count() + 1}"
+        body = AdmissionBody(event_id, servicer, admitted, note)
+        return self._append_event(body, int(self.config.clock()))
+
+    def _append_event(self, body: ServiceBody | AdmissionBody, time: int) -> int:
+        head = self.ledger.head()
+        seq, prev = (1, bytes(32)) if head is None else (head[0] + 1, head[1])
+        entry = make_entry(
+            self.agent.service.signer.sign_digest,
+            self.config.domain,
+            asset_id=self.config.asset_id,
+            seq=seq,
+            prev_hash=prev,
+            time=time,
+            body=body,
+        )
+        rules = self._service_rules
+        rules.see(entry)
+        state = ServiceRulesState(
+            tuple(sorted(rules.admitted)), rules.last_service_time, rules.ended_at_seq
+        )
+        with self.ledger.transaction():
+            self.ledger.append(entry)
+            self.book.record_service_event(body.event_id, seq, state)
+        return seq
+
     def set_split(self, split: Split) -> None:
         """A new split version (from the chain) applies to uses ledgered from now on."""
         if split.version <= self.split.version:
@@ -153,6 +229,12 @@ class AssetAgent:
         verdict = self.guard.check(
             event, known_user=self.config.known_user, now=int(self.config.clock())
         )
+        ended = self._service_rules.ended_at_seq
+        if ended is not None and verdict.status == "accepted":
+            self._slots.release()
+            self.stats.rejected += 1
+            reason = f"the asset reached its end of life (ledger seq {ended})"
+            return Outcome(event_id=event.event_id, status="rejected", reason=reason)
         if verdict.status != "accepted":
             self._slots.release()
             if verdict.status == "duplicate":

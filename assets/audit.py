@@ -46,6 +46,7 @@ from assets.ledger import (
     verify_statement,
 )
 from assets.payment_ids import share_base_id
+from assets.service_events import verify_service_events
 from channels.chain.assets import AssetHistory, AssetRegistered, LedgerAnchored
 from channels.codec.ecdsa import InvalidSignature, recover_signer
 from channels.codec.eip712 import Domain
@@ -257,6 +258,7 @@ def audit_ledger(
                     exc.seq,
                 ) from None
             raise
+        verify_service_events(entries, asset_id, domain, splits)
         verify_anchors(entries, anchors)
         if local_anchors is not None:
             notes = _compare_local_anchors(local_anchors, anchors)

@@ -20,8 +20,10 @@ Normative format (the AssetRegistry contract and every verifier rely on it):
   recovering the signer, as `ecrecover` does).
 - `seq` starts at 1 and grows by one; `prevHash` of seq 1 is 32 zero bytes, of seq n the
   entry_hash of seq n-1. `time` is unix seconds (UTC).
-- `kind` 1 = use (body `UseBody`), 2 = service event (reserved: its body is not defined yet, and
-  entries of kind 2 are refused until it is).
+- `kind` 1 = use (body `UseBody`); 2 = service event (body `ServiceBody`: the servicer's own
+  EIP-712 signature over its event is inside it, the agent's entry signature counter-signs it;
+  see `assets.service_events`); 3 = admission of a servicer not named in the split
+  (`AdmissionBody`, signed by the agent alone).
 - `bodyHash` = keccak256 of the body's canonical encoding: msgspec msgpack of the body struct as an
   array (`array_like`), fields in declaration order. `UseBody` = [event_id (str), user (bytes32
   pseudonym), units, fee, split_version, shares, charge_payment_id]; a share = [beneficiary
@@ -68,7 +70,8 @@ LEDGER_ENTRY_TYPEHASH = keccak(LEDGER_ENTRY_TYPE.encode())
 REVENUE_STATEMENT_TYPEHASH = keccak(REVENUE_STATEMENT_TYPE.encode())
 
 KIND_USE = 1
-KIND_SERVICE = 2  # reserved: the service body comes with a later issue
+KIND_SERVICE = 2  # a servicer's signed service event, counter-signed by the agent's entry
+KIND_ADMISSION = 3  # the operator (through its agent) admits or removes a servicer
 GENESIS_PREV_HASH = bytes(32)
 PSEUDONYM_SEED_TAG = b"CISE pseudonym seed v1"
 
@@ -117,9 +120,35 @@ class UseBody(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_field
     charge_payment_id: U64
 
 
-# The body of an entry, by kind. A service event body joins this union (and _BODY_TYPES) later.
-Body = UseBody
-_BODY_TYPES: dict[int, type[Body]] = {KIND_USE: UseBody}
+class ServiceBody(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):
+    """What a servicer did to the asset, as it signed it (`assets.service_events`)."""
+
+    event_id: str
+    action: U8  # assets.service_events.ACTIONS
+    servicer: AddressBytes
+    time: U64  # when the servicer says it happened (unix seconds)
+    part_id: str  # the part replaced or fitted ("" when none)
+    details: str
+    split_version: U64  # the split in force when it was recorded
+    servicer_signature: SignatureBytes
+
+
+class AdmissionBody(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):
+    """The operator admits (or removes) a servicer that is not a beneficiary of the split."""
+
+    event_id: str
+    servicer: AddressBytes
+    admitted: bool
+    note: str
+
+
+# The body of an entry, by kind.
+Body = UseBody | ServiceBody | AdmissionBody
+_BODY_TYPES: dict[int, type[Body]] = {
+    KIND_USE: UseBody,
+    KIND_SERVICE: ServiceBody,
+    KIND_ADMISSION: AdmissionBody,
+}
 _BODY_DECODERS = {kind: msgspec.msgpack.Decoder(type_) for kind, type_ in _BODY_TYPES.items()}
 _MSGPACK = msgspec.msgpack.Encoder()
 
@@ -146,7 +175,9 @@ def decode_body(kind: int, encoded: bytes) -> Body:
     """Decode and check a body of entry kind `kind`; it must be in canonical encoding."""
     decoder = _BODY_DECODERS.get(kind)
     if decoder is None:
-        raise LedgerError(f"entry kind {kind} has no body format (1 = use)")
+        raise LedgerError(
+            f"entry kind {kind} has no body format (1 = use, 2 = service, 3 = admission)"
+        )
     try:
         body = decoder.decode(encoded)
     except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
@@ -235,9 +266,10 @@ class SignedEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     def decode_use_body(self) -> UseBody:
         """The body of a use entry; `LedgerError` if this entry is not a use."""
-        if self.kind != KIND_USE:
+        body = self.decode_body()
+        if not isinstance(body, UseBody):
             raise LedgerError(f"kind {self.kind} is not a use ({KIND_USE})", self.seq)
-        return self.decode_body()
+        return body
 
 
 _ENTRY_DECODER = msgspec.msgpack.Decoder(SignedEntry)
@@ -274,13 +306,31 @@ def make_use_entry(
     Refuses (`LedgerError`) a body whose shares do not sum to its fee or whose fields are out of
     range, so every entry made here passes `verify_chain`'s per-entry checks.
     """
+    _check_use(seq, body, None)
+    return make_entry(
+        sign_digest, domain, asset_id=asset_id, seq=seq, prev_hash=prev_hash, time=time, body=body
+    )
+
+
+def make_entry(
+    sign_digest: SignDigest,
+    domain: Domain,
+    *,
+    asset_id: bytes,
+    seq: int,
+    prev_hash: bytes,
+    time: int,
+    body: Body,
+) -> SignedEntry:
+    """The entry `seq` of `body`'s kind after the entry whose hash is `prev_hash`, signed by
+    `sign_digest` (use `make_use_entry` for uses: it also checks the shares)."""
     if seq == 1 and prev_hash != GENESIS_PREV_HASH:
         raise LedgerError("prevHash of the first entry must be 32 zero bytes", seq)
-    _check_use(seq, body, None)
+    kind = _kind_of(body)
     encoded = encode_body(body)
-    entry_hash = entry_struct_hash(asset_id, seq, prev_hash, KIND_USE, time, keccak(encoded))
+    entry_hash = entry_struct_hash(asset_id, seq, prev_hash, kind, time, keccak(encoded))
     entry = SignedEntry(
-        asset_id, seq, prev_hash, KIND_USE, time, encoded, sign_digest(domain.digest(entry_hash))
+        asset_id, seq, prev_hash, kind, time, encoded, sign_digest(domain.digest(entry_hash))
     )
     return decode_entry(entry.encode())  # checks every field as a reader will
 
@@ -403,13 +453,14 @@ def verify_chain(
             raise LedgerError(f"entry of another asset 0x{entry.asset_id.hex()}", entry.seq)
         _check_link(entry, previous)
         _check_signature(entry, agent, domain)
-        body = entry.decode_use_body()
+        body = entry.decode_body()
         if body.event_id in seen:
             raise LedgerError(
                 f"event_id {body.event_id!r} already used at seq {seen[body.event_id]}", entry.seq
             )
         seen[body.event_id] = entry.seq
-        _check_use(entry.seq, body, splits)
+        if isinstance(body, UseBody):
+            _check_use(entry.seq, body, splits)
         previous = entry
     if expected_head is not None:
         if not entries:
@@ -893,10 +944,12 @@ def statement_from_json(data: bytes | str) -> RevenueStatement:
 
 __all__ = [
     "GENESIS_PREV_HASH",
+    "KIND_ADMISSION",
     "KIND_SERVICE",
     "KIND_USE",
     "LEDGER_ENTRY_TYPE",
     "REVENUE_STATEMENT_TYPE",
+    "AdmissionBody",
     "Anchor",
     "AnchorProofs",
     "Body",
@@ -904,6 +957,7 @@ __all__ = [
     "LedgerError",
     "RevenueStatement",
     "RevenueTotals",
+    "ServiceBody",
     "Share",
     "SignedEntry",
     "StatementCheck",
@@ -920,6 +974,7 @@ __all__ = [
     "export_entries",
     "import_entries",
     "make_anchor",
+    "make_entry",
     "make_statement",
     "make_use_entry",
     "pseudonym",

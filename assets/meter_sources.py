@@ -17,7 +17,7 @@ import math
 import os
 import random
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any, Final, Literal
 
 import h11
@@ -60,6 +60,7 @@ class Outcome(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 Sink = Callable[[MeterEvent], Awaitable[Outcome]]
+JsonHandler = Callable[[Any], Awaitable[tuple[int, Any]]]  # JSON document -> (status, JSON)
 
 _encoder: Final = msgspec.json.Encoder()
 
@@ -321,9 +322,13 @@ async def serve_http(
     max_body_bytes: int = MAX_BODY_BYTES,
     max_batch_events: int = MAX_BATCH_EVENTS,
     max_connections: int = 128,
+    posts: Mapping[str, JsonHandler] | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve meter events over HTTP/1.1 (keep-alive) on 127.0.0.1:port; never returns.
+
+    `posts` adds routes: POST /path with a JSON body → `handler(document)` → (status, JSON)
+    (e.g. "/service" for servicers' signed service events).
 
     POST /events with one JSON event object → 200 and its outcome; with a JSON array of up to
     `max_batch_events` events → 200 and their outcomes in order (submitted to the sink in order).
@@ -342,6 +347,7 @@ async def serve_http(
     listeners = await trio.open_tcp_listeners(port, host=host)
     bound_port: int = listeners[0].socket.getsockname()[1]
     server = _HttpServer(sink, timeout_s, max_body_bytes, max_batch_events, max_connections)
+    server.posts = {path.encode(): handler for path, handler in (posts or {}).items()}
     async with trio.open_nursery() as nursery:
         await nursery.start(trio.serve_listeners, server.handle, listeners)
         task_status.started(bound_port)
@@ -357,6 +363,7 @@ class _HttpServer:
         max_connections: int,
     ) -> None:
         self.sink = sink
+        self.posts: dict[bytes, JsonHandler] = {}
         self.timeout_s = timeout_s
         self.max_body_bytes = max_body_bytes
         self.max_batch_events = max_batch_events
@@ -469,6 +476,16 @@ class _HttpServer:
             if method != b"POST":
                 return 405, {"error": "use POST /events"}, [("allow", "POST")]
             return await self._events(body)
+        handler = self.posts.get(path)
+        if handler is not None:
+            if method != b"POST":
+                return 405, {"error": f"use POST {path.decode()}"}, [("allow", "POST")]
+            try:
+                document = msgspec.json.decode(body)
+            except msgspec.DecodeError as exc:
+                return 400, {"error": f"bad JSON: {exc}"}, []
+            status, answer = await handler(document)
+            return status, answer, []
         return 404, {"error": f"no such path: {path.decode('latin-1')}"}, []
 
     async def _events(self, body: bytes) -> tuple[int, Any, list[tuple[str, str]]]:

@@ -36,6 +36,14 @@ CREATE TABLE IF NOT EXISTS guard (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     state BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS service_events (
+    event_id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS service_rules (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    state BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS payees (
     beneficiary BLOB PRIMARY KEY,
     slot INTEGER NOT NULL UNIQUE,
@@ -48,6 +56,17 @@ OPEN = ("accepted", "ledgered")
 _json_encoder = msgspec.json.Encoder()
 _event_decoder = msgspec.json.Decoder(MeterEvent)
 _guard_decoder = msgspec.json.Decoder(GuardState)
+
+
+class ServiceRulesState(msgspec.Struct, frozen=True):
+    """What `assets.service_events.ServiceRules` must get back after a restart."""
+
+    admitted: tuple[bytes, ...] = ()
+    last_service_time: int | None = None
+    ended_at_seq: int | None = None
+
+
+_rules_decoder = msgspec.json.Decoder(ServiceRulesState)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +137,26 @@ class UseBook:
         row = self.db.execute("SELECT state FROM guard WHERE id = 1").fetchone()
         return None if row is None else _guard_decoder.decode(row[0])
 
+    # -- service events -----------------------------------------------------------------------------
+
+    def service_event_seq(self, event_id: str) -> int | None:
+        """The ledger seq of a recorded service event or admission (None if there is none)."""
+        row = self.db.execute(
+            "SELECT seq FROM service_events WHERE event_id = ?", (event_id,)
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    def record_service_event(self, event_id: str, seq: int, rules: ServiceRulesState) -> None:
+        self.db.execute("INSERT INTO service_events (event_id, seq) VALUES (?, ?)", (event_id, seq))
+        self.db.execute(
+            "INSERT OR REPLACE INTO service_rules (id, state) VALUES (1, ?)",
+            (_json_encoder.encode(rules),),
+        )
+
+    def service_rules(self) -> ServiceRulesState | None:
+        row = self.db.execute("SELECT state FROM service_rules WHERE id = 1").fetchone()
+        return None if row is None else _rules_decoder.decode(row[0])
+
     # -- payout numbering ---------------------------------------------------------------------------
 
     def payees(self) -> dict[bytes, tuple[int, int]]:
@@ -141,4 +180,4 @@ def _row(row: tuple[bytes, str, int, str, int | None, str]) -> UseRow:
     return UseRow(_event_decoder.decode(event), status, fee, int(charge_id), seq, reason)
 
 
-__all__ = ["OPEN", "UseBook", "UseRow"]
+__all__ = ["OPEN", "ServiceRulesState", "UseBook", "UseRow"]

@@ -512,8 +512,11 @@ def test_entries_of_another_asset_or_kind_are_refused() -> None:
     ledger[1] = resign(ledger[1], asset_id=OTHER_ASSET)
     fails(ledger, "entry of another asset", 2)
     ledger = make_ledger(3)
-    ledger[2] = resign(ledger[2], kind=KIND_SERVICE)
-    fails(ledger, "kind 2 is not a use", 3)
+    ledger[2] = resign(ledger[2], kind=KIND_SERVICE)  # a use body labelled a service event
+    fails(ledger, "body does not decode", 3)
+    ledger = make_ledger(3)
+    ledger[2] = resign(ledger[2], kind=9)
+    fails(ledger, "kind 9 has no body format", 3)
 
 
 def test_a_zero_share_naming_a_payment_is_caught() -> None:
