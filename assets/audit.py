@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 from assets.ledger import (
+    KIND_USE,
     Anchor,
     LedgerError,
     RevenueStatement,
@@ -179,7 +180,7 @@ def _verify_segments(
         head = expected_head if index == head_run else None
         verify_chain(run, asset_id, agent, domain, splits=splits, expected_head=head)
         for entry in run:  # verify_chain checked them within the run; here across runs
-            event_id = entry.decode_use_body().event_id
+            event_id = entry.decode_body().event_id
             if event_id in seen:
                 raise LedgerError(
                     f"event_id {event_id!r} already used at seq {seen[event_id]}", entry.seq
@@ -376,6 +377,8 @@ def check_beneficiary(
     conflicts: list[str] = []
     kept = 0
     for entry in entries:
+        if entry.kind != KIND_USE:
+            continue  # service events and admissions owe nothing
         for share in entry.decode_use_body().shares:
             if share.beneficiary != beneficiary:
                 continue

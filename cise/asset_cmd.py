@@ -14,12 +14,16 @@ from __future__ import annotations
 import argparse
 import json
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import trio
 from eth_account import Account
+from rich.console import Console
 
 from assets.agent import AssetAgent, AssetConfig
 from assets.anchoring import anchor_pending
@@ -34,6 +38,14 @@ from assets.meter_sources import (
     run_simulator,
     serve_http,
 )
+from assets.service_events import (
+    ACTIONS,
+    ServiceEventError,
+    action_code,
+    check_fields,
+    service_event_to_json,
+    sign_service_event,
+)
 from assets.tariff import Tariff, TariffError, parse_tariff
 from channels.agent import Agent
 from channels.chain.assets import AssetRegistryClient, canonical_split
@@ -44,11 +56,13 @@ from channels.codec.keccak import keccak
 from channels.core.splits import Split
 from channels.core.types import Address, to_checksum
 from channels.service import NodeService, run_on_chain
+from channels.signer import LocalSigner
 from cise.arguments import address_argument, positive_int
 from cise.channel_cmd import open_account
 from cise.errors import CliError
 from cise.hub_cmd import READY_TIMEOUT, open_service
-from cise.ledger_cmd import parse_asset_id
+from cise.ledger_cmd import asset_history, connect, parse_asset_id
+from cise.ledger_files import read_ledger
 
 SETTLE_TIMEOUT = 120.0  # seconds to finish the uses under way after the source ended
 
@@ -83,6 +97,25 @@ def add_parsers(sub: Any) -> None:
     run.add_argument("--seconds", type=float, default=3600.0, help="http: how long to serve")
     run.add_argument("--anchor-every", type=float, default=60.0, help="seconds between anchors")
     run.add_argument("--charge-timeout", type=float, default=30.0, help="seconds per charge")
+    _add_lifecycle_parsers(ops)
+
+
+def _add_lifecycle_parsers(ops: Any) -> None:
+    service = ops.add_parser(
+        "service", help="record a service event (servicer account): signs and posts it"
+    )
+    _common(service, default_account=7)
+    service.add_argument("asset", help="asset id: 0x + 64 hex, or its name")
+    service.add_argument("--url", required=True, help="the asset agent: http://127.0.0.1:PORT")
+    service.add_argument("--action", required=True, help=", ".join(ACTIONS.values()))
+    service.add_argument("--event-id", required=True, help="unique per asset, e.g. job-2026-117")
+    service.add_argument("--part", default="", help="part id (needed for 'part replaced')")
+    service.add_argument("--details", default="", help="what was done")
+    service.add_argument("--time", type=int, default=None, help="unix seconds (default: now)")
+    history = ops.add_parser("history", help="uses, revenue and service events on one timeline")
+    history.add_argument("asset", help="asset id: 0x + 64 hex, or its name")
+    history.add_argument("--ledger", required=True, type=Path, help="the asset's ledger file")
+    history.add_argument("--network", help="network file: add the chain's facts (transfers...)")
 
 
 def _common(parser: argparse.ArgumentParser, default_account: int) -> None:
@@ -139,7 +172,67 @@ def parse_users(text: str) -> frozenset[bytes] | None:
 def run(args: argparse.Namespace) -> int:
     if args.op == "register":
         return _register(args)
+    if args.op == "service":
+        return _service(args)
+    if args.op == "history":
+        return _history(args)
     return _run(args)
+
+
+def _history(args: argparse.Namespace) -> int:
+    asset_id = parse_asset_id(args.asset)
+    try:
+        ledger = read_ledger(args.ledger, asset_id)
+    except LedgerError as exc:
+        raise CliError(f"--ledger {args.ledger}: {exc}") from None
+    chain = connect(Path(args.network)) if args.network else None
+    return asset_history(Console(highlight=False), asset_id, args.asset, ledger, chain)
+
+
+def _service(args: argparse.Namespace) -> int:
+    asset_id = parse_asset_id(args.asset)
+    url = urllib.parse.urlsplit(args.url)
+    if url.scheme != "http" or url.hostname != "127.0.0.1" or url.port is None:
+        raise CliError(f"--url must be http://127.0.0.1:PORT (loopback only), got {args.url!r}")
+    try:
+        action = action_code(args.action)
+        check_fields(args.event_id, action, args.part, args.details)
+    except ServiceEventError as exc:
+        raise CliError(str(exc)) from None
+    key, client, _ = open_account(args)
+    registry = _registry(client, key)
+    try:
+        version = registry.asset_of(asset_id).split_version
+    except ChainError as exc:
+        raise CliError(f"asset 0x{asset_id.hex()}: {exc}") from None
+    body = sign_service_event(
+        LocalSigner(key).sign_digest,
+        Domain(client.deployment.chain_id, registry.registry),
+        asset_id=asset_id,
+        event_id=args.event_id,
+        action=action,
+        time=int(time.time()) if args.time is None else args.time,
+        part_id=args.part,
+        details=args.details,
+        servicer=client.address,
+        split_version=version,
+    )
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{url.port}/service",
+        data=json.dumps(service_event_to_json(body)).encode(),
+        headers={"content-type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            answer = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        print(exc.read().decode(errors="replace"))
+        return 1
+    except OSError as exc:
+        raise CliError(f"no asset agent answered at {args.url}: {exc}") from None
+    print(json.dumps(answer))
+    return 0
 
 
 def _register(args: argparse.Namespace) -> int:
@@ -302,7 +395,12 @@ async def _feed(args: argparse.Namespace, asset: AssetAgent, users: list[str]) -
     else:
         async with trio.open_nursery() as nursery:
             port = await nursery.start(
-                lambda task_status: serve_http(sink, port=args.http_port, task_status=task_status)
+                lambda task_status: serve_http(
+                    sink,
+                    port=args.http_port,
+                    posts={"/service": asset.service_json},
+                    task_status=task_status,
+                )
             )
             print(json.dumps({"listening": f"127.0.0.1:{port}"}), flush=True)
             await trio.sleep(args.seconds)

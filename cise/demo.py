@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from assets.history import lifecycle
 from channels.chain.client import Web3ChainClient
 from channels.chain.connection import Connection
 from channels.chain.deploy import Deployment, deploy
@@ -38,8 +39,10 @@ from channels.core.types import (
 )
 from channels.party import Party, deliver
 from channels.signer import LocalSigner
-from cise.demo_bundles import MACHINES, USERS, BundlesDemoError, run_bundles
+from cise.demo_bundles import MACHINES, REPAIRED, USERS, BundlesDemoError, asset_id_of, run_bundles
 from cise.demo_bundles import TERMS as BUNDLES_TERMS
+from cise.ledger_cmd import ChainView, chain_facts
+from cise.ledger_print import print_lifecycle
 from cise.money import UNITS_PER_EURO, euro
 
 DEMO_SETTLE_TIMEOUT = 20  # blocks
@@ -243,6 +246,10 @@ def _bundles(actors: Actors, console: Console, uses: int) -> None:
             euro(result.received[beneficiary]),
         )
     console.print(income)
+    repaired = result.machines[REPAIRED]
+    view = ChainView.of(actors.connection, actors.deployment)
+    facts = chain_facts(view, view.history(asset_id_of(REPAIRED)))
+    print_lifecycle(console, REPAIRED, lifecycle(repaired.entries, facts))
     console.print(
         "   every ledger verified against the chain (signatures, hash chain, splits, anchors), "
         f"as `cise ledger verify` does; {result.receipts} receipts kept by the users; the hub earned {euro(result.hub_fees)}; "

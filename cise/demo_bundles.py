@@ -17,6 +17,7 @@ from public names: this must never hold real funds.
 from __future__ import annotations
 
 import tempfile
+import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from assets.ledger import SignedEntry, revenue_totals
 from assets.ledger_store import LedgerStore
 from assets.meter import MeterEvent
 from assets.meter_sources import Outcome, simulate_events
+from assets.service_events import action_code, sign_service_event
 from assets.tariff import Band, Tariff
 from channels.chain.artifacts import load_artifact
 from channels.chain.assets import AssetRegistryClient
@@ -50,7 +52,7 @@ from cise.local_net import LocalNet, close_all, run_local_net
 from cise.money import UNITS_PER_EURO
 from hub.mediator import MediationTerms
 
-DAY_START = 1_764_054_000  # 2025-11-25 07:00 UTC: the simulated day's first possible cycle
+DAY_START = (int(time.time()) // 86_400 - 1) * 86_400 + 7 * 3_600  # yesterday 07:00 UTC
 TERMS = MediationTerms(FeeSchedule(flat=0, ppm=1_000, cap=2_000), reveal_timeout=5, lock_timeout=40)
 USER_DEPOSIT = 100 * UNITS_PER_EURO
 USER_BUDGET = {"user-5": 3 * UNITS_PER_EURO}  # a user whose wallet policy stops at €3 a day
@@ -302,7 +304,33 @@ async def _run_day(
 async def _run_machine(
     asset: AssetAgent, events: list[MeterEvent], outcomes: dict[str, list[Outcome]], name: str
 ) -> None:
-    outcomes[name] = [await asset.handle(event) for event in events]
+    """The machine's cycles in order; machine-1's drain pump is repaired half way."""
+    outcomes[name] = []
+    for index, event in enumerate(events):
+        if name == REPAIRED and index == len(events) // 2:
+            _repair(asset, at=event.at - 1)
+        outcomes[name].append(await asset.handle(event))
+
+
+REPAIRED = "machine-1"
+
+
+def _repair(asset: AssetAgent, at: int) -> None:
+    """The maintenance company signs its repair; the machine's agent counter-signs it in its
+    ledger (a service event between two wash cycles)."""
+    body = sign_service_event(
+        LocalSigner(key_of("maintenance")).sign_digest,
+        asset.config.domain,
+        asset_id=asset.config.asset_id,
+        event_id="repair-001",
+        action=action_code("repair"),
+        time=at,
+        part_id="DP-220 drain pump",
+        details="drain pump blocked: replaced, door seal inspected, test cycle run",
+        servicer=address_of("maintenance"),
+        split_version=asset.split.version,
+    )
+    asset.record_service(body)
 
 
 def _received_from(net: LocalNet, name: str, payers: Iterable[Address]) -> int:

@@ -38,16 +38,26 @@ from assets.audit import (
     receipt_uses,
     received_shares,
 )
+from assets.history import ChainFact, lifecycle
 from assets.ledger import (
     LedgerError,
     RevenueStatement,
     SignedEntry,
+    UseBody,
     entry_to_json,
     make_statement,
     statement_from_json,
     statement_to_json,
 )
-from channels.chain.assets import AssetHistory, AssetRegistered, AssetRegistryClient
+from channels.chain.assets import (
+    AgentChanged,
+    AssetHistory,
+    AssetRegistered,
+    AssetRegistryClient,
+    AssetTransferred,
+    LedgerAnchored,
+    SplitChanged,
+)
 from channels.chain.connection import Connection
 from channels.chain.deploy import Deployment
 from channels.codec.eip712 import Domain
@@ -62,9 +72,11 @@ from cise.ledger_print import (
     print_beneficiary_check,
     print_entries,
     print_ledger_audit,
+    print_lifecycle,
     print_statement_check,
     print_user_check,
     print_user_uses,
+    short,
     utc,
 )
 from cise.money import euro
@@ -163,6 +175,45 @@ class ChainView:
         return history
 
 
+def chain_facts(view: ChainView, history: AssetHistory) -> list[ChainFact]:
+    """What the chain recorded about the asset, dated by block time (for `cise asset history`)."""
+    w3 = view.registry.connection.w3
+    times: dict[int, int] = {}
+
+    def at(block: int) -> int:
+        if block not in times:
+            times[block] = int(w3.eth.get_block(block)["timestamp"])
+        return times[block]
+
+    facts = []
+    for event in history.events:
+        what = _describe(event)
+        if what:
+            facts.append(ChainFact(at(event.block_number), what))
+    return facts
+
+
+def _describe(event: object) -> str:
+    if isinstance(event, AssetRegistered):
+        return f"registered by operator {to_checksum(event.operator)}, agent {to_checksum(event.agent)}"
+    if isinstance(event, SplitChanged):
+        parts = ", ".join(
+            f"{short(b)} {p / 10_000:g}%"
+            for b, p in zip(event.beneficiaries, event.ppm, strict=True)
+        )
+        return f"split version {event.version}: {parts}"
+    if isinstance(event, AgentChanged):
+        return f"agent key changed to {to_checksum(event.agent)}"
+    if isinstance(event, AssetTransferred):
+        return (
+            f"transferred from operator {to_checksum(event.from_operator)} "
+            f"to {to_checksum(event.to_operator)}"
+        )
+    if isinstance(event, LedgerAnchored):
+        return f"ledger anchored on chain: seq {event.from_seq}..{event.to_seq}"
+    return ""
+
+
 def _network(path: Path) -> tuple[str, Deployment, tuple[bytes, ...]]:
     try:
         network = load_network(path)
@@ -232,7 +283,17 @@ def _select(ledger: LedgerFile, from_seq: int | None, to_seq: int | None) -> lis
 
 
 def _entry_json(entry: SignedEntry) -> dict[str, Any]:
-    body = entry.decode_use_body()
+    body = entry.decode_body()
+    if not isinstance(body, UseBody):  # a service event or an admission: its own fields
+        fields = msgspec.to_builtins(body, builtin_types=(bytes,))
+        return {
+            "asset_id": "0x" + entry.asset_id.hex(),
+            "seq": entry.seq,
+            "kind": entry.kind,
+            "time": entry.time,
+            "entry_hash": "0x" + entry.entry_hash.hex(),
+            "body": [("0x" + v.hex()) if isinstance(v, bytes) else v for v in fields],
+        }
     return {
         "asset_id": "0x" + entry.asset_id.hex(),
         "seq": entry.seq,
@@ -367,6 +428,17 @@ def ledger_check_statement(console: Console, statement: RevenueStatement, chain:
         console.print(f"[bold red]statement check FAILED:[/] {escape(str(exc))}")
         return 1
     print_statement_check(console, statement, check)
+    return 0
+
+
+def asset_history(
+    console: Console, asset_id: bytes, name: str, ledger: LedgerFile, chain: ChainView | None
+) -> int:
+    """Print the asset's lifecycle: ledger entries, and the chain's facts when `chain` is given."""
+    facts: list[ChainFact] = []
+    if chain is not None:
+        facts = chain_facts(chain, chain.history(asset_id))
+    print_lifecycle(console, name, lifecycle(ledger.entries, facts))
     return 0
 
 
@@ -603,6 +675,8 @@ def _run_user(console: Console, args: argparse.Namespace) -> int:
 __all__ = [
     "ChainView",
     "add_parsers",
+    "asset_history",
+    "chain_facts",
     "connect",
     "export_jsonl",
     "ledger_check_statement",

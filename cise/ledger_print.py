@@ -13,7 +13,16 @@ from rich.markup import escape
 from rich.table import Table
 
 from assets.audit import BeneficiaryCheck, LedgerAudit, UseLine, UserCheck
-from assets.ledger import RevenueStatement, RevenueTotals, SignedEntry, StatementCheck
+from assets.history import Lifecycle
+from assets.ledger import (
+    AdmissionBody,
+    RevenueStatement,
+    RevenueTotals,
+    ServiceBody,
+    SignedEntry,
+    StatementCheck,
+)
+from assets.service_events import ACTIONS
 from channels.core.types import to_checksum
 from cise.money import euro
 
@@ -61,7 +70,15 @@ def print_entries(console: Console, entries: Sequence[SignedEntry], title: str =
     for name, justify in columns:
         table.add_column(name, justify=justify)
     for entry in entries:
-        body = entry.decode_use_body()
+        body = entry.decode_body()
+        if isinstance(body, ServiceBody):
+            what = f"{ACTIONS.get(body.action, body.action)} by {short(body.servicer)}"
+            table.add_row(str(entry.seq), utc(entry.time), "", "", "", "", escape(what))
+            continue
+        if isinstance(body, AdmissionBody):
+            what = f"{'admitted' if body.admitted else 'removed'} {short(body.servicer)}"
+            table.add_row(str(entry.seq), utc(entry.time), "", "", "", "", what)
+            continue
         shares = "\n".join(
             f"{short(share.beneficiary)} {euro(share.amount)}" for share in body.shares
         )
@@ -224,10 +241,42 @@ def print_user_check(console: Console, check: UserCheck) -> None:
         console.print("[bold red]receipt check FAILED[/]")
 
 
+def print_lifecycle(console: Console, name: str, life: Lifecycle) -> None:
+    """An asset's history: one timeline of service events and chain facts, revenue per day,
+    and who serviced what."""
+    timeline = Table(title=f"{name}: lifecycle ({life.uses} uses, revenue {euro(life.revenue)})")
+    timeline.add_column("when (UTC)")
+    timeline.add_column("what")
+    for when, what in life.timeline():
+        timeline.add_row(utc(when), escape(what))
+    timeline.add_row(
+        "now",
+        f"{life.uses_since_last_service} uses and {euro(life.revenue_since_last_service)} "
+        "since the last service event",
+    )
+    console.print(timeline)
+    periods = Table(title=f"{name}: revenue per day")
+    for column in ("day", "uses", "revenue"):
+        periods.add_column(column, justify="left" if column == "day" else "right")
+    for period in life.periods:
+        periods.add_row(period.day, str(period.uses), euro(period.revenue))
+    console.print(periods)
+    if life.by_servicer:
+        servicers = Table(title=f"{name}: who serviced what")
+        servicers.add_column("servicer")
+        servicers.add_column("events")
+        for servicer, actions in life.by_servicer.items():
+            servicers.add_row(
+                to_checksum(servicer), ", ".join(f"{a}: {n}" for a, n in sorted(actions.items()))
+            )
+        console.print(servicers)
+
+
 __all__ = [
     "print_beneficiary_check",
     "print_entries",
     "print_ledger_audit",
+    "print_lifecycle",
     "print_statement_check",
     "print_user_check",
     "print_user_uses",

@@ -17,6 +17,8 @@ def test_demo_on_embedded_chain(capsys: pytest.CaptureFixture[str]) -> None:
     assert "machine submitted the user's proof" in out
     assert "per-beneficiary income" in out
     assert "every ledger verified" in out
+    assert "machine-1: lifecycle" in out and "repair (DP-220 drain pump)" in out
+    assert "since the last service event" in out
     assert "reconcile exactly with the ledgers and the channels" in out
     assert "each wallet changed by exactly its payments" in out
 
