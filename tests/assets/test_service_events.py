@@ -160,3 +160,33 @@ def test_service_events_round_trip_as_json_and_bad_json_is_named() -> None:
     for problem, document in bad.items():
         with pytest.raises(ServiceEventError, match=problem):
             service_event_from_json(document)
+
+
+def test_the_lifecycle_counts_uses_between_services_and_per_day() -> None:
+    from assets.history import ChainFact, lifecycle
+    from assets.ledger import make_use_entry, use_body
+
+    sign = LocalSigner(key_of("asset")).sign_digest
+    entries = []
+    prev = bytes(32)
+    day = 86_400 * 20_000
+    plan: list[object] = [100, 200, signed("maintenance", 2, day + 300, "s1"), 400, day + 90_000]
+    for seq, item in enumerate(plan, start=1):
+        if isinstance(item, int):
+            at = item if item > day else day + item
+            body = use_body(event_id=f"u{seq}", user=bytes(32), units=1, fee=1_000,
+                            split=split(), payment_ids=[0, 0, 0, 0], charge_payment_id=seq)  # fmt: skip
+            entry = make_use_entry(sign, REGISTRY_DOMAIN, asset_id=ASSET_ID, seq=seq,
+                                   prev_hash=prev, time=at, body=body)  # fmt: skip
+        else:
+            assert isinstance(item, ServiceBody)
+            entry = make_entry(sign, REGISTRY_DOMAIN, asset_id=ASSET_ID, seq=seq, prev_hash=prev,
+                               time=item.time, body=item)  # fmt: skip
+        entries.append(entry)
+        prev = entry.entry_hash
+    life = lifecycle(entries, [ChainFact(day - 5, "registered")])
+    assert (life.uses, life.revenue) == (4, 4_000)
+    assert [(s.action, s.uses_since_previous) for s in life.services] == [("repair", 2)]
+    assert life.uses_since_last_service == 2
+    assert [(p.uses, p.revenue) for p in life.periods] == [(3, 3_000), (1, 1_000)]
+    assert life.timeline()[0][1] == "registered"

@@ -109,3 +109,64 @@ def test_asset_runs_from_the_cli_and_its_ledger_verifies(
         report = capsys.readouterr().out
         assert code == 0, report
         assert "ledger verified" in report
+
+
+def test_servicers_record_events_over_http_and_the_history_shows_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data"
+    with running_chain(tmp_path / "network.json", settle_timeout=20) as network_file:
+        keys = load_network(network_file).dev_keys
+        addr = {i: to_checksum(Address(LocalSigner(keys[i]).address)) for i in range(10)}
+
+        def cli(account: int, *argv: str) -> int:
+            return main(_cli(network_file, data, account, *argv))
+
+        assert cli(HUB, "channel", "open", addr[MACHINE], "--deposit", "1") == 0
+        split = f"{addr[MAKER]}=600000,{addr[SERVICER]}=400000"
+        assert cli(OPERATOR, "asset", "register", "washer-2", "--agent", addr[MACHINE],
+                   "--split", split) == 0  # fmt: skip
+        hub = _spawn(_cli(network_file, data, HUB, "hub", "serve"))
+        asset = None
+        try:
+            assert hub.stdout is not None
+            line = hub.stdout.readline()
+            hub_args = ["--hub", addr[HUB], "--hub-port", line.rsplit(":", 1)[1].strip()]
+            asset = _spawn(
+                _cli(network_file, data, MACHINE, "asset", "run", "washer-2", *hub_args,
+                     "--tariff", TARIFF, "--source", "http", "--seconds", "60")
+            )  # fmt: skip
+            assert asset.stdout is not None
+            listening = json.loads(asset.stdout.readline())["listening"]
+            url = f"http://{listening}"
+            capsys.readouterr()
+            now = int(time.time())
+
+            def service(account: int, event_id: str, action: str, *extra: str) -> int:
+                return cli(account, "asset", "service", "washer-2", "--url", url,
+                           "--event-id", event_id, "--action", action, "--time", str(now),
+                           *extra)  # fmt: skip
+
+            assert service(SERVICER, "job-1", "repair", "--part", "DP-220",
+                           "--details", "drain pump replaced") == 0  # fmt: skip
+            assert json.loads(capsys.readouterr().out)["seq"] == 1
+            assert service(9, "job-2", "inspection") == 1  # not in the split, not admitted
+            assert "neither a beneficiary" in capsys.readouterr().out
+            assert service(SERVICER, "job-3", "part replaced") == 2  # no part id
+            assert "part_id" in capsys.readouterr().err
+        finally:
+            if asset is not None:
+                _stop(asset)
+            _stop(hub)
+        ledger = data / f"asset-{load_asset_id('washer-2')}-ledger.sqlite"
+        capsys.readouterr()
+        assert main(["asset", "history", "washer-2", "--ledger", str(ledger),
+                     "--network", str(network_file)]) == 0  # fmt: skip
+        out = " ".join(capsys.readouterr().out.split())
+        assert "repair (DP-220)" in out and "registered by operator" in out
+
+
+def load_asset_id(name: str) -> str:
+    from channels.codec.keccak import keccak
+
+    return keccak(name.encode()).hex()[:16]
