@@ -60,6 +60,10 @@ def run_bench(args: argparse.Namespace) -> int:
             )
         except AssetsBenchError as exc:
             raise CliError(f"bench assets: {exc}") from exc
+    elif args.bench == "watchtower":
+        from cise.watchtower_cmd import run_bench as run_watchtower_bench
+
+        result = run_watchtower_bench(args)
     else:
         raise AssertionError(args.bench)
     json.dump(result, sys.stdout, sort_keys=False)

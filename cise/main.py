@@ -65,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     asset_cmd.add_parsers(sub)
 
+    from cise import watchtower_cmd
+
+    watchtower_cmd.add_parsers(sub)
+
     bench = sub.add_parser("bench", help="benchmarks; print one JSON object")
     bench_sub = bench.add_subparsers(dest="bench", required=True, metavar="BENCH")
     direct = bench_sub.add_parser("direct", help="direct payments between two processes")
@@ -116,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gas = bench_sub.add_parser("gas", help="gas per contract operation on the embedded chain")
     gas.add_argument("--json", action="store_true", help="JSON only (the default output)")
+    watchtower_cmd.add_bench_parser(bench_sub)
     return parser
 
 
@@ -151,6 +156,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from cise import asset_cmd
 
             return asset_cmd.run(args)
+        if args.command == "watchtower":
+            from cise import watchtower_cmd
+
+            return watchtower_cmd.run(args)
         if args.command in ("ledger", "user"):
             from cise import ledger_cmd
 

@@ -21,7 +21,7 @@ from eth_account.signers.local import LocalAccount
 
 from channels.chain.abi import ContractAbi
 from channels.chain.artifacts import load_artifact
-from channels.chain.connection import Connection, Receipt
+from channels.chain.connection import Connection, Receipt, SentTransaction
 from channels.chain.deploy import Deployment
 from channels.codec.eip712 import Domain
 from channels.core.state import Lock
@@ -251,14 +251,32 @@ class Web3ChainClient:
         )
 
     def _send(self, function: str, *args: Any) -> Receipt:
+        return self.wait(self._send_nowait(function, *args))
+
+    def _send_nowait(self, function: str, *args: Any, gas: int | None = None) -> SentTransaction:
         data = self.manager_abi.function(function).encode_call(args)
-        return self.connection.transact(
+        return self.connection.send(
             self._account,
             self._deployment.manager,
             data,
             self.manager_abi,
             f"ChannelManager.{function}",
+            gas=gas,
         )
+
+    def _simulate(self, function: str, *args: Any) -> None:
+        data = self.manager_abi.function(function).encode_call(args)
+        self.connection.call(
+            self._deployment.manager,
+            data,
+            self.manager_abi,
+            f"ChannelManager.{function}",
+            sender=self.address,
+        )
+
+    def wait(self, sent: SentTransaction) -> Receipt:
+        """The receipt of a transaction sent without waiting; `ChainError` if it reverted."""
+        return self.connection.wait(sent)
 
     def _view(self, to: Address, abi: ContractAbi, function: str, *args: Any) -> tuple[Any, ...]:
         spec = abi.function(function)
@@ -440,7 +458,70 @@ class Web3ChainClient:
         monitor_signature: bytes,
     ) -> Receipt:
         """updateBalanceProofFor(...): a watchtower submits with the non-closer's MonitorRequest."""
-        return self._send(
+        return self.wait(
+            self.send_update_balance_proof_for(
+                channel_id,
+                closer,
+                non_closer,
+                nonce,
+                transferred,
+                locked,
+                locks_root,
+                closer_signature,
+                reward,
+                monitor_signature,
+            )
+        )
+
+    def send_update_balance_proof_for(
+        self,
+        channel_id: ChannelId,
+        closer: Address,
+        non_closer: Address,
+        nonce: int,
+        transferred: int,
+        locked: int,
+        locks_root: bytes,
+        closer_signature: bytes,
+        reward: int,
+        monitor_signature: bytes,
+        *,
+        gas: int | None = None,
+    ) -> SentTransaction:
+        """updateBalanceProofFor(...) sent without waiting for it to be mined (`wait` for it): a
+        watchtower answering a block full of closes sends every update, then waits. With `gas`
+        the estimate is skipped (`check_update_balance_proof_for` first costs one execution)."""
+        return self._send_nowait(
+            "updateBalanceProofFor",
+            channel_id,
+            closer,
+            non_closer,
+            nonce,
+            transferred,
+            locked,
+            locks_root,
+            closer_signature,
+            reward,
+            monitor_signature,
+            gas=gas,
+        )
+
+    def check_update_balance_proof_for(
+        self,
+        channel_id: ChannelId,
+        closer: Address,
+        non_closer: Address,
+        nonce: int,
+        transferred: int,
+        locked: int,
+        locks_root: bytes,
+        closer_signature: bytes,
+        reward: int,
+        monitor_signature: bytes,
+    ) -> None:
+        """Run updateBalanceProofFor(...) as an eth_call from this account on the latest block:
+        `ChainError` naming the revert if it would fail now (free: nothing is sent)."""
+        self._simulate(
             "updateBalanceProofFor",
             channel_id,
             closer,

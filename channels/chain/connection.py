@@ -13,7 +13,9 @@ and every wait in it is bounded.
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -53,6 +55,20 @@ class Receipt:
             if event.name == name:
                 return event
         raise LookupError(f"transaction 0x{self.transaction_hash.hex()} emitted no {name}")
+
+
+@dataclass(frozen=True, slots=True)
+class SentTransaction:
+    """A transaction the node accepted, not yet known to be mined: `Connection.wait` for it.
+
+    A sender with many independent transactions (a watchtower answering a block full of closes)
+    sends them all, then waits, instead of waiting a block for each.
+    """
+
+    transaction_hash: bytes
+    params: Any  # the TxParams it was built from: a revert is replayed with them to name the error
+    abi: ContractAbi
+    function: str
 
 
 class Connection:
@@ -122,7 +138,11 @@ class Connection:
             return self.block_number()
         if self._tester is not None:
             with _tester_lock(self.w3):
-                self._tester.mine_blocks(blocks)
+                provider = self.w3.provider
+                if isinstance(provider, _SerialTesterProvider) and provider.mine_held():
+                    blocks -= 1
+                if blocks:
+                    self._tester.mine_blocks(blocks)
         elif self.kind == "anvil":
             self.w3.provider.make_request(cast(Any, "anvil_mine"), [hex(blocks)])
         elif self.kind == "ganache":
@@ -135,6 +155,23 @@ class Connection:
     def mine_until(self, block_number: int) -> BlockNumber:
         """Mine until the head is at least `block_number`."""
         return self.mine(block_number - self.block_number())
+
+    def set_automine(self, enabled: bool) -> None:
+        """Dev chains only: with automine off, sent transactions wait for the next `mine`, which
+        puts them all in one block (as a real chain does between two blocks); on is the default
+        (a block per transaction; on the embedded chain, turning it on mines what was held).
+        Embedded and anvil only."""
+        if self._tester is not None:
+            provider = self.w3.provider
+            assert isinstance(provider, _SerialTesterProvider)
+            with provider.lock:
+                provider.hold_transactions = not enabled
+                if enabled:
+                    provider.mine_held()
+        elif self.kind == "anvil":
+            self.w3.provider.make_request(cast(Any, "evm_setAutomine"), [enabled])
+        else:
+            raise ValueError(f"set_automine is for the embedded chain and anvil, not {self.kind}")
 
     def eth_balance(self, address: bytes) -> int:
         """The ether (gas money) balance of `address`, in wei."""
@@ -180,6 +217,21 @@ class Connection:
         and costs no gas; one that reverts on chain anyway (the state moved) is replayed with
         eth_call to name the error.
         """
+        return self.wait(self.send(account, to, data, abi, function, value, gas))
+
+    def send(
+        self,
+        account: LocalAccount,
+        to: bytes | None,
+        data: bytes,
+        abi: ContractAbi,
+        function: str = "",
+        value: int = 0,
+        gas: int | None = None,
+    ) -> SentTransaction:
+        """`transact` up to the node accepting the transaction, without waiting for it to be
+        mined; `wait` finishes it. A doomed call still fails here (at the estimate), costing no gas.
+        """
         sender = account.address
         params: TxParams = {
             "from": sender,
@@ -211,14 +263,21 @@ class Connection:
                     raise chain_error_from(exc, abi, function) from exc
                 raise
             self._next_nonce[sender] = nonce + 1
+        return SentTransaction(tx_hash, params, abi, function)
+
+    def wait(self, sent: SentTransaction) -> Receipt:
+        """The receipt of a sent transaction once mined (bounded); `ChainError` if it reverted."""
+        tx_hash = sent.transaction_hash
         receipt = self.wait_for_receipt(tx_hash)
         if receipt["status"] != 1:
-            raise self._replay_failure(params, abi, function, tx_hash, int(receipt["gasUsed"]))
+            raise self._replay_failure(
+                sent.params, sent.abi, sent.function, tx_hash, int(receipt["gasUsed"])
+            )
         return Receipt(
             tx_hash,
             BlockNumber(int(receipt["blockNumber"])),
             int(receipt["gasUsed"]),
-            self.decode_logs(receipt["logs"], abi),
+            self.decode_logs(receipt["logs"], sent.abi),
             _address_or_none(receipt.get("contractAddress")),
         )
 
@@ -296,15 +355,65 @@ class Connection:
 
 
 class _SerialTesterProvider(EthereumTesterProvider):
-    """py-evm is not thread-safe: one request at a time, whatever thread the shell calls from."""
+    """py-evm is not thread-safe: one request at a time, whatever thread the shell calls from.
+
+    With `hold_transactions` (automine off) a raw transaction is kept, unvalidated, until the next
+    `mine`, which builds one block of all of them at once (`mine_held`). Not eth-tester's own
+    automine-off mode: that re-validates each pending transaction alone (a sender's second one fails
+    its nonce check), and py-evm rebuilds a block's tries for every transaction applied to it
+    (a block of 200 took ~15 s; built at once, 0.5 s). An invalid held transaction makes the whole
+    block fail to mine: dev chains only.
+    """
 
     def __init__(self, ethereum_tester: Any) -> None:
         super().__init__(ethereum_tester)
         self.lock = threading.RLock()
+        self.hold_transactions = False
+        self._chain: Any = ethereum_tester.backend.chain
+        self._held: list[Any] = []
+        _memoize_receipts(self._chain.chaindb)
 
     def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
         with self.lock:
+            if self.hold_transactions and method == "eth_sendRawTransaction":
+                raw = bytes(HexBytes(params[0]))
+                transaction = self._chain.get_vm().get_transaction_builder().decode(raw)
+                self._held.append(transaction)
+                request_id = repr(self._current_request_id)
+                self._current_request_id += 1
+                result = "0x" + bytes(transaction.hash).hex()
+                return cast(RPCResponse, {"id": request_id, "jsonrpc": "2.0", "result": result})
             return super().make_request(method, params)
+
+    def mine_held(self) -> bool:
+        """Mine the held transactions in one new block; False when none are held."""
+        with self.lock:
+            if not self._held:
+                return False
+            transactions, self._held = self._held, []
+            # a post-merge header wants a random mix hash, as eth-tester's own mining gives it
+            self._chain.mine_all(transactions, mix_hash=os.urandom(32))
+            return True
+
+
+def _memoize_receipts(chaindb: Any, size: int = 256) -> None:
+    """Remember the decoded receipts of recent blocks: eth-tester decodes a block's every receipt
+    for each receipt or log it returns, which is quadratic in a block of many transactions (200
+    closes in one block: ~10 s to read their logs). Receipts are keyed by the receipt root, which
+    determines them."""
+    decode_all = chaindb.get_receipts
+    cache: collections.OrderedDict[tuple[bytes, Any], Any] = collections.OrderedDict()
+
+    def get_receipts(header: Any, receipt_decoder: Any) -> Any:
+        key = (bytes(header.receipt_root), receipt_decoder)
+        receipts = cache.get(key)
+        if receipts is None:
+            receipts = cache[key] = decode_all(header, receipt_decoder)
+            if len(cache) > size:
+                cache.popitem(last=False)
+        return receipts
+
+    chaindb.get_receipts = get_receipts
 
 
 def _tester_lock(w3: Web3) -> contextlib.AbstractContextManager[Any]:

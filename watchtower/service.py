@@ -1,0 +1,566 @@
+"""The watchtower's trio shell: the local API, the chain follower and the update sender.
+
+`Watchtower.serve` runs three tasks around the pure decisions of `watchtower.core` and the sqlite
+file of `watchtower.store`:
+
+- the API, on 127.0.0.1 only, over `channels.transport` (length-framed, challenge-authenticated):
+  each `MonitorRequests` frame is checked request by request; accepted ones join the open commit
+  group, and a task commits each group (one fsync, synchronous=FULL) before any answer of it (the
+  tower's signed receipts, and refusals) leaves. While one group commits the next one fills.
+- the follower: polls the channel manager's logs up to `head - confirmations`
+  (`channels.chain.events.ChainFollower`), applies them to its channel records and commits them
+  with the new cursor in one transaction before acting on them; settled channels and everything
+  held for them are deleted.
+- the sender: at each new head, the duties whose turn came (`core.next_step`) are marked as sent
+  (durably), each checked with an eth_call (an update that would revert, because another tower or
+  the guarded party already submitted, or the period is over, is not sent: no gas) and sent
+  without waiting for any to be mined; their receipts are waited for in the background. So a
+  block full of closes is answered by blocks full of updates, not by one update a block.
+
+A restarted tower loads its file and continues from its cursor: a close it had seen is acted on as
+soon as its turn is (or was) due, within the challenge period; an update marked as sent but not seen
+on chain is sent again after `resend_after` blocks.
+
+It must never listen beyond 127.0.0.1, never acknowledge a request before it is durable, never
+send an update the core did not decide, and never sign anything but its receipts (its chain
+account signs its transactions).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import partial
+
+import trio
+
+from channels.chain.client import Web3ChainClient
+from channels.chain.connection import SentTransaction
+from channels.chain.errors import ChainError
+from channels.chain.events import ChainFollower
+from channels.core.state_changes import ContractReceiveChannelClosed as ChannelClosed
+from channels.core.types import Address, BlockNumber, ChannelId, to_checksum
+from channels.signer import LocalSigner
+from channels.transport import Connection, DispatchTable, MalformedMessageError, serve_connections
+from watchtower import messages as msg
+from watchtower.core import (
+    CHANNEL_EVENTS,
+    RESEND_AFTER,
+    RESPONSE_SPACING,
+    ChannelEvent,
+    Duty,
+    GuardedProof,
+    Refusal,
+    RequestAccepted,
+    Step,
+    TowerTerms,
+    WatchedChannel,
+    channel_after,
+    check_request,
+    duty_of,
+    guard_state,
+    next_step,
+)
+from watchtower.store import GuardKey, TowerStore
+
+log = logging.getLogger(__name__)
+
+HOST = "127.0.0.1"
+# Gas limit of one updateBalanceProofFor (the estimate is skipped: an eth_call checks it first).
+# The most it used here is ~110k (uint96 amounts, a locks root, the reward slot written first); a
+# lower limit lets a block hold more of them, since a block's gas limit counts each one's limit.
+UPDATE_GAS = 150_000
+DEFAULT_POLL_INTERVAL = 0.5
+DEFAULT_CONFIRMATIONS = 1
+RECEIVE_SLICE = 64  # requests checked between two checkpoints
+# a connection whose requests keep being refused (bad signatures, wrong channels) is dropped;
+# stale nonces and unconfirmed channels do not count: honest clients send those
+MAX_REFUSED_IN_A_ROW = 1_000
+_HONEST_REFUSALS = frozenset({Refusal.STALE_NONCE.value, Refusal.UNKNOWN_CHANNEL.value})
+
+
+class AbusiveClientError(MalformedMessageError):
+    """A client kept sending requests the tower refuses: the transport drops its connection."""
+
+
+@dataclass(slots=True)
+class TowerStatistics:
+    """Counters since start."""
+
+    requests: int = 0
+    accepted: int = 0
+    refused: dict[str, int] = field(default_factory=dict)
+    commits: int = 0
+    closes_seen: int = 0
+    updates_sent: int = 0
+    updates_mined: int = 0
+    updates_failed: int = 0  # reverted on chain (another update landed first)
+    stood_down: int = 0  # not sent: the pre-check said someone else had already submitted
+    missed: int = 0  # the challenge period ended before our update: should never happen
+    send_errors: int = 0  # the node failed to take an update (sent again later)
+    send_seconds: float = 0.0  # spent checking, signing and sending updates (updates_sent / it)
+
+
+class Watchtower:
+    """One tower: one chain account, one sqlite file, one loopback port (see the module docstring)."""
+
+    def __init__(
+        self,
+        signer: LocalSigner,
+        client: Web3ChainClient,
+        store: TowerStore,
+        *,
+        confirmations: int = DEFAULT_CONFIRMATIONS,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        min_reward: int = 0,
+        spacing: int = RESPONSE_SPACING,
+        resend_after: int = RESEND_AFTER,
+        update_gas: int = UPDATE_GAS,
+        chain_lock: trio.Lock | None = None,
+    ) -> None:
+        if client.address != signer.address:
+            raise ValueError("the chain client and the signer act for different accounts")
+        if confirmations < 0 or not poll_interval > 0 or spacing < 1 or resend_after < 1:
+            raise ValueError(
+                "confirmations >= 0, poll_interval > 0, spacing >= 1, resend_after >= 1"
+            )
+        settle_timeout = client.deployment.settle_timeout
+        if confirmations >= settle_timeout // 2:
+            log.warning(
+                "%d confirmations leave little of the %d-block challenge period to answer in",
+                confirmations,
+                settle_timeout,
+            )
+        self.signer = signer
+        self.client = client
+        self.store = store
+        self.confirmations = confirmations
+        self.poll_interval = poll_interval
+        self.spacing = spacing
+        # a sent update is seen on chain `confirmations` blocks after it is mined: wait for that
+        self.resend_after = max(resend_after, confirmations + 2)
+        self.update_gas = update_gas
+        self.terms = TowerTerms(Address(signer.address), client.domain(), min_reward)
+        snapshot = store.load()
+        self.channels: dict[ChannelId, WatchedChannel] = snapshot.channels
+        self.guards: dict[GuardKey, GuardedProof] = snapshot.guards
+        self.submitted: dict[GuardKey, BlockNumber] = snapshot.submitted
+        self.cursor = snapshot.cursor
+        self.head = snapshot.cursor  # the latest block seen; the follower moves it
+        self.duties: dict[GuardKey, Duty] = {}
+        for channel_id in {key[0] for key in self.guards}:
+            self._refresh_duties(channel_id)
+        self.stats = TowerStatistics()
+        self._chain_lock = chain_lock or trio.Lock()
+        self._db_lock = trio.Lock()
+        # the open commit group: accepted proofs and the answers that wait for them
+        self._pending: dict[GuardKey, GuardedProof] = {}
+        self._group: list[GuardedProof] = []
+        self._answers: list[tuple[Connection, msg.MonitorAnswers]] = []
+        self._work = trio.Event()
+        self._submit_wakeup = trio.Event()
+        self._refused_in_a_row: dict[Connection, int] = {}
+        self._missed: set[GuardKey] = set()
+        self._in_flight: set[GuardKey] = set()  # sent, receipt not yet in: never sent twice
+        self._polled = trio.Event()  # set after each completed follower poll
+        self._committed = trio.Event()  # set after each commit
+        self._chain_follower: ChainFollower | None = None
+        self.ready = trio.Event()  # the first poll is applied and the API is listening
+
+    @property
+    def address(self) -> Address:
+        return self.terms.address
+
+    # -- serving ------------------------------------------------------------------------------
+
+    async def serve(
+        self, *, port: int = 0, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Catch up with the chain, then serve the API on 127.0.0.1:`port` (0: any free port),
+        follow the chain and answer closes; never returns. `task_status.started(port)`."""
+        await self.poll_once()
+        table = DispatchTable()
+        table.register(msg.MonitorRequests, self._on_requests)
+        table.register(msg.StatusRequest, self._on_status)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._run_commits)
+            nursery.start_soon(self._follow)
+            nursery.start_soon(self._run_sender, nursery)
+            bound: int = await nursery.start(
+                partial(
+                    serve_connections,
+                    self.signer,
+                    msg,
+                    table.lookup(),
+                    host=HOST,
+                    port=port,
+                    on_connection=self._on_connection,
+                )
+            )
+            log.info("watchtower %s listening on %s:%d", to_checksum(self.address), HOST, bound)
+            self.ready.set()
+            task_status.started(bound)
+
+    async def _on_connection(self, connection: Connection) -> None:
+        try:
+            await connection.wait_closed()
+        finally:
+            self._refused_in_a_row.pop(connection, None)
+
+    # -- requests -----------------------------------------------------------------------------
+
+    async def _on_requests(self, connection: Connection, frame: msg.MonitorRequests) -> None:
+        receipts: list[msg.MonitorReceipt] = []
+        refused: list[msg.MonitorRefused] = []
+        for index, request in enumerate(frame.requests, 1):
+            if index % RECEIVE_SLICE == 0:
+                await trio.lowlevel.checkpoint()
+            self.stats.requests += 1
+            key = (ChannelId(request.channel_id), Address(request.guarded))
+            held = self._pending.get(key) or self.guards.get(key)
+            result = check_request(request, self.terms, self.channels.get(key[0]), held, self.head)
+            if isinstance(result, RequestAccepted):
+                proof = result.proof
+                if not result.duplicate:
+                    self._pending[key] = proof
+                    self._group.append(proof)
+                self.stats.accepted += 1
+                receipts.append(self._receipt(request.request_id, proof))
+                self._refused_in_a_row.pop(connection, None)
+            else:
+                code = result.code.value
+                self.stats.refused[code] = self.stats.refused.get(code, 0) + 1
+                refused.append(
+                    msg.MonitorRefused(
+                        request_id=request.request_id,
+                        channel_id=request.channel_id,
+                        code=code,
+                        reason=result.reason[:500],
+                        held_nonce=result.held_nonce,
+                    )
+                )
+                if code not in _HONEST_REFUSALS:
+                    self._count_refused(connection)
+        self._answers.append((connection, msg.MonitorAnswers(receipts=receipts, refused=refused)))
+        self._work.set()
+
+    def _count_refused(self, connection: Connection) -> None:
+        count = self._refused_in_a_row.get(connection, 0) + 1
+        self._refused_in_a_row[connection] = count
+        if count > MAX_REFUSED_IN_A_ROW:
+            del self._refused_in_a_row[connection]
+            raise AbusiveClientError(
+                f"0x{connection.peer.hex()} sent {count} refused requests in a row: disconnected"
+            )
+
+    def _receipt(self, request_id: int, proof: GuardedProof) -> msg.MonitorReceipt:
+        digest = msg.receipt_digest(
+            self.terms.domain, proof.channel_id, proof.guarded, proof.nonce, proof.request_digest
+        )
+        return msg.MonitorReceipt(
+            request_id=request_id,
+            channel_id=proof.channel_id,
+            guarded=proof.guarded,
+            nonce=proof.nonce,
+            request_digest=proof.request_digest,
+            signature=self.signer.sign_digest(digest),
+        )
+
+    async def _run_commits(self) -> None:
+        """Forever: make the open group durable, then send its answers (one group at a time; the
+        next one fills meanwhile)."""
+        while True:
+            await self._work.wait()
+            self._work = trio.Event()
+            await self.commit_now()
+
+    async def commit_now(self) -> None:
+        """Commit the open group, then send its answers."""
+        group, answers = self._group, self._answers
+        self._group, self._answers = [], []
+        if group:
+            async with self._db_lock:
+                # a channel settled while its request waited: nothing left to guard
+                for proof in group:
+                    if self._pending.get(proof.key) is proof:
+                        del self._pending[proof.key]
+                group = [p for p in group if p.channel_id in self.channels]
+                await trio.to_thread.run_sync(self.store.commit_requests, group)
+                self.stats.commits += 1
+                for proof in group:
+                    self.guards[proof.key] = proof
+                    self.submitted.pop(proof.key, None)
+                for channel_id in {p.channel_id for p in group}:
+                    self._refresh_duties(channel_id)
+            self._submit_wakeup.set()
+        for connection, answer in answers:
+            if not connection.closed:
+                connection.send_nowait(answer)
+        committed, self._committed = self._committed, trio.Event()
+        committed.set()
+
+    async def _on_status(self, connection: Connection, request: msg.StatusRequest) -> None:
+        peer = Address(connection.peer)
+        entries = []
+        for key, proof in sorted(self.guards.items(), reverse=True):
+            if proof.guarded != peer:
+                continue
+            channel = self.channels.get(proof.channel_id)
+            entries.append(
+                msg.StatusEntry(
+                    channel_id=proof.channel_id,
+                    guarded=proof.guarded,
+                    partner=proof.partner,
+                    nonce=proof.nonce,
+                    reward=msg.amount_to_wire(proof.reward),
+                    state=guard_state(channel, proof, self.head, self.submitted.get(key)),
+                    settle_block=channel.settle_block if channel is not None else 0,
+                )
+            )
+            if len(entries) == msg.MAX_STATUS_ENTRIES:
+                break
+        connection.send_nowait(
+            msg.StatusReply(tower=self.address, block_number=self.cursor, entries=entries)
+        )
+
+    # -- the chain ----------------------------------------------------------------------------
+
+    def _follower(self) -> ChainFollower:
+        follower = self._chain_follower
+        if follower is None:
+            follower = self._chain_follower = ChainFollower(
+                self.client.connection,
+                self.client.deployment,
+                cursor=self.cursor,
+                confirmations=self.confirmations,
+            )
+        follower.cursor = self.cursor  # what is durable (a failed commit is polled again)
+        return follower
+
+    async def _follow(self) -> None:
+        while True:
+            await trio.sleep(self.poll_interval)
+            try:
+                await self.poll_once()
+            except Exception as exc:  # the node or the disk failed: try again at the next poll
+                log.warning("chain poll failed: %s: %s", type(exc).__name__, exc)
+
+    async def poll_once(self) -> None:
+        """Apply the confirmed events since the cursor (durably, with the new cursor) and read the
+        chain head; wake the sender."""
+        follower = self._follower()
+        connection = self.client.connection
+        async with self._chain_lock:
+            batches = await trio.to_thread.run_sync(follower.poll_until_head)
+            head = await trio.to_thread.run_sync(connection.block_number)
+        changed: dict[ChannelId, WatchedChannel] = {}
+        gone: set[ChannelId] = set()
+        for batch in batches:
+            for change in batch.state_changes:
+                if not isinstance(change, CHANNEL_EVENTS):
+                    continue
+                event: ChannelEvent = change
+                channel_id = event.channel_id
+                current = changed.get(channel_id)
+                if current is None and channel_id not in gone:
+                    current = self.channels.get(channel_id)
+                after = channel_after(current, event)
+                if after is None:
+                    changed.pop(channel_id, None)
+                    if current is not None:
+                        gone.add(channel_id)
+                else:
+                    changed[channel_id] = after
+                    gone.discard(channel_id)
+                if isinstance(event, ChannelClosed) and after is not None:
+                    self.stats.closes_seen += 1
+        cursor = follower.cursor
+        if changed or gone or cursor != self.cursor:
+            async with self._db_lock:
+                await trio.to_thread.run_sync(
+                    self.store.commit_chain, list(changed.values()), sorted(gone), cursor
+                )
+                for channel_id in gone:
+                    record = self.channels.pop(channel_id)
+                    for guarded in (record.participant1, record.participant2):
+                        key = (channel_id, guarded)
+                        self.guards.pop(key, None)
+                        self.submitted.pop(key, None)
+                        self.duties.pop(key, None)
+                        self._missed.discard(key)
+                self.channels.update(changed)
+                for channel_id in changed:
+                    self._refresh_duties(channel_id)
+                self.cursor = cursor
+        self.head = max(self.head, head)
+        self._submit_wakeup.set()
+        polled, self._polled = self._polled, trio.Event()
+        polled.set()
+
+    async def wait_polled(self) -> None:
+        """Until the follower's next poll has been applied."""
+        await self._polled.wait()
+
+    def _refresh_duties(self, channel_id: ChannelId) -> None:
+        channel = self.channels.get(channel_id)
+        if channel is None:
+            return
+        for guarded in (channel.participant1, channel.participant2):
+            key = (channel_id, guarded)
+            proof = self.guards.get(key)
+            duty = None if proof is None else duty_of(channel, proof, self.address, self.spacing)
+            if duty is None:
+                self.duties.pop(key, None)
+            else:
+                self.duties[key] = duty
+
+    # -- answering closes ---------------------------------------------------------------------
+
+    async def _run_sender(self, nursery: trio.Nursery) -> None:
+        """Forever: at each wake-up (a poll, a commit) send the updates whose turn came, one batch
+        at a time; their receipts are waited for in the background."""
+        while True:
+            with trio.move_on_after(self.poll_interval):
+                await self._submit_wakeup.wait()
+            self._submit_wakeup = trio.Event()
+            due = self._due()
+            if not due:
+                continue
+            keys = [duty.key for duty in due]
+            head = self.head
+            async with self._db_lock:
+                await trio.to_thread.run_sync(self.store.mark_submitted, keys, head)
+                for key in keys:
+                    self.submitted[key] = head
+            self._in_flight.update(keys)
+            sent = await self._send_updates([self.guards[key] for key in keys])
+            self._in_flight.difference_update(keys)
+            self._in_flight.update(proof.key for proof, _ in sent)
+            nursery.start_soon(self._wait_mined, sent)
+
+    def _due(self) -> list[Duty]:
+        due = []
+        for key, duty in self.duties.items():
+            if key in self._in_flight:
+                continue
+            step = next_step(duty, self.head, self.submitted.get(key), self.resend_after)
+            if step is Step.SUBMIT and key in self.guards:
+                due.append(duty)
+            elif step is Step.TOO_LATE and key not in self._missed:
+                self._missed.add(key)
+                self.stats.missed += 1
+                log.error(
+                    "missed channel %d: its challenge period ended at block %d before our update",
+                    duty.channel_id,
+                    duty.deadline,
+                )
+        return due
+
+    async def _send_updates(
+        self, proofs: Sequence[GuardedProof]
+    ) -> list[tuple[GuardedProof, SentTransaction]]:
+        """Check and send each update, none waiting for another to be mined (the chain lock is
+        taken per update, so blocks and polls go on meanwhile). An update the node failed to take
+        is tried again at the next wake-up."""
+        sent: list[tuple[GuardedProof, SentTransaction]] = []
+        started = trio.current_time()
+        for proof in proofs:
+            try:
+                async with self._chain_lock:
+                    outcome = await trio.to_thread.run_sync(self._check_and_send, proof)
+            except Exception as exc:
+                self.stats.send_errors += 1
+                self.submitted.pop(proof.key, None)
+                log.warning(
+                    "sending the update of channel %d failed: %s: %s",
+                    proof.channel_id,
+                    type(exc).__name__,
+                    exc,
+                )
+                continue
+            if isinstance(outcome, ChainError):
+                # someone already submitted this nonce or a higher one, or the period is over:
+                # the follower will see it, and sending would only burn gas
+                self.stats.stood_down += 1
+                log.info("not sending the update of channel %d: %s", proof.channel_id, outcome)
+            else:
+                self.stats.updates_sent += 1
+                sent.append((proof, outcome))
+        self.stats.send_seconds += trio.current_time() - started
+        return sent
+
+    async def _wait_mined(self, sent: list[tuple[GuardedProof, SentTransaction]]) -> None:
+        """Wait for the receipts (no lock held); a sent update stays in flight, never sent twice,
+        until its receipt is in or the wait gave up (then `resend_after` applies)."""
+        try:
+            results = await trio.to_thread.run_sync(self._wait_all, sent)
+        finally:
+            self._in_flight.difference_update(proof.key for proof, _ in sent)
+        for proof, error in results:
+            if error is None:
+                self.stats.updates_mined += 1
+            else:
+                self.stats.updates_failed += 1
+                log.info("update of channel %d reverted: %s", proof.channel_id, error)
+        self._submit_wakeup.set()
+
+    def _check_and_send(self, proof: GuardedProof) -> SentTransaction | ChainError:
+        """Send the update of `proof` unless an eth_call says it would revert now (in a worker
+        thread: it touches nothing of the tower's state)."""
+        client = self.client
+        args = (
+            proof.channel_id,
+            proof.partner,
+            proof.guarded,
+            proof.nonce,
+            proof.transferred,
+            proof.locked,
+            proof.locks_root,
+            proof.partner_signature,
+            proof.reward,
+            proof.monitor_signature,
+        )
+        try:
+            client.check_update_balance_proof_for(*args)
+            return client.send_update_balance_proof_for(*args, gas=self.update_gas)
+        except ChainError as exc:
+            return exc
+
+    def _wait_all(
+        self, sent: list[tuple[GuardedProof, SentTransaction]]
+    ) -> list[tuple[GuardedProof, ChainError | None]]:
+        results: list[tuple[GuardedProof, ChainError | None]] = []
+        for proof, transaction in sent:
+            try:
+                self.client.wait(transaction)
+                results.append((proof, None))
+            except ChainError as exc:
+                results.append((proof, exc))
+            except Exception as exc:  # not mined in time, or the node failed: resent later
+                log.warning(
+                    "update of channel %d not seen mined: %s: %s",
+                    proof.channel_id,
+                    type(exc).__name__,
+                    exc,
+                )
+        return results
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def statistics(self) -> TowerStatistics:
+        return self.stats
+
+    async def wait_committed(self) -> None:
+        """Until every request received so far is committed and answered."""
+        while self._group or self._answers:
+            await self._committed.wait()
+
+
+__all__ = [
+    "HOST",
+    "UPDATE_GAS",
+    "AbusiveClientError",
+    "TowerStatistics",
+    "Watchtower",
+]
