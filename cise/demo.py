@@ -221,6 +221,11 @@ def _bundles(actors: Actors, console: Console, uses: int) -> None:
         result = run_bundles(actors.connection, actors.operator_account, actors.deployment, uses)
     except BundlesDemoError as exc:
         raise DemoError(str(exc)) from exc
+    if result.admitted:
+        console.print(
+            f"   the founding members admitted the {result.admitted} Bundles parties by an "
+            "on-chain vote (each applied, accepting the code of conduct)"
+        )
     revenue = Table(title=f"per-asset revenue, one day ({result.uses_per_s:,.1f} uses/s)")
     for column in ("asset", "uses", "refused", "revenue", "routing cost", "anchored up to"):
         revenue.add_column(column, justify="left" if column == "asset" else "right")

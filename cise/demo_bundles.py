@@ -41,6 +41,8 @@ from channels.chain.assets import AssetRegistryClient
 from channels.chain.client import Web3ChainClient
 from channels.chain.connection import Connection
 from channels.chain.deploy import Deployment
+from channels.chain.governance import Role, admit_by_vote
+from channels.chain.nodes import dev_private_keys
 from channels.codec.eip712 import Domain
 from channels.codec.keccak import keccak
 from channels.core.fees import FeeSchedule
@@ -152,6 +154,7 @@ class BundlesResult:
     receipts: int
     hub_fees: int
     uses_per_s: float
+    admitted: int = 0  # parties the members admitted by vote
 
 
 # ----------------------------------------------------------------------------- chain set-up
@@ -168,6 +171,27 @@ def _fund(connection: Connection, operator: LocalAccount, deployment: Deployment
     token.mint(address_of("hub"), len(MACHINES) * HUB_TO_MACHINE + 4 * HUB_TO_BENEFICIARY)
     for name in MACHINES:
         token.mint(address_of(name), MACHINE_FLOAT)
+
+
+ROLES: dict[str, Role] = {
+    "hub": Role.HUB,
+    **dict.fromkeys(MACHINES, Role.ASSET_OPERATOR),
+    **dict.fromkeys(USERS, Role.USER),
+    "manufacturer": Role.SERVICER,
+    "maintenance": Role.SERVICER,
+    "detergent": Role.SERVICER,
+    "financier": Role.FINANCIER,
+}
+
+
+def _admit(connection: Connection, operator: LocalAccount, deployment: Deployment) -> int:
+    """Every Bundles party applies for membership (accepting the code of conduct) and the
+    founding members admit them in one ordinary proposal (a dev network: its clock is advanced
+    through the vote and the timelock). Returns how many were admitted."""
+    applicants = {Account.from_key(key_of(n)): int(role) for n, role in ROLES.items()}
+    voters = [operator, Account.from_key(dev_private_keys()[1])]
+    admit_by_vote(connection, deployment, applicants, voters, title="Admit the Bundles parties")
+    return len(applicants)
 
 
 def _register(connection: Connection, operator: LocalAccount, deployment: Deployment) -> None:
@@ -395,6 +419,7 @@ def run_bundles(
 ) -> BundlesResult:
     """The whole Bundles day (see the module docstring); raises BundlesDemoError on a failure."""
     _fund(connection, operator, deployment)
+    admitted = _admit(connection, operator, deployment) if deployment.governed else 0
     _register(connection, operator, deployment)
     names = ("hub", *MACHINES, *USERS, *BENEFICIARIES)
     clients = {
@@ -402,7 +427,7 @@ def run_bundles(
     }
     before = _wallets(clients)
     _open_channels(clients)
-    result = BundlesResult({}, {}, {}, {}, {}, 0, 0, 0.0)
+    result = BundlesResult({}, {}, {}, {}, {}, 0, 0, 0.0, admitted)
     machines = {address_of(n) for n in MACHINES}
     policies = {u: _policy(u, machines) for u in USERS}
     with tempfile.TemporaryDirectory(prefix="cise-demo-bundles-") as tmp:

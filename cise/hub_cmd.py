@@ -30,6 +30,7 @@ from cise.channel_cmd import open_account, parse_amount
 from cise.errors import CliError
 from hub.mediator import MediationTerms
 from hub.service import Hub
+from watchtower.client import TowerEndpoint, TowerGuard
 
 READY_TIMEOUT = 30.0
 
@@ -66,6 +67,14 @@ def add_parsers(sub: Any) -> None:
         help="assets whose charges (per use) this agent pays: 0xADDR,0xADDR",
     )
     receive.add_argument("--max-charge", default="5", help="euros: the most one charge may ask")
+    receive.add_argument(
+        "--watchtower",
+        action="append",
+        default=[],
+        metavar="ADDR@PORT",
+        help="a watchtower on 127.0.0.1 to hand the latest received proofs to (repeatable)",
+    )
+    receive.add_argument("--tower-reward", default="0", help="euros paid to a tower that rescues")
 
 
 def _common(parser: argparse.ArgumentParser, default_account: int) -> None:
@@ -135,9 +144,13 @@ def run(args: argparse.Namespace) -> int:
     if not args.seconds > 0:
         raise CliError("--seconds must be positive")
     policy = _charge_policy(args.accept_charges_from, parse_amount(args.max_charge))
+    towers = [_tower(text) for text in args.watchtower]
+    reward = parse_amount(args.tower_reward)
     service, client = _open(args)
     try:
-        return trio.run(_receive, service, client, hub, args.hub_port, args.seconds, policy)
+        return trio.run(
+            _receive, service, client, hub, args.hub_port, args.seconds, policy, towers, reward
+        )
     finally:
         service.store.close()
 
@@ -167,6 +180,14 @@ async def _serve_hub(
             f"hub {to_checksum(service.address)} listening on 127.0.0.1:{bound}",
             flush=True,
         )
+
+
+def _tower(text: str) -> TowerEndpoint:
+    """ADDR@PORT of a watchtower on 127.0.0.1."""
+    address, sep, port = text.partition("@")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise CliError(f"--watchtower {text!r}: want ADDRESS@PORT (the tower on 127.0.0.1)")
+    return TowerEndpoint(address_argument(address, "--watchtower"), int(port))
 
 
 def _charge_policy(assets: str, max_charge: int) -> ChargePolicy | None:
@@ -240,9 +261,13 @@ async def _receive(
     port: int,
     seconds: float,
     policy: ChargePolicy | None,
+    towers: list[TowerEndpoint],
+    reward: int,
 ) -> int:
     async with trio.open_nursery() as nursery:
         agent = await _with_agent(service, client, hub, port, nursery, policy)
+        if towers:  # while we serve, our latest received proofs go to the towers
+            TowerGuard(service, towers, reward=reward).start(nursery)
         print(json.dumps({"connected": to_checksum(service.address)}), flush=True)
         with trio.move_on_after(seconds):
             async for payment in agent.received:

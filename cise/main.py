@@ -65,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     asset_cmd.add_parsers(sub)
 
+    from cise import gov_cmd, member_cmd
+
+    gov_cmd.add_parsers(sub)
+    member_cmd.add_parsers(sub)
+
     from cise import watchtower_cmd
 
     watchtower_cmd.add_parsers(sub)
@@ -160,6 +165,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from cise import watchtower_cmd
 
             return watchtower_cmd.run(args)
+        if args.command == "gov":
+            from cise import gov_cmd
+
+            return gov_cmd.run(args)
+        if args.command == "member":
+            from cise import member_cmd
+
+            return member_cmd.run(args)
         if args.command in ("ledger", "user"):
             from cise import ledger_cmd
 

@@ -2,8 +2,9 @@
 
 JSON with the RPC URL, chain id, contract addresses, deployment block and challenge period, plus the
 dev accounts' keys on a dev network (those keys are public test keys, never real ones). Reading
-validates every field and names the bad one; it must never guess a missing value. The one optional
-field is `asset_registry` (files written before the registry existed lack it; null = none).
+validates every field and names the bad one; it must never guess a missing value. The optional
+fields are `asset_registry` and the governance contracts `membership`, `governor`, `timelock` and
+`network_parameters` (files written before they existed lack them; null = none).
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ class Network:
 
     def to_json(self) -> str:
         d = self.deployment
-        registry = None if d.asset_registry is None else to_checksum(d.asset_registry)
         return json.dumps(
             {
                 "rpc_url": self.rpc_url,
@@ -38,11 +38,26 @@ class Network:
                 "channel_manager": to_checksum(d.manager),
                 "deployment_block": d.block_number,
                 "settle_timeout": d.settle_timeout,
-                "asset_registry": registry,
+                "asset_registry": _optional(d.asset_registry),
+                "membership": _optional(d.membership),
+                "governor": _optional(d.governor),
+                "timelock": _optional(d.timelock),
+                "network_parameters": _optional(d.parameters),
                 "dev_private_keys": ["0x" + key.hex() for key in self.dev_keys],
             },
             indent=2,
         )
+
+
+def _optional(address: Address | None) -> str | None:
+    return None if address is None else to_checksum(address)
+
+
+def _optional_address(raw: dict[str, Any], name: str) -> Address | None:
+    """An address field that older network files lack (absent or null = none)."""
+    if raw.get(name) is None:
+        return None
+    return Address(parse_address(_field(raw, name, str)))
 
 
 def _field(raw: dict[str, Any], name: str, kind: type) -> Any:
@@ -76,10 +91,11 @@ def load_network(path: Path) -> Network:
     try:
         token = parse_address(_field(raw, "token", str))
         manager = parse_address(_field(raw, "channel_manager", str))
-        registry = raw.get("asset_registry")
-        asset_registry = (
-            None if registry is None else parse_address(_field(raw, "asset_registry", str))
-        )
+        asset_registry = _optional_address(raw, "asset_registry")
+        membership = _optional_address(raw, "membership")
+        governor = _optional_address(raw, "governor")
+        timelock = _optional_address(raw, "timelock")
+        parameters = _optional_address(raw, "network_parameters")
     except ValueError as exc:
         raise NetworkFileError(f"network file: {exc}") from None
     rpc_url = _field(raw, "rpc_url", str)
@@ -95,5 +111,9 @@ def load_network(path: Path) -> Network:
         BlockNumber(_field(raw, "deployment_block", int)),
         _field(raw, "settle_timeout", int),
         asset_registry,
+        membership,
+        governor,
+        timelock,
+        parameters,
     )
     return Network(rpc_url, deployment, tuple(_key(k, i) for i, k in enumerate(keys)))

@@ -190,10 +190,12 @@ contract AssetRegistry is IAssetRegistry {
 
     // ------------------------------------------------------------------ hooks
 
-    /// @dev Membership hook: DESIGN §4 admits only members. Intentionally a no-op until the on-chain
-    /// membership registry exists; the membership issue fills this in (revert with an
-    /// `AssetRegistryNotMember(account)` error). Called for the operator of every registration and
-    /// the new operator of every transfer.
+    /// @dev Membership hook: DESIGN §4 admits only members. Called for the operator of every
+    /// registration and the new operator of every transfer; an asset already registered keeps its
+    /// split changes and anchors whatever its operator's membership becomes. A no-op here (this
+    /// contract alone is an open registry, which the contract tests exercise); `GovernedAssetRegistry`,
+    /// the registry a network deploys, overrides it to revert `AssetRegistryNotMember(account)` for
+    /// anyone who is not an active member.
     function _checkMembership(address account) internal view virtual {}
 
     // ------------------------------------------------------------------ internals

@@ -441,13 +441,17 @@ contract ChannelManager is IChannelManager, EIP712 {
 
     // ------------------------------------------------------------------ hooks and setters
 
-    /// @dev Membership hook: DESIGN §4 admits only members to open channels. Intentionally a no-op
-    /// until the on-chain membership registry exists; the membership issue fills this in (revert with a
-    /// `ChannelManagerNotMember(account)` error). Called for both participants in every open.
+    /// @dev Membership hook: DESIGN §4 admits only members to open channels. Called for both
+    /// participants in every open, and nowhere else: deposits, withdraws, closes, settles and unlocks
+    /// never look at membership, so funds are never trapped by governance. A no-op here (this contract
+    /// alone is an open manager, which the contract tests exercise); `GovernedChannelManager`, the
+    /// manager a network deploys, overrides it to revert `ChannelManagerNotMember(account)` for anyone
+    /// who is not an active member.
     function _checkMembership(address account) internal view virtual {}
 
-    /// @dev Sets the challenge period for future closes. Internal so that governance (a later issue)
-    /// can expose it behind its own access control without touching the rest of the contract.
+    /// @dev Sets the challenge period for future closes. Internal so that governance can expose it
+    /// behind its own access control without touching the rest of the contract
+    /// (`GovernedChannelManager.setSettleTimeout`, called by the network's timelock).
     function _setSettleTimeout(uint256 newSettleTimeout) internal {
         if (newSettleTimeout < MIN_SETTLE_TIMEOUT || newSettleTimeout > MAX_SETTLE_TIMEOUT) {
             revert ChannelManagerSettleTimeoutOutOfRange(newSettleTimeout, MIN_SETTLE_TIMEOUT, MAX_SETTLE_TIMEOUT);

@@ -3,7 +3,10 @@
 - `connection`: one synchronous web3 connection (embedded py-evm or JSON-RPC) and the transaction
   pipeline (local signing, nonces, fees, receipts, revert decoding into `errors.ChainError`).
 - `client`: the `ChainClient` port and `Web3ChainClient`, one typed method per contract function.
-- `deploy` / `artifacts`: deploy Token + ChannelManager from the packaged compiled artifacts.
+- `deploy` / `artifacts`: deploy a network (Token, the governed ChannelManager and AssetRegistry,
+  Membership, NetworkParameters, CiseGovernor + timelock) from the packaged compiled artifacts.
+- `assets`: the AssetRegistry client (assets, versioned splits, ledger anchors, history).
+- `governance`: membership, proposals and votes, the governed network parameters.
 - `events`: chain logs -> `ContractReceive*` state changes, and the `ChainFollower` cursor.
 - `executor`: the core's `ContractSend*` events -> transactions.
 - `nodes`: anvil / ganache as local child processes for tests and demos.

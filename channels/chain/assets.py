@@ -38,7 +38,8 @@ from channels.core.types import Address, BlockNumber, to_checksum
 
 MAX_BENEFICIARIES = 32  # AssetRegistry.MAX_BENEFICIARIES
 PPM_TOTAL = 1_000_000  # AssetRegistry.PPM_TOTAL: parts per million (DESIGN §2)
-CONTRACT = "AssetRegistry"
+CONTRACT = "AssetRegistry"  # how errors name it
+ABI_ARTIFACT = "GovernedAssetRegistry"  # the plain registry's ABI plus the membership error
 
 
 # --------------------------------------------------------------------------- pure helpers
@@ -367,7 +368,7 @@ class AssetRegistryClient:
         self._registry: Address = deployment.asset_registry
         self._account = account
         self.max_range = max_range
-        self.abi: ContractAbi = load_artifact(CONTRACT).abi
+        self.abi: ContractAbi = load_artifact(ABI_ARTIFACT).abi
 
     @classmethod
     def from_key(

@@ -188,16 +188,25 @@ class Connection:
         block: BlockIdentifier = "latest",
         sender: bytes | None = None,
     ) -> bytes:
-        """eth_call; a revert becomes a `ChainError`."""
+        """eth_call; a revert becomes a `ChainError`.
+
+        anvil with `--prune-history` and interval mining can drop the state of the block "latest"
+        named between resolving it and running the call ("BlockOutOfRangeError"): such a call is
+        tried again (at most 3 times) on the new latest block.
+        """
         params: TxParams = {"to": _checksum(to), "data": data}
         if sender is not None:
             params["from"] = _checksum(sender)
-        try:
-            return bytes(self.w3.eth.call(params, block))
-        except Exception as exc:
-            if is_revert(exc):
-                raise chain_error_from(exc, abi, function) from exc
-            raise
+        for attempt in range(3):
+            try:
+                return bytes(self.w3.eth.call(params, block))
+            except Exception as exc:
+                if is_revert(exc):
+                    raise chain_error_from(exc, abi, function) from exc
+                pruned = block == "latest" and "BlockOutOfRangeError" in str(exc)
+                if not pruned or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     # ------------------------------------------------------------------ transactions
 

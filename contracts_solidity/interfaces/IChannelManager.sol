@@ -64,6 +64,15 @@ interface IChannelManagerErrors {
     error ChannelManagerInvalidLockProof(bytes32 computedRoot, bytes32 locksRoot);
     /// @notice The lock has not expired and its secret was not registered in time: nobody can take it yet.
     error ChannelManagerLockPending(bytes32 secrethash, uint256 expiration);
+    /// @notice `account` is not an active member of the network (never admitted, suspended or expelled):
+    /// it cannot open a channel, nor be opened to (`GovernedChannelManager`).
+    error ChannelManagerNotMember(address account);
+    /// @notice Only the network's governance (its timelock) may call this (`GovernedChannelManager`).
+    error ChannelManagerNotGovernance(address caller);
+    /// @notice Only the network's membership contract may call this (`GovernedChannelManager`).
+    error ChannelManagerNotMembership(address caller);
+    /// @notice The membership or governance address given at deployment is zero (`GovernedChannelManager`).
+    error ChannelManagerZeroGovernance();
 }
 
 /// @title Events of the CISE channel manager (past tense, emitted right after the state change).

@@ -34,6 +34,18 @@ HUB = "0x15d34AAf54267DB7D7c367839AAf71A00a2C6A65"
             "positive",
         ),
         (["agent", "receive", "--hub", HUB, "--hub-port", "1", "--seconds", "0"], "--seconds"),
+        (
+            ["agent", "receive", "--hub", HUB, "--hub-port", "1", "--watchtower", f"{HUB}:80"],
+            "ADDRESS@PORT",
+        ),
+        (
+            ["agent", "receive", "--hub", HUB, "--hub-port", "1", "--watchtower", "0x12@80"],
+            "--watchtower",
+        ),
+        (
+            ["agent", "receive", "--hub", HUB, "--hub-port", "1", "--accept-charges-from", "0x1"],
+            "--accept-charges-from",
+        ),
     ],
 )
 def test_bad_arguments_are_clear_errors(
