@@ -1,0 +1,165 @@
+"""What one settlement period moves on chain, decided from the hub's view of its channels.
+
+At the end of a period (or earlier, when enough value is owed) the hub settles every channel that
+owes something in one batch (DESIGN §3-§4): each counterparty's capacity becomes withdrawable
+(`Withdraw` of its channel balance to its internal balance on the channel manager), the hub takes
+its own surplus out of channels where users paid it, and re-deposits into channels where its
+capacity towards the counterparty fell below the liquidity target, paid from what it withdrew in
+the same batch and from its internal balance. This module only decides the items; signing,
+co-signing and sending them is the settlement service's job.
+
+Rules (each tested):
+- only open channels with no withdraw already pending are planned;
+- a withdraw is planned only when the amount is at least `min_withdraw` (gas versus value);
+- what a party may withdraw is its capacity (its balance minus what it has locked in flight):
+  pending locks stay in the channel;
+- the hub keeps `liquidity_target` of capacity in every channel it withdraws from, and tops every
+  channel below the target back up, as far as its funds allow (its withdrawals in the batch plus
+  its internal balance), lowest capacity first;
+- totals are cumulative (`total_withdraw`, `total_deposit`), as the contract wants.
+
+Pure: no I/O, clock or keys. It must never plan more out of a channel than the party's capacity,
+or re-deposit more than the hub has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from channels.core.channel import get_capacity
+from channels.core.state import ChannelState, ChannelStatus, EndState
+from channels.core.types import Address
+
+
+@dataclass(frozen=True, slots=True)
+class SettlementPolicy:
+    """The network's settlement parameters as the hub applies them."""
+
+    period_s: int  # settle at least this often (the governed settlement period)
+    amount_trigger: int  # settle early once this much is owed to counterparties
+    min_withdraw: int  # smaller withdraws wait for a later period
+    liquidity_target: int  # the hub's capacity to keep towards each counterparty
+    expiry_blocks: int  # how long the signed items stay valid
+
+    def __post_init__(self) -> None:
+        if self.period_s <= 0 or self.expiry_blocks <= 0:
+            raise ValueError("the period and the expiry must be positive")
+        if min(self.amount_trigger, self.min_withdraw, self.liquidity_target) < 0:
+            raise ValueError("amounts must not be negative")
+
+
+@dataclass(frozen=True, slots=True)
+class WithdrawItem:
+    """`Withdraw(channelId, participant, totalWithdraw, expiry)`, to be signed by both."""
+
+    channel_id: int
+    participant: Address
+    total_withdraw: int
+    amount: int  # the increase over what is withdrawn already
+    expiry: int
+
+
+@dataclass(frozen=True, slots=True)
+class Redeposit:
+    """The hub's new total deposit in a channel, paid from its internal balance."""
+
+    channel_id: int
+    total_deposit: int
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class SettlementPlan:
+    """The items of one batch."""
+
+    withdraws: tuple[WithdrawItem, ...]  # counterparties' and the hub's
+    redeposits: tuple[Redeposit, ...]
+    owed_to_counterparties: int  # what becomes withdrawable for them
+
+    @property
+    def empty(self) -> bool:
+        return not self.withdraws and not self.redeposits
+
+
+def settlement_due(
+    policy: SettlementPolicy, last_settled_at: int, now: int, owed_to_counterparties: int
+) -> bool:
+    """Whether a batch should run now: the period is over, or enough is owed."""
+    return now - last_settled_at >= policy.period_s or owed_to_counterparties >= max(
+        policy.amount_trigger, 1
+    )
+
+
+def _plannable(channel: ChannelState) -> bool:
+    return (
+        channel.status is ChannelStatus.OPENED
+        and channel.our.pending_withdraw is None
+        and channel.partner.pending_withdraw is None
+    )
+
+
+def owed(channels: Iterable[ChannelState], policy: SettlementPolicy) -> int:
+    """What counterparties could withdraw now (the amount trigger's measure)."""
+    return sum(
+        capacity
+        for channel in channels
+        if _plannable(channel)
+        and (capacity := get_capacity(channel.partner, channel.our)) >= policy.min_withdraw
+    )
+
+
+def plan_settlement(
+    channels: Iterable[ChannelState],
+    hub: Address,
+    policy: SettlementPolicy,
+    *,
+    block_number: int,
+    hub_internal_balance: int = 0,
+) -> SettlementPlan:
+    """The batch for the hub's channels as they stand (see the module docstring)."""
+    expiry = block_number + policy.expiry_blocks
+    withdraws: list[WithdrawItem] = []
+    short: list[tuple[int, ChannelState]] = []  # (hub capacity, channel) below the target
+    funds = hub_internal_balance
+    owed_total = 0
+    for channel in channels:
+        if channel.our.address != hub:
+            raise ValueError(f"channel {channel.channel_id} is not the hub's view")
+        if not _plannable(channel):
+            continue
+        theirs = get_capacity(channel.partner, channel.our)
+        if theirs >= policy.min_withdraw and theirs > 0:
+            withdraws.append(_withdraw(channel.channel_id, channel.partner, theirs, expiry))
+            owed_total += theirs
+        ours = get_capacity(channel.our, channel.partner)
+        surplus = ours - policy.liquidity_target
+        if surplus >= policy.min_withdraw and surplus > 0:
+            withdraws.append(_withdraw(channel.channel_id, channel.our, surplus, expiry))
+            funds += surplus
+        elif ours < policy.liquidity_target:
+            short.append((ours, channel))
+    redeposits = []
+    for ours, channel in sorted(short, key=lambda item: (item[0], item[1].channel_id)):
+        amount = min(policy.liquidity_target - ours, funds)
+        if amount <= 0:
+            break
+        funds -= amount
+        redeposits.append(Redeposit(channel.channel_id, channel.our.deposit + amount, amount))
+    return SettlementPlan(tuple(withdraws), tuple(redeposits), owed_total)
+
+
+def _withdraw(channel_id: int, end: EndState, amount: int, expiry: int) -> WithdrawItem:
+    total = end.withdrawn + amount
+    return WithdrawItem(channel_id, end.address, total, amount, expiry)
+
+
+__all__ = [
+    "Redeposit",
+    "SettlementPlan",
+    "SettlementPolicy",
+    "WithdrawItem",
+    "owed",
+    "plan_settlement",
+    "settlement_due",
+]
