@@ -103,6 +103,9 @@ class AssetConfig:
     charge_timeout: float = DEFAULT_CHARGE_TIMEOUT
     in_flight: int = DEFAULT_IN_FLIGHT
     clock: Callable[[], float] = time.time
+    # beneficiaries paid on chain at settlement, not over a channel (contracts: financing pools);
+    # their shares are kept by the agent and recorded with payment id 0
+    kept: frozenset[bytes] = frozenset()
 
 
 class AssetAgent:
@@ -336,7 +339,7 @@ class AssetAgent:
         payees: dict[bytes, tuple[int, int]] = dict(self._payees)
         for beneficiary, amount in zip(split.beneficiaries, amounts, strict=True):
             payment_id = 0
-            if amount > 0 and beneficiary != self.address:
+            if amount > 0 and beneficiary != self.address and beneficiary not in self.config.kept:
                 slot, count = payees.get(beneficiary, (len(payees) + 1, 0))
                 payees[beneficiary] = (slot, count + 1)
                 payment_id = share_payment_id(slot, count + 1)

@@ -24,6 +24,7 @@ import msgspec
 import trio
 from eth_account import Account
 from rich.console import Console
+from web3 import Web3
 
 from assets.agent import AssetAgent, AssetConfig
 from assets.anchoring import anchor_pending
@@ -306,8 +307,12 @@ def _run(args: argparse.Namespace) -> int:
     split = _current_split(registry, asset_id, client.address)
     service = open_service(key, client, path)
     ledger = LedgerStore(Path(args.data_dir) / f"asset-{asset_id.hex()[:16]}-ledger.sqlite")
+    # beneficiaries that are contracts (financing pools) are paid on chain at settlement
+    w3 = client.connection.w3
+    kept = frozenset(b for b in split.beneficiaries if w3.eth.get_code(Web3.to_checksum_address(b)))
     config = AssetConfig(
         asset_id=asset_id,
+        kept=kept,
         domain=Domain(client.deployment.chain_id, registry.registry),
         tariff=tariff,
         split=split,

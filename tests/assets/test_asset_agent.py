@@ -190,3 +190,18 @@ async def test_a_new_split_version_applies_to_later_uses_and_is_recorded(tmp_pat
             verify_chain(
                 entries, ASSET_ID, a.asset.address, REGISTRY_DOMAIN, splits={1: split(), 2: split()}
             )
+
+
+async def test_a_contract_beneficiarys_share_is_kept_for_settlement_not_routed(
+    tmp_path: Path,
+) -> None:
+    pool = address_of("financier")  # stands for a financing pool contract
+    async with running_asset(tmp_path, kept=frozenset({pool})) as a:
+        with trio.fail_after(10):
+            assert (await a.asset.handle(use(1))).status == "charged"
+            while a.asset.book.counts().get("paid", 0) < 1:  # noqa: ASYNC110
+                await trio.sleep(0.01)
+        shares = {s.beneficiary: s for s in next(a.ledger.entries()).decode_use_body().shares}
+        assert shares[pool].amount > 0 and shares[pool].payment_id == 0
+        assert all(s.payment_id for b, s in shares.items() if b != pool)
+        assert received_by(a.net.agents["financier"].service.store, a.asset.address) == 0
