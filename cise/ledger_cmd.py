@@ -60,6 +60,7 @@ from channels.chain.assets import (
 )
 from channels.chain.connection import Connection
 from channels.chain.deploy import Deployment
+from channels.chain.financing import FinancingPoolClient, PoolContributed, PoolFunded, PoolRepaid
 from channels.codec.eip712 import Domain
 from channels.codec.keccak import keccak
 from channels.core.types import Address, to_checksum
@@ -152,14 +153,21 @@ class ChainView:
 
     registry: AssetRegistryClient
     domain: Domain
+    financing: FinancingPoolClient | None = None  # the network's pool factory, if it has one
 
     @classmethod
     def of(cls, connection: Connection, deployment: Deployment) -> ChainView:
         """A read-only view of `deployment`'s registry (e.g. on the embedded chain)."""
         if deployment.asset_registry is None:
             raise CliError("this network has no asset registry (deployed before it existed)")
-        registry = AssetRegistryClient(connection, deployment, Account.from_key(_READ_ONLY_KEY))
-        return cls(registry, Domain(deployment.chain_id, deployment.asset_registry))
+        reader = Account.from_key(_READ_ONLY_KEY)
+        registry = AssetRegistryClient(connection, deployment, reader)
+        financing = (
+            None
+            if deployment.financing_factory is None
+            else FinancingPoolClient(connection, deployment.financing_factory, reader)
+        )
+        return cls(registry, Domain(deployment.chain_id, deployment.asset_registry), financing)
 
     def history(self, asset_id: bytes) -> AssetHistory:
         """The asset's history from the chain's logs; `CliError` for an unregistered asset."""
@@ -190,7 +198,34 @@ def chain_facts(view: ChainView, history: AssetHistory) -> list[ChainFact]:
         what = _describe(event)
         if what:
             facts.append(ChainFact(at(event.block_number), what))
+    if view.financing is not None:
+        for created in view.financing.created_events():
+            if created.asset_id == history.asset_id:
+                facts.append(
+                    ChainFact(
+                        at(created.block_number),
+                        f"financing pool {short(created.pool)} opened: target "
+                        f"{euro(created.target)}, repaid up to {created.return_ppm / 10**6:g}x, "
+                        f"open until block {created.deadline}",
+                    )
+                )
+        for pool in view.financing.asset_pools(history.asset_id):
+            for pool_event in view.financing.pool_events(pool):
+                what = _describe_pool(pool, pool_event)
+                if what:
+                    facts.append(ChainFact(at(pool_event.block_number), what))
     return facts
+
+
+def _describe_pool(pool: Address, event: object) -> str:
+    name = f"financing pool {short(pool)}"
+    if isinstance(event, PoolContributed):
+        return f"{name}: {euro(event.amount)} contributed by {short(event.contributor)}"
+    if isinstance(event, PoolFunded):
+        return f"{name} funded: {euro(event.amount)} paid to {to_checksum(event.recipient)}"
+    if isinstance(event, PoolRepaid):
+        return f"{name}: contributors repaid in full ({euro(event.cap)})"
+    return ""
 
 
 def _describe(event: object) -> str:

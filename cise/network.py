@@ -43,6 +43,7 @@ class Network:
                 "governor": _optional(d.governor),
                 "timelock": _optional(d.timelock),
                 "network_parameters": _optional(d.parameters),
+                "financing_factory": _optional(d.financing_factory),
                 "dev_private_keys": ["0x" + key.hex() for key in self.dev_keys],
             },
             indent=2,
@@ -96,6 +97,7 @@ def load_network(path: Path) -> Network:
         governor = _optional_address(raw, "governor")
         timelock = _optional_address(raw, "timelock")
         parameters = _optional_address(raw, "network_parameters")
+        financing_factory = _optional_address(raw, "financing_factory")
     except ValueError as exc:
         raise NetworkFileError(f"network file: {exc}") from None
     rpc_url = _field(raw, "rpc_url", str)
@@ -115,5 +117,6 @@ def load_network(path: Path) -> Network:
         governor,
         timelock,
         parameters,
+        financing_factory,
     )
     return Network(rpc_url, deployment, tuple(_key(k, i) for i, k in enumerate(keys)))

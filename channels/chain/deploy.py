@@ -109,6 +109,8 @@ class Deployment:
     governor: Address | None = None
     timelock: Address | None = None
     parameters: Address | None = None
+    # the financing pools' factory (issue 5); None for a network deployed before it existed
+    financing_factory: Address | None = None
 
     @property
     def governed(self) -> bool:
@@ -244,6 +246,10 @@ def deploy(
         selectors,
     )
     _deploy_at(connection, deployer, registry, "GovernedAssetRegistry", membership)
+    factory = deploy_contract(
+        connection, deployer, load_artifact("FinancingPoolFactory"), token, registry, membership
+    ).contract_address
+    assert factory is not None
     return Deployment(
         connection.chain_id,
         token,
@@ -255,6 +261,7 @@ def deploy(
         governor,
         timelock,
         parameters,
+        Address(factory),
     )
 
 

@@ -15,6 +15,7 @@ from channels.chain.financing import FinancingPoolClient
 from channels.chain.nodes import dev_private_keys
 from channels.codec.keccak import keccak
 from channels.core.types import Address
+from cise.ledger_cmd import ChainView, chain_facts
 
 ASSET = keccak(b"washer for the pool test")
 EURO = 1_000_000
@@ -29,9 +30,8 @@ def test_a_pool_is_funded_repaid_claimed_and_then_pays_the_operator() -> None:
     address = {a: Address(bytes.fromhex(a.address[2:])) for a in (operator, alice, bob)}
     registry = AssetRegistryClient(connection, deployment, operator)
     registry.register_asset(ASSET, address[operator], keccak(b"m"), "", [address[alice]], [10**6])
-    factory = FinancingPoolClient.deploy_factory(
-        connection, operator, deployment.token, deployment.asset_registry, deployment.membership
-    )
+    assert deployment.financing_factory is not None  # deploy() makes the network's factory
+    factory = FinancingPoolClient(connection, deployment.financing_factory, operator)
     deadline = connection.block_number() + 100
     pool, _ = factory.create_pool(ASSET, 100 * EURO, deadline, 1_080_000)
     assert factory.asset_pools(ASSET) == (pool,) and factory.is_pool(pool)
@@ -66,3 +66,9 @@ def test_a_pool_is_funded_repaid_claimed_and_then_pays_the_operator() -> None:
     assert factory.position(pool, address[alice]).claimed == 60 * EURO * 108 // 100
     assert factory.position(pool, address[bob]).claimed == 40 * EURO * 108 // 100
     assert token.token_balance(pool) == 0  # every token accounted for, no dust at the cap
+    # the asset's history shows the pool next to the registry's facts (issue 9)
+    view = ChainView.of(connection, deployment)
+    facts = [fact.what for fact in chain_facts(view, registry.asset_history(ASSET))]
+    assert any("opened: target €100.000000, repaid up to 1.08x" in f for f in facts)
+    assert any("funded: €100.000000 paid to" in f for f in facts)
+    assert any("repaid in full (€108.000000)" in f for f in facts)
