@@ -14,6 +14,10 @@ def run_bench(args: argparse.Namespace) -> int:
         from channels.bench.gas import measure_gas
 
         result = measure_gas()
+    elif args.bench == "settlement":
+        from cise.bench_settlement import measure_settlement
+
+        result = measure_settlement()
     elif args.bench == "direct":
         from channels.bench.direct import run_direct_bench
 

@@ -125,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gas = bench_sub.add_parser("gas", help="gas per contract operation on the embedded chain")
     gas.add_argument("--json", action="store_true", help="JSON only (the default output)")
+    settlement = bench_sub.add_parser(
+        "settlement", help="gas per channel of settlement batches on the embedded chain"
+    )
+    settlement.add_argument("--json", action="store_true", help="JSON only (the default output)")
     watchtower_cmd.add_bench_parser(bench_sub)
     return parser
 

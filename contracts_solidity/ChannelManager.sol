@@ -5,6 +5,7 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {MessageHashUtils} from "@openzeppelin/contracts/utils/cryptography/MessageHashUtils.sol";
 
 import {IChannelManager} from "./interfaces/IChannelManager.sol";
 
@@ -43,8 +44,21 @@ contract ChannelManager is IChannelManager, EIP712 {
         keccak256("Withdraw(uint256 channelId,address participant,uint256 totalWithdraw,uint256 expiry)");
     bytes32 internal constant COOPERATIVE_CLOSE_TYPEHASH =
         keccak256("CooperativeClose(uint256 channelId,uint256 balance1,uint256 balance2)");
+    // Named apart from ChannelManagerHarness's own `SETTLEMENT_BATCH_TYPEHASH` (same value).
+    bytes32 private constant BATCH_TYPEHASH = keccak256("SettlementBatch(bytes32 itemsHash,uint256 expiry)");
     bytes32 internal constant MONITOR_REQUEST_TYPEHASH =
         keccak256("MonitorRequest(uint256 channelId,bytes32 balanceProofHash,uint256 reward,address watchtower)");
+
+    /// @notice Bytes of one `settleBatch` withdraw item: channelId (8) participant (20) partner (20)
+    /// totalWithdraw (12) participantSig (65) partnerSig (65).
+    uint256 public constant BATCH_ITEM_SIZE = 190;
+    /// @notice Bytes of one `settleHubBatch` withdraw item: channelId (8) counterparty (20)
+    /// hubWithdraws (1) totalWithdraw (12) counterpartySig (65).
+    uint256 public constant HUB_BATCH_ITEM_SIZE = 106;
+    /// @notice Bytes of one re-deposit item of a batch: channelId (8) partner (20) totalDeposit (12).
+    uint256 public constant BATCH_DEPOSIT_SIZE = 40;
+
+    uint256 private constant UINT96_MASK = (1 << 96) - 1;
 
     uint8 internal constant STATE_NONE = 0;
     uint8 internal constant STATE_OPEN = 1;
@@ -74,6 +88,20 @@ contract ChannelManager is IChannelManager, EIP712 {
         uint96 transferred;
         uint96 locked;
         bytes32 locksRoot;
+    }
+
+    /// @dev A credit not yet written: consecutive batch items crediting the same account write its
+    /// balance once.
+    struct PendingCredit {
+        address account;
+        uint256 amount;
+    }
+
+    /// @dev What every item of a settlement batch shares (`hub`: zero in `settleBatch`).
+    struct BatchContext {
+        address hub;
+        uint256 expiry;
+        bytes32 separator;
     }
 
     /// @dev One slot: 160 + 96 bits.
@@ -177,6 +205,45 @@ contract ChannelManager is IChannelManager, EIP712 {
         _requireSigner(digest, participantSig, participant);
         _requireSigner(digest, partnerSig, partner);
         _applyWithdraw(channelId, participant, partner, totalWithdraw, increase);
+    }
+
+    // ------------------------------------------------------------------ batch settlement
+
+    /// @inheritdoc IChannelManager
+    function settleBatch(uint256 expiry, bytes calldata withdraws, bytes calldata deposits) external {
+        if (block.number > expiry) revert ChannelManagerWithdrawExpired(expiry);
+        uint256 n = _batchItems(withdraws.length, BATCH_ITEM_SIZE, deposits.length);
+        bytes32 separator = _domainSeparatorV4();
+        PendingCredit memory pending = PendingCredit({account: address(0), amount: 0});
+        BatchContext memory context = BatchContext({hub: address(0), expiry: expiry, separator: separator});
+        for (uint256 start; start < n * BATCH_ITEM_SIZE; start += BATCH_ITEM_SIZE) {
+            _batchItem(context, withdraws, start, pending);
+        }
+        _credit(pending.account, pending.amount);
+        _batchDeposits(deposits);
+    }
+
+    /// @inheritdoc IChannelManager
+    function settleHubBatch(
+        address hub,
+        uint256 expiry,
+        bytes calldata hubSig,
+        bytes calldata withdraws,
+        bytes calldata deposits
+    ) external {
+        if (block.number > expiry) revert ChannelManagerWithdrawExpired(expiry);
+        uint256 n = _batchItems(withdraws.length, HUB_BATCH_ITEM_SIZE, deposits.length);
+        bytes32 separator = _domainSeparatorV4();
+        PendingCredit memory pending = PendingCredit({account: address(0), amount: 0});
+        bytes32[] memory structHashes = new bytes32[](n);
+        BatchContext memory context = BatchContext({hub: hub, expiry: expiry, separator: separator});
+        for (uint256 i; i < n; ++i) {
+            structHashes[i] = _hubBatchItem(context, withdraws, i * HUB_BATCH_ITEM_SIZE, pending);
+        }
+        _credit(pending.account, pending.amount);
+        // A wrong batch signature reverts the whole transaction, the items applied above included.
+        _requireBatchSigner(hub, expiry, separator, structHashes, hubSig);
+        _batchDeposits(deposits);
     }
 
     // ------------------------------------------------------------------ cooperative close
@@ -591,6 +658,214 @@ contract ChannelManager is IChannelManager, EIP712 {
         if (!channel.hasWithdrawn) channel.hasWithdrawn = true;
         _balances[participant] += increase;
         emit ChannelWithdrawn(channelId, participant, totalWithdraw);
+    }
+
+    /// @dev The number of withdraw items of a batch; reverts on a malformed or empty batch.
+    function _batchItems(uint256 length, uint256 itemSize, uint256 depositsLength) private pure returns (uint256) {
+        if (length % itemSize != 0) revert ChannelManagerMalformedBatch(length, itemSize);
+        if (depositsLength % BATCH_DEPOSIT_SIZE != 0) {
+            revert ChannelManagerMalformedBatch(depositsLength, BATCH_DEPOSIT_SIZE);
+        }
+        if (length == 0 && depositsLength == 0) revert ChannelManagerEmptyBatch();
+        return length / itemSize;
+    }
+
+    /// @dev One `settleBatch` item at byte `start`: both participants' signatures, then the withdraw.
+    function _batchItem(
+        BatchContext memory context,
+        bytes calldata items,
+        uint256 start,
+        PendingCredit memory pending
+    ) private {
+        uint256 channelId = _word(items, start) >> 192;
+        address participant = address(uint160(_word(items, start + 8) >> 96));
+        address partner = address(uint160(_word(items, start + 28) >> 96));
+        uint256 totalWithdraw = _word(items, start + 48) >> 160;
+        bytes32 digest = MessageHashUtils.toTypedDataHash(
+            context.separator, _withdrawStructHash(channelId, participant, totalWithdraw, context.expiry)
+        );
+        _requireSignerAt(digest, items, start + 60, participant);
+        _requireSignerAt(digest, items, start + 125, partner);
+        _accrue(pending, participant, _batchWithdraw(channelId, participant, partner, totalWithdraw));
+    }
+
+    /// @dev One `settleHubBatch` item at byte `start`: the counterparty's signature, then the withdraw;
+    /// returns the item's `hashStruct(Withdraw)` for the batch's `itemsHash`.
+    function _hubBatchItem(
+        BatchContext memory context,
+        bytes calldata items,
+        uint256 start,
+        PendingCredit memory pending
+    ) private returns (bytes32 structHash) {
+        (uint256 channelId, address participant, address partner, uint256 totalWithdraw) =
+            _hubBatchFields(context.hub, items, start);
+        structHash = _withdrawStructHash(channelId, participant, totalWithdraw, context.expiry);
+        _requireSignerAt(
+            MessageHashUtils.toTypedDataHash(context.separator, structHash),
+            items,
+            start + 41,
+            participant == context.hub ? partner : participant
+        );
+        _accrue(pending, participant, _batchWithdraw(channelId, participant, partner, totalWithdraw));
+    }
+
+    /// @dev The fields of the `settleHubBatch` item at byte `start`, with the withdrawing participant first.
+    function _hubBatchFields(address hub, bytes calldata items, uint256 start)
+        private
+        pure
+        returns (uint256 channelId, address participant, address partner, uint256 totalWithdraw)
+    {
+        channelId = _word(items, start) >> 192;
+        address counterparty = address(uint160(_word(items, start + 8) >> 96));
+        (participant, partner) = _word(items, start + 28) >> 248 != 0 ? (hub, counterparty) : (counterparty, hub);
+        totalWithdraw = _word(items, start + 29) >> 160;
+    }
+
+    /// @dev The checks and effects of one batch withdraw (those of `withdraw`), except the credit,
+    /// which the caller accrues; returns the increase of the withdrawn total. Reads and writes the two
+    /// slots raw (one SLOAD each, one SSTORE): `Channel` as laid out at `_open`, `Withdrawn` low bits
+    /// first (withdrawn1 0-95, withdrawn2 96-191); tests/contracts read both back through getChannel.
+    function _batchWithdraw(uint256 channelId, address participant, address partner, uint256 totalWithdraw)
+        private
+        returns (uint256 increase)
+    {
+        (bytes32 key, bool isParticipant1) = _batchKey(channelId, participant, partner);
+        Channel storage channelRef = _channels[key];
+        Withdrawn storage withdrawnRef = _withdrawn[key];
+        uint256 record;
+        assembly ("memory-safe") {
+            record := sload(channelRef.slot)
+        }
+        _requireOpen(uint8(record), channelId, participant, partner);
+        bool hasWithdrawn = (record >> 56) & 0xff != 0;
+        uint256 withdrawn;
+        if (hasWithdrawn) {
+            assembly ("memory-safe") {
+                withdrawn := sload(withdrawnRef.slot)
+            }
+        }
+        uint256 w1 = withdrawn & UINT96_MASK;
+        uint256 w2 = withdrawn >> 96;
+        uint256 current = isParticipant1 ? w1 : w2;
+        if (totalWithdraw <= current) revert ChannelManagerWithdrawNotIncreasing(totalWithdraw, current);
+        // The invariant of _checkWithdraw (withdrawn1 + withdrawn2 <= deposit1 + deposit2) keeps
+        // `available` from underflowing; totalWithdraw > current was just checked; totalWithdraw was
+        // read from 12 bytes, so it fits its 96-bit field.
+        unchecked {
+            increase = totalWithdraw - current;
+            uint256 available = ((record >> 64) & UINT96_MASK) + (record >> 160) - w1 - w2;
+            if (increase > available) revert ChannelManagerWithdrawExceedsChannel(increase, available);
+            withdrawn = isParticipant1 ? (w2 << 96) | totalWithdraw : (totalWithdraw << 96) | w1;
+        }
+        assembly ("memory-safe") {
+            sstore(withdrawnRef.slot, withdrawn)
+        }
+        if (!hasWithdrawn) channelRef.hasWithdrawn = true;
+        emit ChannelWithdrawn(channelId, participant, totalWithdraw);
+    }
+
+    /// @dev `_key`, hashed in scratch memory past the free memory pointer.
+    function _batchKey(uint256 channelId, address a, address b) private pure returns (bytes32 key, bool aIsParticipant1) {
+        aIsParticipant1 = a < b;
+        (address participant1, address participant2) = aIsParticipant1 ? (a, b) : (b, a);
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            mstore(ptr, channelId)
+            mstore(add(ptr, 0x20), participant1)
+            mstore(add(ptr, 0x40), participant2)
+            key := keccak256(ptr, 0x60)
+        }
+    }
+
+    /// @dev Reverts unless `hubSig` is `hub`'s signature of `SettlementBatch(itemsHash, expiry)`,
+    /// `itemsHash` = keccak256 of the items' struct hashes concatenated.
+    function _requireBatchSigner(
+        address hub,
+        uint256 expiry,
+        bytes32 separator,
+        bytes32[] memory structHashes,
+        bytes calldata hubSig
+    ) private pure {
+        bytes32 itemsHash;
+        assembly ("memory-safe") {
+            itemsHash := keccak256(add(structHashes, 0x20), mul(mload(structHashes), 0x20))
+        }
+        address recovered = _recover(
+            MessageHashUtils.toTypedDataHash(separator, keccak256(abi.encode(BATCH_TYPEHASH, itemsHash, expiry))),
+            hubSig
+        );
+        if (recovered != hub) revert ChannelManagerWrongBatchSigner(hub, recovered);
+    }
+
+    /// @dev Adds `amount` to the pending credit, writing the previous one when the account changes.
+    function _accrue(PendingCredit memory pending, address account, uint256 amount) private {
+        if (account == pending.account) {
+            pending.amount += amount;
+        } else {
+            _credit(pending.account, pending.amount);
+            pending.account = account;
+            pending.amount = amount;
+        }
+    }
+
+    /// @dev The re-deposits of a batch, each like `setTotalDepositFromBalance` by the caller.
+    function _batchDeposits(bytes calldata deposits) private {
+        for (uint256 start; start < deposits.length; start += BATCH_DEPOSIT_SIZE) {
+            _setTotalDeposit(
+                _word(deposits, start) >> 192,
+                address(uint160(_word(deposits, start + 8) >> 96)),
+                _word(deposits, start + 28) >> 160,
+                true
+            );
+        }
+    }
+
+    /// @dev The 32 bytes of `data` from byte `start` (zero-padded past its end).
+    function _word(bytes calldata data, uint256 start) private pure returns (uint256 word) {
+        assembly ("memory-safe") {
+            word := calldataload(add(data.offset, start))
+        }
+    }
+
+    /// @dev hashStruct(Withdraw), hashed in scratch memory past the free memory pointer.
+    function _withdrawStructHash(uint256 channelId, address participant, uint256 totalWithdraw, uint256 expiry)
+        private
+        pure
+        returns (bytes32 structHash)
+    {
+        bytes32 typehash = WITHDRAW_TYPEHASH;
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            mstore(ptr, typehash)
+            mstore(add(ptr, 0x20), channelId)
+            mstore(add(ptr, 0x40), participant)
+            mstore(add(ptr, 0x60), totalWithdraw)
+            mstore(add(ptr, 0x80), expiry)
+            structHash := keccak256(ptr, 0xa0)
+        }
+    }
+
+    /// @dev `_requireSigner` for the packed 65-byte signature r ‖ s ‖ v at byte `start` of `data`, with
+    /// the same rules (v in {27, 28}, low s, recoverable), calling the ecrecover precompile directly.
+    function _requireSignerAt(bytes32 digest, bytes calldata data, uint256 start, address expected) private view {
+        address recovered;
+        bool highS;
+        assembly ("memory-safe") {
+            let sig := add(data.offset, start)
+            let s := calldataload(add(sig, 0x20))
+            highS := gt(s, 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0)
+            let ptr := mload(0x40)
+            mstore(ptr, digest)
+            mstore(add(ptr, 0x20), byte(0, calldataload(add(sig, 0x40))))
+            mstore(add(ptr, 0x40), calldataload(sig))
+            mstore(add(ptr, 0x60), s)
+            mstore(0, 0)
+            // The precompile returns no data for a bad v or an unrecoverable signature: 0 stays.
+            pop(staticcall(gas(), 1, ptr, 0x80, 0, 0x20))
+            recovered := mload(0)
+        }
+        if (highS || recovered == address(0)) revert ChannelManagerInvalidSignature();
+        if (recovered != expected) revert ChannelManagerWrongSigner(expected, recovered);
     }
 
     function _isResolved(bytes32 key, address sender, uint256 slot) private view returns (bool) {

@@ -378,6 +378,32 @@ class Web3ChainClient:
             partner_signature,
         )
 
+    def settle_batch(
+        self, expiry: int, withdraws: bytes, deposits: bytes = b"", *, gas: int | None = None
+    ) -> Receipt:
+        """settleBatch(expiry, withdraws, deposits): many Withdraws each signed by both participants,
+        then this account's re-deposits, in one transaction (packed by `settlement.batch`). With
+        `gas` the estimate is skipped (a batch's estimate is a binary search of executions)."""
+        return self.wait(self._send_nowait("settleBatch", expiry, withdraws, deposits, gas=gas))
+
+    def settle_hub_batch(
+        self,
+        hub: Address,
+        expiry: int,
+        hub_signature: bytes,
+        withdraws: bytes,
+        deposits: bytes = b"",
+        *,
+        gas: int | None = None,
+    ) -> Receipt:
+        """settleHubBatch(hub, expiry, hubSig, withdraws, deposits): the hub signed the whole batch
+        once (SettlementBatch), each counterparty its own item (packed by `settlement.batch`)."""
+        return self.wait(
+            self._send_nowait(
+                "settleHubBatch", hub, expiry, hub_signature, withdraws, deposits, gas=gas
+            )
+        )
+
     def cooperative_close(
         self,
         channel_id: ChannelId,

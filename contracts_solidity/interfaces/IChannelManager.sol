@@ -41,6 +41,12 @@ interface IChannelManagerErrors {
     error ChannelManagerWithdrawExpired(uint256 expiry);
     /// @notice `withdraw` would take more than the channel holds (`D1 + D2 - W1 - W2`).
     error ChannelManagerWithdrawExceedsChannel(uint256 increase, uint256 available);
+    /// @notice A settlement batch's packed items are not a whole number of items of `itemSize` bytes.
+    error ChannelManagerMalformedBatch(uint256 length, uint256 itemSize);
+    /// @notice A settlement batch with neither withdraw nor re-deposit items.
+    error ChannelManagerEmptyBatch();
+    /// @notice The `SettlementBatch` signature of `settleHubBatch` does not recover to `hub`.
+    error ChannelManagerWrongBatchSigner(address hub, address recovered);
     /// @notice `cooperativeClose` balances do not sum to the channel's total.
     error ChannelManagerBalancesMismatch(uint256 balance1, uint256 balance2, uint256 channelTotal);
     /// @notice A signature is malformed: not 65 bytes, `v` not 27/28, high `s`, or unrecoverable.
@@ -203,6 +209,38 @@ interface IChannelManager is IChannelManagerErrors, IChannelManagerEvents {
         uint256 expiry,
         bytes calldata participantSig,
         bytes calldata partnerSig
+    ) external;
+
+    /// @notice Apply many `Withdraw`s, each signed by both participants, then the caller's re-deposits,
+    /// in one transaction (periodic net settlement). Each withdraw has exactly the checks and effects of
+    /// `withdraw` (channel open, total above the participant's withdrawn total, increase within
+    /// `D1 + D2 - W1 - W2`, both signatures) and emits `ChannelWithdrawn`; each re-deposit those of
+    /// `setTotalDepositFromBalance` by the caller (after the withdraws, so they can fund it) and emits
+    /// `ChannelDeposited`. Any rejection reverts the whole batch. Anyone may submit it.
+    /// @param expiry Last block of validity; every item's `Withdraw.expiry` is this value.
+    /// @param withdraws Packed items of `BATCH_ITEM_SIZE` = 190 bytes: `uint64 channelId ‖ address
+    /// participant ‖ address partner ‖ uint96 totalWithdraw ‖ participantSig (65) ‖ partnerSig (65)`.
+    /// @param deposits Packed items of `BATCH_DEPOSIT_SIZE` = 40 bytes: `uint64 channelId ‖ address
+    /// partner ‖ uint96 totalDeposit` (the caller's new total deposit in that channel).
+    function settleBatch(uint256 expiry, bytes calldata withdraws, bytes calldata deposits) external;
+
+    /// @notice Like `settleBatch`, for a batch of channels that all have `hub` as a participant: `hub`
+    /// signs `SettlementBatch(itemsHash, expiry)` once, with `itemsHash` = keccak256 of the items'
+    /// `hashStruct(Withdraw)` concatenated in order (EIP-712's encoding of a `Withdraw[]`), and each
+    /// counterparty signs its own item's `Withdraw`.
+    /// @param hub The participant present in every item, signer of the batch.
+    /// @param expiry Last block of validity of the batch and of every item's `Withdraw`.
+    /// @param hubSig The hub's signature of the `SettlementBatch`.
+    /// @param withdraws Packed items of `HUB_BATCH_ITEM_SIZE` = 106 bytes: `uint64 channelId ‖ address
+    /// counterparty ‖ uint8 hubWithdraws (0: the counterparty withdraws, else the hub) ‖ uint96
+    /// totalWithdraw ‖ counterpartySig (65)`.
+    /// @param deposits Re-deposits by the caller, as in `settleBatch`.
+    function settleHubBatch(
+        address hub,
+        uint256 expiry,
+        bytes calldata hubSig,
+        bytes calldata withdraws,
+        bytes calldata deposits
     ) external;
 
     /// @notice Close an open channel at once with a `CooperativeClose` signed by both participants,
