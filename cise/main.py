@@ -74,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     watchtower_cmd.add_parsers(sub)
 
+    from cise import finance_cmd
+
+    finance_cmd.add_parsers(sub)
+
     bench = sub.add_parser("bench", help="benchmarks; print one JSON object")
     bench_sub = bench.add_subparsers(dest="bench", required=True, metavar="BENCH")
     direct = bench_sub.add_parser("direct", help="direct payments between two processes")
@@ -165,6 +169,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from cise import asset_cmd
 
             return asset_cmd.run(args)
+        if args.command == "finance":
+            from cise import finance_cmd
+
+            return finance_cmd.run(args)
         if args.command == "watchtower":
             from cise import watchtower_cmd
 

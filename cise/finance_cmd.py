@@ -1,0 +1,154 @@
+"""`cise finance create|contribute|status|sync|claim|refund`: co-financing an asset.
+
+An asset's operator opens a financing pool (a target, a deadline in blocks, the agreed return);
+members contribute; once the target is reached the funds go to the supplier (or the operator);
+the pool, a beneficiary in the asset's split, is repaid from use fees and its contributors claim
+pro rata up to principal times return; a pool that misses its target refunds. Every command acts for
+one account of a network file and prints one JSON object. Parsing, wiring and printing only: the
+rules are the pool contract's (`contracts_solidity/FinancingPool.sol`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from eth_account import Account
+
+from channels.chain.errors import ChainError
+from channels.chain.financing import FinancingPoolClient
+from channels.core.types import Address, to_checksum
+from cise.arguments import address_argument, positive_int
+from cise.channel_cmd import open_account, parse_amount
+from cise.errors import CliError
+from cise.ledger_cmd import parse_asset_id
+from cise.money import euro
+
+STATUS_NAMES = {0: "open", 1: "funded", 2: "failed"}
+
+
+def add_parsers(sub: Any) -> None:
+    finance = sub.add_parser("finance", help="co-financing: pools repaid from an asset's use fees")
+    ops = finance.add_subparsers(dest="op", required=True, metavar="OP")
+    create = ops.add_parser("create", help="open a pool for an asset (its operator's account)")
+    _common(create, default_account=0)
+    create.add_argument("asset", help="asset id: 0x + 64 hex, or its name")
+    create.add_argument("--target", required=True, help="euros to raise")
+    create.add_argument("--blocks", type=positive_int, required=True, help="open this many blocks")
+    create.add_argument("--return", dest="return_ppm", type=int, default=1_050_000,
+                        help="repaid up to principal x this/1,000,000 (default 1,050,000)")  # fmt: skip
+    create.add_argument("--supplier", help="who receives the funds (default: the operator)")
+    contribute = ops.add_parser("contribute", help="put money into a pool (a member's account)")
+    _common(contribute, default_account=1)
+    contribute.add_argument("pool", help="the pool's address 0x...")
+    contribute.add_argument("amount", help="euros")
+    for name, what in (
+        ("status", "a pool's terms, state and (with --account) your position"),
+        ("sync", "account the repayments that arrived (anyone)"),
+        ("claim", "take what you are entitled to"),
+        ("refund", "take your contribution back from a pool that missed its target"),
+    ):
+        op = ops.add_parser(name, help=what)
+        _common(op, default_account=1)
+        op.add_argument("pool", help="the pool's address 0x...")
+
+
+def _common(parser: argparse.ArgumentParser, default_account: int) -> None:
+    parser.add_argument("--network", default=".cise/network.json", help="network file")
+    parser.add_argument("--account", type=int, default=default_account, help="dev account index")
+    parser.add_argument("--data-dir", default=".cise", help="this account's data folder")
+
+
+def _client(args: argparse.Namespace) -> tuple[FinancingPoolClient, Address]:
+    """The account's pool client and the network's token."""
+    key, client, _ = open_account(args)
+    factory = client.deployment.financing_factory
+    if factory is None:
+        raise CliError("this network has no financing pool factory (deployed before it existed)")
+    finance = FinancingPoolClient(client.connection, factory, Account.from_key(key))
+    return finance, client.deployment.token
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.op == "create":
+        asset_id = parse_asset_id(args.asset)
+        target = parse_amount(args.target)
+        supplier = address_argument(args.supplier, "--supplier") if args.supplier else None
+        if target <= 0:
+            raise CliError("--target must be positive")
+        finance, _ = _client(args)
+        deadline = finance.connection.block_number() + args.blocks
+        return _chain(
+            lambda: finance.create_pool(asset_id, target, deadline, args.return_ppm, supplier),
+            lambda result: {"pool": to_checksum(result[0]), "deadline_block": deadline},
+        )
+    pool = address_argument(args.pool, "pool")
+    if args.op == "contribute":
+        amount = parse_amount(args.amount)
+        if amount <= 0:
+            raise CliError("the amount must be positive")
+        finance, token = _client(args)
+
+        def contribute() -> tuple[int, Any]:
+            finance.approve(pool, amount, token)
+            return finance.contribute(pool, amount)
+
+        return _chain(contribute, lambda result: {"contributed": result[0]})
+    finance, _ = _client(args)
+    if args.op == "sync":
+        return _chain(
+            lambda: finance.sync(pool),
+            lambda result: {"to_contributors": result[0], "to_operator": result[1]},
+        )
+    if args.op == "claim":
+        return _chain(lambda: finance.claim(pool), lambda result: {"claimed": result[0]})
+    if args.op == "refund":
+        return _chain(lambda: finance.refund(pool), lambda result: {"refunded": result[0]})
+    return _status(finance, pool)
+
+
+def _chain(action: Any, shape: Any) -> int:
+    """Run one chain action; print its result as JSON, or the contract's refusal (exit 1)."""
+    try:
+        result = action()
+    except ChainError as exc:
+        print(json.dumps({"error": str(exc)}))
+        return 1
+    print(json.dumps(shape(result)))
+    return 0
+
+
+def _status(finance: FinancingPoolClient, pool: Address) -> int:
+    try:
+        terms, state = finance.terms(pool), finance.state(pool)
+        position = finance.position(pool, finance.address)
+    except ChainError as exc:
+        raise CliError(f"{to_checksum(pool)} is not a pool of this network: {exc}") from None
+    print(
+        json.dumps(
+            {
+                "pool": to_checksum(pool),
+                "asset": "0x" + terms.asset_id.hex(),
+                "status": STATUS_NAMES.get(state.status, str(state.status)),
+                "target": euro(terms.target),
+                "raised": euro(state.raised),
+                "deadline_block": terms.deadline,
+                "return": terms.return_ppm / 1_000_000,
+                "cap": euro(terms.cap),
+                "repaid": euro(state.repaid),
+                "to_operator": euro(state.to_operator),
+                "contributors": state.contributors,
+                "you": {
+                    "contributed": euro(position.contributed),
+                    "claimed": euro(position.claimed),
+                    "claimable": euro(finance.claimable(pool, finance.address)),
+                    "cap": euro(position.cap),
+                },
+            }
+        )
+    )
+    return 0
+
+
+__all__ = ["add_parsers", "run"]
