@@ -19,6 +19,7 @@ import trio
 
 from channels.agent import Agent, ChargePolicy, PaymentError
 from channels.chain.client import Web3ChainClient
+from channels.chain.governance import GovernanceClient
 from channels.core.fees import FeeSchedule
 from channels.core.types import Address, to_checksum
 from channels.records import core_record_codec
@@ -28,6 +29,7 @@ from channels.store import SqliteStore, StoreError
 from cise.arguments import address_argument, positive_int
 from cise.channel_cmd import open_account, parse_amount
 from cise.errors import CliError
+from cise.money import euro
 from hub.mediator import MediationTerms
 from hub.service import Hub
 from watchtower.client import TowerEndpoint, TowerGuard
@@ -122,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
             raise CliError(f"--port must be 0..65535, got {args.port}")
         service, client = _open(args)
         try:
+            _check_network_fee_cap(client, fees.cap)
             trio.run(_serve_hub, service, client, terms, low_water, top_up_to, args.port)
         except KeyboardInterrupt:
             return 0
@@ -153,6 +156,18 @@ def run(args: argparse.Namespace) -> int:
         )
     finally:
         service.store.close()
+
+
+def _check_network_fee_cap(client: Web3ChainClient, fee_cap: int) -> None:
+    """A hub may not announce a cap above the one the members set (`NetworkParameters`)."""
+    if not client.deployment.governed:
+        return
+    network_cap = GovernanceClient(client.connection, client.deployment, None).parameters()
+    if fee_cap > network_cap.hub_fee_cap:
+        raise CliError(
+            f"--fee-cap {euro(fee_cap)} is above the network's hub fee cap "
+            f"{euro(network_cap.hub_fee_cap)} (set by the members' governance)"
+        )
 
 
 def _fees(args: argparse.Namespace) -> FeeSchedule:

@@ -138,3 +138,12 @@ def _channel_id(client: Web3ChainClient, a: Address, b: Address) -> int:
         if info.deposit1 or info.deposit2:
             return channel_id
     raise AssertionError("no channel between the hub and the machine")
+
+
+def test_a_hub_may_not_announce_a_fee_cap_above_the_networks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with running_chain(tmp_path / "network.json", settle_timeout=20) as network_file:
+        argv = _cli(network_file, tmp_path / "data", HUB, "hub", "serve", "--fee-cap", "0.02")
+        assert main(argv) == 2
+        assert "above the network's hub fee cap €0.010000" in capsys.readouterr().err
