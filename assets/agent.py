@@ -53,7 +53,7 @@ from assets.service_events import ServiceEventError, ServiceRules, service_event
 from assets.tariff import Tariff, price_use
 from assets.use_book import ServiceRulesState, UseBook, UseRow
 from channels import wire
-from channels.agent import Agent, PaymentError
+from channels.agent import Agent, ChargeNotPaidError, PaymentError
 from channels.codec.eip712 import Domain
 from channels.core.splits import Split, split_fee
 from channels.core.types import Address
@@ -321,7 +321,7 @@ class AssetAgent:
                 )
                 return True
             except PaymentError as exc:
-                if not use.event.prepaid and "not paid within" in str(exc):
+                if not use.event.prepaid and isinstance(exc, ChargeNotPaidError):
                     continue  # postpaid: the user owes it; keep asking
                 if agent.cancel_invoice(user, use.charge_id):
                     await agent.service.wait_committed()  # the withdrawal is durable first

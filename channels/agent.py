@@ -73,6 +73,11 @@ class PaymentError(Exception):
     """A payment did not happen; the message says why. No money left the payer."""
 
 
+class ChargeNotPaidError(PaymentError):
+    """A charge was not paid within the time given; the invoice stays open (ask again, or
+    withdraw it with `cancel_invoice`)."""
+
+
 @dataclass(frozen=True, slots=True)
 class PaymentOutcome:
     """A finished payment of ours."""
@@ -493,7 +498,7 @@ class Agent:
         if record.status == "refused":
             raise PaymentError(f"charge {payment_id} to 0x{payer.hex()}: refused by the payer")
         if record.status != "received":
-            raise PaymentError(
+            raise ChargeNotPaidError(
                 f"charge {payment_id} to 0x{payer.hex()}: not paid within {give_up_after} s "
                 f"({record.status})"
             )
@@ -698,6 +703,7 @@ class Agent:
 __all__ = [
     "Agent",
     "ChannelBalance",
+    "ChargeNotPaidError",
     "PaymentError",
     "PaymentOutcome",
     "ReceivedPayment",

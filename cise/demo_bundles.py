@@ -36,6 +36,7 @@ from assets.meter import MeterEvent
 from assets.meter_sources import Outcome, simulate_events
 from assets.service_events import action_code, sign_service_event
 from assets.tariff import Band, Tariff
+from channels.agent import ChargePolicy
 from channels.chain.artifacts import load_artifact
 from channels.chain.assets import AssetRegistryClient
 from channels.chain.client import Web3ChainClient
@@ -251,7 +252,7 @@ def _day_of_events(uses: int) -> dict[str, list[MeterEvent]]:
     return out
 
 
-def _policy(name: str, machines: set[Address]) -> object:
+def _policy(name: str, machines: set[Address]) -> ChargePolicy:
     budget = USER_BUDGET.get(name)
     spent = [0]
 
@@ -459,7 +460,7 @@ async def _run_all(
     workdir: Path,
     deployment: Deployment,
     uses: int,
-    policies: dict[str, object],
+    policies: dict[str, ChargePolicy],
     result: BundlesResult,
 ) -> None:
     keys = {name: key_of(name) for name in clients}
@@ -468,7 +469,7 @@ async def _run_all(
         keys,
         workdir,
         TERMS,
-        policies=policies,  # type: ignore[arg-type]
+        policies=policies,
     ) as net:
         await _run_day(net, workdir, deployment, uses, result)
         await _reconcile(net, result)
