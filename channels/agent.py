@@ -38,11 +38,13 @@ from channels.codec.eip712 import secrethash_of
 from channels.codec.keccak import keccak
 from channels.core import events as ev
 from channels.core import state_changes as sc
-from channels.core.channel import get_balance, get_capacity
+from channels.core.channel import get_balance, get_capacity, get_earnings
 from channels.core.fees import FeeSchedule
+from channels.core.state import BatchedBy, ChannelState
 from channels.core.types import (
     Address,
     BlockNumber,
+    ChannelId,
     PaymentId,
     Secret,
     SecretHash,
@@ -67,6 +69,15 @@ MAX_OPEN_PER_PAYER = 8 * INVOICE_BOOK  # open invoices a payee keeps unpaid for 
 FINAL_OR_RECEIVED = ("completed", "failed", "received", "refused")
 
 ChargePolicy = Callable[[Address, int, int], bool]  # (payee, amount, payment_id) -> pay it?
+# (channel, total withdraw asked) -> sign it for the hub's settlement batch?
+SettlementPolicy = Callable[[ChannelState, int], bool]
+
+
+def settle_earnings(channel: ChannelState, total_withdraw: int) -> bool:
+    """The default settlement policy: withdraw what we earned in the channel, never our own
+    deposit (a payer's prepaid balance stays for its next payments)."""
+    increase = total_withdraw - channel.our.withdrawn
+    return 0 < increase <= get_earnings(channel.our, channel.partner)
 
 
 class PaymentError(Exception):
@@ -141,11 +152,13 @@ class Agent:
         hub: Address,
         *,
         accept_charge: ChargePolicy = _refuse_never,
+        accept_settlement: SettlementPolicy = settle_earnings,
         blocks_from_hub: bool = False,
     ) -> None:
         self.service = service
         self.hub = hub
         self.accept_charge = accept_charge
+        self.accept_settlement = accept_settlement
         # without a chain follower of our own, take the chain head from the hub's terms
         self.blocks_from_hub = blocks_from_hub
         self._signals: dict[int, trio.Event] = {}  # payment id -> set when its status changes
@@ -571,8 +584,30 @@ class Agent:
                 self._fail(record, f"the payee refused: {message.reason}")
         elif isinstance(message, wire.UseReceipt):
             self._keep_receipt(message)
+        elif isinstance(message, wire.SettlementInvite):
+            self._answer_settlement(message)
         elif isinstance(message, wire.ErrorReply):
             log.warning("the hub refused message %d: %s", message.message_id, message.reason)
+
+    def _answer_settlement(self, invite: wire.SettlementInvite) -> None:
+        """Sign our withdraw for the hub's settlement batch when the policy accepts it (the core
+        checks the rest: an open channel, no withdraw pending, the expiry, our capacity)."""
+        channel = self.service.channels.get(ChannelId(invite.channel_id))
+        total = wire.amount_from_wire(invite.total_withdraw)
+        if channel is None or channel.partner.address != self.hub:
+            log.info("settlement invite for channel %d ignored: not ours", invite.channel_id)
+            return
+        if not self.accept_settlement(channel, total):
+            log.info("settlement invite for channel %d declined by policy", invite.channel_id)
+            return
+        self.service.handle(
+            sc.ActionWithdraw(
+                channel.channel_id,
+                total,
+                BlockNumber(invite.expiry),
+                batched_by=BatchedBy.PARTNER,
+            )
+        )
 
     def _charge_refused(self, refusal: wire.InvoiceRefused) -> None:
         """The payer will not pay our invoice: withdraw it, and end the charge waiting for it."""

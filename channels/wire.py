@@ -153,6 +153,7 @@ class WithdrawRequest(_Message, frozen=True):
     total_withdraw: Amount
     expiry: U64
     signature: SignatureBytes
+    batch: bool = False  # for the recipient's settlement batch: it confirms nothing
 
 
 class WithdrawConfirmation(_Message, frozen=True):
@@ -261,8 +262,26 @@ class UseReceipt(msgspec.Struct, frozen=True, tag=True, forbid_unknown_fields=Tr
     entry: Annotated[bytes, msgspec.Meta(min_length=1, max_length=MAX_RECEIPT)]
 
 
+class SettlementInvite(msgspec.Struct, frozen=True, tag=True, forbid_unknown_fields=True):
+    """The hub asks a party to withdraw its earnings in channel `channel_id` to its internal
+    balance on the channel manager, in the hub's settlement batch: the party answers with a
+    `WithdrawRequest` marked `batch` (its signature of `Withdraw(channel_id, party,
+    total_withdraw, expiry)`), or not at all."""
+
+    channel_id: U64
+    total_withdraw: Amount
+    expiry: U64
+
+
 RoutingMessage = (
-    InvoiceRequest | Invoice | InvoiceBook | InvoiceRefused | HubTerms | ErrorReply | UseReceipt
+    InvoiceRequest
+    | Invoice
+    | InvoiceBook
+    | InvoiceRefused
+    | HubTerms
+    | ErrorReply
+    | UseReceipt
+    | SettlementInvite
 )
 """Messages between agents and the hub that change no channel (no message id, no ack)."""
 
@@ -389,12 +408,7 @@ def to_state_change(message: PeerMessage, sender: Address) -> sc.StateChange:
     if isinstance(message, SecretReveal):
         return sc.ReceiveSecretReveal(sender, ChannelId(message.channel_id), Secret(message.secret))
     if isinstance(message, WithdrawRequest | WithdrawConfirmation):
-        cls: Any = (
-            sc.ReceiveWithdrawRequest
-            if isinstance(message, WithdrawRequest)
-            else sc.ReceiveWithdrawConfirmation
-        )
-        change: sc.StateChange = cls(
+        fields = (
             sender,
             ChannelId(message.channel_id),
             Address(message.participant),
@@ -402,7 +416,9 @@ def to_state_change(message: PeerMessage, sender: Address) -> sc.StateChange:
             BlockNumber(message.expiry),
             Signature(message.signature),
         )
-        return change
+        if isinstance(message, WithdrawRequest):
+            return sc.ReceiveWithdrawRequest(*fields, batch=message.batch)
+        return sc.ReceiveWithdrawConfirmation(*fields)
     if isinstance(message, CooperativeCloseRequest):
         return sc.ReceiveCooperativeCloseRequest(
             sender,
@@ -492,18 +508,17 @@ def from_event(event: ev.SendEvent, message_id: int, signature: bytes = b"") -> 
     if isinstance(event, ev.SendSecretReveal):
         return SecretReveal(message_id=message_id, channel_id=event.channel_id, secret=event.secret)
     if isinstance(event, ev.SendWithdrawRequest | ev.SendWithdrawConfirmation):
-        withdraw_cls: Any = (
-            WithdrawRequest if isinstance(event, ev.SendWithdrawRequest) else WithdrawConfirmation
-        )
-        withdraw: PeerMessage = withdraw_cls(
-            message_id=message_id,
-            channel_id=event.channel_id,
-            participant=event.participant,
-            total_withdraw=amount_to_wire(event.total_withdraw),
-            expiry=event.expiry,
-            signature=signature,
-        )
-        return withdraw
+        withdraw_fields: dict[str, Any] = {
+            "message_id": message_id,
+            "channel_id": event.channel_id,
+            "participant": event.participant,
+            "total_withdraw": amount_to_wire(event.total_withdraw),
+            "expiry": event.expiry,
+            "signature": signature,
+        }
+        if isinstance(event, ev.SendWithdrawRequest):
+            return WithdrawRequest(**withdraw_fields, batch=event.batch)
+        return WithdrawConfirmation(**withdraw_fields)
     close_cls: Any = (
         CooperativeCloseRequest
         if isinstance(event, ev.SendCooperativeCloseRequest)

@@ -1,8 +1,9 @@
 """What one settlement period moves on chain, decided from the hub's view of its channels.
 
 At the end of a period (or earlier, when enough value is owed) the hub settles every channel that
-owes something in one batch (DESIGN §3-§4): each counterparty's capacity becomes withdrawable
-(`Withdraw` of its channel balance to its internal balance on the channel manager), the hub takes
+owes something in one batch (DESIGN §3-§4): each counterparty's earnings become withdrawable
+(`Withdraw` of what it received net of what it sent, to its internal balance on the channel
+manager; a payer's prepaid deposit stays in the channel), the hub takes
 its own surplus out of channels where users paid it, and re-deposits into channels where its
 capacity towards the counterparty fell below the liquidity target, paid from what it withdrew in
 the same batch and from its internal balance. This module only decides the items; signing,
@@ -11,8 +12,8 @@ co-signing and sending them is the settlement service's job.
 Rules (each tested):
 - only open channels with no withdraw already pending are planned;
 - a withdraw is planned only when the amount is at least `min_withdraw` (gas versus value);
-- what a party may withdraw is its capacity (its balance minus what it has locked in flight):
-  pending locks stay in the channel;
+- a counterparty withdraws its earnings (received - sent - withdrawn), within its capacity (its
+  balance minus what it has locked in flight): pending locks stay in the channel;
 - the hub keeps `liquidity_target` of capacity in every channel it withdraws from, and tops every
   channel below the target back up, as far as its funds allow (its withdrawals in the batch plus
   its internal balance), lowest capacity first;
@@ -27,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from channels.core.channel import get_capacity
+from channels.core.channel import get_capacity, get_earnings
 from channels.core.state import ChannelState, ChannelStatus, EndState
 from channels.core.types import Address
 
@@ -102,10 +103,10 @@ def _plannable(channel: ChannelState) -> bool:
 def owed(channels: Iterable[ChannelState], policy: SettlementPolicy) -> int:
     """What counterparties could withdraw now (the amount trigger's measure)."""
     return sum(
-        capacity
+        earned
         for channel in channels
         if _plannable(channel)
-        and (capacity := get_capacity(channel.partner, channel.our)) >= policy.min_withdraw
+        and (earned := get_earnings(channel.partner, channel.our)) >= policy.min_withdraw
     )
 
 
@@ -128,7 +129,7 @@ def plan_settlement(
             raise ValueError(f"channel {channel.channel_id} is not the hub's view")
         if not _plannable(channel):
             continue
-        theirs = get_capacity(channel.partner, channel.our)
+        theirs = get_earnings(channel.partner, channel.our)
         if theirs >= policy.min_withdraw and theirs > 0:
             withdraws.append(_withdraw(channel.channel_id, channel.partner, theirs, expiry))
             owed_total += theirs

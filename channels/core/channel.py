@@ -34,6 +34,7 @@ from channels.core.locktree import MAX_PENDING_LOCKS
 from channels.core.settlement import effective_locked, settle_amounts
 from channels.core.state import (
     BalanceProof,
+    BatchedBy,
     ChannelState,
     ChannelStatus,
     CooperativeCloseProposal,
@@ -124,6 +125,19 @@ def get_capacity(sender: EndState, receiver: EndState) -> int:
         - sender.balance_proof.transferred
         - sender.balance_proof.locked
     )
+
+
+def get_earnings(end: EndState, other: EndState) -> int:
+    """What `end` earned in the channel and may withdraw without touching its own deposit:
+    received - sent - withdrawn, within its capacity (never negative).
+
+    A settlement batch moves a party's earnings on chain; a payer's prepaid deposit stays in the
+    channel for its next payments.
+    """
+    earned = (
+        other.balance_proof.transferred - end.balance_proof.transferred - end.effective_withdrawn
+    )
+    return max(0, min(earned, get_capacity(end, other)))
 
 
 def cooperative_close_balances(channel: ChannelState) -> tuple[int, int]:
@@ -823,7 +837,7 @@ def _action_withdraw(
     digest = withdraw_digest(
         ctx.domain, channel.channel_id, our.address, action.total_withdraw, action.expiry
     )
-    pending = PendingWithdraw(action.total_withdraw, action.expiry)
+    pending = PendingWithdraw(action.total_withdraw, action.expiry, batched_by=action.batched_by)
     return TransitionResult(
         replace(channel, our=replace(our, pending_withdraw=pending)),
         [
@@ -834,6 +848,7 @@ def _action_withdraw(
                 action.total_withdraw,
                 action.expiry,
                 digest,
+                batch=action.batched_by is BatchedBy.PARTNER,
             )
         ],
     )
@@ -879,6 +894,23 @@ def _receive_withdraw_request(
             channel,
             [ev.EventInvalidReceivedWithdrawRequest(channel.channel_id, message.sender, reason)],
         )
+    if message.batch:  # for our settlement batch: keep the signature, confirm nothing
+        pending = PendingWithdraw(
+            message.total_withdraw, message.expiry, confirmed=True, batched_by=BatchedBy.US
+        )
+        return TransitionResult(
+            replace(channel, partner=replace(partner, pending_withdraw=pending)),
+            [
+                ev.EventBatchWithdrawSigned(
+                    channel.channel_id,
+                    partner.address,
+                    channel.our.address,
+                    message.total_withdraw,
+                    message.expiry,
+                    message.signature,
+                )
+            ],
+        )
     pending = PendingWithdraw(message.total_withdraw, message.expiry, confirmed=True)
     return TransitionResult(
         replace(channel, partner=replace(partner, pending_withdraw=pending)),
@@ -910,7 +942,7 @@ def _receive_withdraw_confirmation(
         reason = f"channel is {channel.status.value}, not open"
     elif message.participant != our.address:
         reason = "the confirmation is not for our withdraw"
-    elif pending is None or pending.confirmed:
+    elif pending is None or pending.confirmed or pending.batched_by is BatchedBy.PARTNER:
         reason = "no withdraw request of ours awaits confirmation"
     elif (message.total_withdraw, message.expiry) != (pending.total_withdraw, pending.expiry):
         reason = "confirmation does not match our withdraw request"
@@ -931,6 +963,21 @@ def _receive_withdraw_confirmation(
             ],
         )
     confirmed = replace(pending, confirmed=True)
+    if pending.batched_by is BatchedBy.US:  # our settlement batch sends it, not a transaction alone
+        return TransitionResult(
+            replace(channel, our=replace(our, pending_withdraw=confirmed)),
+            [
+                ev.EventBatchWithdrawSigned(
+                    channel.channel_id,
+                    our.address,
+                    channel.partner.address,
+                    message.total_withdraw,
+                    message.expiry,
+                    message.signature,
+                ),
+                ev.EventWithdrawConfirmed(channel.channel_id, message.total_withdraw),
+            ],
+        )
     return TransitionResult(
         replace(channel, our=replace(our, pending_withdraw=confirmed)),
         [
@@ -1495,5 +1542,6 @@ __all__ = [
     "cooperative_close_balances",
     "get_balance",
     "get_capacity",
+    "get_earnings",
     "new_channel_state",
 ]

@@ -101,7 +101,10 @@ class SendSecretReveal(msgspec.Struct, frozen=True):
 
 
 class SendWithdrawRequest(msgspec.Struct, frozen=True):
-    """Ask the partner to co-sign our Withdraw; `digest` is the Withdraw digest we sign."""
+    """Ask the partner to co-sign our Withdraw; `digest` is the Withdraw digest we sign.
+
+    `batch`: the partner's settlement batch applies it (it keeps our signature, confirms nothing).
+    """
 
     recipient: Address
     channel_id: ChannelId
@@ -109,6 +112,7 @@ class SendWithdrawRequest(msgspec.Struct, frozen=True):
     total_withdraw: TokenAmount
     expiry: BlockNumber
     digest: bytes
+    batch: bool = False
 
 
 class SendWithdrawConfirmation(msgspec.Struct, frozen=True):
@@ -325,6 +329,19 @@ class EventWithdrawConfirmed(msgspec.Struct, frozen=True):
     total_withdraw: TokenAmount
 
 
+class EventBatchWithdrawSigned(msgspec.Struct, frozen=True):
+    """A `Withdraw` our settlement batch applies is signed by the partner: `signature` is the
+    partner's over `Withdraw(channel_id, participant, total_withdraw, expiry)` (the participant is
+    us for our own withdraw, the partner for its)."""
+
+    channel_id: ChannelId
+    participant: Address
+    partner: Address
+    total_withdraw: TokenAmount
+    expiry: BlockNumber
+    signature: Signature
+
+
 class EventChannelStatusChanged(msgspec.Struct, frozen=True):
     """The channel moved to `status` (a ChannelStatus value)."""
 
@@ -476,6 +493,7 @@ Event = (
     | EventSecretLearned
     | EventSecretRequested
     | EventWithdrawConfirmed
+    | EventBatchWithdrawSigned
     | EventChannelStatusChanged
     | EventPaymentSendFailed
     | EventActionFailed

@@ -88,12 +88,27 @@ def empty_balance_proof(channel_id: ChannelId) -> BalanceProof:
     return BalanceProof(channel_id, Nonce(0), TokenAmount(0), TokenAmount(0), EMPTY_LOCKS_ROOT)
 
 
+class BatchedBy(enum.Enum):
+    """Who puts a co-signed `Withdraw` on chain.
+
+    A settlement batch (issue 5) is submitted by the hub: the hub's own withdraws are confirmed by
+    the partner as usual but not sent alone (US, in the hub's view), and a partner's withdraw for
+    the batch is signed by the partner and never confirmed (PARTNER in the partner's view, US in
+    the hub's), so nobody but the batch can apply it.
+    """
+
+    NOBODY = "nobody"  # not batched: the requester sends `withdraw` itself
+    US = "us"  # our settlement batch applies it
+    PARTNER = "partner"  # the partner's settlement batch applies it
+
+
 class PendingWithdraw(msgspec.Struct, frozen=True):
     """A co-signed (or being co-signed) `Withdraw` not yet seen on chain."""
 
     total_withdraw: TokenAmount
     expiry: BlockNumber
     confirmed: bool = False  # our request: the partner's signature arrived; theirs: we confirmed
+    batched_by: BatchedBy = BatchedBy.NOBODY
 
 
 class EndState(msgspec.Struct, frozen=True):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import msgspec
 
-from channels.core.state import BalanceProof, Lock
+from channels.core.state import BalanceProof, BatchedBy, Lock
 from channels.core.types import (
     ZERO_AMOUNT,
     Address,
@@ -98,11 +98,17 @@ class ActionDeposit(msgspec.Struct, frozen=True):
 
 
 class ActionWithdraw(msgspec.Struct, frozen=True):
-    """Withdraw to our internal balance while the channel stays open: ask the partner to co-sign."""
+    """Withdraw to our internal balance while the channel stays open: ask the partner to co-sign.
+
+    `batched_by` US: a settlement batch of ours applies it once the partner confirms (no
+    transaction of its own); PARTNER: the partner's batch applies it (the request carries our
+    signature and asks for no confirmation).
+    """
 
     channel_id: ChannelId
     total_withdraw: TokenAmount
     expiry: BlockNumber
+    batched_by: BatchedBy = BatchedBy.NOBODY
 
 
 class ActionCooperativeClose(msgspec.Struct, frozen=True):
@@ -206,6 +212,7 @@ class ReceiveWithdrawRequest(msgspec.Struct, frozen=True):
     total_withdraw: TokenAmount
     expiry: BlockNumber
     signature: Signature  # the participant's
+    batch: bool = False  # for our settlement batch: keep the signature, send no confirmation
 
 
 class ReceiveWithdrawConfirmation(msgspec.Struct, frozen=True):

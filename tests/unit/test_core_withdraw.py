@@ -9,7 +9,8 @@ from channels.codec.ecdsa import recover_signer
 from channels.codec.eip712 import withdraw_digest
 from channels.core import events as ev
 from channels.core import state_changes as sc
-from channels.core.channel import get_capacity
+from channels.core.channel import get_capacity, get_earnings
+from channels.core.state import BatchedBy
 from channels.core.types import BlockNumber, Signature, TokenAmount
 from channels.signer import LocalSigner
 
@@ -119,3 +120,75 @@ def test_second_withdraw_while_one_pending_is_refused() -> None:
     _request(pair)
     events = pair.step(pair.a, sc.ActionWithdraw(CHANNEL_ID, TokenAmount(400), BlockNumber(150)))
     assert isinstance(events[0], ev.EventActionFailed) and "already pending" in events[0].reason
+
+
+# --------------------------------------------------------------------------- settlement batches
+
+
+def test_a_partners_batch_withdraw_is_signed_kept_and_never_confirmed() -> None:
+    """Bob asks for his withdraw in Alice's (the hub's) batch: Alice keeps his signature, sends
+    no confirmation, and both count the withdraw as pending until the chain shows it."""
+    pair = Pair()
+    action = sc.ActionWithdraw(
+        CHANNEL_ID, TokenAmount(300), BlockNumber(150), batched_by=BatchedBy.PARTNER
+    )
+    events = pair.send(pair.b, action)
+    signed = [e for e in events if isinstance(e, ev.EventBatchWithdrawSigned)]
+    assert not any(isinstance(e, ev.SendWithdrawConfirmation | ev.ContractSendChannelWithdraw)
+                   for e in events)  # fmt: skip
+    assert len(signed) == 1 and (signed[0].participant, signed[0].partner) == (pair.b, pair.a)
+    digest = withdraw_digest(DOMAIN, CHANNEL_ID, pair.b, 300, 150)
+    assert recover_signer(digest, signed[0].signature) == pair.b
+    assert pair.views[pair.a].partner.pending_withdraw.batched_by is BatchedBy.US
+    assert pair.views[pair.b].our.pending_withdraw.batched_by is BatchedBy.PARTNER
+    assert get_capacity(pair.views[pair.a].partner, pair.views[pair.a].our) == 700
+    pair.chain(sc.ContractReceiveChannelWithdrawn(
+        b"\x00" * 32, BlockNumber(101), CHANNEL_ID, pair.b, TokenAmount(300)))  # fmt: skip
+    assert pair.views[pair.b].our.pending_withdraw is None
+    assert pair.views[pair.a].partner.withdrawn == 300
+
+
+def test_our_batch_withdraw_is_confirmed_by_the_partner_but_sent_by_no_transaction() -> None:
+    pair = Pair()
+    action = sc.ActionWithdraw(
+        CHANNEL_ID, TokenAmount(250), BlockNumber(150), batched_by=BatchedBy.US
+    )
+    events = pair.send(pair.a, action)
+    assert not any(isinstance(e, ev.ContractSendChannelWithdraw) for e in events)
+    signed = next(e for e in events if isinstance(e, ev.EventBatchWithdrawSigned))
+    assert (signed.participant, signed.partner, signed.total_withdraw) == (pair.a, pair.b, 250)
+    digest = withdraw_digest(DOMAIN, CHANNEL_ID, pair.a, 250, 150)
+    assert recover_signer(digest, signed.signature) == pair.b  # the partner's co-signature
+
+
+def test_a_confirmation_of_a_withdraw_the_partner_batches_is_rejected() -> None:
+    """A hub must not confirm a batch request (the party could then send it alone and make the
+    batch revert): a party receiving one anyway ignores it."""
+    pair = Pair()
+    pair.step(pair.b, sc.ActionWithdraw(
+        CHANNEL_ID, TokenAmount(300), BlockNumber(150), batched_by=BatchedBy.PARTNER))  # fmt: skip
+    confirmation = ev.SendWithdrawConfirmation(
+        pair.b, CHANNEL_ID, pair.b, TokenAmount(300), BlockNumber(150),
+        withdraw_digest(DOMAIN, CHANNEL_ID, pair.b, 300, 150),
+    )  # fmt: skip
+    events = pair.deliver(pair.a, confirmation)
+    assert invalid_reasons(events) == ["no withdraw request of ours awaits confirmation"]
+
+
+def test_a_batch_request_above_the_senders_balance_is_rejected_like_any_other() -> None:
+    pair = Pair()
+    view = pair.views[pair.b]
+    pair.views[pair.b] = replace(view, our=replace(view.our, deposit=TokenAmount(5000)))
+    events = pair.send(pair.b, sc.ActionWithdraw(
+        CHANNEL_ID, TokenAmount(1001), BlockNumber(150), batched_by=BatchedBy.PARTNER))  # fmt: skip
+    assert invalid_reasons(events) == ["withdraw exceeds the sender's balance"]
+    assert pair.views[pair.a].partner.pending_withdraw is None
+
+
+def test_earnings_are_what_was_received_net_never_the_deposit() -> None:
+    pair = Pair()
+    pair.pay(pair.a, 400, payment_id=1)
+    pair.pay(pair.b, 100, payment_id=2)
+    view = pair.views[pair.a]
+    assert get_earnings(view.partner, view.our) == 300  # Bob: received 400, sent 100
+    assert get_earnings(view.our, view.partner) == 0  # Alice paid more than she received

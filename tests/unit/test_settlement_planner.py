@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from msgspec.structs import replace
 
-from channels.core.channel import get_capacity, new_channel_state
+from channels.core.channel import get_capacity, get_earnings, new_channel_state
 from channels.core.state import ChannelState, ChannelStatus, PendingWithdraw
 from channels.core.types import Address, BlockNumber, ChannelId, TokenAmount
 from settlement.planner import SettlementPolicy, owed, plan_settlement, settlement_due
@@ -43,10 +43,10 @@ def test_a_beneficiary_withdraws_what_it_received_and_the_hub_keeps_its_target()
     plan = plan_settlement([machine, user], HUB, POLICY, block_number=100)
     by_party = {(w.channel_id, w.participant): w for w in plan.withdraws}
     assert by_party[(1, machine.partner.address)].amount == 7_000_000  # the machine's income
-    assert by_party[(2, user.partner.address)].amount == 11_000_000  # the user's unspent part
+    assert (2, user.partner.address) not in by_party  # the user's prepaid part stays for its uses
     assert by_party[(2, HUB)].amount == 9_000_000 - 2_000_000  # hub's surplus above its target
     assert by_party[(1, HUB)].amount == 1_000_000  # hub has 3,000,000 there: 1,000,000 above target
-    assert plan.owed_to_counterparties == 18_000_000
+    assert plan.owed_to_counterparties == 7_000_000
     assert all(w.expiry == 150 for w in plan.withdraws)
 
 
@@ -113,6 +113,8 @@ def test_no_plan_takes_more_than_a_party_has_or_deposits_more_than_the_hub_has(
         c = by_id[item.channel_id]
         end, other = (c.our, c.partner) if item.participant == HUB else (c.partner, c.our)
         assert 0 < item.amount <= get_capacity(end, other)
+        if item.participant != HUB:
+            assert item.amount <= get_earnings(end, other)  # never the partner's own deposit
         assert item.total_withdraw == end.withdrawn + item.amount
         hub_out += item.amount if item.participant == HUB else 0
     assert sum(r.amount for r in plan.redeposits) <= hub_out + internal

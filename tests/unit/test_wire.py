@@ -12,6 +12,7 @@ from channels import wire
 from channels.codec.eip712 import secrethash_of
 from channels.core import events as ev
 from channels.core import state_changes as sc
+from channels.core.state import BatchedBy
 from channels.core.types import (
     UINT96_MAX,
     Address,
@@ -224,3 +225,31 @@ def test_a_batch_built_from_encoded_messages_equals_the_encoded_batch() -> None:
         assert wire.encode_batch(payloads) == wire.encode(batch)
     with pytest.raises(wire.WireError, match=r"1\.\.1024"):
         wire.encode_batch([])
+
+
+def test_a_batch_withdraw_request_keeps_its_flag_across_the_wire() -> None:
+    pair = Pair()
+    action = sc.ActionWithdraw(
+        CHANNEL_ID, TokenAmount(5), BlockNumber(150), batched_by=BatchedBy.PARTNER
+    )
+    send = next(e for e in pair.step(pair.b, action) if isinstance(e, ev.SendWithdrawRequest))
+    change = pair.receive(pair.b, send)
+    assert isinstance(change, sc.ReceiveWithdrawRequest) and change.batch
+    plain = next(
+        e
+        for e in Pair().step(
+            pair.a, sc.ActionWithdraw(CHANNEL_ID, TokenAmount(5), BlockNumber(150))
+        )
+        if isinstance(e, ev.SendWithdrawRequest)
+    )
+    assert not Pair().receive(pair.a, plain).batch  # type: ignore[union-attr]
+
+
+def test_settlement_invite_roundtrip_and_bad_fields() -> None:
+    invite = wire.SettlementInvite(channel_id=3, total_withdraw=wire.amount_to_wire(7), expiry=99)
+    assert wire.decode(wire.encode(invite)) == invite
+    raw = msgspec.msgpack.encode(
+        {**msgspec.structs.asdict(invite), "type": "SettlementInvite", "expiry": -1}
+    )
+    with pytest.raises(wire.WireError, match=r"\$\.expiry"):
+        wire.decode(raw)
