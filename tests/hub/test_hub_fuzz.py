@@ -176,6 +176,7 @@ FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "asset": addresses,
     "user": addresses,
     "entry": st.binary(min_size=1, max_size=64),
+    "batch": st.booleans(),
 }
 
 
