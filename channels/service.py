@@ -33,7 +33,7 @@ import math
 import typing
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import trio
 from msgspec.structs import replace
@@ -55,6 +55,7 @@ from channels.store import CommitGroup, SqliteStore
 from channels.transport import Connection, DispatchTable, MalformedMessageError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DEFAULT_GROUP_TARGET = 64  # state changes a commit group waits for ...
 DEFAULT_GROUP_WAIT = 0.0005  # ... or this many seconds after its first one
@@ -522,6 +523,12 @@ class NodeService:
                 for change in batch.state_changes:
                     self.handle(change)
             await trio.sleep(interval)
+
+    async def chain_call(self, function: Callable[..., T], *args: Any) -> T:
+        """Run a blocking chain call in a thread, serialised with the follower and the core's
+        transactions (one chain request at a time per service)."""
+        async with self._chain_lock:
+            return await trio.to_thread.run_sync(function, *args)
 
     async def run_transactions(self, client: Web3ChainClient) -> None:
         """Forever: send the transactions the core asked for, in order, once they are durable.

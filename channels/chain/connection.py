@@ -132,6 +132,10 @@ class Connection:
         """The latest block number."""
         return BlockNumber(self.w3.eth.block_number)
 
+    def block_gas_limit(self) -> int:
+        """The latest block's gas limit (what one transaction can use at most)."""
+        return int(self.w3.eth.get_block("latest")["gasLimit"])
+
     def mine(self, blocks: int = 1) -> BlockNumber:
         """Mine `blocks` empty blocks (dev chains only); returns the new head."""
         if blocks <= 0:

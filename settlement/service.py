@@ -1,0 +1,555 @@
+"""The hub's settlement service: turns a period's off-chain payments into one batch on chain.
+
+Each round (at the end of a period, when enough is owed, or when `cise settle run` asks):
+
+1. plan the batch from the hub's channels (`settlement.planner`): every counterparty's earnings,
+   the hub's own surplus above its liquidity target, and re-deposits where it is short;
+2. ask for the signatures: each counterparty gets a `SettlementInvite` and answers with its
+   `Withdraw` signed for the batch (`WithdrawRequest` marked `batch`); the hub's own withdraws go
+   through the core as batched withdraws, which the counterparty co-signs as usual. Signatures
+   arrive as `EventBatchWithdrawSigned` after the commit that made them durable;
+3. wait at most `collect_s`, then sign `SettlementBatch` over what was signed and send it with
+   the re-deposits the hub can afford, in as few `settleHubBatch` transactions as the block gas
+   limit allows (`settlement.rounds`). Each transaction's exact arguments are written to the
+   settlement store before it is sent;
+4. record the outcome: counterparties that did not sign are reported (`cise settle status`), and a
+   channel whose counterparty has not signed for `close_unsigned_after_s` is closed unilaterally
+   with its latest balance proof.
+
+At start (and before every round) unfinished transactions are finished from the store: applied
+ones are recorded, unexpired ones the chain has not seen are sent again, and the rest are left to
+the next round (`settlement.rounds.recover`). The chain follower feeds the batch's
+`ChannelWithdrawn` and `ChannelNewDeposit` events to the core as for any withdraw or deposit.
+
+The shell does I/O only: every decision is in `settlement.planner` and `settlement.rounds`. It must
+never send a transaction whose arguments are not durable first, never resend a batch the chain has
+applied in part or in full, and never sign a batch over an item its counterparty did not sign.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import trio
+
+from channels import wire
+from channels.chain.client import Web3ChainClient, ordered
+from channels.chain.errors import ChainError
+from channels.core import events as ev
+from channels.core import state_changes as sc
+from channels.core.state import BatchedBy
+from channels.core.types import Address, BlockNumber, ChannelId, TokenAmount
+from channels.service import NodeService
+from settlement.batch import (
+    DepositItem,
+    WithdrawItem,
+    batch_digest,
+    counterparty,
+    pack_deposits,
+    pack_hub_withdraws,
+)
+from settlement.planner import (
+    SettlementPlan,
+    SettlementPolicy,
+    owed,
+    plan_settlement,
+    settlement_due,
+)
+from settlement.rounds import (
+    BatchTransaction,
+    Recovery,
+    SignedItem,
+    affordable,
+    hub_funds,
+    outcome,
+    overdue,
+    recover,
+    transactions,
+)
+from settlement.store import ItemRow, SettlementStore, TransactionRow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SettlementConfig:
+    """How the hub runs its rounds."""
+
+    policy: SettlementPolicy
+    collect_s: float = 10.0  # how long a round waits for signatures
+    close_unsigned_after_s: float = 7 * 86_400  # close a channel not signing this long (0: never)
+    min_gap_s: float = 60.0  # an amount-triggered round waits this long after the previous one
+    poll_s: float = 1.0  # how often the service looks for requests and due rounds
+
+    def __post_init__(self) -> None:
+        if self.collect_s <= 0 or self.poll_s <= 0:
+            raise ValueError("the collection time and the poll interval must be positive")
+        if self.close_unsigned_after_s < 0 or self.min_gap_s < 0:
+            raise ValueError("deadlines must not be negative")
+
+
+@dataclass(frozen=True, slots=True)
+class SentTransaction:
+    tx_index: int
+    status: str
+    tx_hash: bytes | None
+    gas_used: int | None
+    items: int
+    deposits: int
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RoundReport:
+    """What one round did."""
+
+    round_id: int
+    status: str
+    reason: str
+    planned: int
+    signed: int
+    non_signers: tuple[tuple[int, Address], ...]
+    to_counterparties: int  # made withdrawable for counterparties (applied items)
+    hub_withdrawn: int
+    redeposited: int
+    transactions: tuple[SentTransaction, ...]
+    closed: tuple[int, ...] = ()
+
+    @property
+    def gas_used(self) -> int:
+        return sum(t.gas_used or 0 for t in self.transactions)
+
+
+@dataclass(slots=True)
+class _Collection:
+    """The round waiting for signatures: item key -> (partner, total withdraw)."""
+
+    round_id: int
+    expiry: int
+    waiting: dict[tuple[int, bytes], int]
+    done: trio.Event = field(default_factory=trio.Event)
+
+
+class SettlementService:
+    """Runs the hub's settlement rounds (see the module docstring)."""
+
+    def __init__(
+        self,
+        node: NodeService,
+        client: Web3ChainClient,
+        store: SettlementStore,
+        config: SettlementConfig,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.node = node
+        self.client = client
+        self.store = store
+        self.config = config
+        self.clock = clock
+        self._collection: _Collection | None = None
+        self._started_at = clock()
+        self._lock = trio.Lock()  # one round (or recovery) at a time
+        deployment = client.deployment
+        store.claim(node.address, deployment.chain_id, deployment.manager)
+        node.listeners.append(self._on_durable)
+
+    @property
+    def hub(self) -> Address:
+        return self.node.address
+
+    # -- signatures ---------------------------------------------------------------------------
+
+    def _on_durable(self, events: Sequence[ev.Event]) -> None:
+        collection = self._collection
+        if collection is None:
+            return
+        for event in events:
+            if type(event) is not ev.EventBatchWithdrawSigned:
+                continue
+            assert isinstance(event, ev.EventBatchWithdrawSigned)
+            key = (int(event.channel_id), bytes(event.participant))
+            if (
+                collection.waiting.get(key) == event.total_withdraw
+                and event.expiry == collection.expiry
+                and self.store.record_signature(
+                    collection.round_id, key[0], Address(key[1]), event.signature
+                )
+            ):
+                del collection.waiting[key]
+        if not collection.waiting:
+            collection.done.set()
+
+    # -- rounds -------------------------------------------------------------------------------
+
+    async def settle_once(self, reason: str = "requested") -> RoundReport:
+        """Run one round now (after finishing any a crash left); returns what it did."""
+        async with self._lock:
+            await self._recover()
+            return await self._round(reason)
+
+    async def _caught_up(self) -> bool:
+        """Wait (at most `collect_s`) until the core has seen the chain up to our last batch: a
+        plan made on an older view would ask for totals the chain already has (and revert)."""
+        landed = self.store.last_applied_block()
+        with trio.move_on_after(self.config.collect_s):
+            while self.node.block_number < landed:  # noqa: ASYNC110  # the follower polls
+                await trio.sleep(0.05)
+        return self.node.block_number >= landed
+
+    async def _round(self, reason: str) -> RoundReport:
+        now = self.clock()
+        if not await self._caught_up():
+            block = self.node.block_number
+            round_id = self.store.start_round(
+                now=now, reason=reason, block=block, expiry=block, items=[], deposits=[]
+            )
+            note = f"the chain follower is behind the last batch (block {self.node.block_number})"
+            self.store.set_round_status(round_id, "skipped", now=now, note=note)
+            return RoundReport(round_id, "skipped", reason, 0, 0, (), 0, 0, 0, ())
+        block = self.node.block_number
+        internal = await self.node.chain_call(self.client.balance_of, self.hub)
+        plan = plan_settlement(
+            self.node.channels.values(),
+            self.hub,
+            self.config.policy,
+            block_number=block,
+            hub_internal_balance=internal,
+        )
+        expiry = block + self.config.policy.expiry_blocks
+        round_id = self.store.start_round(
+            now=now,
+            reason=reason,
+            block=block,
+            expiry=expiry,
+            items=[
+                (
+                    w.channel_id,
+                    w.participant,
+                    self._partner_of(w.channel_id, w.participant),
+                    w.total_withdraw,
+                    w.amount,
+                )
+                for w in plan.withdraws
+            ],
+            deposits=[
+                (r.channel_id, self._partner_of(r.channel_id, self.hub), r.total_deposit, r.amount)
+                for r in plan.redeposits
+            ],
+        )
+        if plan.empty:
+            self.store.set_round_status(round_id, "empty", now=now)
+            return RoundReport(round_id, "empty", reason, 0, 0, (), 0, 0, 0, ())
+        await self._collect(round_id, plan, expiry)
+        rows = self.store.items(round_id)
+        signed = [
+            SignedItem(WithdrawItem(r.channel_id, r.participant, r.partner, r.total_withdraw),
+                       r.amount, r.signature)
+            for r in rows if r.signature is not None
+        ]  # fmt: skip
+        non_signers = self._non_signers(rows)
+        self.store.note_misses(list(non_signers.items()), now)
+        self.store.clear_misses(
+            sorted(
+                {s.item.channel_id for s in signed}
+                - {r.channel_id for r in rows if r.signature is None}
+            )
+        )
+        deposits = self._deposits(plan, hub_funds(internal, signed, self.hub))
+        gas_limit = await self.node.chain_call(self.client.connection.block_gas_limit)
+        self.store.set_round_status(round_id, "sending")
+        sent = []
+        for index, transaction in enumerate(transactions(signed, deposits, gas_limit)):
+            row = self._sign(round_id, index, expiry, transaction)
+            sent.append(await self._send(row, len(transaction.items), len(transaction.deposits)))
+        closed = await self._close_overdue(self.clock())
+        status = outcome(len(rows), len(signed), len(deposits), [t.status for t in sent])
+        self.store.set_round_status(round_id, status, now=self.clock())
+        return self._report(round_id, status, reason, rows, non_signers, sent, closed)
+
+    def _partner_of(self, channel_id: int, participant: bytes) -> Address:
+        channel = self.node.channels[ChannelId(channel_id)]
+        return channel.partner.address if participant == self.hub else channel.our.address
+
+    async def _collect(self, round_id: int, plan: SettlementPlan, expiry: int) -> None:
+        """Ask every party for its signature; return when all arrived or `collect_s` passed."""
+        collection = _Collection(
+            round_id,
+            expiry,
+            {(w.channel_id, bytes(w.participant)): w.total_withdraw for w in plan.withdraws},
+        )
+        self._collection = collection
+        try:
+            for item in plan.withdraws:
+                channel_id = ChannelId(item.channel_id)
+                if item.participant == self.hub:
+                    self.node.handle(
+                        sc.ActionWithdraw(
+                            channel_id,
+                            TokenAmount(item.total_withdraw),
+                            BlockNumber(expiry),
+                            batched_by=BatchedBy.US,
+                        )
+                    )
+                else:
+                    invite = wire.SettlementInvite(
+                        channel_id=item.channel_id,
+                        total_withdraw=wire.amount_to_wire(item.total_withdraw),
+                        expiry=expiry,
+                    )
+                    if not self.node.send_routing(item.participant, invite):
+                        log.info("0x%s is not connected: no settlement signature this round",
+                                 item.participant.hex())  # fmt: skip
+            if collection.waiting:
+                with trio.move_on_after(self.config.collect_s):
+                    await collection.done.wait()
+        finally:
+            self._collection = None
+
+    def _non_signers(self, rows: Sequence[ItemRow]) -> dict[int, Address]:
+        """Channels whose counterparty did not sign an item asked of it (a hub withdraw the
+        hub's own core refused is the hub's, not the counterparty's)."""
+        missing: dict[int, Address] = {}
+        for row in rows:
+            if row.signature is not None:
+                continue
+            if row.participant == self.hub:
+                channel = self.node.channels.get(ChannelId(row.channel_id))
+                pending = channel.our.pending_withdraw if channel is not None else None
+                if pending is None or pending.total_withdraw != row.total_withdraw:
+                    continue
+            other = counterparty(self.hub, WithdrawItem(row.channel_id, row.participant,
+                                                        row.partner, row.total_withdraw))  # fmt: skip
+            missing[row.channel_id] = Address(other)
+        return missing
+
+    def _deposits(self, plan: SettlementPlan, funds: int) -> list[DepositItem]:
+        """The planned re-deposits the hub can afford whose channel did not change meanwhile."""
+        chosen = []
+        for redeposit in affordable(plan.redeposits, funds):
+            channel = self.node.channels.get(ChannelId(redeposit.channel_id))
+            if channel is None or not channel.is_open:
+                continue
+            if channel.our.deposit + redeposit.amount != redeposit.total_deposit:
+                continue  # a top-up landed meanwhile: the total would not increase as planned
+            chosen.append(
+                DepositItem(redeposit.channel_id, channel.partner.address, redeposit.total_deposit)
+            )
+        return chosen
+
+    def _sign(
+        self, round_id: int, index: int, expiry: int, transaction: BatchTransaction
+    ) -> TransactionRow:
+        """Sign one batch transaction and make its arguments durable before it is sent."""
+        items = [s.item for s in transaction.items]
+        hub_signature = (
+            self.node.signer.sign_digest(batch_digest(self.client.domain(), items, expiry))
+            if items
+            else b""
+        )
+        withdraws = pack_hub_withdraws(self.hub, items, [s.signature for s in transaction.items])
+        deposits = pack_deposits(list(transaction.deposits))
+        self.store.record_transaction(
+            round_id,
+            index,
+            expiry=expiry,
+            hub_signature=hub_signature,
+            withdraws=withdraws,
+            deposits=deposits,
+            gas_limit=transaction.gas_limit,
+            items=[(i.channel_id, Address(i.participant)) for i in items],
+            deposit_channels=[d.channel_id for d in transaction.deposits],
+        )
+        return TransactionRow(
+            round_id, index, expiry, hub_signature, withdraws, deposits, transaction.gas_limit,
+            "signed", None, None, None, "",
+        )  # fmt: skip
+
+    async def _send(self, row: TransactionRow, items: int, deposits: int) -> SentTransaction:
+        if row.withdraws:
+            call = functools.partial(
+                self.client.settle_hub_batch,
+                self.hub,
+                row.expiry,
+                row.hub_signature,
+                row.withdraws,
+                row.deposits,
+                gas=row.gas_limit,
+            )
+        else:  # re-deposits only: no withdraw to sign, so the plain batch function does
+            call = functools.partial(
+                self.client.settle_batch, row.expiry, b"", row.deposits, gas=row.gas_limit
+            )
+        try:
+            receipt = await self.node.chain_call(call)
+        except ChainError as exc:
+            log.warning("settlement transaction %d/%d failed: %s", row.round_id, row.tx_index, exc)
+            self.store.finish_transaction(row.round_id, row.tx_index, "reverted", error=str(exc))
+            return SentTransaction(row.tx_index, "reverted", None, None, items, deposits, str(exc))
+        self.store.finish_transaction(
+            row.round_id,
+            row.tx_index,
+            "applied",
+            tx_hash=receipt.transaction_hash,
+            gas_used=receipt.gas_used,
+            block=receipt.block_number,
+        )
+        return SentTransaction(
+            row.tx_index, "applied", receipt.transaction_hash, receipt.gas_used, items, deposits
+        )
+
+    async def _close_overdue(self, now: float) -> tuple[int, ...]:
+        closed = []
+        for miss in self.store.misses():
+            if miss.closed_at is not None:
+                continue
+            if not overdue(miss.first_missed_at, now, self.config.close_unsigned_after_s):
+                continue
+            channel = self.node.channels.get(ChannelId(miss.channel_id))
+            if channel is None or not channel.is_open:
+                self.store.clear_misses([miss.channel_id])
+                continue
+            log.warning(
+                "closing channel %d: 0x%s has not signed a settlement since %s",
+                miss.channel_id,
+                miss.partner.hex(),
+                time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(miss.first_missed_at)),
+            )
+            self.node.handle(sc.ActionClose(ChannelId(miss.channel_id)))
+            self.store.mark_closed(miss.channel_id, now)
+            closed.append(miss.channel_id)
+        return tuple(closed)
+
+    def _report(
+        self,
+        round_id: int,
+        status: str,
+        reason: str,
+        rows: Sequence[ItemRow],
+        non_signers: dict[int, Address],
+        sent: Sequence[SentTransaction],
+        closed: tuple[int, ...],
+    ) -> RoundReport:
+        applied = {t.tx_index for t in sent if t.status == "applied"}
+        items = self.store.items(round_id)
+        landed = [r for r in items if r.tx_index in applied]
+        deposits = [d for d in self.store.deposits(round_id) if d.tx_index in applied]
+        return RoundReport(
+            round_id,
+            status,
+            reason,
+            len(rows),
+            sum(r.signature is not None for r in rows),
+            tuple(sorted(non_signers.items())),
+            sum(r.amount for r in landed if r.participant != self.hub),
+            sum(r.amount for r in landed if r.participant == self.hub),
+            sum(d.amount for d in deposits),
+            tuple(sent),
+            closed,
+        )
+
+    # -- after a crash ------------------------------------------------------------------------
+
+    async def _recover(self) -> None:
+        """Finish the rounds a stop left unfinished (see `settlement.rounds.recover`)."""
+        for round_row in self.store.unfinished_rounds():
+            rows = self.store.transactions(round_row.id)
+            if not rows:
+                self.store.set_round_status(
+                    round_row.id,
+                    "abandoned",
+                    now=self.clock(),
+                    note=f"stopped while collecting; its withdraws expire after block "
+                    f"{round_row.expiry}",
+                )
+                continue
+            statuses = []
+            block = await self.node.chain_call(self.client.block_number)
+            for row in rows:
+                if row.status == "signed":
+                    status = await self._recover_transaction(row, block)
+                else:
+                    status = row.status
+                statuses.append(status)
+            items = self.store.items(round_row.id)
+            signed = sum(r.signature is not None for r in items)
+            deposits = len(self.store.deposits(round_row.id))
+            status = outcome(len(items), signed, deposits, statuses)
+            self.store.set_round_status(
+                round_row.id, status, now=self.clock(), note="finished after a restart"
+            )
+
+    async def _recover_transaction(self, row: TransactionRow, block: int) -> str:
+        items = [i for i in self.store.items(row.round_id) if i.tx_index == row.tx_index]
+        deposits = [d for d in self.store.deposits(row.round_id) if d.tx_index == row.tx_index]
+        on_chain, totals = [], []
+        for item in items:
+            info = await self.node.chain_call(
+                self.client.get_channel, ChannelId(item.channel_id), item.participant, item.partner
+            )
+            first = ordered(item.participant, item.partner)[0] == item.participant
+            on_chain.append(info.withdrawn1 if first else info.withdrawn2)
+            totals.append(item.total_withdraw)
+        for deposit in deposits:
+            info = await self.node.chain_call(
+                self.client.get_channel, ChannelId(deposit.channel_id), self.hub, deposit.partner
+            )
+            first = ordered(self.hub, deposit.partner)[0] == self.hub
+            on_chain.append(info.deposit1 if first else info.deposit2)
+            totals.append(deposit.total_deposit)
+        decision = recover(on_chain, totals, expiry=row.expiry, block_number=block)
+        if decision is Recovery.RESEND:
+            return (await self._send(row, len(items), len(deposits))).status
+        self.store.finish_transaction(
+            row.round_id, row.tx_index, decision.value, error="found after a restart"
+        )
+        return str(decision.value)
+
+    # -- running ------------------------------------------------------------------------------
+
+    def due_reason(self, now: float) -> str | None:
+        """Why a round should run now (None: it should not)."""
+        last = self.store.last_settled_at() or self._started_at
+        owed_now = owed(self.node.channels.values(), self.config.policy)
+        if not settlement_due(self.config.policy, int(last), int(now), owed_now):
+            return None
+        if now - last >= self.config.policy.period_s:
+            return "period"
+        return "amount" if now - last >= self.config.min_gap_s else None
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Forever: finish what a stop left, then run rounds when asked or due."""
+        async with self._lock:
+            await self._recover()
+        task_status.started()
+        while True:
+            now = self.clock()
+            requests = self.store.open_requests()
+            reason = "requested" if requests else self.due_reason(now)
+            if reason is not None:
+                report = await self.settle_once(reason)
+                self.store.answer_requests(requests, report.round_id)
+                log.info("settlement round %d: %s", report.round_id, report.status)
+            self._publish_status(now)
+            await trio.sleep(self.config.poll_s)
+
+    def _publish_status(self, now: float) -> None:
+        policy = self.config.policy
+        last = self.store.last_settled_at() or self._started_at
+        self.store.set_status(
+            {
+                "updated_at": f"{now:.3f}",
+                "owed": str(owed(self.node.channels.values(), policy)),
+                "channels": str(len(self.node.channels)),
+                "period_s": str(policy.period_s),
+                "amount_trigger": str(policy.amount_trigger),
+                "next_due_at": f"{last + policy.period_s:.3f}",
+            }
+        )
+
+
+__all__ = ["RoundReport", "SentTransaction", "SettlementConfig", "SettlementService"]

@@ -1,0 +1,473 @@
+"""The settlement service's durable record: one sqlite file per hub (WAL, synchronous=FULL).
+
+Tables: `meta` (whose file this is: the hub, the chain, the channel manager), `rounds` (one row
+per settlement round: why it ran, its block and expiry, its outcome), `items` (each planned
+withdraw of a round, with the counterparty's signature once it arrived and the transaction it went
+in), `deposits` (the round's re-deposits), `transactions` (each batch transaction: the exact
+arguments the hub signed, written BEFORE it is sent, then its hash, gas and outcome), `misses`
+(counterparties that did not sign, since when, and whether their channel was closed), and
+`requests` (`cise settle run` asking the running hub for a round now; the hub answers with the
+round's id). Amounts are stored as decimal text (uint96 does not fit sqlite's integers).
+
+Because a transaction's arguments are durable before it leaves, a hub that crashes mid-round
+finds them at start and finishes them (`settlement.rounds.recover` decides how), so nothing is
+applied twice and nothing signed is lost. Other processes (`cise settle status|history`) open the
+file read-only while the hub runs.
+
+It stores and returns what it is given: it must never decide anything, touch the chain or the
+network, or be written by two hubs (the `meta` row says whose it is).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from channels.core.types import Address, to_checksum
+
+SCHEMA_VERSION = "1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rounds (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    started_at REAL NOT NULL,
+    reason TEXT NOT NULL,
+    block INTEGER NOT NULL,
+    expiry INTEGER NOT NULL,
+    status TEXT NOT NULL,  -- collecting, sending, then settled, partial, unsigned, empty,
+    -- failed, skipped (the follower was behind) or abandoned (stopped while collecting)
+    finished_at REAL,
+    note TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS items (
+    round_id INTEGER NOT NULL,
+    channel_id INTEGER NOT NULL,
+    participant BLOB NOT NULL,
+    partner BLOB NOT NULL,
+    total_withdraw TEXT NOT NULL,
+    amount TEXT NOT NULL,
+    signature BLOB,  -- the counterparty's, once it signed
+    tx_index INTEGER,  -- the round's transaction carrying it
+    PRIMARY KEY (round_id, channel_id, participant)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS deposits (
+    round_id INTEGER NOT NULL,
+    channel_id INTEGER NOT NULL,
+    partner BLOB NOT NULL,
+    total_deposit TEXT NOT NULL,
+    amount TEXT NOT NULL,
+    tx_index INTEGER,
+    PRIMARY KEY (round_id, channel_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS transactions (
+    round_id INTEGER NOT NULL,
+    tx_index INTEGER NOT NULL,
+    expiry INTEGER NOT NULL,
+    hub_signature BLOB NOT NULL,
+    withdraws BLOB NOT NULL,  -- packed, as sent
+    deposits BLOB NOT NULL,
+    gas_limit INTEGER NOT NULL,
+    status TEXT NOT NULL,  -- signed, applied, reverted, expired, stale
+    tx_hash BLOB,
+    gas_used INTEGER,
+    block INTEGER,
+    error TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (round_id, tx_index)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS misses (
+    channel_id INTEGER PRIMARY KEY,
+    partner BLOB NOT NULL,
+    first_missed_at REAL NOT NULL,
+    rounds INTEGER NOT NULL,
+    closed_at REAL
+);
+CREATE TABLE IF NOT EXISTS requests (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    requested_at REAL NOT NULL,
+    round_id INTEGER
+);
+"""
+
+
+class SettlementStoreError(Exception):
+    """The file belongs to another hub or network, or cannot be used."""
+
+
+@dataclass(frozen=True, slots=True)
+class ItemRow:
+    round_id: int
+    channel_id: int
+    participant: Address
+    partner: Address
+    total_withdraw: int
+    amount: int
+    signature: bytes | None
+    tx_index: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class DepositRow:
+    round_id: int
+    channel_id: int
+    partner: Address
+    total_deposit: int
+    amount: int
+    tx_index: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionRow:
+    round_id: int
+    tx_index: int
+    expiry: int
+    hub_signature: bytes
+    withdraws: bytes
+    deposits: bytes
+    gas_limit: int
+    status: str
+    tx_hash: bytes | None
+    gas_used: int | None
+    block: int | None
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class RoundRow:
+    id: int
+    started_at: float
+    reason: str
+    block: int
+    expiry: int
+    status: str
+    finished_at: float | None
+    note: str
+
+
+@dataclass(frozen=True, slots=True)
+class MissRow:
+    channel_id: int
+    partner: Address
+    first_missed_at: float
+    rounds: int
+    closed_at: float | None
+
+
+class SettlementStore:
+    """The hub's settlement file (see the module docstring)."""
+
+    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
+        self.path = str(path)
+        try:
+            if read_only:
+                uri = Path(path).resolve().as_uri() + "?mode=ro"
+                self._db = sqlite3.connect(uri, uri=True, isolation_level=None)
+            else:
+                self._db = sqlite3.connect(self.path, isolation_level=None)
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=FULL")
+                self._db.executescript(_SCHEMA)
+            self._db.execute("PRAGMA busy_timeout=5000")
+        except sqlite3.Error as exc:
+            raise SettlementStoreError(f"{path}: not a usable settlement file ({exc})") from None
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # -- ownership ------------------------------------------------------------------------------
+
+    def claim(self, hub: Address, chain_id: int, manager: Address) -> None:
+        """Bind the file to this hub and network, or refuse one bound to another."""
+        want = {
+            "schema": SCHEMA_VERSION,
+            "hub": to_checksum(hub),
+            "chain_id": str(chain_id),
+            "manager": to_checksum(manager),
+        }
+        with self._transaction() as db:
+            have = dict(
+                db.execute("SELECT key, value FROM meta WHERE key NOT LIKE 'status.%'").fetchall()
+            )
+            if not have:
+                db.executemany("INSERT INTO meta VALUES (?, ?)", want.items())
+                return
+        if have != want:
+            raise SettlementStoreError(
+                f"{self.path} belongs to hub {have.get('hub')} on chain {have.get('chain_id')} "
+                f"(manager {have.get('manager')}), not {want['hub']} on chain {chain_id}"
+            )
+
+    def owner(self) -> Address | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'hub'").fetchone()
+        return Address(bytes.fromhex(row[0][2:])) if row else None
+
+    # -- rounds ---------------------------------------------------------------------------------
+
+    def start_round(
+        self,
+        *,
+        now: float,
+        reason: str,
+        block: int,
+        expiry: int,
+        items: list[tuple[int, Address, Address, int, int]],
+        deposits: list[tuple[int, Address, int, int]],
+    ) -> int:
+        """A new round in status `collecting` with its planned items
+        (channel, participant, partner, total, amount) and re-deposits (channel, partner, total,
+        amount)."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO rounds (started_at, reason, block, expiry, status)"
+                " VALUES (?, ?, ?, ?, 'collecting')",
+                (now, reason, block, expiry),
+            )
+            round_id = int(cursor.lastrowid or 0)
+            db.executemany(
+                "INSERT INTO items (round_id, channel_id, participant, partner, total_withdraw,"
+                " amount) VALUES (?, ?, ?, ?, ?, ?)",
+                [(round_id, c, bytes(p), bytes(q), str(t), str(a)) for c, p, q, t, a in items],
+            )
+            db.executemany(
+                "INSERT INTO deposits (round_id, channel_id, partner, total_deposit, amount)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [(round_id, c, bytes(p), str(t), str(a)) for c, p, t, a in deposits],
+            )
+        return round_id
+
+    def record_signature(
+        self, round_id: int, channel_id: int, participant: Address, signature: bytes
+    ) -> bool:
+        """Keep a counterparty's signature of a planned item; False when no such item waits."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE items SET signature = ? WHERE round_id = ? AND channel_id = ?"
+                " AND participant = ? AND signature IS NULL",
+                (signature, round_id, channel_id, bytes(participant)),
+            )
+        return cursor.rowcount == 1
+
+    def record_transaction(
+        self,
+        round_id: int,
+        tx_index: int,
+        *,
+        expiry: int,
+        hub_signature: bytes,
+        withdraws: bytes,
+        deposits: bytes,
+        gas_limit: int,
+        items: list[tuple[int, Address]],
+        deposit_channels: list[int],
+    ) -> None:
+        """A signed batch transaction, durable before it is sent, and which items it carries."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO transactions (round_id, tx_index, expiry, hub_signature, withdraws,"
+                " deposits, gas_limit, status) VALUES (?, ?, ?, ?, ?, ?, ?, 'signed')",
+                (round_id, tx_index, expiry, hub_signature, withdraws, deposits, gas_limit),
+            )
+            db.executemany(
+                "UPDATE items SET tx_index = ? WHERE round_id = ? AND channel_id = ?"
+                " AND participant = ?",
+                [(tx_index, round_id, c, bytes(p)) for c, p in items],
+            )
+            db.executemany(
+                "UPDATE deposits SET tx_index = ? WHERE round_id = ? AND channel_id = ?",
+                [(tx_index, round_id, c) for c in deposit_channels],
+            )
+
+    def finish_transaction(
+        self,
+        round_id: int,
+        tx_index: int,
+        status: str,
+        *,
+        tx_hash: bytes | None = None,
+        gas_used: int | None = None,
+        block: int | None = None,
+        error: str = "",
+    ) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE transactions SET status = ?, tx_hash = ?, gas_used = ?, block = ?,"
+                " error = ? WHERE round_id = ? AND tx_index = ?",
+                (status, tx_hash, gas_used, block, error, round_id, tx_index),
+            )
+
+    def set_round_status(
+        self, round_id: int, status: str, *, now: float | None = None, note: str = ""
+    ) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE rounds SET status = ?, finished_at = ?, note = ? WHERE id = ?",
+                (status, now, note, round_id),
+            )
+
+    def rounds(self, limit: int = 20) -> list[RoundRow]:
+        rows = self._db.execute(
+            "SELECT id, started_at, reason, block, expiry, status, finished_at, note FROM rounds"
+            " ORDER BY id DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [RoundRow(*row) for row in rows]
+
+    def round(self, round_id: int) -> RoundRow | None:
+        row = self._db.execute(
+            "SELECT id, started_at, reason, block, expiry, status, finished_at, note FROM rounds"
+            " WHERE id = ?",
+            (round_id,),
+        ).fetchone()
+        return RoundRow(*row) if row else None
+
+    def unfinished_rounds(self) -> list[RoundRow]:
+        rows = self._db.execute(
+            "SELECT id, started_at, reason, block, expiry, status, finished_at, note FROM rounds"
+            " WHERE status IN ('collecting', 'sending') ORDER BY id"
+        ).fetchall()
+        return [RoundRow(*row) for row in rows]
+
+    def last_settled_at(self) -> float | None:
+        """When the last round that ran (even one that found nothing to do) started."""
+        row = self._db.execute(
+            "SELECT MAX(started_at) FROM rounds WHERE status NOT IN ('skipped', 'collecting')"
+        ).fetchone()
+        return float(row[0]) if row and row[0] is not None else None
+
+    def last_applied_block(self) -> int:
+        """The block of the latest batch transaction that landed (0: none yet)."""
+        row = self._db.execute(
+            "SELECT MAX(block) FROM transactions WHERE status = 'applied'"
+        ).fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
+    def items(self, round_id: int) -> list[ItemRow]:
+        rows = self._db.execute(
+            "SELECT round_id, channel_id, participant, partner, total_withdraw, amount, signature,"
+            " tx_index FROM items WHERE round_id = ? ORDER BY channel_id, participant",
+            (round_id,),
+        ).fetchall()
+        return [
+            ItemRow(r, c, Address(p), Address(q), int(t), int(a), s, x)
+            for r, c, p, q, t, a, s, x in rows
+        ]
+
+    def deposits(self, round_id: int) -> list[DepositRow]:
+        rows = self._db.execute(
+            "SELECT round_id, channel_id, partner, total_deposit, amount, tx_index FROM deposits"
+            " WHERE round_id = ? ORDER BY channel_id",
+            (round_id,),
+        ).fetchall()
+        return [DepositRow(r, c, Address(p), int(t), int(a), x) for r, c, p, t, a, x in rows]
+
+    def transactions(self, round_id: int) -> list[TransactionRow]:
+        rows = self._db.execute(
+            "SELECT round_id, tx_index, expiry, hub_signature, withdraws, deposits, gas_limit,"
+            " status, tx_hash, gas_used, block, error FROM transactions WHERE round_id = ?"
+            " ORDER BY tx_index",
+            (round_id,),
+        ).fetchall()
+        return [TransactionRow(*row) for row in rows]
+
+    # -- counterparties that do not sign --------------------------------------------------------
+
+    def note_misses(self, misses: list[tuple[int, Address]], now: float) -> None:
+        """These channels' counterparties did not sign this round (the first miss is kept)."""
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT INTO misses (channel_id, partner, first_missed_at, rounds) VALUES"
+                " (?, ?, ?, 1) ON CONFLICT (channel_id) DO UPDATE SET rounds = rounds + 1",
+                [(c, bytes(p), now) for c, p in misses],
+            )
+
+    def clear_misses(self, channel_ids: list[int]) -> None:
+        """These counterparties signed: they are no longer overdue (a closed one stays recorded)."""
+        with self._transaction() as db:
+            db.executemany(
+                "DELETE FROM misses WHERE channel_id = ? AND closed_at IS NULL",
+                [(c,) for c in channel_ids],
+            )
+
+    def mark_closed(self, channel_id: int, now: float) -> None:
+        with self._transaction() as db:
+            db.execute("UPDATE misses SET closed_at = ? WHERE channel_id = ?", (now, channel_id))
+
+    def misses(self) -> list[MissRow]:
+        rows = self._db.execute(
+            "SELECT channel_id, partner, first_missed_at, rounds, closed_at FROM misses"
+            " ORDER BY channel_id"
+        ).fetchall()
+        return [MissRow(c, Address(p), f, n, x) for c, p, f, n, x in rows]
+
+    # -- requests from `cise settle run` --------------------------------------------------------
+
+    def request_round(self, now: float | None = None) -> int:
+        with self._transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO requests (requested_at) VALUES (?)",
+                (time.time() if now is None else now,),
+            )
+        return int(cursor.lastrowid or 0)
+
+    def withdraw_request(self, request_id: int) -> bool:
+        """Cancel a request no hub has taken yet; False when one already did."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "DELETE FROM requests WHERE id = ? AND round_id IS NULL", (request_id,)
+            )
+        return cursor.rowcount == 1
+
+    def open_requests(self) -> list[int]:
+        rows = self._db.execute("SELECT id FROM requests WHERE round_id IS NULL ORDER BY id")
+        return [int(r[0]) for r in rows.fetchall()]
+
+    def answer_requests(self, request_ids: list[int], round_id: int) -> None:
+        with self._transaction() as db:
+            db.executemany(
+                "UPDATE requests SET round_id = ? WHERE id = ?",
+                [(round_id, r) for r in request_ids],
+            )
+
+    def request_answer(self, request_id: int) -> int | None:
+        row = self._db.execute(
+            "SELECT round_id FROM requests WHERE id = ?", (request_id,)
+        ).fetchone()
+        return int(row[0]) if row and row[0] is not None else None
+
+    # -- what the hub reports about itself for `cise settle status` -----------------------------
+
+    def set_status(self, values: dict[str, str]) -> None:
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [(f"status.{k}", v) for k, v in values.items()],
+            )
+
+    def status(self) -> dict[str, str]:
+        rows = self._db.execute("SELECT key, value FROM meta WHERE key LIKE 'status.%'")
+        return {k.removeprefix("status."): v for k, v in rows.fetchall()}
+
+
+__all__ = [
+    "DepositRow",
+    "ItemRow",
+    "MissRow",
+    "RoundRow",
+    "SettlementStore",
+    "SettlementStoreError",
+    "TransactionRow",
+]
