@@ -30,8 +30,16 @@ from cise.arguments import address_argument, positive_int
 from cise.channel_cmd import open_account, parse_amount
 from cise.errors import CliError
 from cise.money import euro
+from cise.settle_cmd import (
+    add_hub_options,
+    claim_settlement_store,
+    hub_settlement,
+    open_settlement_store,
+)
 from hub.mediator import MediationTerms
 from hub.service import Hub
+from settlement.service import SettlementConfig, SettlementService
+from settlement.store import SettlementStore
 from watchtower.client import TowerEndpoint, TowerGuard
 
 READY_TIMEOUT = 30.0
@@ -50,6 +58,7 @@ def add_parsers(sub: Any) -> None:
     serve.add_argument("--lock-timeout", type=positive_int, default=40, help="blocks")
     serve.add_argument("--low-water", default="0", help="euros: report capacity below this")
     serve.add_argument("--top-up-to", default="0", help="euros: then top up from the balance")
+    add_hub_options(serve)
 
     agent = sub.add_parser("agent", help="pay or get paid through a hub")
     agent_ops = agent.add_subparsers(dest="op", required=True, metavar="OP")
@@ -123,13 +132,29 @@ def run(args: argparse.Namespace) -> int:
         if not 0 <= args.port < 65536:
             raise CliError(f"--port must be 0..65535, got {args.port}")
         service, client = _open(args)
+        closing = [service.store.close]
         try:
             _check_network_fee_cap(client, fees.cap)
-            trio.run(_serve_hub, service, client, terms, low_water, top_up_to, args.port)
+            settlement = hub_settlement(args, client)
+            if settlement is not None:
+                store = open_settlement_store(settlement[1], read_only=False)
+                closing.append(store.close)
+                claim_settlement_store(store, client)
+            trio.run(
+                _serve_hub,
+                service,
+                client,
+                terms,
+                low_water,
+                top_up_to,
+                args.port,
+                None if settlement is None else (settlement[0], store),
+            )
         except KeyboardInterrupt:
             return 0
         finally:
-            service.store.close()
+            for close in closing:
+                close()
         return 0
     hub = address_argument(args.hub, "--hub")
     if args.op == "pay":
@@ -184,6 +209,7 @@ async def _serve_hub(
     low_water: int,
     top_up_to: int,
     port: int,
+    settlement: tuple[SettlementConfig, SettlementStore] | None = None,
 ) -> None:
     hub = Hub(service, terms, low_water=low_water, top_up_to=top_up_to)
     async with trio.open_nursery() as nursery:
@@ -195,6 +221,13 @@ async def _serve_hub(
             f"hub {to_checksum(service.address)} listening on 127.0.0.1:{bound}",
             flush=True,
         )
+        if settlement is not None:
+            config, store = settlement
+            await nursery.start(SettlementService(service, client, store, config).run)
+            print(
+                f"settlement every {config.policy.period_s} s; record in {store.path}",
+                flush=True,
+            )
 
 
 def _tower(text: str) -> TowerEndpoint:

@@ -78,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     finance_cmd.add_parsers(sub)
 
+    from cise import settle_cmd
+
+    settle_cmd.add_parsers(sub)
+
     bench = sub.add_parser("bench", help="benchmarks; print one JSON object")
     bench_sub = bench.add_subparsers(dest="bench", required=True, metavar="BENCH")
     direct = bench_sub.add_parser("direct", help="direct payments between two processes")
@@ -173,6 +177,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from cise import finance_cmd
 
             return finance_cmd.run(args)
+        if args.command == "settle":
+            from cise import settle_cmd
+
+            return settle_cmd.run(args)
         if args.command == "watchtower":
             from cise import watchtower_cmd
 

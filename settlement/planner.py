@@ -38,7 +38,7 @@ class SettlementPolicy:
     """The network's settlement parameters as the hub applies them."""
 
     period_s: int  # settle at least this often (the governed settlement period)
-    amount_trigger: int  # settle early once this much is owed to counterparties
+    amount_trigger: int  # settle early once this much is owed to counterparties (0: never)
     min_withdraw: int  # smaller withdraws wait for a later period
     liquidity_target: int  # the hub's capacity to keep towards each counterparty
     expiry_blocks: int  # how long the signed items stay valid
@@ -86,10 +86,11 @@ class SettlementPlan:
 def settlement_due(
     policy: SettlementPolicy, last_settled_at: int, now: int, owed_to_counterparties: int
 ) -> bool:
-    """Whether a batch should run now: the period is over, or enough is owed."""
-    return now - last_settled_at >= policy.period_s or owed_to_counterparties >= max(
-        policy.amount_trigger, 1
-    )
+    """Whether a batch should run now: the period is over, or enough is owed (an amount trigger
+    of 0 is off)."""
+    if now - last_settled_at >= policy.period_s:
+        return True
+    return policy.amount_trigger > 0 and owed_to_counterparties >= policy.amount_trigger
 
 
 def _plannable(channel: ChannelState) -> bool:

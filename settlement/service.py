@@ -534,7 +534,7 @@ class SettlementService:
                 report = await self.settle_once(reason)
                 self.store.answer_requests(requests, report.round_id)
                 log.info("settlement round %d: %s", report.round_id, report.status)
-            self._publish_status(now)
+            self._publish_status(self.clock())
             await trio.sleep(self.config.poll_s)
 
     def _publish_status(self, now: float) -> None:
