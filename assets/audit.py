@@ -10,6 +10,8 @@ a user) checks it against what the chain says, without trusting the operator:
   says what is wrong, by seq, when something is.
 - `check_beneficiary`: the shares the ledger owes one beneficiary against the payments its agent
   received from the asset (by payment id; a retried share's id maps back by `share_base_id`).
+- `check_pool_payments`: the shares the agent kept for each contract beneficiary (a financing
+  pool: payment id 0) up to a seq against what the chain shows paid to it on chain.
 - `check_user_receipts`: a user's receipts (the signed entries the asset sent it) against the
   ledger: each is signed by the asset's agent and is the very entry the ledger holds at its seq.
 - `check_statement`: a `RevenueStatement` against the chain's history (signer, splits, anchors).
@@ -47,6 +49,7 @@ from assets.ledger import (
     verify_statement,
 )
 from assets.payment_ids import share_base_id
+from assets.pool_payments import PaidKey, PoolShare, pool_shares
 from assets.service_events import verify_service_events
 from channels.chain.assets import AssetHistory, AssetRegistered, LedgerAnchored
 from channels.codec.ecdsa import InvalidSignature, recover_signer
@@ -424,6 +427,115 @@ def check_beneficiary(
 
 
 # ---------------------------------------------------------------------------------------------
+# A financing pool's kept shares against what the chain shows paid to it
+
+
+@dataclass(frozen=True, slots=True)
+class PoolPaid:
+    """One kept beneficiary (a financing pool): the shares the agent kept for it against what the
+    chain shows the asset's agents paid it (`BalanceWithdrawn` to the pool)."""
+
+    pool: bytes
+    kept: int  # its shares recorded with payment id 0, up to the checked seq
+    kept_shares: int  # how many such shares
+    paid: int  # paid to it on chain (all time: it may cover shares after the checked seq)
+    first_unpaid_seq: int | None  # the first kept share the payments do not cover (in order)
+    routed: int  # its shares recorded with a payment id: routed payments a contract cannot take
+    first_routed_seq: int | None
+
+    @property
+    def short(self) -> int:
+        """Kept and not paid."""
+        return max(0, self.kept - self.paid)
+
+    @property
+    def ok(self) -> bool:
+        return self.short == 0 and self.routed == 0
+
+    def problems(self) -> list[str]:
+        """What is wrong with this pool's payments, one message each."""
+        found = []
+        if self.short:
+            found.append(
+                f"pool 0x{self.pool.hex()}: paid {self.paid} of the {self.kept} kept for it; "
+                f"{self.short} unpaid, from the share at seq {self.first_unpaid_seq} on"
+            )
+        if self.routed:
+            found.append(
+                f"pool 0x{self.pool.hex()}: {self.routed} of its shares are recorded as routed "
+                f"payments (from seq {self.first_routed_seq}), which a contract cannot receive, "
+                "and so are not kept for it either"
+            )
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class PoolPaymentsCheck:
+    """Every kept beneficiary's shares up to `up_to_seq` against what the chain shows paid."""
+
+    up_to_seq: int | None  # None: the whole ledger
+    pools: tuple[PoolPaid, ...]  # in address order
+
+    @property
+    def ok(self) -> bool:
+        return all(pool.ok for pool in self.pools)
+
+    def problems(self) -> list[str]:
+        """Every pool paid less than its kept shares, or with shares routed to it."""
+        return [problem for pool in self.pools for problem in pool.problems()]
+
+
+def check_pool_payments(
+    entries: Iterable[SignedEntry],
+    kept: Collection[bytes],
+    paid: Mapping[PaidKey, int],
+    *,
+    up_to_seq: int | None = None,
+) -> PoolPaymentsCheck:
+    """Each pool of `kept` (the beneficiaries that are contracts): its shares kept by the agent up
+    to `up_to_seq` (the last settled seq; None: every entry) against `paid`, what the chain shows
+    the asset's agents paid it (`assets.pool_payments.paid_on_chain`). A financier runs it with
+    the asset's verified ledger (`audit_ledger` first) to see its pool was paid at least its kept
+    shares; payments beyond (for later shares) are fine.
+
+    `LedgerError` for entries of several assets or out of seq order; `ValueError` for a malformed
+    address or a negative amount paid.
+    """
+    paid_to_pool: dict[bytes, int] = {}
+    for payee, amount in paid.items():
+        if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
+            raise ValueError(f"paid to 0x{bytes(payee).hex()} must be an int >= 0, got {amount!r}")
+        paid_to_pool[bytes(payee)] = amount
+    shares: dict[bytes, list[PoolShare]] = {}
+    for share in pool_shares(entries, kept, up_to_seq):
+        shares.setdefault(share.pool, []).append(share)
+    lines = []
+    for pool in sorted({bytes(p) for p in kept}):
+        kept_ones = [s for s in shares.get(pool, ()) if s.kept]
+        routed = [s for s in shares.get(pool, ()) if not s.kept]
+        paid_to = paid_to_pool.get(pool, 0)
+        covered = 0
+        first_unpaid = None
+        for share in kept_ones:
+            covered += share.amount
+            if covered > paid_to:
+                first_unpaid = share.seq
+                break
+        lines.append(
+            PoolPaid(
+                pool=pool,
+                kept=sum(s.amount for s in kept_ones),
+                kept_shares=len(kept_ones),
+                paid=paid_to,
+                first_unpaid_seq=first_unpaid,
+                routed=sum(s.amount for s in routed),
+                first_routed_seq=routed[0].seq if routed else None,
+            )
+        )
+    return PoolPaymentsCheck(up_to_seq, tuple(lines))
+
+
+# ---------------------------------------------------------------------------------------------
 # A user's receipts
 
 
@@ -625,6 +737,8 @@ def check_statement(
 __all__ = [
     "BeneficiaryCheck",
     "LedgerAudit",
+    "PoolPaid",
+    "PoolPaymentsCheck",
     "ReceivedShare",
     "ShareIssue",
     "UseLine",
@@ -633,6 +747,7 @@ __all__ = [
     "anchors_from_history",
     "audit_ledger",
     "check_beneficiary",
+    "check_pool_payments",
     "check_statement",
     "check_user_receipts",
     "receipt_uses",

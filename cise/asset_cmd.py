@@ -5,18 +5,22 @@ and split. `cise asset run` (the agent's account) connects to the hub, reads the
 split from the chain, and serves meter events from one source: `--source simulate` (a day of
 deterministic events), `--source stdin` (JSON lines) or `--source http` (a loopback endpoint a
 machine POSTs to); it prints one JSON outcome per event, anchors the ledger on chain every
-`--anchor-every` seconds and at the end, and follows split changes on chain. Parsing, wiring and
-printing only: the decisions are `assets` and `channels`.
+`--anchor-every` seconds and at the end, and follows split changes on chain. `cise asset pay-pools`
+(the agent's account) pays each financing pool in the asset's split the shares the agent kept for
+it, from its internal balance on chain, once the ledger checks out against the chain. Parsing,
+wiring and printing only: the decisions are `assets` and `channels`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +28,13 @@ import msgspec
 import trio
 from eth_account import Account
 from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
 from web3 import Web3
 
 from assets.agent import AssetAgent, AssetConfig
 from assets.anchoring import anchor_pending
-from assets.audit import splits_from_history
+from assets.audit import audit_ledger, splits_from_history
 from assets.ledger import LedgerError
 from assets.ledger_store import LedgerStore
 from assets.meter_sources import (
@@ -39,6 +45,7 @@ from assets.meter_sources import (
     run_simulator,
     serve_http,
 )
+from assets.pool_payments import PoolPaymentError, PoolPaymentReport, pay_kept_shares
 from assets.service_events import (
     ACTIONS,
     ServiceEventError,
@@ -52,6 +59,7 @@ from channels.agent import Agent
 from channels.chain.assets import AssetRegistryClient, canonical_split
 from channels.chain.client import Web3ChainClient
 from channels.chain.errors import ChainError
+from channels.chain.financing import FinancingPoolClient
 from channels.codec.eip712 import Domain
 from channels.codec.keccak import keccak
 from channels.core.splits import Split
@@ -63,7 +71,8 @@ from cise.channel_cmd import open_account
 from cise.errors import CliError
 from cise.hub_cmd import READY_TIMEOUT, open_service
 from cise.ledger_cmd import asset_history, connect, parse_asset_id
-from cise.ledger_files import read_ledger
+from cise.ledger_files import LedgerFile, read_ledger
+from cise.money import euro
 
 SETTLE_TIMEOUT = 120.0  # seconds to finish the uses under way after the source ended
 
@@ -99,6 +108,26 @@ def add_parsers(sub: Any) -> None:
     run.add_argument("--anchor-every", type=float, default=60.0, help="seconds between anchors")
     run.add_argument("--charge-timeout", type=float, default=30.0, help="seconds per charge")
     _add_lifecycle_parsers(ops)
+    _add_pay_pools_parser(ops)
+
+
+def _add_pay_pools_parser(ops: Any) -> None:
+    pay = ops.add_parser(
+        "pay-pools", help="pay the financing pools their kept shares on chain (agent account)"
+    )
+    _common(pay, default_account=2)
+    pay.add_argument("asset", help="asset id: 0x + 64 hex, or its name")
+    pay.add_argument(
+        "--ledger", required=True, type=Path, help="the asset's ledger file (sqlite or .jsonl)"
+    )
+    pay.add_argument(
+        "--up-to-seq",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="pay the shares kept up to this seq (default: the whole ledger)",
+    )
+    pay.add_argument("--json", action="store_true", help="print the report as one JSON object")
 
 
 def _add_lifecycle_parsers(ops: Any) -> None:
@@ -177,6 +206,8 @@ def run(args: argparse.Namespace) -> int:
         return _service(args)
     if args.op == "history":
         return _history(args)
+    if args.op == "pay-pools":
+        return _pay_pools(args)
     return _run(args)
 
 
@@ -291,6 +322,17 @@ def _current_split(registry: AssetRegistryClient, asset_id: bytes, agent: Addres
     return splits[info.split_version]
 
 
+def contract_beneficiaries(
+    client: Web3ChainClient, beneficiaries: Iterable[bytes]
+) -> frozenset[bytes]:
+    """The beneficiaries that have code on chain (financing pools): a contract cannot receive a
+    routed payment, so the agent keeps their shares and pays them on chain (`pay-pools`)."""
+    w3 = client.connection.w3
+    return frozenset(
+        bytes(b) for b in beneficiaries if w3.eth.get_code(Web3.to_checksum_address(bytes(b)))
+    )
+
+
 def _run(args: argparse.Namespace) -> int:
     asset_id = parse_asset_id(args.asset)
     hub = address_argument(args.hub, "--hub")
@@ -308,8 +350,7 @@ def _run(args: argparse.Namespace) -> int:
     service = open_service(key, client, path)
     ledger = LedgerStore(Path(args.data_dir) / f"asset-{asset_id.hex()[:16]}-ledger.sqlite")
     # beneficiaries that are contracts (financing pools) are paid on chain at settlement
-    w3 = client.connection.w3
-    kept = frozenset(b for b in split.beneficiaries if w3.eth.get_code(Web3.to_checksum_address(b)))
+    kept = contract_beneficiaries(client, split.beneficiaries)
     config = AssetConfig(
         asset_id=asset_id,
         kept=kept,
@@ -364,6 +405,155 @@ async def _serve(
         print(json.dumps({"summary": summary}), flush=True)
         nursery.cancel_scope.cancel()
     return 0
+
+
+def _pay_pools(args: argparse.Namespace) -> int:
+    """Check every argument and the ledger against the chain, then pay the pools (exit 1 when
+    the chain refused a payment; what the balance could not pay is owed, not an error)."""
+    asset_id = parse_asset_id(args.asset)
+    try:
+        ledger = read_ledger(args.ledger, asset_id)
+    except LedgerError as exc:
+        raise CliError(f"--ledger {args.ledger}: {exc}") from None
+    if not ledger.entries:
+        raise CliError(f"--ledger {args.ledger}: the ledger holds no entries")
+    last = ledger.entries[-1].seq
+    if args.up_to_seq is not None and args.up_to_seq > last:
+        raise CliError(f"--up-to-seq {args.up_to_seq} is past the ledger's last seq {last}")
+    key, client, _ = open_account(args)
+    registry = _registry(client, key)
+    agents, kept = _pools_of(client, registry, asset_id, ledger)
+    factory = client.deployment.financing_factory
+    pools = (
+        None
+        if factory is None
+        else FinancingPoolClient(client.connection, factory, Account.from_key(key))
+    )
+    try:
+        report = pay_kept_shares(
+            client, ledger.entries, kept, pool_client=pools, up_to_seq=args.up_to_seq, payers=agents
+        )
+    except PoolPaymentError as exc:
+        raise CliError(str(exc)) from None
+    except ChainError as exc:
+        raise CliError(
+            f"the chain did not answer as expected: {exc} (run again: what was paid is read "
+            "back from the chain)"
+        ) from None
+    if args.json:
+        print(json.dumps(_report_json(asset_id, report)))
+    else:
+        # as `cise ledger` prints: wide enough for the addresses when the output is not a terminal
+        width = None if os.isatty(1) else 160
+        _print_report(Console(highlight=False, soft_wrap=False, width=width), asset_id, report)
+    return 0 if report.ok else 1
+
+
+def _pools_of(
+    client: Web3ChainClient, registry: AssetRegistryClient, asset_id: bytes, ledger: LedgerFile
+) -> tuple[frozenset[bytes], frozenset[bytes]]:
+    """(every agent the asset had, its beneficiaries that are contracts), once this account is
+    found to be the asset's agent and the ledger checks out against the chain."""
+    try:
+        info = registry.asset_of(asset_id)
+        history = registry.asset_history(asset_id)
+    except ChainError as exc:
+        raise CliError(f"asset 0x{asset_id.hex()}: {exc}") from None
+    if info.agent != client.address:
+        raise CliError(
+            f"this account ({to_checksum(client.address)}) is not the asset's agent "
+            f"({to_checksum(info.agent)})"
+        )
+    audit = audit_ledger(
+        ledger.entries,
+        asset_id=asset_id,
+        domain=Domain(client.deployment.chain_id, registry.registry),
+        history=history,
+        local_anchors=ledger.anchors,
+    )
+    if not audit.ok:
+        raise CliError(f"--ledger {ledger.path}: the ledger does not check out: {audit.problem}")
+    agents = frozenset(bytes(agent) for agent in history.agents())
+    beneficiaries = {
+        b for split in splits_from_history(history).values() for b in split.beneficiaries
+    }
+    return agents, contract_beneficiaries(client, sorted(beneficiaries - agents))
+
+
+def _report_json(asset_id: bytes, report: PoolPaymentReport) -> dict[str, object]:
+    """The report with amounts in token units (1 unit = EUR 0.000001)."""
+    return {
+        "asset": "0x" + asset_id.hex(),
+        "agent": to_checksum(report.account),
+        "up_to_seq": report.up_to_seq,
+        "available_before": report.available_before,
+        "available_after": report.available_after,
+        "paid_now": report.paid_now,
+        "still_owed": report.still_owed,
+        "pools": [
+            {
+                "pool": to_checksum(line.pool),
+                "kept": line.kept,
+                "paid_before": line.paid_before,
+                "paid_now": line.paid_now,
+                "still_owed": line.still_owed,
+                "transaction": None if line.transaction is None else "0x" + line.transaction.hex(),
+                "error": line.error or None,
+                "synced": None
+                if line.synced is None
+                else {"to_contributors": line.synced[0], "to_operator": line.synced[1]},
+                "sync_error": line.sync_error or None,
+            }
+            for line in report.pools
+        ],
+    }
+
+
+def _print_report(console: Console, asset_id: bytes, report: PoolPaymentReport) -> None:
+    if not report.pools:
+        console.print(
+            f"no beneficiary of asset 0x{asset_id.hex()} is a contract: nothing is kept for a "
+            "pool, nothing to pay"
+        )
+        return
+    upto = "the whole ledger" if report.up_to_seq is None else f"up to seq {report.up_to_seq}"
+    table = Table(title=f"financing pools of asset 0x{asset_id.hex()} ({upto})")
+    for name in ("pool", "kept", "paid before", "paid now", "still owed", "pool synced"):
+        if name == "pool":
+            table.add_column(name, no_wrap=True)
+        else:
+            table.add_column(name, justify="left" if name == "pool synced" else "right")
+    for line in report.pools:
+        if line.synced is not None:
+            synced = f"{euro(line.synced[0])} to contributors, {euro(line.synced[1])} to operator"
+        else:
+            synced = escape(line.sync_error) or "nothing to account"
+        table.add_row(
+            to_checksum(line.pool),
+            euro(line.kept),
+            euro(line.paid_before),
+            euro(line.paid_now),
+            euro(line.still_owed),
+            synced,
+        )
+    console.print(table)
+    console.print(
+        f"internal balance of the agent {to_checksum(report.account)}: "
+        f"{euro(report.available_before)} before, {euro(report.available_after)} after"
+    )
+    for line in report.pools:
+        if line.error:
+            console.print(f"[bold red]payment to {to_checksum(line.pool)} refused:[/] "
+                          f"{escape(line.error)}")  # fmt: skip
+    if not report.ok:
+        console.print("[bold red]a payment was refused: run again once the cause is fixed[/]")
+    elif report.still_owed:
+        console.print(
+            f"[bold yellow]{euro(report.still_owed)} still owed:[/] the internal balance was "
+            "short; run again after the next settlement"
+        )
+    else:
+        console.print("[bold green]every pool is paid the shares kept for it[/]")
 
 
 def _anchored_to(ledger: LedgerStore) -> int:
@@ -429,4 +619,4 @@ async def _keep_anchoring(
             asset.set_split(splits_from_history(history)[info.split_version])
 
 
-__all__ = ["add_parsers", "parse_split", "parse_users", "run"]
+__all__ = ["add_parsers", "contract_beneficiaries", "parse_split", "parse_users", "run"]
