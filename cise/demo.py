@@ -39,7 +39,19 @@ from channels.core.types import (
 )
 from channels.party import Party, deliver
 from channels.signer import LocalSigner
-from cise.demo_bundles import MACHINES, REPAIRED, USERS, BundlesDemoError, asset_id_of, run_bundles
+from cise.demo_bundles import (
+    MACHINES,
+    POOL_CONTRIBUTIONS,
+    POOL_MACHINE,
+    POOL_RETURN_PPM,
+    POOL_TARGET,
+    REPAIRED,
+    USERS,
+    BundlesDemoError,
+    BundlesResult,
+    asset_id_of,
+    run_bundles,
+)
 from cise.demo_bundles import TERMS as BUNDLES_TERMS
 from cise.ledger_cmd import ChainView, chain_facts
 from cise.ledger_print import print_lifecycle
@@ -250,7 +262,14 @@ def _bundles(actors: Actors, console: Console, uses: int) -> None:
             *(euro(by_machine[m]) for m in MACHINES),
             euro(result.received[beneficiary]),
         )
+    if result.financing is not None:  # kept by the machine, paid on chain after the settlement
+        income.add_row(
+            f"{POOL_MACHINE}'s pool",
+            *(euro(result.financing.kept if m == POOL_MACHINE else 0) for m in MACHINES),
+            euro(result.financing.paid) + " on chain",
+        )
     console.print(income)
+    _print_settlement(console, result)
     repaired = result.machines[REPAIRED]
     view = ChainView.of(actors.connection, actors.deployment)
     facts = chain_facts(view, view.history(asset_id_of(REPAIRED)))
@@ -261,6 +280,51 @@ def _bundles(actors: Actors, console: Console, uses: int) -> None:
         "per-asset and per-beneficiary totals reconcile exactly with the ledgers and the "
         "channels; each wallet changed by exactly its payments"
     )
+
+
+def _print_settlement(console: Console, result: BundlesResult) -> None:
+    """The end-of-day settlement batch and the financing pool's repayment."""
+    report, financing = result.settlement, result.financing
+    if report is not None:
+        items = sum(t.items for t in report.transactions)
+        deposits = sum(t.deposits for t in report.transactions)
+        console.print(
+            f"   end-of-day settlement: every party signed its withdraw for the hub's batch; "
+            f"{_count(items, 'withdraw')} and {_count(deposits, 're-deposit')} in "
+            f"{_count(len(report.transactions), 'transaction')}, {report.gas_used:,} gas "
+            f"({report.gas_used // max(items, 1):,} a withdraw, most of it first writes: "
+            f"`cise bench settlement` measures later periods); "
+            f"{euro(report.to_counterparties)} of the parties' earnings now on chain; the hub "
+            f"took {euro(report.hub_withdrawn)} of its surplus and re-deposited "
+            f"{euro(report.redeposited)}"
+        )
+    if financing is None:
+        return
+    table = Table(title=f"{POOL_MACHINE}'s financing pool: {euro(POOL_TARGET)} raised, repaid up "
+                        f"to {POOL_RETURN_PPM / 10_000:g}% ({euro(financing.cap)})")  # fmt: skip
+    for column in ("contributor", "contributed", "claimed today", "of its cap"):
+        table.add_column(column, justify="left" if column == "contributor" else "right")
+    for name, amount in POOL_CONTRIBUTIONS.items():
+        claimed = financing.claimed.get(name, 0)
+        cap = amount * POOL_RETURN_PPM // 1_000_000
+        table.add_row(name, euro(amount), euro(claimed), f"{100 * claimed / cap:.1f}%")
+    console.print(table)
+    beyond = (
+        f"; {euro(financing.to_operator)} beyond the cap went to the operator"
+        if financing.to_operator
+        else ""
+    )
+    console.print(
+        f"   the pool paid the supplier at its target; {POOL_MACHINE} kept the pool's "
+        f"{euro(financing.kept)} of shares in its channel (its ledger records them) and paid "
+        f"them on chain after the settlement (its operator adding {euro(financing.topped_up)} "
+        f"for the routing fees it paid){beyond}; {euro(financing.left_in_pool)} stays owed in "
+        "the pool"
+    )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _withdraw_everything(actors: Actors) -> None:

@@ -8,7 +8,12 @@ loopback TCP: a simulated day of prepaid wash cycles (time-of-use and per-kWh ta
 to the users through the hub; each fee is split and paid to the beneficiaries as real routed
 payments and written to the machine's signed, hash-chained ledger; the ledgers are anchored on
 chain and verified; per-asset revenue and per-beneficiary income are reconciled with the ledgers
-and the channels; every channel closes cooperatively and every wallet is checked.
+and the channels. Machine-1 was co-financed: a financing pool (the financier and a user) paid its
+supplier before the day and is a beneficiary of its split in the financier's place, so the
+machine keeps the pool's shares. At the end of the day the hub settles: one batch transaction
+moves every party's earnings to its balance on the channel manager; machine-1 pays the pool its
+kept shares on chain, and the contributors claim their repayment (up to the agreed return, the
+rest going to the operator). Every channel closes cooperatively and every wallet is checked.
 
 Wiring and printing only: the decisions are `assets`, `channels` and `hub`. The keys are derived
 from public names: this must never hold real funds.
@@ -16,6 +21,7 @@ from public names: this must never hold real funds.
 
 from __future__ import annotations
 
+import functools
 import tempfile
 import time
 from collections import Counter
@@ -34,6 +40,7 @@ from assets.ledger import SignedEntry, revenue_totals
 from assets.ledger_store import LedgerStore
 from assets.meter import MeterEvent
 from assets.meter_sources import Outcome, simulate_events
+from assets.pool_payments import pay_kept_shares
 from assets.service_events import action_code, sign_service_event
 from assets.tariff import Band, Tariff
 from channels.agent import ChargePolicy
@@ -42,18 +49,23 @@ from channels.chain.assets import AssetRegistryClient
 from channels.chain.client import Web3ChainClient
 from channels.chain.connection import Connection
 from channels.chain.deploy import Deployment
+from channels.chain.financing import FinancingPoolClient
 from channels.chain.governance import Role, admit_by_vote
 from channels.chain.nodes import dev_private_keys
 from channels.codec.eip712 import Domain
 from channels.codec.keccak import keccak
 from channels.core.fees import FeeSchedule
 from channels.core.splits import Split
+from channels.core.state import ChannelStatus
 from channels.core.types import Address
 from channels.records import InvoiceRecord
 from channels.signer import LocalSigner
 from cise.local_net import LocalNet, close_all, run_local_net
 from cise.money import UNITS_PER_EURO
 from hub.mediator import MediationTerms
+from settlement.planner import SettlementPolicy
+from settlement.service import RoundReport, SettlementConfig, SettlementService
+from settlement.store import SettlementStore
 
 DAY_START = (int(time.time()) // 86_400 - 1) * 86_400 + 7 * 3_600  # yesterday 07:00 UTC
 TERMS = MediationTerms(FeeSchedule(flat=0, ppm=1_000, cap=2_000), reveal_timeout=5, lock_timeout=40)
@@ -66,6 +78,20 @@ GAS_ETH = 10**18
 STEP_TIMEOUT = 180.0
 USERS = ("user-1", "user-2", "user-3", "user-4", "user-5")
 BENEFICIARIES = ("manufacturer", "maintenance", "detergent", "financier")
+
+POOL_MACHINE = "machine-1"  # co-financed: its pool takes the financier's place in its split
+POOL_SUPPLIER = "manufacturer"  # the pool's funds pay the machine's supplier
+POOL_TARGET = 10 * UNITS_PER_EURO
+POOL_RETURN_PPM = 1_100_000  # contributors are repaid up to 110% of what they put in
+POOL_CONTRIBUTIONS = {"financier": 6 * UNITS_PER_EURO, "user-1": 4 * UNITS_PER_EURO}
+OPERATOR_RESERVE = UNITS_PER_EURO  # the pool machine's operator money outside its channel
+SETTLEMENT = SettlementPolicy(
+    period_s=86_400,
+    amount_trigger=0,
+    min_withdraw=1,
+    liquidity_target=10 * UNITS_PER_EURO,  # the hub keeps €10 of capacity towards each party
+    expiry_blocks=60,
+)
 
 PEAK = (Band(17 * 60, 21 * 60, 1_250_000), Band(0, 7 * 60, 800_000))  # evening +25%, night -20%
 MACHINES: dict[str, tuple[str, Tariff, dict[str, int]]] = {
@@ -127,10 +153,17 @@ def asset_id_of(name: str) -> bytes:
     return keccak(b"bundles asset " + name.encode())
 
 
-def split_of(name: str) -> Split:
+def split_of(name: str, pool: Address | None = None) -> Split:
+    """The machine's split as registered (version 1), or with `pool` in the financier's place
+    (version 2, the co-financed machine only)."""
     ppm = MACHINES[name][2]
-    ordered = sorted(ppm, key=address_of)
-    return Split(1, tuple(address_of(n) for n in ordered), tuple(ppm[n] for n in ordered))
+    parts = {address_of(n): share for n, share in ppm.items()}
+    version = 1
+    if pool is not None and name == POOL_MACHINE:
+        parts[pool] = parts.pop(address_of("financier"))
+        version = 2
+    ordered = sorted(parts)
+    return Split(version, tuple(ordered), tuple(parts[a] for a in ordered))
 
 
 @dataclass
@@ -146,6 +179,21 @@ class MachineReport:
 
 
 @dataclass
+class FinancingReport:
+    """Machine-1's financing pool, from its funding to the day's repayment."""
+
+    pool: Address
+    cap: int = 0
+    kept: int = 0  # the day's shares the machine kept for the pool (its ledger)
+    paid: int = 0  # paid to the pool on chain after the settlement
+    topped_up: int = 0  # the operator's reserve added for the routing fees the machine paid
+    repaid: int = 0  # accounted to the contributors (up to the cap)
+    to_operator: int = 0  # beyond the cap
+    claimed: dict[str, int] = field(default_factory=dict)
+    left_in_pool: int = 0  # owed to contributors, not claimable yet (rounding, below the cap)
+
+
+@dataclass
 class BundlesResult:
     machines: dict[str, MachineReport]
     income: dict[str, dict[str, int]]  # beneficiary -> machine -> ledger shares
@@ -156,6 +204,8 @@ class BundlesResult:
     hub_fees: int
     uses_per_s: float
     admitted: int = 0  # parties the members admitted by vote
+    financing: FinancingReport | None = None
+    settlement: RoundReport | None = None
 
 
 # ----------------------------------------------------------------------------- chain set-up
@@ -172,6 +222,9 @@ def _fund(connection: Connection, operator: LocalAccount, deployment: Deployment
     token.mint(address_of("hub"), len(MACHINES) * HUB_TO_MACHINE + 4 * HUB_TO_BENEFICIARY)
     for name in MACHINES:
         token.mint(address_of(name), MACHINE_FLOAT)
+    token.mint(address_of(POOL_MACHINE), OPERATOR_RESERVE)
+    for name, amount in POOL_CONTRIBUTIONS.items():
+        token.mint(address_of(name), amount)
 
 
 ROLES: dict[str, Role] = {
@@ -207,6 +260,32 @@ def _register(connection: Connection, operator: LocalAccount, deployment: Deploy
             split.beneficiaries,
             split.ppm,
         )
+
+
+def _finance(connection: Connection, operator: LocalAccount, deployment: Deployment) -> Address:
+    """The operator opens machine-1's financing pool; the financier and a user fund it (the
+    target reached, the pool pays the supplier at once); the pool replaces the financier in the
+    machine's split (version 2). Returns the pool's address."""
+    if deployment.financing_factory is None or deployment.token is None:
+        raise BundlesDemoError("this network has no financing pool factory")
+    pools = FinancingPoolClient(connection, deployment.financing_factory, operator)
+    pool, _ = pools.create_pool(
+        asset_id_of(POOL_MACHINE),
+        POOL_TARGET,
+        connection.block_number() + 1_000,
+        POOL_RETURN_PPM,
+        address_of(POOL_SUPPLIER),
+    )
+    for name, amount in POOL_CONTRIBUTIONS.items():
+        member = pools.for_account(Account.from_key(key_of(name)))
+        member.approve(pool, amount, deployment.token)
+        member.contribute(pool, amount)
+    if pools.state(pool).status != 1:
+        raise BundlesDemoError("machine-1's financing pool did not reach its target")
+    split = split_of(POOL_MACHINE, pool)
+    registry = AssetRegistryClient(connection, deployment, operator)
+    registry.change_split(asset_id_of(POOL_MACHINE), split.beneficiaries, split.ppm)
+    return pool
 
 
 def _open_channels(clients: dict[str, Web3ChainClient]) -> None:
@@ -277,13 +356,15 @@ async def _run_day(
     try:
         async with trio.open_nursery() as nursery:
             for name in MACHINES:
+                pool = result.financing.pool if result.financing else None
                 config = AssetConfig(
                     asset_id=asset_id_of(name),
                     domain=domain,
                     tariff=MACHINES[name][1],
-                    split=split_of(name),
+                    split=split_of(name, pool),
                     known_user=known.__contains__,
                     charge_timeout=5.0,
+                    kept=frozenset({pool}) if pool and name == POOL_MACHINE else frozenset(),
                 )
                 assets[name] = AssetAgent(net.agents[name], ledgers[name], config)
                 await nursery.start(assets[name].run)
@@ -395,6 +476,9 @@ async def _reconcile(net: LocalNet, result: BundlesResult) -> None:
             raise BundlesDemoError(
                 f"{beneficiary} received {result.received[beneficiary]}, the ledgers owe {owed}"
             )
+    if result.financing is not None:
+        entries = result.machines[POOL_MACHINE].entries
+        result.financing.kept = revenue_totals(entries).beneficiary_total(result.financing.pool)
     result.receipts = sum(len(net.agents[u].receipts()) for u in USERS)
     result.hub_fees = net.hub.stats.fees_earned
 
@@ -408,8 +492,86 @@ def _expected_changes(result: BundlesResult, clients: dict[str, Web3ChainClient]
     for beneficiary, received in result.received.items():
         expected[beneficiary] += received
     expected["hub"] += result.hub_fees
-    users_change = -sum(expected.values())  # the users paid for all of it: nothing is created
+    outside = 0  # tokens now held by accounts not in the demo's wallets
+    financing = result.financing
+    if financing is not None:
+        expected[POOL_SUPPLIER] += POOL_TARGET
+        for name, amount in POOL_CONTRIBUTIONS.items():
+            if name not in USERS:  # a user's contribution and claim are in the users' total
+                expected[name] += financing.claimed[name] - amount
+        outside = financing.to_operator + financing.left_in_pool
+    # the users paid for all of it: nothing is created
+    users_change = -sum(expected.values()) - outside
     result.expected_change = expected | {"users (all)": users_change}
+
+
+# ----------------------------------------------------------------------------- end of day
+
+
+async def _settle(net: LocalNet, workdir: Path) -> RoundReport:
+    """The hub's end-of-day settlement round; returns once every party has seen it land."""
+    store = SettlementStore(workdir / "settlement.sqlite")
+    try:
+        hub = net.services["hub"]
+        service = SettlementService(
+            hub, net.clients["hub"], store, SettlementConfig(SETTLEMENT, collect_s=60.0)
+        )
+        with trio.fail_after(STEP_TIMEOUT):
+            report = await service.settle_once("end of day")
+        hub.listeners.remove(service._on_durable)  # one round only
+    finally:
+        store.close()
+    if report.status != "settled":
+        raise BundlesDemoError(f"the end-of-day settlement is {report.status}: {report}")
+    with trio.fail_after(STEP_TIMEOUT):
+        while any(  # noqa: ASYNC110  # the followers see the batch's withdraws and deposits
+            channel.our.pending_withdraw or channel.partner.pending_withdraw
+            for service in net.services.values()
+            for channel in service.channels.values()
+            if channel.status is ChannelStatus.OPENED
+        ):
+            await trio.sleep(0.05)
+    return report
+
+
+async def _repay_financiers(net: LocalNet, deployment: Deployment, result: BundlesResult) -> None:
+    """Machine-1 pays its pool the kept shares from the balance the settlement gave it (its
+    operator's reserve adds what the machine spent on routing fees), the pool accounts them,
+    and each contributor claims its repayment."""
+    financing = result.financing
+    if financing is None or deployment.financing_factory is None:
+        return
+    machine = net.clients[POOL_MACHINE]
+    account = Account.from_key(key_of(POOL_MACHINE))
+    pools = FinancingPoolClient(machine.connection, deployment.financing_factory, account)
+    entries = result.machines[POOL_MACHINE].entries
+    pay = functools.partial(pay_kept_shares, machine, entries, {financing.pool}, pool_client=pools)
+    async with net.chain_lock:
+        report = await trio.to_thread.run_sync(pay)
+        if report.still_owed:
+            financing.topped_up = report.still_owed
+            await trio.to_thread.run_sync(machine.approve, report.still_owed)
+            await trio.to_thread.run_sync(machine.deposit_to_balance, report.still_owed)
+            report = await trio.to_thread.run_sync(pay)
+        if not report.ok or report.still_owed:
+            raise BundlesDemoError(f"machine-1 could not pay its pool: {report}")
+        financing.paid = sum(p.paid_before + p.paid_now for p in report.pools)
+        for name in POOL_CONTRIBUTIONS:
+            member = pools.for_account(Account.from_key(key_of(name)))
+            claimed, _ = await trio.to_thread.run_sync(member.claim, financing.pool)
+            financing.claimed[name] = claimed
+        state = await trio.to_thread.run_sync(pools.state, financing.pool)
+        financing.cap = (await trio.to_thread.run_sync(pools.terms, financing.pool)).cap
+        financing.left_in_pool = await trio.to_thread.run_sync(
+            machine.token_balance, financing.pool
+        )
+    financing.repaid, financing.to_operator = state.repaid, state.to_operator
+    if financing.paid != financing.kept:
+        raise BundlesDemoError(
+            f"the pool was paid {financing.paid}, the ledger kept {financing.kept} for it"
+        )
+    if financing.repaid + financing.to_operator != financing.paid:
+        raise BundlesDemoError("the pool did not account exactly what it was paid")
 
 
 # ----------------------------------------------------------------------------- entry
@@ -429,6 +591,7 @@ def run_bundles(
     before = _wallets(clients)
     _open_channels(clients)
     result = BundlesResult({}, {}, {}, {}, {}, 0, 0, 0.0, admitted)
+    result.financing = FinancingReport(_finance(connection, operator, deployment))
     machines = {address_of(n) for n in MACHINES}
     policies = {u: _policy(u, machines) for u in USERS}
     with tempfile.TemporaryDirectory(prefix="cise-demo-bundles-") as tmp:
@@ -473,7 +636,21 @@ async def _run_all(
     ) as net:
         await _run_day(net, workdir, deployment, uses, result)
         await _reconcile(net, result)
+        result.settlement = await _settle(net, workdir)
+        await _repay_financiers(net, deployment, result)
         await close_all(net)
 
 
-__all__ = ["BENEFICIARIES", "MACHINES", "USERS", "BundlesDemoError", "BundlesResult", "run_bundles"]
+__all__ = [
+    "BENEFICIARIES",
+    "MACHINES",
+    "POOL_CONTRIBUTIONS",
+    "POOL_MACHINE",
+    "POOL_RETURN_PPM",
+    "POOL_TARGET",
+    "USERS",
+    "BundlesDemoError",
+    "BundlesResult",
+    "FinancingReport",
+    "run_bundles",
+]

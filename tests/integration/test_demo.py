@@ -21,6 +21,8 @@ def test_demo_on_embedded_chain(capsys: pytest.CaptureFixture[str]) -> None:
     assert "since the last service event" in out
     assert "reconcile exactly with the ledgers and the channels" in out
     assert "each wallet changed by exactly its payments" in out
+    assert "end-of-day settlement: every party signed its withdraw" in out
+    assert "machine-1's financing pool" in out and "paid them on chain" in out
 
 
 @pytest.mark.node
