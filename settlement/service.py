@@ -158,6 +158,11 @@ class SettlementService:
         store.claim(node.address, deployment.chain_id, deployment.manager)
         node.listeners.append(self._on_durable)
 
+    def detach(self) -> None:
+        """Stop listening to the hub's commits (a service used for one round, then dropped)."""
+        if self._on_durable in self.node.listeners:
+            self.node.listeners.remove(self._on_durable)
+
     @property
     def hub(self) -> Address:
         return self.node.address

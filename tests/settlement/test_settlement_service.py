@@ -166,3 +166,40 @@ async def test_a_settlement_file_of_another_hub_is_refused(tmp_path: Path) -> No
             sn.service(store)
         store.close()
         assert HUB_TO_WASHER > 0
+
+
+class _LandsButNotRecorded(SettlementService):
+    """The hub stopping after its batch landed on chain but before it wrote down the outcome."""
+
+    async def _send(self, row: TransactionRow, items: int, deposits: int):  # type: ignore[no-untyped-def]
+        await self.node.chain_call(
+            self.client.settle_hub_batch, self.hub, row.expiry, row.hub_signature,
+            row.withdraws, row.deposits,
+        )  # fmt: skip
+        raise _CrashError
+
+
+async def test_a_batch_that_landed_before_the_crash_is_recorded_not_resent(
+    tmp_path: Path,
+) -> None:
+    async with settle_net(tmp_path) as sn:
+        paid = await _pay(sn, "alice", [321_000])
+        path = tmp_path / "settlement.sqlite"
+        store = SettlementStore(path)
+        crashing = _LandsButNotRecorded(sn.net.services["hub"], sn.clients["hub"], store,
+                                        sn.service(store).config)  # fmt: skip
+        with pytest.raises(_CrashError):
+            await crashing.settle_once()
+        crashing.detach()
+        washer = sn.clients["washer"]
+        assert washer.balance_of(washer.address) == paid  # it landed
+        [stuck] = store.unfinished_rounds()
+        store.close()
+        restarted = SettlementStore(path)
+        await wait_for(lambda: _hub_view(sn, "washer").partner.withdrawn == paid)
+        await sn.service(restarted).settle_once()
+        [done] = restarted.transactions(stuck.id)
+        assert done.status == "applied" and done.error == "found after a restart"
+        assert washer.balance_of(washer.address) == paid  # not applied twice
+        assert sn.held_by_manager() == sn.tokens
+        restarted.close()
