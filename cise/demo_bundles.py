@@ -518,7 +518,7 @@ async def _settle(net: LocalNet, workdir: Path) -> RoundReport:
         )
         with trio.fail_after(STEP_TIMEOUT):
             report = await service.settle_once("end of day")
-        hub.listeners.remove(service._on_durable)  # one round only
+        service.detach()  # one round only
     finally:
         store.close()
     if report.status != "settled":

@@ -137,7 +137,7 @@ async def test_a_batch_interrupted_before_sending_is_sent_once_at_restart(tmp_pa
         [stuck] = store.unfinished_rounds()
         [row] = store.transactions(stuck.id)
         assert row.status == "signed" and row.tx_hash is None
-        sn.net.services["hub"].listeners.remove(crashing._on_durable)
+        crashing.detach()
         store.close()
         washer = sn.clients["washer"]
         assert washer.balance_of(washer.address) == 0
