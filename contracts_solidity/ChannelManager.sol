@@ -17,8 +17,11 @@ import {IChannelManager} from "./interfaces/IChannelManager.sol";
 /// participant2))` (participants ascending, never stored):
 ///  - `_channels[key]`: one slot, written at open, on deposits and at close; deleted at settle or
 ///    cooperative close.
-///  - `_withdrawn[key]`: one slot, written only by `withdraw` (flagged in the channel slot so that the
-///    common paths do not read it).
+///  - `_withdrawn[key]`: one slot, written only by withdraws (flagged in the channel slot so that open,
+///    deposit and close paths do not read it): both withdrawn totals and the channel's *headroom*, a
+///    lower bound of what it still holds (`D1 + D2 - W1 - W2`), zero unless the channel is open. A
+///    withdraw within the headroom is checked and applied on this slot alone: a settled-before channel
+///    costs one cold slot per batch item, not two (docs/decisions/2026-11-26-withdraw-headroom.md).
 ///  - `_proofs[key][sender]`: two slots per direction, written at close/update; after settle they hold
 ///    the pending lock pool and locks root until the last lock is resolved.
 ///  - `_rewards[key]`: one slot, written only by `updateBalanceProofFor`.
@@ -59,6 +62,7 @@ contract ChannelManager is IChannelManager, EIP712 {
     uint256 public constant BATCH_DEPOSIT_SIZE = 40;
 
     uint256 private constant UINT96_MASK = (1 << 96) - 1;
+    uint256 private constant UINT64_MAX = (1 << 64) - 1;
 
     uint8 internal constant STATE_NONE = 0;
     uint8 internal constant STATE_OPEN = 1;
@@ -76,10 +80,15 @@ contract ChannelManager is IChannelManager, EIP712 {
         uint96 deposit2;
     }
 
-    /// @dev One slot, written only on withdraw.
+    /// @dev One slot, written only on withdraw: 96 + 96 + 64 bits. `headroom` is a cache, never a total:
+    /// invariant `headroom <= deposit1 + deposit2 - withdrawn1 - withdrawn2`, and `headroom == 0` unless
+    /// the channel is open. Every withdraw that reads the channel slot sets it to the exact amount left
+    /// (saturated at `type(uint64).max`); a withdraw within it lowers it by the increase; deposits leave it
+    /// (it stays a lower bound); `closeChannel` zeroes it; cooperative close and settle delete the slot.
     struct Withdrawn {
         uint96 withdrawn1;
         uint96 withdrawn2;
+        uint64 headroom;
     }
 
     /// @dev Two slots: 64 + 96 + 96 = 256 bits, then the root.
@@ -198,13 +207,13 @@ contract ChannelManager is IChannelManager, EIP712 {
     ) external {
         if (block.number > expiry) revert ChannelManagerWithdrawExpired(expiry);
         if (totalWithdraw > type(uint96).max) revert ChannelManagerAmountTooLarge(totalWithdraw);
-        uint256 increase = _checkWithdraw(channelId, participant, partner, totalWithdraw);
+        (uint256 increase, uint256 withdrawn) = _checkWithdraw(channelId, participant, partner, totalWithdraw);
         bytes32 digest = _hashTypedDataV4(
             keccak256(abi.encode(WITHDRAW_TYPEHASH, channelId, participant, totalWithdraw, expiry))
         );
         _requireSigner(digest, participantSig, participant);
         _requireSigner(digest, partnerSig, partner);
-        _applyWithdraw(channelId, participant, partner, totalWithdraw, increase);
+        _applyWithdraw(channelId, participant, partner, totalWithdraw, increase, withdrawn);
     }
 
     // ------------------------------------------------------------------ batch settlement
@@ -315,6 +324,8 @@ contract ChannelManager is IChannelManager, EIP712 {
         channel.state = STATE_CLOSED;
         channel.settleBlock = uint40(settleBlock);
         channel.closedByParticipant1 = closerIsParticipant1;
+        // No withdraw may pass on the withdrawn slot alone once closed (see `Withdrawn`).
+        if (channel.hasWithdrawn) _withdrawn[key].headroom = 0;
         emit ChannelClosed(channelId, msg.sender, nonce, settleBlock);
     }
 
@@ -621,41 +632,30 @@ contract ChannelManager is IChannelManager, EIP712 {
         emit ChannelDeposited(channelId, msg.sender, totalDeposit);
     }
 
-    /// @dev The state checks of `withdraw`; returns the increase of the withdrawn total.
+    /// @dev The checks of `withdraw` (channel open, then `_nextWithdrawn`); returns the increase of the
+    /// withdrawn total and the withdrawn slot's next word.
     function _checkWithdraw(uint256 channelId, address participant, address partner, uint256 totalWithdraw)
         private
         view
-        returns (uint256 increase)
+        returns (uint256 increase, uint256 withdrawn)
     {
         (bytes32 key, bool isParticipant1) = _key(channelId, participant, partner);
-        Channel memory channel = _channels[key];
-        _requireOpen(channel.state, channelId, participant, partner);
-        Withdrawn memory w = _withdrawn[key];
-        uint256 current = isParticipant1 ? w.withdrawn1 : w.withdrawn2;
-        if (totalWithdraw <= current) revert ChannelManagerWithdrawNotIncreasing(totalWithdraw, current);
-        increase = totalWithdraw - current;
-        // Invariant: withdrawn1 + withdrawn2 <= deposit1 + deposit2 (every withdraw checks the line
-        // below, deposits only grow), so this subtraction cannot underflow.
-        uint256 available = uint256(channel.deposit1) + channel.deposit2 - w.withdrawn1 - w.withdrawn2;
-        if (increase > available) revert ChannelManagerWithdrawExceedsChannel(increase, available);
+        uint256 record = _channelRecord(key);
+        _requireOpen(uint8(record), channelId, participant, partner);
+        return _nextWithdrawn(record, _withdrawnWord(key), isParticipant1, totalWithdraw);
     }
 
-    /// @dev The effects of `withdraw` (all checks done; totalWithdraw < 2^96 was checked).
+    /// @dev The effects of `withdraw` (all checks done): the withdrawn slot, the flag, the credit.
     function _applyWithdraw(
         uint256 channelId,
         address participant,
         address partner,
         uint256 totalWithdraw,
-        uint256 increase
+        uint256 increase,
+        uint256 withdrawn
     ) private {
-        (bytes32 key, bool isParticipant1) = _key(channelId, participant, partner);
-        if (isParticipant1) {
-            _withdrawn[key].withdrawn1 = uint96(totalWithdraw);
-        } else {
-            _withdrawn[key].withdrawn2 = uint96(totalWithdraw);
-        }
-        Channel storage channel = _channels[key];
-        if (!channel.hasWithdrawn) channel.hasWithdrawn = true;
+        (bytes32 key,) = _key(channelId, participant, partner);
+        _storeWithdrawn(key, _channelRecord(key), withdrawn);
         _balances[participant] += increase;
         emit ChannelWithdrawn(channelId, participant, totalWithdraw);
     }
@@ -722,46 +722,96 @@ contract ChannelManager is IChannelManager, EIP712 {
     }
 
     /// @dev The checks and effects of one batch withdraw (those of `withdraw`), except the credit,
-    /// which the caller accrues; returns the increase of the withdrawn total. Reads and writes the two
-    /// slots raw (one SLOAD each, one SSTORE): `Channel` as laid out at `_open`, `Withdrawn` low bits
-    /// first (withdrawn1 0-95, withdrawn2 96-191); tests/contracts read both back through getChannel.
+    /// which the caller accrues; returns the increase of the withdrawn total. Fast path: a non-zero
+    /// headroom means the channel is open and holds at least that much, so a withdraw within it reads and
+    /// writes the withdrawn slot only (one SLOAD, one SSTORE). Otherwise (first withdraw, after a close,
+    /// past the headroom, or any revert) it reads the channel slot and runs `withdraw`'s checks in
+    /// `withdraw`'s order, so the errors are the same, and refreshes the headroom to the exact amount left.
     function _batchWithdraw(uint256 channelId, address participant, address partner, uint256 totalWithdraw)
         private
         returns (uint256 increase)
     {
         (bytes32 key, bool isParticipant1) = _batchKey(channelId, participant, partner);
-        Channel storage channelRef = _channels[key];
-        Withdrawn storage withdrawnRef = _withdrawn[key];
-        uint256 record;
-        assembly ("memory-safe") {
-            record := sload(channelRef.slot)
-        }
-        _requireOpen(uint8(record), channelId, participant, partner);
-        bool hasWithdrawn = (record >> 56) & 0xff != 0;
-        uint256 withdrawn;
-        if (hasWithdrawn) {
-            assembly ("memory-safe") {
-                withdrawn := sload(withdrawnRef.slot)
+        uint256 withdrawn = _withdrawnWord(key);
+        uint256 headroom = withdrawn >> 192;
+        uint256 shift = isParticipant1 ? 0 : 96;
+        uint256 current = (withdrawn >> shift) & UINT96_MASK;
+        // totalWithdraw was read from 12 bytes (< 2^96); the subtraction runs only when it is above current.
+        unchecked {
+            if (totalWithdraw > current && totalWithdraw - current <= headroom) {
+                increase = totalWithdraw - current;
+                // Replace this participant's total and lower the headroom by the increase.
+                withdrawn = (((headroom - increase) << 192) | (withdrawn & ~(UINT64_MAX << 192)))
+                    ^ ((current ^ totalWithdraw) << shift);
+                _setWithdrawnWord(key, withdrawn);
+                emit ChannelWithdrawn(channelId, participant, totalWithdraw);
+                return increase;
             }
         }
+        uint256 record = _channelRecord(key);
+        _requireOpen(uint8(record), channelId, participant, partner);
+        (increase, withdrawn) = _nextWithdrawn(record, withdrawn, isParticipant1, totalWithdraw);
+        _storeWithdrawn(key, record, withdrawn);
+        emit ChannelWithdrawn(channelId, participant, totalWithdraw);
+    }
+
+    /// @dev `withdraw`'s checks after the channel is known to be open, on the channel slot's word `record`
+    /// (layout at `_open`) and the withdrawn slot's word `withdrawn` (low bits first: withdrawn1 0-95,
+    /// withdrawn2 96-191, headroom 192-255; the `Withdrawn` struct). Returns the increase of the withdrawn
+    /// total and the withdrawn slot's next word, with the headroom set to what the channel holds after the
+    /// withdraw (saturated at 2^64 - 1). `totalWithdraw < 2^96` is the caller's to check.
+    function _nextWithdrawn(uint256 record, uint256 withdrawn, bool isParticipant1, uint256 totalWithdraw)
+        private
+        pure
+        returns (uint256 increase, uint256 next)
+    {
         uint256 w1 = withdrawn & UINT96_MASK;
-        uint256 w2 = withdrawn >> 96;
+        uint256 w2 = (withdrawn >> 96) & UINT96_MASK;
         uint256 current = isParticipant1 ? w1 : w2;
         if (totalWithdraw <= current) revert ChannelManagerWithdrawNotIncreasing(totalWithdraw, current);
-        // The invariant of _checkWithdraw (withdrawn1 + withdrawn2 <= deposit1 + deposit2) keeps
-        // `available` from underflowing; totalWithdraw > current was just checked; totalWithdraw was
-        // read from 12 bytes, so it fits its 96-bit field.
+        // Invariant: withdrawn1 + withdrawn2 <= deposit1 + deposit2 (every withdraw checks the line
+        // below, deposits only grow), so `available` cannot underflow; totalWithdraw > current was just
+        // checked; totalWithdraw < 2^96 fits its field.
         unchecked {
             increase = totalWithdraw - current;
             uint256 available = ((record >> 64) & UINT96_MASK) + (record >> 160) - w1 - w2;
             if (increase > available) revert ChannelManagerWithdrawExceedsChannel(increase, available);
-            withdrawn = isParticipant1 ? (w2 << 96) | totalWithdraw : (totalWithdraw << 96) | w1;
+            uint256 headroom = available - increase;
+            if (headroom > UINT64_MAX) headroom = UINT64_MAX;
+            next = isParticipant1 ? (headroom << 192) | (w2 << 96) | totalWithdraw
+                : (headroom << 192) | (totalWithdraw << 96) | w1;
         }
+    }
+
+    /// @dev Writes the withdrawn slot and, on a channel's first withdraw, its `hasWithdrawn` flag
+    /// (bit 56 of the channel slot's word `record`).
+    function _storeWithdrawn(bytes32 key, uint256 record, uint256 withdrawn) private {
+        _setWithdrawnWord(key, withdrawn);
+        if ((record >> 56) & 0xff == 0) _channels[key].hasWithdrawn = true;
+    }
+
+    /// @dev The channel slot as one word (layout at `_open`).
+    function _channelRecord(bytes32 key) private view returns (uint256 record) {
+        Channel storage channel = _channels[key];
         assembly ("memory-safe") {
-            sstore(withdrawnRef.slot, withdrawn)
+            record := sload(channel.slot)
         }
-        if (!hasWithdrawn) channelRef.hasWithdrawn = true;
-        emit ChannelWithdrawn(channelId, participant, totalWithdraw);
+    }
+
+    /// @dev The withdrawn slot as one word (layout at `_nextWithdrawn`).
+    function _withdrawnWord(bytes32 key) private view returns (uint256 withdrawn) {
+        Withdrawn storage ref = _withdrawn[key];
+        assembly ("memory-safe") {
+            withdrawn := sload(ref.slot)
+        }
+    }
+
+    /// @dev Writes the withdrawn slot as one word (layout at `_nextWithdrawn`).
+    function _setWithdrawnWord(bytes32 key, uint256 withdrawn) private {
+        Withdrawn storage ref = _withdrawn[key];
+        assembly ("memory-safe") {
+            sstore(ref.slot, withdrawn)
+        }
     }
 
     /// @dev `_key`, hashed in scratch memory past the free memory pointer.
@@ -962,7 +1012,7 @@ contract ChannelManager is IChannelManager, EIP712 {
         ProofData memory proof1,
         ProofData memory proof2
     ) private view returns (uint256 balance1, uint256 balance2, uint256 locked1, uint256 locked2) {
-        Withdrawn memory w = Withdrawn({withdrawn1: 0, withdrawn2: 0});
+        Withdrawn memory w = Withdrawn({withdrawn1: 0, withdrawn2: 0, headroom: 0});
         if (channel.hasWithdrawn) w = _withdrawn[key];
         uint256 total = uint256(channel.deposit1) + channel.deposit2 - w.withdrawn1 - w.withdrawn2;
         // Every term is below 2^96, so the signed sum cannot overflow int256.
