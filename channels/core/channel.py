@@ -963,35 +963,24 @@ def _receive_withdraw_confirmation(
             ],
         )
     confirmed = replace(pending, confirmed=True)
-    if pending.batched_by is BatchedBy.US:  # our settlement batch sends it, not a transaction alone
-        return TransitionResult(
-            replace(channel, our=replace(our, pending_withdraw=confirmed)),
-            [
-                ev.EventBatchWithdrawSigned(
-                    channel.channel_id,
-                    our.address,
-                    channel.partner.address,
-                    message.total_withdraw,
-                    message.expiry,
-                    message.signature,
-                ),
-                ev.EventWithdrawConfirmed(channel.channel_id, message.total_withdraw),
-            ],
-        )
+    fields = (
+        channel.channel_id,
+        our.address,
+        channel.partner.address,
+        message.total_withdraw,
+        message.expiry,
+        message.signature,
+    )
+    execute: ev.Event = (
+        ev.EventBatchWithdrawSigned(
+            *fields
+        )  # our settlement batch sends it, not a lone transaction
+        if pending.batched_by is BatchedBy.US
+        else ev.ContractSendChannelWithdraw(*fields, digest)
+    )
     return TransitionResult(
         replace(channel, our=replace(our, pending_withdraw=confirmed)),
-        [
-            ev.ContractSendChannelWithdraw(
-                channel.channel_id,
-                our.address,
-                channel.partner.address,
-                message.total_withdraw,
-                message.expiry,
-                message.signature,
-                digest,
-            ),
-            ev.EventWithdrawConfirmed(channel.channel_id, message.total_withdraw),
-        ],
+        [execute, ev.EventWithdrawConfirmed(channel.channel_id, message.total_withdraw)],
     )
 
 
