@@ -578,9 +578,17 @@ async def _repay_financiers(net: LocalNet, deployment: Deployment, result: Bundl
 
 
 def run_bundles(
-    connection: Connection, operator: LocalAccount, deployment: Deployment, uses: int
+    connection: Connection,
+    operator: LocalAccount,
+    deployment: Deployment,
+    uses: int,
+    keep_dir: Path | None = None,
 ) -> BundlesResult:
-    """The whole Bundles day (see the module docstring); raises BundlesDemoError on a failure."""
+    """The whole Bundles day (see the module docstring); raises BundlesDemoError on a failure.
+
+    `keep_dir`: keep every party's files there (ledgers `<machine>-ledger.sqlite`, the hub's
+    `settlement.sqlite`, each party's log `<name>.sqlite`) for `cise demo --serve`; default: a
+    temporary folder, removed at the end."""
     _fund(connection, operator, deployment)
     admitted = _admit(connection, operator, deployment) if deployment.governed else 0
     _register(connection, operator, deployment)
@@ -594,8 +602,12 @@ def run_bundles(
     result.financing = FinancingReport(_finance(connection, operator, deployment))
     machines = {address_of(n) for n in MACHINES}
     policies = {u: _policy(u, machines) for u in USERS}
-    with tempfile.TemporaryDirectory(prefix="cise-demo-bundles-") as tmp:
-        trio.run(_run_all, clients, Path(tmp), deployment, uses, policies, result)
+    if keep_dir is not None:
+        keep_dir.mkdir(parents=True, exist_ok=True)
+        trio.run(_run_all, clients, keep_dir, deployment, uses, policies, result)
+    else:
+        with tempfile.TemporaryDirectory(prefix="cise-demo-bundles-") as tmp:
+            trio.run(_run_all, clients, Path(tmp), deployment, uses, policies, result)
     for client in clients.values():
         balance = client.balance_of(client.address)
         if balance:

@@ -10,6 +10,13 @@ command -v "$PYTHON" >/dev/null || PYTHON=python3
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
 npm ci --no-audit --no-fund --loglevel=error
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  # the dashboard's browser test: Debian's Chromium and ChromeDriver (no browser download by a tool)
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+    chromium chromium-driver >/dev/null
+fi
 if [ "${CISE_SKIP_SLITHER:-0}" != 1 ]; then
   [ -x .venv-slither/bin/python ] || "$PYTHON" -m venv .venv-slither
   .venv-slither/bin/python -m pip install -q --disable-pip-version-check -r scripts/slither-requirements.txt
