@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import trio
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from rich.console import Console
@@ -218,7 +219,7 @@ def _dispute(actors: Actors, channel_id: ChannelId, cycles: int, progress: bool)
     return paid - refund
 
 
-def _bundles(actors: Actors, console: Console, uses: int) -> None:
+def _bundles(actors: Actors, console: Console, uses: int, keep_dir: Path | None = None) -> None:
     """Step 1: the Bundles day: machines charged per cycle, every fee split, ledgers verified."""
     terms = BUNDLES_TERMS.fees
     console.print(
@@ -230,7 +231,9 @@ def _bundles(actors: Actors, console: Console, uses: int) -> None:
         parts = ", ".join(f"{b} {ppm / 10_000:g}%" for b, ppm in split.items())
         console.print(f"   {name}: {what}; split {parts}")
     try:
-        result = run_bundles(actors.connection, actors.operator_account, actors.deployment, uses)
+        result = run_bundles(
+            actors.connection, actors.operator_account, actors.deployment, uses, keep_dir
+        )
     except BundlesDemoError as exc:
         raise DemoError(str(exc)) from exc
     if result.admitted:
@@ -335,24 +338,81 @@ def _withdraw_everything(actors: Actors) -> None:
 
 
 def run_demo(
-    rpc_url: str | None = None, cycles: int = 200, progress: bool = True, uses: int = 90
+    rpc_url: str | None = None,
+    cycles: int = 200,
+    progress: bool = True,
+    uses: int = 90,
+    serve: bool = False,
+    serve_seconds: float = 0.0,
+    port: int = 0,
 ) -> int:
+    """The demo; with `serve`, then the dashboard and API of its network on 127.0.0.1:`port`
+    for `serve_seconds` (0: until interrupted)."""
     console = Console(highlight=False)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="cise-demo-") as tmp:
         actors = _setup(rpc_url, Path(tmp))
+        keep_dir = Path(tmp) / "bundles" if serve else None
         try:
-            return _run(actors, console, cycles, uses, progress, started)
+            code = _run(actors, console, cycles, uses, progress, started, keep_dir)
         except DemoError as exc:
             console.print(f"[bold red]demo failed:[/] {exc}")
             return 1
         finally:
             actors.user.close()
             actors.machine.close()
+        if keep_dir is not None and code == 0:
+            _serve_dashboard(actors, keep_dir, console, serve_seconds, port)
+        return code
+
+
+def _serve_dashboard(
+    actors: Actors, keep_dir: Path, console: Console, seconds: float, port: int
+) -> None:
+    """The API and dashboard over the demo's chain and files, until `seconds` pass or Ctrl-C."""
+    from api.app import create_app
+    from api.server import serve
+    from api.sources import ApiSources
+
+    sources = ApiSources(
+        connection=actors.connection,
+        deployment=actors.deployment,
+        ledgers={asset_id_of(n): keep_dir / f"{n}-ledger.sqlite" for n in MACHINES},
+        names={asset_id_of(n): n for n in MACHINES},
+        settlement=keep_dir / "settlement.sqlite",
+        towers=[],
+        live=None,
+    )
+    app = create_app(sources)
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            bound = await nursery.start(
+                lambda task_status: serve(app, port=port, task_status=task_status)
+            )
+            console.print(
+                f"\n[bold]dashboard[/] of the demo network: http://127.0.0.1:{bound}/ "
+                f"(API: /api/..., OpenAPI: /openapi.json)"
+                + (f"; serving for {seconds:g} s" if seconds else "; Ctrl-C stops it")
+            )
+            if seconds:
+                await trio.sleep(seconds)
+                nursery.cancel_scope.cancel()
+
+    try:
+        trio.run(main)
+    except KeyboardInterrupt:
+        console.print("stopped")
 
 
 def _run(
-    actors: Actors, console: Console, cycles: int, uses: int, progress: bool, started: float
+    actors: Actors,
+    console: Console,
+    cycles: int,
+    uses: int,
+    progress: bool,
+    started: float,
+    keep_dir: Path | None = None,
 ) -> int:
     where = (
         "embedded py-evm chain" if actors.connection.kind == "embedded" else actors.connection.kind
@@ -364,7 +424,7 @@ def _run(
     operator = actors.operator
     operator.mint(actors.user.address, 100 * UNITS_PER_EURO)
     operator.mint(actors.machine.address, 5 * UNITS_PER_EURO)
-    _bundles(actors, console, uses)
+    _bundles(actors, console, uses, keep_dir)
     before = _holdings(actors)  # (the Bundles step checked its own wallets)
     console.print(
         "\n[bold]2.[/] a direct channel: the user opens one to a washing machine with €50.000000"

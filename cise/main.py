@@ -34,6 +34,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="metered steps paid over the direct channel (default 200)",
     )
     demo.add_argument("--no-progress", action="store_true", help="plain output, no progress bars")
+    demo.add_argument(
+        "--serve", action="store_true", help="then serve the dashboard and API of the demo network"
+    )
+    demo.add_argument(
+        "--serve-seconds", type=float, default=0.0, help="with --serve: stop after S (0: Ctrl-C)"
+    )
+    demo.add_argument("--port", type=int, default=0, help="with --serve: port on 127.0.0.1")
 
     chain = sub.add_parser(
         "chain", help="start a local anvil with CISE deployed (for multi-process use)"
@@ -81,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     from cise import settle_cmd
 
     settle_cmd.add_parsers(sub)
+
+    from cise import api_cmd
+
+    api_cmd.add_parsers(sub)
 
     bench = sub.add_parser("bench", help="benchmarks; print one JSON object")
     bench_sub = bench.add_subparsers(dest="bench", required=True, metavar="BENCH")
@@ -147,11 +158,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             from cise.demo import run_demo
 
+            if not 0 <= args.port < 65536:
+                raise CliError(f"--port must be 0..65535, got {args.port}")
+            if args.serve_seconds < 0:
+                raise CliError("--serve-seconds must not be negative")
             return run_demo(
                 rpc_url=args.rpc,
                 cycles=args.cycles,
                 uses=args.uses,
                 progress=not args.no_progress,
+                serve=args.serve,
+                serve_seconds=args.serve_seconds,
+                port=args.port,
             )
         if args.command == "chain":
             from cise.chain_cmd import run_chain
@@ -177,6 +195,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from cise import finance_cmd
 
             return finance_cmd.run(args)
+        if args.command == "api":
+            from cise import api_cmd
+
+            return api_cmd.run(args)
         if args.command == "settle":
             from cise import settle_cmd
 

@@ -27,13 +27,12 @@ from channels.core.types import Address, to_checksum
 from cise.arguments import positive_int
 from cise.channel_cmd import open_account, parse_amount
 from cise.errors import CliError
-from cise.money import euro
+from settlement import summary
 from settlement.planner import SettlementPolicy
 from settlement.service import SettlementConfig
 from settlement.store import SettlementStore, SettlementStoreError
 
 DEFAULT_PERIOD_S = 86_400
-STATUS_STALE_S = 10.0  # a hub that has not written its status for this long is not running
 FINISHED = ("settled", "partial", "unsigned", "empty", "failed", "skipped", "abandoned")
 
 
@@ -193,82 +192,19 @@ def _run_round(path: Path, wait: float, as_json: bool) -> int:
         store.close()
 
 
-# -- summaries (JSON-ready) -------------------------------------------------------------------
+# -- summaries (JSON-ready): settlement.summary, shared with the HTTP API -------------------
 
 
 def round_summary(store: SettlementStore, round_id: int) -> dict[str, Any]:
-    """One round as a JSON-ready dict: what was planned, signed, moved, and its transactions."""
-    row = store.round(round_id)
-    if row is None:
-        raise CliError(f"no settlement round {round_id}")
-    hub = store.owner()
-    items = store.items(round_id)
-    transactions = store.transactions(round_id)
-    applied = {t.tx_index for t in transactions if t.status == "applied"}
-    landed = [i for i in items if i.tx_index in applied]
-    deposits = [d for d in store.deposits(round_id) if d.tx_index in applied]
-    return {
-        "round": row.id,
-        "status": row.status,
-        "reason": row.reason,
-        "started_at": _when(row.started_at),
-        "block": row.block,
-        "expiry": row.expiry,
-        "planned": len(items),
-        "signed": sum(i.signature is not None for i in items),
-        "unsigned_channels": sorted({i.channel_id for i in items if i.signature is None}),
-        "to_counterparties": euro(sum(i.amount for i in landed if i.participant != hub)),
-        "hub_withdrawn": euro(sum(i.amount for i in landed if i.participant == hub)),
-        "redeposited": euro(sum(d.amount for d in deposits)),
-        "gas_used": sum(t.gas_used or 0 for t in transactions),
-        "gas_per_item": (
-            round(sum(t.gas_used or 0 for t in transactions) / len(landed)) if landed else None
-        ),
-        "transactions": [
-            {
-                "index": t.tx_index,
-                "status": t.status,
-                "hash": "0x" + t.tx_hash.hex() if t.tx_hash else None,
-                "gas_used": t.gas_used,
-                "block": t.block,
-                "error": t.error,
-            }
-            for t in transactions
-        ],
-        "note": row.note,
-    }
+    """One round as a JSON-ready dict (`settlement.summary.round_summary`); `CliError` if none."""
+    try:
+        return summary.round_summary(store, round_id)
+    except SettlementStoreError as exc:
+        raise CliError(str(exc)) from None
 
 
 def status_summary(store: SettlementStore, now: float) -> dict[str, Any]:
-    hub = store.owner()
-    status = store.status()
-    updated = float(status.get("updated_at", "0"))
-    rounds = store.rounds(1)
-    return {
-        "hub": to_checksum(hub) if hub else None,
-        "hub_running": now - updated < STATUS_STALE_S,
-        "status_written_at": _when(updated) if updated else None,
-        "owed_to_counterparties": euro(int(status.get("owed", "0"))),
-        "channels": int(status.get("channels", "0")),
-        "period_s": int(status.get("period_s", "0")),
-        "amount_trigger": euro(int(status.get("amount_trigger", "0"))),
-        "next_due_at": _when(float(status["next_due_at"])) if "next_due_at" in status else None,
-        "last_round": round_summary(store, rounds[0].id) if rounds else None,
-        "not_signing": [
-            {
-                "channel": m.channel_id,
-                "partner": to_checksum(m.partner),
-                "since": _when(m.first_missed_at),
-                "rounds_missed": m.rounds,
-                "closed_at": _when(m.closed_at) if m.closed_at is not None else None,
-            }
-            for m in store.misses()
-        ],
-    }
-
-
-def _when(timestamp: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(timestamp))
+    return summary.status_summary(store, now)
 
 
 # -- printing ---------------------------------------------------------------------------------

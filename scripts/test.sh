@@ -8,7 +8,7 @@ bash scripts/bootstrap.sh
 export PATH="$PWD/.venv/bin:$PATH"
 export PYTHONPATH="$PWD"  # import-linter finds packages on sys.path, not through the editable finder
 echo "== ruff";          ruff check . && ruff format --check .
-echo "== mypy";          mypy channels hub assets watchtower settlement cise
+echo "== mypy";          mypy channels hub assets watchtower settlement api cise
 echo "== import-linter"; lint-imports
 echo "== artifacts";     node scripts/compile_contracts.mjs --check
 echo "== slither";       SLITHER="$PWD/.venv-slither/bin/slither" bash scripts/slither.sh

@@ -25,6 +25,8 @@ MONITOR_REQUEST_TYPE = (
     "MonitorRequest(uint256 channelId,bytes32 balanceProofHash,uint256 reward,address watchtower)"
 )
 SETTLEMENT_BATCH_TYPE = "SettlementBatch(bytes32 itemsHash,uint256 expiry)"
+# API-only (no contract checks it): a member's signed request to the HTTP API (`api/auth.py`).
+API_REQUEST_TYPE = "ApiRequest(string action,uint256 timestamp)"
 DOMAIN_TYPE = "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
 
 BALANCE_PROOF_TYPEHASH = keccak(BALANCE_PROOF_TYPE.encode())
@@ -33,6 +35,7 @@ WITHDRAW_TYPEHASH = keccak(WITHDRAW_TYPE.encode())
 COOPERATIVE_CLOSE_TYPEHASH = keccak(COOPERATIVE_CLOSE_TYPE.encode())
 MONITOR_REQUEST_TYPEHASH = keccak(MONITOR_REQUEST_TYPE.encode())
 SETTLEMENT_BATCH_TYPEHASH = keccak(SETTLEMENT_BATCH_TYPE.encode())
+API_REQUEST_TYPEHASH = keccak(API_REQUEST_TYPE.encode())
 DOMAIN_TYPEHASH = keccak(DOMAIN_TYPE.encode())
 
 EMPTY_ROOT = b"\x00" * 32
@@ -175,6 +178,11 @@ def monitor_request_digest(
 def settlement_batch_digest(domain: Domain, items_hash: bytes, expiry: int) -> bytes:
     """Digest of a SettlementBatch, signed once by the party present in every item (the hub)."""
     return domain.digest(keccak(SETTLEMENT_BATCH_TYPEHASH + b32(items_hash) + u256(expiry)))
+
+
+def api_request_digest(domain: Domain, action: str, timestamp: int) -> bytes:
+    """Digest of an ApiRequest, signed by the member asking the HTTP API for `action`."""
+    return domain.digest(keccak(API_REQUEST_TYPEHASH + keccak(action.encode()) + u256(timestamp)))
 
 
 def secrethash_of(secret: bytes) -> bytes:

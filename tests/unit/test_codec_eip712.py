@@ -56,6 +56,10 @@ TYPES: dict[str, list[dict[str, str]]] = {
         {"name": "itemsHash", "type": "bytes32"},
         {"name": "expiry", "type": "uint256"},
     ],
+    "ApiRequest": [
+        {"name": "action", "type": "string"},
+        {"name": "timestamp", "type": "uint256"},
+    ],
 }
 
 
@@ -162,6 +166,16 @@ def test_settlement_batch(cid: int, vc: bytes, items: bytes, expiry: int) -> Non
     _check(
         domain, "SettlementBatch", message, eip712.settlement_batch_digest(domain, items, expiry)
     )
+
+
+@settings(max_examples=40, deadline=None)
+@given(chain_id, address, st.text(max_size=40), uint256)
+def test_api_request(cid: int, vc: bytes, action: str, timestamp: int) -> None:
+    domain = eip712.Domain(cid, vc)
+    message = {"action": action, "timestamp": timestamp}
+    ours = eip712.api_request_digest(domain, action, timestamp)
+    _check(domain, "ApiRequest", message, ours)
+    assert eip712.keccak(eip712.API_REQUEST_TYPE.encode()) == eip712.API_REQUEST_TYPEHASH
 
 
 @settings(max_examples=25, deadline=None)

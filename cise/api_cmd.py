@@ -1,0 +1,171 @@
+"""`cise api serve`: the HTTP API and dashboard of a network, on 127.0.0.1 (docs/api.md).
+
+Builds `api.sources.ApiSources` from a network file (the node it names, its contracts), the asset
+ledgers given with `--ledger ID=PATH`, the hub's settlement file (`--hub-account N`:
+`<data-dir>/settlement-<hub>.sqlite`, or `--settlement PATH`) and the watchtower files in the
+data folder (`watchtower-*.sqlite`, and any `--tower PATH`), then serves `api.app.create_app`
+until interrupted, printing `api listening on http://127.0.0.1:PORT` first.
+
+Parsing and wiring only. It must never write anything (the API reads; its one signed write is
+`api.auth`'s), never bind anything but 127.0.0.1, and on a bad argument change nothing and exit
+with status 2 (`CliError`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from api.app import create_app
+from api.server import serve
+from api.sources import ApiSources
+from channels.chain.connection import Connection
+from channels.codec.keccak import keccak
+from channels.core.types import Address
+from channels.signer import LocalSigner
+from cise.errors import CliError
+from cise.network import NetworkFileError, load_network
+from cise.settle_cmd import settlement_path
+
+DEFAULT_NETWORK_FILE = ".cise/network.json"
+
+
+def add_parsers(sub: Any) -> None:
+    api = sub.add_parser("api", help="the HTTP API and dashboard (127.0.0.1 only)")
+    ops = api.add_subparsers(dest="op", required=True, metavar="OP")
+    serve_parser = ops.add_parser("serve", help="serve the API and dashboard until Ctrl-C")
+    serve_parser.add_argument("--network", default=DEFAULT_NETWORK_FILE, help="network file")
+    serve_parser.add_argument("--data-dir", default=".cise", help="the parties' data folder")
+    serve_parser.add_argument(
+        "--ledger",
+        action="append",
+        default=[],
+        metavar="ID=PATH",
+        help="an asset's ledger file (ID: 0x asset id, or the name it was registered by); repeat",
+    )
+    serve_parser.add_argument(
+        "--hub-account",
+        type=int,
+        default=None,
+        metavar="N",
+        help="the hub's dev account: its settlement file <data-dir>/settlement-<hub>.sqlite",
+    )
+    serve_parser.add_argument("--settlement", default=None, help="the hub's settlement file")
+    serve_parser.add_argument(
+        "--tower", action="append", default=[], metavar="PATH", help="a watchtower file; repeat"
+    )
+    serve_parser.add_argument("--port", type=int, default=8700, help="port on 127.0.0.1 (0: any)")
+
+
+def parse_ledger(text: str) -> tuple[bytes, str | None, Path]:
+    """`ID=PATH` -> (asset id, display name or None, path); `CliError` when malformed."""
+    ident, sep, path_text = text.partition("=")
+    if not sep or not ident.strip() or not path_text.strip():
+        raise CliError(f"--ledger {text!r}: want ID=PATH")
+    ident = ident.strip()
+    name: str | None = None
+    if ident.startswith("0x"):
+        if len(ident) != 66:
+            raise CliError(f"--ledger {text!r}: an asset id is 0x + 64 hex digits")
+        try:
+            asset_id = bytes.fromhex(ident[2:])
+        except ValueError:
+            raise CliError(f"--ledger {text!r}: the asset id is not hex") from None
+    else:
+        asset_id, name = keccak(ident.encode()), ident  # as `cise asset register NAME` makes it
+    path = Path(path_text.strip())
+    if not path.is_file():
+        raise CliError(f"--ledger {text!r}: no file {path}")
+    return asset_id, name, path
+
+
+def build_sources(args: argparse.Namespace) -> ApiSources:
+    """The sources named by the arguments; `CliError` on anything missing or wrong."""
+    if not 0 <= args.port <= 65535:
+        raise CliError(f"--port must be 0..65535, got {args.port}")
+    if args.hub_account is not None and args.settlement is not None:
+        raise CliError("give --hub-account or --settlement, not both")
+    ledgers: dict[bytes, Path] = {}
+    names: dict[bytes, str] = {}
+    for text in args.ledger:
+        asset_id, name, path = parse_ledger(text)
+        if asset_id in ledgers:
+            raise CliError(f"--ledger: asset 0x{asset_id.hex()} given twice")
+        ledgers[asset_id] = path
+        if name is not None:
+            names[asset_id] = name
+    try:
+        network = load_network(Path(args.network))
+    except NetworkFileError as exc:
+        raise CliError(str(exc)) from None
+    data_dir = Path(args.data_dir)
+    settlement: Path | None = None
+    if args.settlement is not None:
+        settlement = Path(args.settlement)
+        if not settlement.is_file():
+            raise CliError(f"--settlement: no file {settlement}")
+    elif args.hub_account is not None:
+        if not 0 <= args.hub_account < len(network.dev_keys):
+            raise CliError(
+                f"--hub-account {args.hub_account}: the network file has dev accounts "
+                f"0..{len(network.dev_keys) - 1}"
+            )
+        hub = Address(LocalSigner(network.dev_keys[args.hub_account]).address)
+        settlement = settlement_path(data_dir, hub)
+    towers = [Path(t) for t in args.tower]
+    for tower in towers:
+        if not tower.is_file():
+            raise CliError(f"--tower: no file {tower}")
+    if data_dir.is_dir():
+        # the files `cise watchtower serve` keeps there (`watchtower_cmd.tower_file`)
+        towers += sorted(p for p in data_dir.glob("watchtower-*.sqlite") if p not in towers)
+    try:
+        connection = Connection.from_url(network.rpc_url)
+        chain_id = connection.chain_id
+    except Exception as exc:  # web3/requests raise many kinds; all mean "no usable node"
+        raise CliError(f"cannot reach the node at {network.rpc_url}: {exc}") from None
+    if chain_id != network.deployment.chain_id:
+        raise CliError(
+            f"the node at {network.rpc_url} runs chain {chain_id}, "
+            f"the network file says {network.deployment.chain_id}"
+        )
+    return ApiSources(
+        connection=connection,
+        deployment=network.deployment,
+        ledgers=ledgers,
+        names=names,
+        settlement=settlement,
+        towers=towers,
+        live=None,
+    )
+
+
+async def _serve(sources: ApiSources, port: int) -> None:
+    """Serve until SIGINT or SIGTERM (then stop cleanly)."""
+    app = create_app(sources)
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            bound = await nursery.start(partial(serve, app, port=port))
+            print(f"api listening on http://127.0.0.1:{bound}", flush=True)
+            async for _ in signals:
+                nursery.cancel_scope.cancel()
+                break
+
+
+def run(args: argparse.Namespace) -> int:
+    sources = build_sources(args)
+    try:
+        trio.run(_serve, sources, args.port)
+    except KeyboardInterrupt:
+        return 0
+    except OSError as exc:
+        raise CliError(f"cannot serve on 127.0.0.1:{args.port}: {exc.strerror or exc}") from None
+    return 0
+
+
+__all__ = ["add_parsers", "build_sources", "parse_ledger", "run"]
