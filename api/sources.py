@@ -43,7 +43,9 @@ from channels.chain.financing import FAILED, FUNDED, OPEN, FinancingPoolClient
 from channels.chain.governance import GovernanceClient, roles_text
 from channels.codec.eip712 import Domain
 from channels.codec.keccak import keccak
+from channels.core.channel import get_capacity
 from channels.core.types import Address, ChannelId, to_checksum
+from hub.service import Hub
 from settlement.store import SettlementStore, SettlementStoreError
 from settlement.summary import round_summary, status_summary
 from watchtower.store import TowerStoreError, read_snapshot
@@ -70,6 +72,20 @@ class LiveView:
     capacities: Mapping[int, tuple[int, int]]
     payments: int
     uses: int
+
+
+def hub_live_view(hub: Hub) -> LiveView:
+    """What a hub running in this process knows now: each open channel's capacities in
+    participant order, and the payments it forwarded (a hub does not see uses)."""
+    capacities = {}
+    for channel_id, channel in hub.service.channels.items():
+        if not channel.is_open:
+            continue
+        ours = get_capacity(channel.our, channel.partner)
+        theirs = get_capacity(channel.partner, channel.our)
+        first = channel.our.address < channel.partner.address
+        capacities[int(channel_id)] = (ours, theirs) if first else (theirs, ours)
+    return LiveView(capacities=capacities, payments=hub.stats.forwarded, uses=0)
 
 
 @dataclass(slots=True)

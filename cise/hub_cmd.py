@@ -17,6 +17,9 @@ from typing import Any
 
 import trio
 
+from api.app import create_app
+from api.server import serve as serve_api
+from api.sources import ApiSources, hub_live_view
 from channels.agent import Agent, ChargePolicy, PaymentError
 from channels.chain.client import Web3ChainClient
 from channels.chain.governance import GovernanceClient
@@ -26,6 +29,7 @@ from channels.records import core_record_codec
 from channels.service import CONFIRMATION_FLUSH, NodeService, restore_chain_node, run_on_chain
 from channels.signer import LocalSigner
 from channels.store import SqliteStore, StoreError
+from cise.api_cmd import parse_ledger
 from cise.arguments import address_argument, positive_int
 from cise.channel_cmd import open_account, parse_amount
 from cise.errors import CliError
@@ -59,6 +63,9 @@ def add_parsers(sub: Any) -> None:
     serve.add_argument("--low-water", default="0", help="euros: report capacity below this")
     serve.add_argument("--top-up-to", default="0", help="euros: then top up from the balance")
     add_hub_options(serve)
+    serve.add_argument("--api-port", type=int, help="also serve the API and dashboard, live")
+    serve.add_argument("--ledger", action="append", default=[], metavar="ID=PATH",
+                       help="with --api-port: an asset's ledger file for the API; repeat")  # fmt: skip
 
     agent = sub.add_parser("agent", help="pay or get paid through a hub")
     agent_ops = agent.add_subparsers(dest="op", required=True, metavar="OP")
@@ -149,6 +156,8 @@ def run(args: argparse.Namespace) -> int:
                 top_up_to,
                 args.port,
                 None if settlement is None else (settlement[0], store),
+                _api_sources(args, client),
+                args.api_port or 0,
             )
         except KeyboardInterrupt:
             return 0
@@ -210,6 +219,8 @@ async def _serve_hub(
     top_up_to: int,
     port: int,
     settlement: tuple[SettlementConfig, SettlementStore] | None = None,
+    api: ApiSources | None = None,
+    api_port_wanted: int = 0,
 ) -> None:
     hub = Hub(service, terms, low_water=low_water, top_up_to=top_up_to)
     async with trio.open_nursery() as nursery:
@@ -228,6 +239,33 @@ async def _serve_hub(
                 f"settlement every {config.policy.period_s} s; record in {store.path}",
                 flush=True,
             )
+        if api is not None:
+            api.live = lambda: hub_live_view(hub)
+            if settlement is not None:
+                api.settlement = Path(settlement[1].path)
+            api_port = await nursery.start(
+                lambda task_status: serve_api(create_app(api), port=api_port_wanted,
+                                              task_status=task_status)
+            )  # fmt: skip
+            print(f"api listening on http://127.0.0.1:{api_port}/", flush=True)
+
+
+def _api_sources(args: argparse.Namespace, client: Web3ChainClient) -> ApiSources | None:
+    """With --api-port: what the API reads (the hub's chain, the ledgers named, and live, the
+    hub itself); CliError on a bad port or ledger."""
+    if args.api_port is None:
+        if args.ledger:
+            raise CliError("--ledger is for the API: give --api-port too")
+        return None
+    if not 0 <= args.api_port < 65536:
+        raise CliError(f"--api-port must be 0..65535, got {args.api_port}")
+    ledgers, names = {}, {}
+    for text in args.ledger:
+        asset_id, name, path = parse_ledger(text)
+        ledgers[asset_id] = path
+        if name is not None:
+            names[asset_id] = name
+    return ApiSources(client.connection, client.deployment, ledgers=ledgers, names=names)
 
 
 def _tower(text: str) -> TowerEndpoint:

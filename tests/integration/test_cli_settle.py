@@ -9,7 +9,9 @@ as not signing the hub's own withdraw, and `status`/`history` show the round. Ba
 from __future__ import annotations
 
 import json
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,6 +25,12 @@ from tests.integration.test_cli_channel import running_chain
 from tests.integration.test_cli_hub import _cli, _spawn, _stop
 
 pytestmark = pytest.mark.node
+
+
+def _get(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=30) as answer:
+        return json.loads(answer.read())
+
 
 HUB, USER, MACHINE = 4, 5, 6
 
@@ -51,7 +59,7 @@ def test_settle_run_moves_the_machines_earnings_on_chain_and_reports_them(
         hub_process = _spawn(
             _cli(network_file, data, HUB, "hub", "serve", "--settle-every", "3600",
                  "--settle-collect", "10", "--settle-min", "0.000001",
-                 "--liquidity-target", "0.5")
+                 "--liquidity-target", "0.5", "--api-port", "0")
         )  # fmt: skip
         receiver = None
         try:
@@ -59,6 +67,9 @@ def test_settle_run_moves_the_machines_earnings_on_chain_and_reports_them(
             line = hub_process.stdout.readline()
             assert "listening on 127.0.0.1:" in line, line + _stop(hub_process)[1]
             assert "settlement every 3600 s" in hub_process.stdout.readline()
+            api_line = hub_process.stdout.readline()
+            assert "api listening on http://127.0.0.1:" in api_line, api_line
+            api = api_line.rsplit(" ", 1)[1].strip()
             hub_args = ["--hub", to_checksum(hub), "--hub-port", line.rsplit(":", 1)[1].strip()]
             receiver = _spawn(
                 _cli(network_file, data, MACHINE, "agent", "receive", *hub_args, "--seconds", "90")
@@ -69,6 +80,12 @@ def test_settle_run_moves_the_machines_earnings_on_chain_and_reports_them(
                 code, out, err = cli(USER, "agent", "pay", *hub_args, to_checksum(machine),
                                      "0.30", "--payment-id", str(payment_id))  # fmt: skip
                 assert code == 0, out + err
+            stats = _get(api + "api/stats")  # the hub's dashboard, live from the hub process
+            assert stats["live"] and stats["payments"] == 2
+            channels = {c["channel_id"]: c for c in _get(api + "api/channels")["channels"]}
+            assert channels[2]["capacity1_units"] is not None  # the hub -> machine channel
+            assert sorted((channels[2]["capacity1_units"], channels[2]["capacity2_units"])) == [
+                400_000, 600_000]  # fmt: skip
             code, out, err = cli(HUB, "settle", "run", "--wait", "90", "--json")
             summary = json.loads(out)
             # the user's agent is not running (`agent pay` exits): it cannot co-sign the hub's
@@ -91,6 +108,8 @@ def test_settle_run_moves_the_machines_earnings_on_chain_and_reports_them(
             assert status["hub"] == to_checksum(hub)
             code, out, _ = cli(HUB, "settle", "history")  # the table form
             assert code == 0 and "settlement rounds" in out
+            rounds = _get(api + "api/settlement")["rounds"]
+            assert [r["round"] for r in rounds] == [summary["round"]]
             code, _, err = cli(HUB, "settle", "run", "--wait", "0")
             assert code == 2 and "--wait must be positive" in err
         finally:
