@@ -24,10 +24,10 @@ import trio
 from api.app import create_app
 from api.server import serve
 from api.sources import ApiSources
-from channels.chain.connection import Connection
 from channels.codec.keccak import keccak
 from channels.core.types import Address
 from channels.signer import LocalSigner
+from cise.channel_cmd import connect
 from cise.errors import CliError
 from cise.network import NetworkFileError, load_network
 from cise.settle_cmd import settlement_path
@@ -124,16 +124,7 @@ def build_sources(args: argparse.Namespace) -> ApiSources:
     if data_dir.is_dir():
         # the files `cise watchtower serve` keeps there (`watchtower_cmd.tower_file`)
         towers += sorted(p for p in data_dir.glob("watchtower-*.sqlite") if p not in towers)
-    try:
-        connection = Connection.from_url(network.rpc_url)
-        chain_id = connection.chain_id
-    except Exception as exc:  # web3/requests raise many kinds; all mean "no usable node"
-        raise CliError(f"cannot reach the node at {network.rpc_url}: {exc}") from None
-    if chain_id != network.deployment.chain_id:
-        raise CliError(
-            f"the node at {network.rpc_url} runs chain {chain_id}, "
-            f"the network file says {network.deployment.chain_id}"
-        )
+    connection = connect(network)
     return ApiSources(
         connection=connection,
         deployment=network.deployment,

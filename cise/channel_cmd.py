@@ -37,7 +37,7 @@ from channels.wire import WireError
 from cise.arguments import positive_int
 from cise.errors import CliError
 from cise.money import UNITS_PER_EURO
-from cise.network import NetworkFileError, load_network
+from cise.network import Network, NetworkFileError, load_network
 
 
 def parse_amount(text: str) -> int:
@@ -83,6 +83,21 @@ def add_parser(sub: Any) -> None:
     ops.add_parser("status", help="your channels and balances")
 
 
+def connect(network: Network) -> Connection:
+    """A connection to the network file's node, checked to run the file's chain."""
+    try:
+        connection = Connection.from_url(network.rpc_url, network.dev_keys)
+        chain_id = connection.chain_id
+    except Exception as exc:  # web3/requests raise many kinds; all mean "no usable node"
+        raise CliError(f"cannot reach the node at {network.rpc_url}: {exc}") from None
+    if chain_id != network.deployment.chain_id:
+        raise CliError(
+            f"the node at {network.rpc_url} runs chain {chain_id}, "
+            f"the network file says {network.deployment.chain_id}"
+        )
+    return connection
+
+
 def open_account(args: argparse.Namespace) -> tuple[bytes, Web3ChainClient, Path]:
     """The account `--account` of `--network`: its key, its chain client (node checked) and the
     path of its log under `--data-dir` (one log per account, whichever command uses it)."""
@@ -95,16 +110,7 @@ def open_account(args: argparse.Namespace) -> tuple[bytes, Web3ChainClient, Path
             f"--account {args.account}: the network file has dev accounts 0..{len(network.dev_keys) - 1}"
         )
     key = network.dev_keys[args.account]
-    try:
-        connection = Connection.from_url(network.rpc_url, network.dev_keys)
-        chain_id = connection.chain_id
-    except Exception as exc:  # web3/requests raise many kinds; all mean "no usable node"
-        raise CliError(f"cannot reach the node at {network.rpc_url}: {exc}") from None
-    if chain_id != network.deployment.chain_id:
-        raise CliError(
-            f"the node at {network.rpc_url} runs chain {chain_id}, "
-            f"the network file says {network.deployment.chain_id}"
-        )
+    connection = connect(network)
     client = Web3ChainClient.from_key(connection, network.deployment, key)
     data_dir = Path(args.data_dir)
     try:
