@@ -278,12 +278,16 @@ async def wait_until(predicate: Callable[[], bool], what: str) -> None:
 
 
 async def mine_until(
-    chain: TowerChain, predicate: Callable[[], bool], what: str, max_blocks: int
+    chain: TowerChain,
+    predicate: Callable[[], bool],
+    what: str,
+    max_blocks: int,
+    block_s: float = 6 * POLL,
 ) -> int:
-    """Mine a block at a time (giving the services a few polls in between) until `predicate`
+    """Mine a block every `block_s` seconds (the services poll in between) until `predicate`
     holds; return the blocks mined. Fails after `max_blocks`."""
     for mined in range(max_blocks + 1):
-        for _ in range(6):
+        for _ in range(max(1, round(block_s / POLL))):
             if predicate():
                 return mined
             await trio.sleep(POLL)
