@@ -26,9 +26,10 @@ for a use that was not paid in full, and never pay a share that is not in the le
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -217,10 +218,16 @@ class AssetAgent:
             self.book.record_service_event(body.event_id, seq, state)
         return seq
 
-    def set_split(self, split: Split) -> None:
-        """A new split version (from the chain) applies to uses ledgered from now on."""
+    def set_split(self, split: Split, kept: Iterable[bytes] = ()) -> None:
+        """A new split version (from the chain) applies to uses ledgered from now on; `kept`: its
+        beneficiaries that are contracts (financing pools), whose shares the agent keeps from now
+        on (a contract stays one: the kept set only grows)."""
         if split.version <= self.split.version:
             raise ValueError(f"split version {split.version} is not after {self.split.version}")
+        added = frozenset(bytes(b) for b in kept)
+        if not added <= frozenset(bytes(b) for b in split.beneficiaries):
+            raise ValueError("a kept beneficiary is not in the new split")
+        self.config = dataclasses.replace(self.config, kept=self.config.kept | added)
         self.split = split
 
     async def handle(self, event: MeterEvent) -> Outcome:

@@ -58,6 +58,7 @@ from assets.tariff import Tariff, TariffError, parse_tariff
 from channels.agent import Agent
 from channels.chain.assets import AssetRegistryClient, canonical_split
 from channels.chain.client import Web3ChainClient
+from channels.chain.connection import Connection
 from channels.chain.errors import ChainError
 from channels.chain.financing import FinancingPoolClient
 from channels.codec.eip712 import Domain
@@ -323,11 +324,11 @@ def _current_split(registry: AssetRegistryClient, asset_id: bytes, agent: Addres
 
 
 def contract_beneficiaries(
-    client: Web3ChainClient, beneficiaries: Iterable[bytes]
+    connection: Connection, beneficiaries: Iterable[bytes]
 ) -> frozenset[bytes]:
     """The beneficiaries that have code on chain (financing pools): a contract cannot receive a
     routed payment, so the agent keeps their shares and pays them on chain (`pay-pools`)."""
-    w3 = client.connection.w3
+    w3 = connection.w3
     return frozenset(
         bytes(b) for b in beneficiaries if w3.eth.get_code(Web3.to_checksum_address(bytes(b)))
     )
@@ -350,7 +351,7 @@ def _run(args: argparse.Namespace) -> int:
     service = open_service(key, client, path)
     ledger = LedgerStore(Path(args.data_dir) / f"asset-{asset_id.hex()[:16]}-ledger.sqlite")
     # beneficiaries that are contracts (financing pools) are paid on chain at settlement
-    kept = contract_beneficiaries(client, split.beneficiaries)
+    kept = contract_beneficiaries(client.connection, split.beneficiaries)
     config = AssetConfig(
         asset_id=asset_id,
         kept=kept,
@@ -477,7 +478,7 @@ def _pools_of(
     beneficiaries = {
         b for split in splits_from_history(history).values() for b in split.beneficiaries
     }
-    return agents, contract_beneficiaries(client, sorted(beneficiaries - agents))
+    return agents, contract_beneficiaries(client.connection, sorted(beneficiaries - agents))
 
 
 def _report_json(asset_id: bytes, report: PoolPaymentReport) -> dict[str, object]:
@@ -616,7 +617,12 @@ async def _keep_anchoring(
                 history = await trio.to_thread.run_sync(
                     registry.asset_history, asset.config.asset_id
                 )
-            asset.set_split(splits_from_history(history)[info.split_version])
+            split = splits_from_history(history)[info.split_version]
+            async with chain_lock:
+                kept = await trio.to_thread.run_sync(
+                    contract_beneficiaries, registry.connection, split.beneficiaries
+                )
+            asset.set_split(split, kept)
 
 
 __all__ = ["add_parsers", "contract_beneficiaries", "parse_split", "parse_users", "run"]

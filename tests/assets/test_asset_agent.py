@@ -205,3 +205,26 @@ async def test_a_contract_beneficiarys_share_is_kept_for_settlement_not_routed(
         assert shares[pool].amount > 0 and shares[pool].payment_id == 0
         assert all(s.payment_id for b, s in shares.items() if b != pool)
         assert received_by(a.net.agents["financier"].service.store, a.asset.address) == 0
+
+
+async def test_a_pool_added_by_a_new_split_version_is_kept_from_then_on(tmp_path: Path) -> None:
+    """A split change that puts a contract (a financing pool) in the split while the agent runs:
+    the agent keeps its shares from that version on, never routing them to a contract."""
+    pool = address_of("financier")  # stands for the new pool contract
+    ppm = {"manufacturer": 450_000, "maintenance": 200_000, "detergent": 150_000,
+           "financier": 200_000}  # fmt: skip
+    async with running_asset(tmp_path) as a:
+        with trio.fail_after(10):
+            await a.asset.handle(use(1))
+            with pytest.raises(ValueError, match="not in the new split"):
+                a.asset.set_split(split(2, ppm), kept={address_of("user-1")})
+            assert a.asset.split.version == 1  # a refused change changes nothing
+            a.asset.set_split(split(2, ppm), kept={pool})
+            await a.asset.handle(use(2))
+            while a.asset.book.counts().get("paid", 0) < 2:  # noqa: ASYNC110
+                await trio.sleep(0.01)
+        first, second = (e.decode_use_body() for e in a.ledger.entries())
+        routed = {s.beneficiary: s.payment_id for s in first.shares}
+        kept = {s.beneficiary: s.payment_id for s in second.shares}
+        assert routed[pool] != 0 and kept[pool] == 0  # routed before the change, kept after
+        assert all(payment_id for b, payment_id in kept.items() if b != pool)
