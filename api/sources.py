@@ -101,6 +101,10 @@ class ApiSources:
     live: Callable[[], LiveView] | None = None
     lock: trio.Lock = field(default_factory=trio.Lock, repr=False)
     started_at: float = field(default_factory=time.time)
+    # asset id -> ((chain head, ledger file state), its audited read): one audit per block and file
+    asset_reads: dict[bytes, tuple[tuple[object, ...], Any]] = field(
+        default_factory=dict, repr=False
+    )
 
     @property
     def domain(self) -> Domain:
@@ -289,6 +293,31 @@ def _read_asset(sources: ApiSources, asset_id: bytes) -> _AssetRead:
         raise NotFoundError(f"unknown asset 0x{asset_id.hex()}")
     if sources.deployment.asset_registry is None:
         raise NotFoundError("this network has no asset registry")
+    key = (int(sources.connection.block_number()), *_file_state(path))
+    cached = sources.asset_reads.get(asset_id)
+    if cached is not None and cached[0] == key:
+        read: _AssetRead = cached[1]
+        return read
+    read = _audited_read(sources, asset_id, path)
+    sources.asset_reads[asset_id] = (key, read)
+    return read
+
+
+def _file_state(path: Path) -> tuple[object, ...]:
+    """What changes when an sqlite file (or its write-ahead log) is written."""
+    state: list[object] = []
+    for file in (path, path.with_name(path.name + "-wal")):
+        try:
+            stat = file.stat()
+        except FileNotFoundError:
+            state.append(None)
+            continue
+        state.append((stat.st_mtime_ns, stat.st_size))
+    return tuple(state)
+
+
+def _audited_read(sources: ApiSources, asset_id: bytes, path: Path) -> _AssetRead:
+    """The asset's ledger audited against the chain's history (what `cise ledger verify` does)."""
     history = _registry(sources).asset_history(asset_id)
     problem = None
     entries: tuple[SignedEntry, ...] = ()
@@ -297,7 +326,9 @@ def _read_asset(sources: ApiSources, asset_id: bytes) -> _AssetRead:
         entries, local = read_ledger_file(path)
     except LedgerError as exc:
         problem = f"the ledger file cannot be read: {exc}"
-    domain = Domain(sources.deployment.chain_id, sources.deployment.asset_registry)
+    registry = sources.deployment.asset_registry
+    assert registry is not None  # checked by `_read_asset`
+    domain = Domain(sources.deployment.chain_id, registry)
     audit = audit_ledger(
         entries, asset_id=asset_id, domain=domain, history=history, local_anchors=local
     )

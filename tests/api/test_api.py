@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -340,3 +341,19 @@ def test_live_view_and_an_unexpected_error(served: Served) -> None:
     with serving(create_app(sources)) as url:
         status, body = Served(url, sources, served.result, served.keep_dir).get("/api/stats")
     assert (status, body) == (500, {"error": "internal error"})
+
+
+def test_an_asset_is_audited_once_per_block_and_ledger_state(served: Served) -> None:
+    """Repeated reads reuse the audit; a write to the ledger file (or a new block) redoes it."""
+    asset_id = asset_id_of("machine-1")
+    assert served.get("/api/assets")[0] == 200
+    key, read = served.sources.asset_reads[asset_id]
+    assert served.get(f"/api/assets/0x{asset_id.hex()}/verification")[0] == 200
+    assert served.sources.asset_reads[asset_id][1] is read  # the same audit, not a new one
+    ledger = served.keep_dir / "machine-1-ledger.sqlite"
+    stat = ledger.stat()
+    os.utime(ledger, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    status, body = served.get(f"/api/assets/0x{asset_id.hex()}/verification")
+    assert status == 200 and body["ok"]
+    new_key, new_read = served.sources.asset_reads[asset_id]
+    assert new_key != key and new_read is not read
