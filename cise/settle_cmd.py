@@ -65,8 +65,10 @@ def add_hub_options(serve: argparse.ArgumentParser) -> None:
     group.add_argument("--settle-trigger", default="0",
                        help="euros owed that start a round early (0: off)")  # fmt: skip
     group.add_argument("--settle-min", default="0.01", help="euros: smaller withdraws wait")
-    group.add_argument("--liquidity-target", default="0",
-                       help="euros of capacity the hub keeps towards each partner")  # fmt: skip
+    group.add_argument("--liquidity-target", default=None,
+                       help="euros of capacity the hub keeps towards each partner: it withdraws "
+                            "what is above and re-deposits where short (default: it moves none "
+                            "of its own capacity)")  # fmt: skip
     group.add_argument("--settle-expiry", type=positive_int, default=40,
                        help="blocks a round's signatures stay valid")  # fmt: skip
     group.add_argument("--settle-collect", type=float, default=10.0,
@@ -88,8 +90,9 @@ def hub_settlement(
             period_s=period,
             amount_trigger=parse_amount(args.settle_trigger),
             min_withdraw=parse_amount(args.settle_min),
-            liquidity_target=parse_amount(args.liquidity_target),
+            liquidity_target=parse_amount(args.liquidity_target or "0"),
             expiry_blocks=args.settle_expiry,
+            manage_liquidity=args.liquidity_target is not None,
         )
         config = SettlementConfig(
             policy,

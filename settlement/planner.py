@@ -16,7 +16,7 @@ Rules (each tested):
   balance minus what it has locked in flight): pending locks stay in the channel;
 - the hub keeps `liquidity_target` of capacity in every channel it withdraws from, and tops every
   channel below the target back up, as far as its funds allow (its withdrawals in the batch plus
-  its internal balance), lowest capacity first;
+  its internal balance), lowest capacity first; with `manage_liquidity` off it does neither;
 - totals are cumulative (`total_withdraw`, `total_deposit`), as the contract wants.
 
 Pure: no I/O, clock or keys. It must never plan more out of a channel than the party's capacity,
@@ -42,6 +42,8 @@ class SettlementPolicy:
     min_withdraw: int  # smaller withdraws wait for a later period
     liquidity_target: int  # the hub's capacity to keep towards each counterparty
     expiry_blocks: int  # how long the signed items stay valid
+    # False: the hub neither withdraws its own capacity nor re-deposits (only counterparties settle)
+    manage_liquidity: bool = True
 
     def __post_init__(self) -> None:
         if self.period_s <= 0 or self.expiry_blocks <= 0:
@@ -134,6 +136,8 @@ def plan_settlement(
         if theirs >= policy.min_withdraw and theirs > 0:
             withdraws.append(_withdraw(channel.channel_id, channel.partner, theirs, expiry))
             owed_total += theirs
+        if not policy.manage_liquidity:
+            continue
         ours = get_capacity(channel.our, channel.partner)
         surplus = ours - policy.liquidity_target
         if surplus >= policy.min_withdraw and surplus > 0:

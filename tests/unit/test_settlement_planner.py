@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -122,3 +124,15 @@ def test_no_plan_takes_more_than_a_party_has_or_deposits_more_than_the_hub_has(
     for r in plan.redeposits:
         c = by_id[r.channel_id]
         assert get_capacity(c.our, c.partner) + r.amount <= POLICY.liquidity_target
+
+
+def test_without_liquidity_management_only_counterparties_settle() -> None:
+    machine = channel(1, hub_deposit=10_000_000, partner_deposit=0, paid_by_hub=7_000_000)
+    user = channel(2, hub_deposit=0, partner_deposit=20_000_000, paid_to_hub=9_000_000)
+    short = channel(3, hub_deposit=100, partner_deposit=0)
+    hands_off = dataclasses.replace(POLICY, manage_liquidity=False)
+    plan = plan_settlement([machine, user, short], HUB, hands_off, block_number=100,
+                           hub_internal_balance=50_000_000)  # fmt: skip
+    assert [(w.channel_id, w.participant) for w in plan.withdraws] == [
+        (1, machine.partner.address)]  # fmt: skip
+    assert plan.redeposits == ()
