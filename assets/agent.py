@@ -13,12 +13,16 @@ each meter event it:
    the user the entry as its receipt;
 4. pays every beneficiary its exact share (largest remainder, `channels.core.splits`) as a real
    routed payment; a share is retried until it is paid. The routing fees of the shares are the
-   asset's own cost (its operator funds them), never taken from a share.
+   asset's own cost, never taken from a share: before paying shares the agent keeps a float of its
+   own money in its channel with the hub (`assets.fee_float`; the deposit is made by the
+   `FloatFunder` it is given). A failed attempt is recorded in the use book (what is owed, to
+   whom, why), and the next attempt uses the next payment id.
 
 Payment ids are `assets.payment_ids`: deterministic, so charges and shares are idempotent.
 
 Restarts: every use that is not final resumes from the use book; charges and shares are idempotent
-by payment id, so a restart never charges twice and never skips a share.
+by payment id, so a restart never charges twice and never skips a share. A share resumes with the
+first attempt id not known to have failed, at once (an id that failed is never tried again).
 
 This module must never reveal or move money except through `Agent`, never append a ledger entry
 for a use that was not paid in full, and never pay a share that is not in the ledger.
@@ -29,12 +33,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
 import trio
 
+from assets.fee_float import float_top_up
 from assets.ledger import (
     AdmissionBody,
     ServiceBody,
@@ -52,10 +57,11 @@ from assets.meter_sources import Outcome
 from assets.payment_ids import ATTEMPT_SHIFT, MAX_ATTEMPTS, charge_payment_id, share_payment_id
 from assets.service_events import ServiceEventError, ServiceRules, service_event_from_json
 from assets.tariff import Tariff, price_use
-from assets.use_book import ServiceRulesState, UseBook, UseRow
+from assets.use_book import ServiceRulesState, ShareFailure, UseBook, UseRow
 from channels import wire
-from channels.agent import Agent, ChargeNotPaidError, PaymentError
+from channels.agent import PAYMENT_FACT, Agent, ChargeNotPaidError, PaymentError
 from channels.codec.eip712 import Domain
+from channels.core.channel import get_capacity
 from channels.core.splits import Split, split_fee
 from channels.core.types import Address
 from channels.records import PaymentRecord
@@ -75,6 +81,10 @@ DEFAULT_IN_FLIGHT = 256
 DEFAULT_CHARGE_TIMEOUT = 30.0
 FUTURE_SLACK_S = 300  # seconds a service event may be dated ahead of our clock
 
+# raise our total deposit in the channel with the hub to this (channel id, total); True once it
+# landed, False when it could not be made (logged by the funder)
+FloatFunder = Callable[[int, int], Awaitable[bool]]
+
 
 @dataclass
 class AssetStats:
@@ -88,6 +98,7 @@ class AssetStats:
     shares_paid: int = 0
     share_retries: int = 0
     routing_fees: int = 0  # paid by the asset for its shares
+    float_top_ups: int = 0  # deposits made to keep the fee float
     latencies: list[float] = field(default_factory=list)  # seconds, accepted to ledgered
     paid_latencies: list[float] = field(default_factory=list)  # seconds, accepted to all paid
 
@@ -107,6 +118,10 @@ class AssetConfig:
     # beneficiaries paid on chain at settlement, not over a channel (contracts: financing pools);
     # their shares are kept by the agent and recorded with payment id 0
     kept: frozenset[bytes] = frozenset()
+    # own money kept in the channel with the hub for the routing fees of the shares (token
+    # units; 0: none); topped up by `funder` (`assets.fee_float`)
+    fee_float: int = 0
+    funder: FloatFunder | None = None
 
 
 class AssetAgent:
@@ -128,6 +143,8 @@ class AssetAgent:
         )
         self._payees: dict[bytes, tuple[int, int]] = self.book.payees()
         self._slots = trio.Semaphore(config.in_flight)
+        self._owed = 0  # share amounts being paid and not paid yet (not spare for fees)
+        self._float_lock = trio.Lock()
         self._nursery: trio.Nursery | None = None
         self.on_paid: Callable[[UseRow], None] | None = None  # called as each use is paid
         saved = self.book.service_rules()
@@ -396,47 +413,101 @@ class AssetAgent:
         """Pay every share of `entry` that is not paid yet, then mark the use paid (True)."""
         body = entry.decode_use_body()
         paid: list[bool] = []
+        shares = [share for share in body.shares if share.payment_id]
+        self._owed += sum(share.amount for share in shares)
         async with trio.open_nursery() as nursery:
-            for share in body.shares:
-                if share.payment_id:
-                    nursery.start_soon(self._pay_share, Address(share.beneficiary), share, paid)
+            for share in shares:
+                nursery.start_soon(self._pay_share, entry.seq, share, paid)
         if not all(paid):
             return False  # a share was given up on: the use stays open (resumed on restart)
         with self.ledger.transaction():
             self.book.set_status(use.event.event_id, "paid", seq=entry.seq)
         return True
 
-    async def _pay_share(self, beneficiary: Address, share: Share, paid: list[bool]) -> None:
+    async def _pay_share(self, seq: int, share: Share, paid: list[bool]) -> None:
         """Pay one share until it is paid: a failed attempt (refused or expired, so no money
-        moved) is followed by the next attempt id; one still under way is waited for."""
+        moved) is recorded and followed by the next attempt id; one still under way is waited
+        for. Attempt ids known to have failed (before a restart too) are skipped at once."""
+        try:
+            paid.append(await self._pay_share_attempts(seq, share))
+        finally:
+            self._owed -= share.amount
+
+    async def _pay_share_attempts(self, seq: int, share: Share) -> bool:
+        beneficiary = Address(share.beneficiary)
         delay = SHARE_RETRY
-        attempt = 0
-        while True:
+        attempt = failed_before = self.book.failed_attempts(share.payment_id)
+        while attempt <= MAX_ATTEMPTS and self._known_failed(
+            share.payment_id | attempt << ATTEMPT_SHIFT
+        ):
+            attempt += 1  # failed before we recorded it (a crash in between): skip it
+        while attempt <= MAX_ATTEMPTS:
             payment_id = share.payment_id | attempt << ATTEMPT_SHIFT
+            await self._keep_float()
             try:
                 outcome = await self.agent.pay(beneficiary, share.amount, payment_id)
-                self.stats.shares_paid += 1
-                self.stats.routing_fees += outcome.fee
-                paid.append(True)
-                return
             except PaymentError as exc:
-                record = self.agent.payments.get(payment_id)
-                if isinstance(record, PaymentRecord) and record.status == "failed":
-                    if attempt == MAX_ATTEMPTS:
-                        log.error(
-                            "share %d to 0x%s: giving up after %d attempts: %s",
-                            share.payment_id,
-                            beneficiary.hex(),
-                            attempt + 1,
-                            exc,
-                        )
-                        paid.append(False)
-                        return
+                if self._known_failed(payment_id):
                     attempt += 1
                     self.stats.share_retries += 1
+                    self._record_failure(seq, share, attempt, str(exc))
                 log.warning("share %d to 0x%s not paid yet: %s", payment_id, beneficiary.hex(), exc)
-                await trio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+                if attempt <= MAX_ATTEMPTS:
+                    await trio.sleep(delay)
+                    delay = min(delay * 2, 30.0)
+                continue
+            self.stats.shares_paid += 1
+            self.stats.routing_fees += outcome.fee
+            if attempt or failed_before:
+                with self.ledger.transaction():
+                    self.book.clear_share_failure(share.payment_id)
+            return True
+        log.error(
+            "share %d of seq %d to 0x%s: giving up after %d attempts (see `cise asset status`)",
+            share.payment_id,
+            seq,
+            beneficiary.hex(),
+            MAX_ATTEMPTS + 1,
+        )
+        return False
+
+    def _known_failed(self, payment_id: int) -> bool:
+        """Whether our agent recorded this payment id as failed (in memory or durably)."""
+        record = self.agent.payments.get(payment_id)
+        if record is None:
+            record = self.agent.service.store.fact(f"{PAYMENT_FACT}{payment_id}")
+        return isinstance(record, PaymentRecord) and record.status == "failed"
+
+    def _record_failure(self, seq: int, share: Share, attempts: int, reason: str) -> None:
+        failure = ShareFailure(
+            seq, share.payment_id, bytes(share.beneficiary), share.amount, attempts, reason
+        )
+        with self.ledger.transaction():
+            self.book.record_share_failure(failure)
+
+    async def _keep_float(self) -> None:
+        """Top the fee float up (`assets.fee_float`) before a share is paid, when it is short."""
+        funder = self.config.funder
+        if funder is None or self.config.fee_float <= 0:
+            return
+        async with self._float_lock:  # one top-up at a time; the others wait for it
+            channel = self.agent.service.channel_with(self.agent.hub)
+            if channel is None:
+                return
+            capacity = get_capacity(channel.our, channel.partner)
+            top_up = float_top_up(capacity, self._owed, self.config.fee_float)
+            if top_up is None:
+                return
+            total = channel.our.deposit + top_up.increase
+            log.info(
+                "fee float: %d spare beside %d owed in channel %d; raising the deposit to %d",
+                top_up.spare,
+                self._owed,
+                channel.channel_id,
+                total,
+            )
+            if await funder(channel.channel_id, total):
+                self.stats.float_top_ups += 1
 
 
 __all__ = [

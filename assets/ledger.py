@@ -180,7 +180,7 @@ def decode_body(kind: int, encoded: bytes) -> Body:
         )
     try:
         body = decoder.decode(encoded)
-    except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # a text field's bytes: not UTF-8
         raise LedgerError(f"body does not decode: {exc}") from None
     if _MSGPACK.encode(body) != encoded:
         raise LedgerError("body is not in canonical encoding")
@@ -287,7 +287,7 @@ def decode_entry(raw: bytes) -> SignedEntry:
     """The inverse of `encode_entry`, checking every field's length and range."""
     try:
         return _ENTRY_DECODER.decode(raw)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise LedgerError(f"not a signed ledger entry: {exc}") from None
 
 
@@ -901,7 +901,7 @@ def _from_json_object(obj: Any, type_: type[T]) -> T:
 def _from_json(data: bytes | str, type_: type[T]) -> T:
     try:
         obj = msgspec.json.decode(data)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise LedgerError(f"not JSON: {exc}") from None
     return _from_json_object(obj, type_)
 

@@ -5,8 +5,11 @@ commit together): `accepted` (priced, the charge under way) → `ledgered` (paid
 entry appended, the beneficiaries' shares being paid) → `paid` (every share paid); or `refused`
 (the user did not pay: no entry, no shares). A restarted agent resumes every use that is not
 final from here, so nothing is charged twice and no share is skipped. Also kept here: the meter
-guard's last accepted event (order checks survive a restart) and the payout numbering (each
-beneficiary's shares are paid with consecutive payment ids).
+guard's last accepted event (order checks survive a restart), the payout numbering (each
+beneficiary's shares are paid with consecutive payment ids), and every share whose payment failed
+and is not paid yet (`share_failures`: its entry, beneficiary, amount, failed attempts and the last
+reason), so a restart tries a fresh payment id at once and `cise ledger verify` / `cise asset
+status` can name what is owed and why.
 
 This module must never decide anything: it stores what the agent decided.
 """
@@ -44,6 +47,14 @@ CREATE TABLE IF NOT EXISTS service_rules (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     state BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS share_failures (
+    payment_id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    beneficiary BLOB NOT NULL,
+    amount INTEGER NOT NULL,
+    attempts INTEGER NOT NULL,
+    reason TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS payees (
     beneficiary BLOB PRIMARY KEY,
     slot INTEGER NOT NULL UNIQUE,
@@ -67,6 +78,18 @@ class ServiceRulesState(msgspec.Struct, frozen=True):
 
 
 _rules_decoder = msgspec.json.Decoder(ServiceRulesState)
+
+
+@dataclass(frozen=True, slots=True)
+class ShareFailure:
+    """A share of a ledger entry whose payment failed and that is not paid yet."""
+
+    seq: int  # the ledger entry that owes it
+    payment_id: int  # the ledger's id of the share (attempt 0)
+    beneficiary: bytes
+    amount: int
+    attempts: int  # failed attempts so far: the next attempt number
+    reason: str  # why the last attempt failed
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +180,38 @@ class UseBook:
         row = self.db.execute("SELECT state FROM service_rules WHERE id = 1").fetchone()
         return None if row is None else _rules_decoder.decode(row[0])
 
+    # -- shares not paid ------------------------------------------------------------------------
+
+    def record_share_failure(self, failure: ShareFailure) -> None:
+        """A failed attempt to pay a share (replaces the share's earlier failure)."""
+        self.db.execute(
+            "INSERT OR REPLACE INTO share_failures "
+            "(payment_id, seq, beneficiary, amount, attempts, reason) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                str(failure.payment_id),
+                failure.seq,
+                failure.beneficiary,
+                failure.amount,
+                failure.attempts,
+                failure.reason,
+            ),
+        )
+
+    def clear_share_failure(self, payment_id: int) -> None:
+        """The share with ledger id `payment_id` is paid."""
+        self.db.execute("DELETE FROM share_failures WHERE payment_id = ?", (str(payment_id),))
+
+    def failed_attempts(self, payment_id: int) -> int:
+        """How many attempts to pay the share `payment_id` failed (0: none recorded)."""
+        row = self.db.execute(
+            "SELECT attempts FROM share_failures WHERE payment_id = ?", (str(payment_id),)
+        ).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def share_failures(self) -> list[ShareFailure]:
+        """Every share not paid after a failed attempt, by seq."""
+        return share_failures(self.db)
+
     # -- payout numbering ---------------------------------------------------------------------------
 
     def payees(self) -> dict[bytes, tuple[int, int]]:
@@ -175,9 +230,38 @@ class UseBook:
         )
 
 
+def share_failures(db: sqlite3.Connection) -> list[ShareFailure]:
+    """The `share_failures` rows of a ledger file's connection (empty when it has none), by seq;
+    `ValueError` naming the row when a stored row is malformed."""
+    if not db.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'share_failures'"
+    ).fetchone():
+        return []
+    failures = []
+    for row in db.execute(
+        "SELECT CAST(payment_id AS BLOB), seq, beneficiary, amount, attempts, "
+        "CAST(reason AS BLOB) FROM share_failures ORDER BY seq, payment_id"
+    ):
+        raw_id, seq, beneficiary, amount, attempts, reason = row
+        try:
+            failures.append(
+                ShareFailure(
+                    int(seq),
+                    int(bytes(raw_id).decode()),
+                    bytes(beneficiary),
+                    int(amount),
+                    int(attempts),
+                    bytes(reason).decode("utf-8", errors="replace"),
+                )
+            )
+        except (TypeError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+            raise ValueError(f"share failure row of seq {seq} is malformed: {exc}") from None
+    return failures
+
+
 def _row(row: tuple[bytes, str, int, str, int | None, str]) -> UseRow:
     event, status, fee, charge_id, seq, reason = row
     return UseRow(_event_decoder.decode(event), status, fee, int(charge_id), seq, reason)
 
 
-__all__ = ["OPEN", "ServiceRulesState", "UseBook", "UseRow"]
+__all__ = ["OPEN", "ServiceRulesState", "ShareFailure", "UseBook", "UseRow", "share_failures"]
