@@ -9,6 +9,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from channels.ownership import OwnershipError
 from cise.arguments import positive_int
 from cise.errors import CliError
 
@@ -54,6 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=positive_int,
         default=20,
         help="challenge period in blocks (5..1,000,000)",
+    )
+    chain_mode = chain.add_mutually_exclusive_group()
+    chain_mode.add_argument(
+        "--detach",
+        action="store_true",
+        help="run in the background; return once the network file is written and the node answers",
+    )
+    chain_mode.add_argument(
+        "--stop", action="store_true", help="stop the chain started with --detach"
     )
 
     from cise import channel_cmd
@@ -171,6 +181,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 serve_seconds=args.serve_seconds,
                 port=args.port,
             )
+        if args.command == "chain" and (args.detach or args.stop):
+            from cise import chain_detach
+
+            if args.stop:
+                return chain_detach.stop_detached(args.network_file)
+            return chain_detach.start_detached(args.port, args.network_file, args.settle_timeout)
         if args.command == "chain":
             from cise.chain_cmd import run_chain
 
@@ -223,7 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from cise.bench import run_bench
 
             return run_bench(args)
-    except CliError as exc:
+    except (CliError, OwnershipError) as exc:  # OwnershipError: another process owns a store
         print(f"cise: error: {exc}", file=sys.stderr)
         return 2
     raise AssertionError(f"unhandled command {args.command}")
