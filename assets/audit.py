@@ -15,6 +15,9 @@ a user) checks it against what the chain says, without trusting the operator:
 - `check_user_receipts`: a user's receipts (the signed entries the asset sent it) against the
   ledger: each is signed by the asset's agent and is the very entry the ledger holds at its seq.
 - `check_statement`: a `RevenueStatement` against the chain's history (signer, splits, anchors).
+- `check_unpaid_shares`: the shares the agent's use book records as not paid after a failed
+  attempt, against the ledger entries that owe them (each one a finding: entry, beneficiary,
+  amount, reason).
 
 Agents over time: the chain records the agent at registration and each `AgentChanged`, by block,
 but entries carry unix time, not blocks. The rule here is the simplest sound one: an entry signed by
@@ -51,6 +54,7 @@ from assets.ledger import (
 from assets.payment_ids import share_base_id
 from assets.pool_payments import PaidKey, PoolShare, pool_shares
 from assets.service_events import verify_service_events
+from assets.use_book import ShareFailure
 from channels.chain.assets import AssetHistory, AssetRegistered, LedgerAnchored
 from channels.codec.ecdsa import InvalidSignature, recover_signer
 from channels.codec.eip712 import Domain
@@ -289,6 +293,65 @@ def audit_ledger(
         totals=totals,
         notes=notes,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Shares the agent did not pay
+
+
+@dataclass(frozen=True, slots=True)
+class UnpaidShare:
+    """A share the ledger owes and the agent's use book records as not paid."""
+
+    seq: int
+    payment_id: int
+    beneficiary: bytes
+    amount: int
+    attempts: int
+    reason: str
+
+    def describe(self) -> str:
+        return (
+            f"seq {self.seq}: share payment {self.payment_id} of {self.amount} units to "
+            f"0x{self.beneficiary.hex()} not paid after {self.attempts} failed attempt(s): "
+            f"{self.reason}"
+        )
+
+
+def check_unpaid_shares(
+    entries: Sequence[SignedEntry], failures: Iterable[ShareFailure]
+) -> tuple[tuple[UnpaidShare, ...], tuple[str, ...]]:
+    """(the shares not paid, other problems): each failure of the use book matched with the
+    share its entry records; a failure the ledger does not explain is a problem of its own."""
+    by_seq = {entry.seq: entry for entry in entries}
+    unpaid: list[UnpaidShare] = []
+    problems: list[str] = []
+    for failure in failures:
+        entry = by_seq.get(failure.seq)
+        share = None
+        if entry is not None and entry.kind == KIND_USE:
+            try:
+                shares = entry.decode_use_body().shares
+            except LedgerError:
+                shares = ()
+            share = next((s for s in shares if s.payment_id == failure.payment_id), None)
+        if share is None or bytes(share.beneficiary) != failure.beneficiary:
+            problems.append(
+                f"seq {failure.seq}: the use book records a failed share payment "
+                f"{failure.payment_id} that the ledger entry does not hold"
+            )
+            continue
+        unpaid.append(
+            UnpaidShare(
+                failure.seq,
+                failure.payment_id,
+                failure.beneficiary,
+                share.amount,
+                failure.attempts,
+                failure.reason,
+            )
+        )
+    return tuple(unpaid), tuple(problems)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -741,6 +804,7 @@ __all__ = [
     "PoolPaymentsCheck",
     "ReceivedShare",
     "ShareIssue",
+    "UnpaidShare",
     "UseLine",
     "UseStatus",
     "UserCheck",
@@ -749,6 +813,7 @@ __all__ = [
     "check_beneficiary",
     "check_pool_payments",
     "check_statement",
+    "check_unpaid_shares",
     "check_user_receipts",
     "receipt_uses",
     "received_shares",

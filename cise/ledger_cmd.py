@@ -34,6 +34,7 @@ from assets.audit import (
     audit_ledger,
     check_beneficiary,
     check_statement,
+    check_unpaid_shares,
     check_user_receipts,
     receipt_uses,
     received_shares,
@@ -68,13 +69,14 @@ from channels.records import InvoiceRecord, ReceiptRecord
 from channels.signer import LocalSigner
 from cise.arguments import address_argument
 from cise.errors import CliError
-from cise.ledger_files import LedgerFile, read_invoices, read_ledger, read_receipts
+from cise.ledger_files import LedgerFile, read_invoices, read_ledger, read_receipts_checked
 from cise.ledger_print import (
     print_beneficiary_check,
     print_entries,
     print_ledger_audit,
     print_lifecycle,
     print_statement_check,
+    print_unpaid_shares,
     print_user_check,
     print_user_uses,
     short,
@@ -396,6 +398,10 @@ def ledger_verify(
     )
     print_ledger_audit(console, audit)
     status = 0 if audit.ok else 1
+    if ledger.book is not None:
+        unpaid, problems = check_unpaid_shares(ledger.entries, ledger.book.failures)
+        print_unpaid_shares(console, unpaid, problems, ledger.book.ledgered_seqs)
+        status = status or (1 if unpaid or problems else 0)
     if beneficiary is not None:
         try:
             check = check_beneficiary(
@@ -699,12 +705,15 @@ def _run_user(console: Console, args: argparse.Namespace) -> int:
         except LedgerError as exc:
             console.print(f"[bold red]ledger file {escape(path)} is broken:[/] {escape(str(exc))}")
             return 1
-    receipts = read_receipts(args.store)
+    receipts, broken = read_receipts_checked(args.store)
     _, deployment, _ = _network(args.network)
     if deployment.asset_registry is None:
         raise CliError(f"the network file {args.network} names no asset registry")
     domain = Domain(deployment.chain_id, deployment.asset_registry)
-    return user_statement(console, receipts, domain, ledgers)
+    status = user_statement(console, receipts, domain, ledgers)
+    for problem in broken:  # a stored receipt that does not decode is a finding, not a crash
+        console.print(f"[bold red]broken receipt:[/] {escape(problem)}")
+    return 1 if broken else status
 
 
 __all__ = [

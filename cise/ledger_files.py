@@ -17,20 +17,32 @@ from typing import Any
 import msgspec
 
 from assets.ledger import Anchor, LedgerError, SignedEntry, decode_entry, entry_from_json
+from assets.use_book import ShareFailure, share_failures
 from channels.records import InvoiceRecord, ReceiptRecord, core_record_codec
+from channels.store import StoreError
 from cise.errors import CliError
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 @dataclass(frozen=True, slots=True)
+class UseBookView:
+    """What the asset agent's use book (in its sqlite ledger file) says of its uses' payments."""
+
+    counts: dict[str, int]  # uses per status (accepted, ledgered, paid, refused)
+    ledgered_seqs: tuple[int, ...]  # entries whose shares are not all paid yet
+    failures: tuple[ShareFailure, ...]  # shares not paid after a failed attempt
+
+
+@dataclass(frozen=True, slots=True)
 class LedgerFile:
-    """A ledger as read from a file: its entries in stored order, and the anchors it recorded
-    (a sqlite ledger only; None for an export, which holds entries only)."""
+    """A ledger as read from a file: its entries in stored order, the anchors it recorded and
+    what its use book says (a sqlite ledger only; None for an export, which holds entries only)."""
 
     path: Path
     entries: tuple[SignedEntry, ...]
     anchors: tuple[Anchor, ...] | None
+    book: UseBookView | None = None
 
 
 def _read_only(path: Path) -> sqlite3.Connection:
@@ -61,12 +73,16 @@ def _read_sqlite_ledger(path: Path) -> LedgerFile:
         if not {"entries", "anchors"} <= tables:
             raise CliError(f"{path}: not a ledger file (it has no entries and anchors tables)")
         try:
-            rows = db.execute("SELECT seq, entry FROM entries ORDER BY seq").fetchall()
+            # as bytes: a row rewritten as text that is not UTF-8 is a finding, not a crash
+            rows = db.execute(
+                "SELECT seq, CAST(entry AS BLOB) FROM entries ORDER BY seq"
+            ).fetchall()
             anchor_rows = db.execute(
                 'SELECT from_seq, to_seq, root, head_hash FROM anchors ORDER BY "index"'
             ).fetchall()
         except sqlite3.DatabaseError as exc:
             raise CliError(f"{path}: not a readable ledger file: {exc}") from None
+        book = _read_use_book(db, path) if "uses" in tables else None
     finally:
         db.close()
     entries = []
@@ -84,7 +100,30 @@ def _read_sqlite_ledger(path: Path) -> LedgerFile:
         )
     except (msgspec.ValidationError, TypeError, ValueError) as exc:
         raise LedgerError(f"a stored anchor is malformed: {exc}") from None
-    return LedgerFile(path, tuple(entries), anchors)
+    return LedgerFile(path, tuple(entries), anchors, book)
+
+
+def _read_use_book(db: sqlite3.Connection, path: Path) -> UseBookView:
+    """The use book beside the entries; a malformed row is a `LedgerError` naming it."""
+    try:
+        counts = {
+            bytes(status).decode("utf-8", errors="replace"): int(count)
+            for status, count in db.execute(
+                "SELECT CAST(status AS BLOB), COUNT(*) FROM uses GROUP BY status"
+            )
+        }
+        seqs = tuple(
+            int(seq)
+            for (seq,) in db.execute(
+                "SELECT seq FROM uses WHERE status = 'ledgered' AND seq IS NOT NULL ORDER BY seq"
+            )
+        )
+        failures = tuple(share_failures(db))
+    except sqlite3.DatabaseError as exc:
+        raise CliError(f"{path}: not a readable ledger file: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise LedgerError(f"the use book is malformed: {exc}") from None
+    return UseBookView(counts, seqs, failures)
 
 
 def _read_jsonl_ledger(path: Path, text: str) -> LedgerFile:
@@ -132,7 +171,16 @@ def read_ledger(path: Path, asset_id: bytes | None = None) -> LedgerFile:
 
 
 def _read_facts(path: Path, prefix: str) -> list[Any]:
-    """The facts under `prefix` of an agent's store, read-only (the agent may be running)."""
+    """The facts under `prefix` of an agent's store, read-only (the agent may be running);
+    `CliError` naming the first fact that does not decode."""
+    records, broken = _read_facts_checked(path, prefix)
+    if broken:
+        raise CliError(f"--store {path}: {broken[0]}")
+    return records
+
+
+def _read_facts_checked(path: Path, prefix: str) -> tuple[list[Any], list[str]]:
+    """(the facts under `prefix` that decode, a message naming each one that does not)."""
     if not path.is_file():
         raise CliError(f"--store {path}: no such file")
     codec = core_record_codec()
@@ -141,7 +189,8 @@ def _read_facts(path: Path, prefix: str) -> list[Any]:
         if "facts" not in _tables(db, path, "agent store"):
             raise CliError(f"--store {path}: not an agent store (it has no facts table)")
         rows = db.execute(
-            "SELECT key, kind, payload FROM facts WHERE key >= ? AND key < ? ORDER BY key",
+            "SELECT CAST(key AS BLOB), CAST(kind AS BLOB), payload FROM facts "
+            "WHERE key >= ? AND key < ? ORDER BY key",
             (prefix, prefix + "\U0010ffff"),
         ).fetchall()
     except sqlite3.DatabaseError as exc:
@@ -149,12 +198,14 @@ def _read_facts(path: Path, prefix: str) -> list[Any]:
     finally:
         db.close()
     records = []
-    for key, kind, payload in rows:
-        try:
-            records.append(codec.decode(kind, payload))
-        except (ValueError, TypeError, msgspec.DecodeError) as exc:
-            raise CliError(f"--store {path}: fact {key} cannot be decoded: {exc}") from None
-    return records
+    broken = []
+    for raw_key, raw_kind, payload in rows:
+        key = bytes(raw_key).decode("utf-8", errors="replace")
+        try:  # UnicodeDecodeError is a ValueError
+            records.append(codec.decode(bytes(raw_kind).decode(), bytes(payload)))
+        except (ValueError, TypeError, msgspec.DecodeError, StoreError) as exc:
+            broken.append(f"fact {key} cannot be decoded: {exc}")
+    return records, broken
 
 
 def read_invoices(path: Path) -> list[InvoiceRecord]:
@@ -167,9 +218,17 @@ def read_receipts(path: Path) -> list[ReceiptRecord]:
     return [r for r in _read_facts(path, "receipt:") if isinstance(r, ReceiptRecord)]
 
 
+def read_receipts_checked(path: Path) -> tuple[list[ReceiptRecord], list[str]]:
+    """(the receipts that decode, a message naming each stored receipt that does not)."""
+    records, broken = _read_facts_checked(path, "receipt:")
+    return [r for r in records if isinstance(r, ReceiptRecord)], broken
+
+
 __all__ = [
     "LedgerFile",
+    "UseBookView",
     "read_invoices",
     "read_ledger",
     "read_receipts",
+    "read_receipts_checked",
 ]

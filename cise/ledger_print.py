@@ -12,7 +12,7 @@ from rich.console import Console, JustifyMethod
 from rich.markup import escape
 from rich.table import Table
 
-from assets.audit import BeneficiaryCheck, LedgerAudit, UseLine, UserCheck
+from assets.audit import BeneficiaryCheck, LedgerAudit, UnpaidShare, UseLine, UserCheck
 from assets.history import Lifecycle
 from assets.ledger import (
     AdmissionBody,
@@ -133,6 +133,38 @@ def print_ledger_audit(console: Console, audit: LedgerAudit) -> None:
         console.print("[bold green]ledger verified[/]")
     else:
         console.print(f"[bold red]ledger verification FAILED:[/] {escape(audit.problem or '')}")
+
+
+def print_unpaid_shares(
+    console: Console,
+    unpaid: Sequence[UnpaidShare],
+    problems: Sequence[str],
+    ledgered_seqs: Sequence[int],
+) -> None:
+    """The shares the agent's use book records as not paid (findings), and the uses whose shares
+    are still being paid (a note)."""
+    for share in unpaid:
+        console.print(
+            f"[bold red]share not paid:[/] seq {share.seq}: {euro(share.amount)} to "
+            f"{to_checksum(share.beneficiary)} (payment {share.payment_id}), "
+            f"{share.attempts} failed attempt(s): {escape(share.reason)}"
+        )
+    for problem in problems:
+        console.print(f"[bold red]use book:[/] {escape(problem)}")
+    failed = {share.seq for share in unpaid}
+    under_way = [seq for seq in ledgered_seqs if seq not in failed]
+    if under_way:
+        console.print(
+            f"note: {len(under_way):,} use(s) have shares being paid (no attempt failed yet): "
+            f"seq {', '.join(str(seq) for seq in under_way[:10])}"
+            + (" …" if len(under_way) > 10 else "")
+        )
+    if unpaid:
+        total = sum(share.amount for share in unpaid)
+        console.print(
+            f"[bold red]{len(unpaid):,} share(s) of {euro(total)} not paid[/] "
+            "(see `cise asset status`; the agent pays them when it runs again)"
+        )
 
 
 def print_beneficiary_check(console: Console, check: BeneficiaryCheck) -> None:
@@ -278,6 +310,7 @@ __all__ = [
     "print_ledger_audit",
     "print_lifecycle",
     "print_statement_check",
+    "print_unpaid_shares",
     "print_user_check",
     "print_user_uses",
     "seq_ranges",
