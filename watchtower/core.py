@@ -22,6 +22,7 @@ sign, send, or read anything itself, and never hold more than one proof per chan
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import msgspec
@@ -276,12 +277,18 @@ CHANNEL_EVENTS = (
 
 def channel_after(channel: WatchedChannel | None, event: ChannelEvent) -> WatchedChannel | None:
     """The record of `event.channel_id` after a confirmed chain event (None: forget the channel and
-    everything held for it). Events about a channel the tower never saw opened leave it unknown."""
+    everything held for it). Events about a channel the tower never saw opened leave it unknown; an
+    event seen twice (an open of a channel already followed, the same close again) changes nothing,
+    so a replayed range never resets what a later event taught (the closer's proof on chain)."""
     if isinstance(event, sc.ContractReceiveChannelOpened):
+        if channel is not None:
+            return channel
         return WatchedChannel(event.channel_id, event.participant1, event.participant2)
     if channel is None:
         return None
     if isinstance(event, sc.ContractReceiveChannelClosed):
+        if channel.closer is not None:
+            return channel  # a channel closes once: this is the same close seen again
         return msgspec.structs.replace(
             channel,
             closer=event.closing_participant,
@@ -294,6 +301,45 @@ def channel_after(channel: WatchedChannel | None, event: ChannelEvent) -> Watche
             return channel
         return msgspec.structs.replace(channel, closer_nonce=event.nonce)
     return None  # settled or cooperatively closed: the channel is gone
+
+
+@dataclass(frozen=True, slots=True)
+class ChainDelta:
+    """What one poll's events do to the followed channels: `changed` records to write (new or
+    updated) and `gone` channels to forget with everything held for them. `gone` names only
+    channels that were followed before the poll, and no channel is in both."""
+
+    changed: dict[ChannelId, WatchedChannel]
+    gone: frozenset[ChannelId]
+    closes: int  # closes of followed channels seen (for the statistics)
+
+
+def apply_events(
+    channels: Mapping[ChannelId, WatchedChannel], events: Iterable[ChannelEvent]
+) -> ChainDelta:
+    """Fold a poll's confirmed events, in chain order, over the channels followed before it.
+
+    Any order and any mix is handled: a channel opened and closed (cooperatively, or closed and
+    settled) within the poll leaves no trace, an event about a channel never seen opened is
+    ignored, an event seen twice changes nothing. Applying the delta to `channels` gives the same
+    records as applying the events one at a time."""
+    view: dict[ChannelId, WatchedChannel | None] = {}
+    closes = 0
+    for event in events:
+        channel_id = event.channel_id
+        current = view[channel_id] if channel_id in view else channels.get(channel_id)
+        after = channel_after(current, event)
+        view[channel_id] = after
+        if (
+            isinstance(event, sc.ContractReceiveChannelClosed)
+            and after is not None
+            and after is not current
+        ):
+            closes += 1
+    changed = {cid: record for cid, record in view.items() if record is not None}
+    changed = {cid: r for cid, r in changed.items() if channels.get(cid) != r}
+    gone = frozenset(cid for cid, record in view.items() if record is None and cid in channels)
+    return ChainDelta(changed, gone, closes)
 
 
 # --------------------------------------------------------------------------- responding

@@ -39,7 +39,6 @@ from channels.chain.client import Web3ChainClient
 from channels.chain.connection import SentTransaction
 from channels.chain.errors import ChainError
 from channels.chain.events import ChainFollower
-from channels.core.state_changes import ContractReceiveChannelClosed as ChannelClosed
 from channels.core.types import Address, BlockNumber, ChannelId, to_checksum
 from channels.signer import LocalSigner
 from channels.transport import Connection, DispatchTable, MalformedMessageError, serve_connections
@@ -56,7 +55,7 @@ from watchtower.core import (
     Step,
     TowerTerms,
     WatchedChannel,
-    channel_after,
+    apply_events,
     check_request,
     duty_of,
     guard_state,
@@ -78,6 +77,15 @@ RECEIVE_SLICE = 64  # requests checked between two checkpoints
 # stale nonces and unconfirmed channels do not count: honest clients send those
 MAX_REFUSED_IN_A_ROW = 1_000
 _HONEST_REFUSALS = frozenset({Refusal.STALE_NONCE.value, Refusal.UNKNOWN_CHANNEL.value})
+MAX_BACKOFF_S = 5.0  # the longest wait between two polls of a chain that does not answer
+OUTAGE_ALARM_S = 3.0  # blind this long: an error saying what is unguarded (then every minute)
+OUTAGE_REPEAT_S = 60.0
+
+
+def backoff_delay(poll_interval: float, failures: int) -> float:
+    """Seconds before the next poll after `failures` failed ones in a row: doubling from the poll
+    interval, at most `MAX_BACKOFF_S` (a node back after a restart is seen within seconds)."""
+    return min(MAX_BACKOFF_S, poll_interval * (1 << min(failures, 30)))
 
 
 class AbusiveClientError(MalformedMessageError):
@@ -167,6 +175,8 @@ class Watchtower:
         self._committed = trio.Event()  # set after each commit
         self._chain_follower: ChainFollower | None = None
         self.ready = trio.Event()  # the first poll is applied and the API is listening
+        self.outage_since: float | None = None  # when polls began to fail (None: they work)
+        self._outage_alarmed: float | None = None  # when the last UNGUARDED error was logged
 
     @property
     def address(self) -> Address:
@@ -177,9 +187,10 @@ class Watchtower:
     async def serve(
         self, *, port: int = 0, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        """Catch up with the chain, then serve the API on 127.0.0.1:`port` (0: any free port),
-        follow the chain and answer closes; never returns. `task_status.started(port)`."""
-        await self.poll_once()
+        """Catch up with the chain (however long the node takes to answer), then serve the API on
+        127.0.0.1:`port` (0: any free port), follow the chain and answer closes; never returns.
+        `task_status.started(port)`."""
+        await self.poll_until_done()
         table = DispatchTable()
         table.register(msg.MonitorRequests, self._on_requests)
         table.register(msg.StatusRequest, self._on_status)
@@ -341,10 +352,59 @@ class Watchtower:
     async def _follow(self) -> None:
         while True:
             await trio.sleep(self.poll_interval)
+            await self.poll_until_done()
+
+    async def poll_until_done(self) -> None:
+        """One poll, tried again (with backoff, never giving up) until it goes through: a node that
+        is down or restarting, or a full disk, never ends the tower. While it fails the tower is
+        blind (closes go unseen and unanswered): it says so, at warning level at once, and at error
+        level with what is unguarded once that lasts `OUTAGE_ALARM_S` (again every
+        `OUTAGE_REPEAT_S`), and says when it sees the chain again."""
+        failures = 0
+        while True:
             try:
                 await self.poll_once()
-            except Exception as exc:  # the node or the disk failed: try again at the next poll
-                log.warning("chain poll failed: %s: %s", type(exc).__name__, exc)
+            except Exception as exc:  # the node or the disk failed: try again, later and later
+                failures += 1
+                self._poll_failed(exc, failures)
+                await trio.sleep(backoff_delay(self.poll_interval, failures))
+                continue
+            if self.outage_since is not None:
+                log.warning(
+                    "the chain answers again after %.1f s without it (%d failed polls): "
+                    "following from block %d, %d channels guarded again",
+                    trio.current_time() - self.outage_since,
+                    failures,
+                    self.cursor,
+                    len(self.channels),
+                )
+                self.outage_since = None
+                self._outage_alarmed = None
+            return
+
+    def _poll_failed(self, exc: Exception, failures: int) -> None:
+        now = trio.current_time()
+        if self.outage_since is None:
+            self.outage_since = now
+        blind = now - self.outage_since
+        retry = backoff_delay(self.poll_interval, failures)
+        reason = f"{type(exc).__name__}: {exc}"
+        last_alarm = self._outage_alarmed
+        if blind >= OUTAGE_ALARM_S and (last_alarm is None or now - last_alarm >= OUTAGE_REPEAT_S):
+            self._outage_alarmed = now
+            log.error(
+                "UNGUARDED: the watchtower has not seen the chain for %.0f s (%s); closes of the "
+                "%d channels it follows (%d guarded proofs) after block %d go unseen and "
+                "unanswered until it does; retrying every %.1f s",
+                blind,
+                reason,
+                len(self.channels),
+                len(self.guards),
+                self.cursor,
+                retry,
+            )
+        elif failures == 1 or retry < MAX_BACKOFF_S:
+            log.warning("chain poll failed (%s); retrying in %.1f s", reason, retry)
 
     async def poll_once(self) -> None:
         """Apply the confirmed events since the cursor (durably, with the new cursor) and read the
@@ -354,27 +414,15 @@ class Watchtower:
         async with self._chain_lock:
             batches = await trio.to_thread.run_sync(follower.poll_until_head)
             head = await trio.to_thread.run_sync(connection.block_number)
-        changed: dict[ChannelId, WatchedChannel] = {}
-        gone: set[ChannelId] = set()
-        for batch in batches:
-            for change in batch.state_changes:
-                if not isinstance(change, CHANNEL_EVENTS):
-                    continue
-                event: ChannelEvent = change
-                channel_id = event.channel_id
-                current = changed.get(channel_id)
-                if current is None and channel_id not in gone:
-                    current = self.channels.get(channel_id)
-                after = channel_after(current, event)
-                if after is None:
-                    changed.pop(channel_id, None)
-                    if current is not None:
-                        gone.add(channel_id)
-                else:
-                    changed[channel_id] = after
-                    gone.discard(channel_id)
-                if isinstance(event, ChannelClosed) and after is not None:
-                    self.stats.closes_seen += 1
+        events: list[ChannelEvent] = [
+            change
+            for batch in batches
+            for change in batch.state_changes
+            if isinstance(change, CHANNEL_EVENTS)
+        ]
+        delta = apply_events(self.channels, events)
+        changed, gone = delta.changed, delta.gone
+        self.stats.closes_seen += delta.closes
         cursor = follower.cursor
         if changed or gone or cursor != self.cursor:
             async with self._db_lock:
@@ -382,13 +430,7 @@ class Watchtower:
                     self.store.commit_chain, list(changed.values()), sorted(gone), cursor
                 )
                 for channel_id in gone:
-                    record = self.channels.pop(channel_id)
-                    for guarded in (record.participant1, record.participant2):
-                        key = (channel_id, guarded)
-                        self.guards.pop(key, None)
-                        self.submitted.pop(key, None)
-                        self.duties.pop(key, None)
-                        self._missed.discard(key)
+                    self._forget(channel_id)
                 self.channels.update(changed)
                 for channel_id in changed:
                     self._refresh_duties(channel_id)
@@ -397,6 +439,18 @@ class Watchtower:
         self._submit_wakeup.set()
         polled, self._polled = self._polled, trio.Event()
         polled.set()
+
+    def _forget(self, channel_id: ChannelId) -> None:
+        """Drop a settled or cooperatively closed channel and everything held for it."""
+        record = self.channels.pop(channel_id, None)
+        if record is None:
+            return  # never followed (`apply_events` names only followed channels gone)
+        for guarded in (record.participant1, record.participant2):
+            key = (channel_id, guarded)
+            self.guards.pop(key, None)
+            self.submitted.pop(key, None)
+            self.duties.pop(key, None)
+            self._missed.discard(key)
 
     async def wait_polled(self) -> None:
         """Until the follower's next poll has been applied."""
