@@ -117,11 +117,15 @@ def settlement_path(data_dir: Path, hub: Address) -> Path:
     return data_dir / f"settlement-{to_checksum(hub)}.sqlite"
 
 
-def open_settlement_store(path: Path, *, read_only: bool) -> SettlementStore:
-    if read_only and not path.exists():
+def open_settlement_store(
+    path: Path, *, read_only: bool, requests_only: bool = False
+) -> SettlementStore:
+    """The hub's settlement file: owned (`cise hub serve`), read-only, or `requests_only` (the
+    one write beside the running hub: a round request)."""
+    if (read_only or requests_only) and not path.exists():
         raise CliError(f"{path}: no settlement record yet (has `cise hub serve` run here?)")
     try:
-        return SettlementStore(path, read_only=read_only)
+        return SettlementStore(path, read_only=read_only, requests_only=requests_only)
     except SettlementStoreError as exc:
         raise CliError(str(exc)) from None
 
@@ -166,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
 def _run_round(path: Path, wait: float, as_json: bool) -> int:
     if not path.exists():
         raise CliError(f"{path}: no settlement record yet (is `cise hub serve` running here?)")
-    store = open_settlement_store(path, read_only=False)
+    store = open_settlement_store(path, read_only=False, requests_only=True)
     try:
         request = store.request_round()
         deadline = time.monotonic() + wait
@@ -218,11 +222,15 @@ def _print_status(out: dict[str, Any]) -> None:
     running = "running" if out["hub_running"] else "not running (status is old)"
     console.print(f"hub {out['hub']}: {running}; {out['channels']} channels")
     console.print(
-        f"owed to counterparties now: {out['owed_to_counterparties']}; next round due "
+        f"owed to counterparties now: {out['owed_to_counterparties']} (in a batch not landed "
+        f"yet: {out['owed_in_flight']}); next round due "
         f"{out['next_due_at']} (every {out['period_s']} s; early at {out['amount_trigger']})"
     )
     if out["last_round"]:
         _print_history([out["last_round"]], title="last round")
+        for left in out["last_round"]["excluded"]:
+            console.print(f"left out: {left['kind']} in channel {left['channel']} "
+                          f"({left['participant']}): {left['reason']}", markup=False)  # fmt: skip
     if out["not_signing"]:
         table = Table(title="counterparties not signing")
         for column in ("channel", "partner", "since", "rounds missed", "closed at"):

@@ -28,6 +28,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from msgspec.structs import replace
+
 from channels.core.channel import get_capacity, get_earnings
 from channels.core.state import ChannelState, ChannelStatus, EndState
 from channels.core.types import Address
@@ -113,6 +115,23 @@ def owed(channels: Iterable[ChannelState], policy: SettlementPolicy) -> int:
     )
 
 
+def unsettled(channels: Iterable[ChannelState]) -> tuple[int, int]:
+    """What counterparties earned in open channels and the chain does not show yet, and the part
+    of it in a withdraw in flight (signed for a batch that has not landed, or failed and not yet
+    expired): `cise settle status`'s "owed". Unlike `owed`, an item in flight still counts, so a
+    batch that keeps failing never shows as nothing owed."""
+    total = in_flight = 0
+    for channel in channels:
+        if channel.status is not ChannelStatus.OPENED:
+            continue
+        partner = replace(channel.partner, pending_withdraw=None)
+        our = replace(channel.our, pending_withdraw=None)
+        earned = get_earnings(partner, our)
+        total += earned
+        in_flight += earned - get_earnings(channel.partner, our)
+    return total, in_flight
+
+
 def plan_settlement(
     channels: Iterable[ChannelState],
     hub: Address,
@@ -168,4 +187,5 @@ __all__ = [
     "owed",
     "plan_settlement",
     "settlement_due",
+    "unsettled",
 ]

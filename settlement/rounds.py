@@ -4,10 +4,14 @@ and when a counterparty that keeps not signing has its channel closed.
 
 A round (see `settlement.service`) plans the batch (`settlement.planner`), asks every party to
 sign its item, waits a bounded time, then puts the signed items on chain in as few transactions as
-the block gas limit allows. These rules are pure and tested on their own:
+the chain's gas estimates allow. These rules are pure and tested on their own:
 
-- items are sent grouped by recipient (each recipient's balance written once per transaction),
-  at most `items_per_transaction(block_gas_limit)` to a transaction;
+- items are sent grouped by recipient (each recipient's balance written once per transaction);
+  a transaction's gas is the chain's estimate plus 20% (no constant per item: a first withdraw to
+  a fresh recipient costs more than a later one), and one whose estimate exceeds the block budget
+  (80% of the block gas limit) or reverts is split in halves, until a single item that cannot go
+  is excluded with the reason; a transaction that fails on chain is split the same way, never
+  sent again as it was;
 - re-deposits are paid from the hub's internal balance plus what the hub's own signed items
   withdraw: only whole re-deposits it can afford, lowest capacity first (the planner's order);
 - a batch found signed but not known applied after a restart is APPLIED when the chain shows every
@@ -17,7 +21,8 @@ the block gas limit allows. These rules are pure and tested on their own:
   `close_after_s` has passed (0: never).
 
 Pure: no I/O, no clock (times come in), no keys. It must never put an item in two transactions,
-re-deposit more than the hub has, or resend a batch the chain has applied in part or in full.
+lose or duplicate an item when splitting, re-deposit more than the hub has, or resend a batch the
+chain has applied in part or in full.
 """
 
 from __future__ import annotations
@@ -29,9 +34,7 @@ from dataclasses import dataclass
 from settlement.batch import DepositItem, WithdrawItem, by_recipient
 from settlement.planner import Redeposit
 
-BASE_GAS = 60_000  # a batch transaction's fixed part, generously
-ITEM_GAS = 45_000  # one hub-batch item at worst (a first withdraw, a fresh recipient), with margin
-DEPOSIT_GAS = 30_000  # one re-deposit at worst
+GAS_MARGIN_NUM, GAS_MARGIN_DEN = 6, 5  # send with the chain's estimate + 20% (the state moves)
 BLOCK_SHARE = 0.8  # the part of a block one batch transaction may fill
 
 
@@ -52,21 +55,62 @@ class BatchTransaction:
     deposits: tuple[DepositItem, ...]
 
     @property
-    def gas_limit(self) -> int:
-        return transaction_gas(len(self.items), len(self.deposits))
+    def size(self) -> int:
+        return len(self.items) + len(self.deposits)
 
 
-def transaction_gas(items: int, deposits: int) -> int:
-    """A gas limit that covers a batch of this size at worst (unused gas is not charged)."""
-    return BASE_GAS + ITEM_GAS * items + DEPOSIT_GAS * deposits
+class Verdict(enum.Enum):
+    """What to do with a batch transaction after the chain's estimate (or its failure on chain)."""
+
+    SEND = "send"  # it fits the block budget and does not revert
+    SPLIT = "split"  # too big, or it reverts: try its halves
+    EXCLUDE = "exclude"  # a single item that reverts alone or needs more than the budget
 
 
-def items_per_transaction(block_gas_limit: int) -> int:
-    """How many items one transaction may carry under the block gas limit."""
-    room = int(block_gas_limit * BLOCK_SHARE) - BASE_GAS
-    if room < ITEM_GAS:
-        raise ValueError(f"a block gas limit of {block_gas_limit} fits no settlement item")
-    return room // ITEM_GAS
+def gas_budget(block_gas_limit: int) -> int:
+    """The most gas one batch transaction may use (a share of the block gas limit)."""
+    return int(block_gas_limit * BLOCK_SHARE)
+
+
+def with_margin(estimate: int) -> int:
+    """The gas limit a batch is sent with: the chain's estimate plus 20% (unused gas is not
+    charged; the state may move between the estimate and the block)."""
+    return -(-estimate * GAS_MARGIN_NUM // GAS_MARGIN_DEN)
+
+
+def judge(transaction: BatchTransaction, estimate: int | None, budget: int) -> Verdict:
+    """Send a batch whose estimate (with the margin) fits `budget`; split one that reverts
+    (`estimate` None) or is too big; exclude a single item that cannot go."""
+    if estimate is not None and with_margin(estimate) <= budget:
+        return Verdict.SEND
+    return Verdict.SPLIT if transaction.size > 1 else Verdict.EXCLUDE
+
+
+def after_failure(transaction: BatchTransaction) -> Verdict:
+    """A batch that failed on chain (out of gas, or reverted after a good estimate) is never sent
+    again as it was: its halves are, or a single item is excluded."""
+    return Verdict.SPLIT if transaction.size > 1 else Verdict.EXCLUDE
+
+
+def split(transaction: BatchTransaction) -> tuple[BatchTransaction, BatchTransaction]:
+    """Two transactions that carry exactly `transaction`'s items and re-deposits, in order: the
+    items halved (the re-deposits ride with the second half, after the hub's withdraws credited
+    its balance), or a single item then the re-deposits, or the re-deposits halved."""
+    items, deposits = transaction.items, transaction.deposits
+    if transaction.size < 2:
+        raise ValueError("a single item cannot be split")
+    if len(items) >= 2:
+        half = len(items) // 2
+        return BatchTransaction(items[:half], ()), BatchTransaction(items[half:], deposits)
+    if items:
+        return BatchTransaction(items, ()), BatchTransaction((), deposits)
+    half = len(deposits) // 2
+    return BatchTransaction((), deposits[:half]), BatchTransaction((), deposits[half:])
+
+
+def expired(expiry: int, head: int) -> bool:
+    """Whether a batch valid up to block `expiry` can no longer land (the next block is past it)."""
+    return head + 1 > expiry
 
 
 def affordable(redeposits: Sequence[Redeposit], funds: int) -> tuple[Redeposit, ...]:
@@ -83,28 +127,20 @@ def affordable(redeposits: Sequence[Redeposit], funds: int) -> tuple[Redeposit, 
 
 
 def transactions(
-    signed: Sequence[SignedItem], deposits: Sequence[DepositItem], block_gas_limit: int
+    signed: Sequence[SignedItem], deposits: Sequence[DepositItem]
 ) -> tuple[BatchTransaction, ...]:
-    """The round's transactions: items by recipient in chunks that fit a block; the re-deposits
-    go with the last chunk (after the hub's withdraws credited its balance), or alone."""
-    size = items_per_transaction(block_gas_limit)
+    """The round's first attempt: every item, by recipient, then the re-deposits (after the hub's
+    withdraws credited its balance), in one transaction. The chain's estimate splits it
+    (`judge`, `split`) until each part fits a block."""
     keyed = {(s.item.channel_id, s.item.participant): s for s in signed}
     if len(keyed) != len(signed):
         raise ValueError("an item appears twice in one round")
-    items = [
+    items = tuple(
         keyed[item.channel_id, item.participant] for item in by_recipient(s.item for s in signed)
-    ]
-    chunks = [tuple(items[start : start + size]) for start in range(0, len(items), size)]
-    room_for_deposits = (int(block_gas_limit * BLOCK_SHARE) - BASE_GAS) // DEPOSIT_GAS
-    out: list[BatchTransaction] = []
-    for index, chunk in enumerate(chunks):
-        last = index == len(chunks) - 1
-        fits = transaction_gas(len(chunk), len(deposits)) <= block_gas_limit * BLOCK_SHARE
-        out.append(BatchTransaction(chunk, tuple(deposits) if last and fits else ()))
-    if deposits and (not out or not out[-1].deposits):
-        for start in range(0, len(deposits), max(1, room_for_deposits)):
-            out.append(BatchTransaction((), tuple(deposits[start : start + room_for_deposits])))
-    return tuple(out)
+    )
+    if not items and not deposits:
+        return ()
+    return (BatchTransaction(items, tuple(deposits)),)
 
 
 def hub_funds(internal_balance: int, signed: Sequence[SignedItem], hub: bytes) -> int:
@@ -141,30 +177,34 @@ def overdue(first_missed_at: float, now: float, close_after_s: float) -> bool:
     return close_after_s > 0 and now - first_missed_at >= close_after_s
 
 
-def outcome(planned: int, signed: int, deposits: int, tx_statuses: Sequence[str]) -> str:
-    """A round's status from what it planned, what was signed, and how its transactions ended:
-    `empty` (nothing to do), `unsigned` (nothing signed or affordable), `settled` (everything
-    planned landed), `partial` (some landed), `failed` (none landed)."""
+def outcome(*, planned: int, deposits: int, sent: bool, landed: int, deposits_landed: int) -> str:
+    """A round's status from what it planned (withdraw items; re-deposits it chose to send), whether
+    it sent (or excluded) anything, and what landed: `empty` (nothing to do), `unsigned` (nothing
+    signed or affordable), `settled` (everything landed), `partial` (some), `failed` (none)."""
     if planned == 0 and deposits == 0:
         return "empty"
-    if not tx_statuses:
+    if not sent:
         return "unsigned"
-    applied = sum(status == "applied" for status in tx_statuses)
-    if applied == len(tx_statuses):
-        return "settled" if signed == planned else "partial"
-    return "partial" if applied else "failed"
+    if landed == planned and deposits_landed == deposits:
+        return "settled"
+    return "partial" if landed or deposits_landed else "failed"
 
 
 __all__ = [
     "BatchTransaction",
     "Recovery",
     "SignedItem",
+    "Verdict",
     "affordable",
+    "after_failure",
+    "expired",
+    "gas_budget",
     "hub_funds",
-    "items_per_transaction",
+    "judge",
     "outcome",
     "overdue",
     "recover",
-    "transaction_gas",
+    "split",
     "transactions",
+    "with_margin",
 ]

@@ -9,9 +9,12 @@ Each round (at the end of a period, when enough is owed, or when `cise settle ru
    through the core as batched withdraws, which the counterparty co-signs as usual. Signatures
    arrive as `EventBatchWithdrawSigned` after the commit that made them durable;
 3. wait at most `collect_s`, then sign `SettlementBatch` over what was signed and send it with
-   the re-deposits the hub can afford, in as few `settleHubBatch` transactions as the block gas
-   limit allows (`settlement.rounds`). Each transaction's exact arguments are written to the
-   settlement store before it is sent;
+   the re-deposits the hub can afford, in as few `settleHubBatch` transactions as the chain's gas
+   estimates allow (`settlement.rounds`): each is estimated first (eth_estimateGas) and sent with
+   the estimate plus 20%; one too big for the block budget or that would revert is split in
+   halves, and so is one that fails on chain (never sent again as it was), until a single item
+   the chain refuses is excluded with the reason. Each transaction's exact arguments are written
+   to the settlement store before it is sent (a split retry's too);
 4. record the outcome: counterparties that did not sign are reported (`cise settle status`), and a
    channel whose counterparty has not signed for `close_unsigned_after_s` is closed unilaterally
    with its latest balance proof.
@@ -58,19 +61,27 @@ from settlement.planner import (
     owed,
     plan_settlement,
     settlement_due,
+    unsettled,
 )
 from settlement.rounds import (
     BatchTransaction,
     Recovery,
     SignedItem,
+    Verdict,
     affordable,
+    after_failure,
+    expired,
+    gas_budget,
     hub_funds,
+    judge,
     outcome,
     overdue,
     recover,
+    split,
     transactions,
+    with_margin,
 )
-from settlement.store import ItemRow, SettlementStore, TransactionRow
+from settlement.store import DepositRow, ItemRow, SettlementStore, TransactionRow
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +129,7 @@ class RoundReport:
     redeposited: int
     transactions: tuple[SentTransaction, ...]
     closed: tuple[int, ...] = ()
+    excluded: tuple[tuple[int, Address, str], ...] = ()  # (channel, participant, reason)
 
     @property
     def gas_used(self) -> int:
@@ -208,6 +220,7 @@ class SettlementService:
 
     async def _round(self, reason: str) -> RoundReport:
         now = self.clock()
+        self._publish_status(now)  # a round can take a while: what is owed stays current
         if not await self._caught_up():
             block = self.node.block_number
             round_id = self.store.start_round(
@@ -251,11 +264,7 @@ class SettlementService:
             return RoundReport(round_id, "empty", reason, 0, 0, (), 0, 0, 0, ())
         await self._collect(round_id, plan, expiry)
         rows = self.store.items(round_id)
-        signed = [
-            SignedItem(WithdrawItem(r.channel_id, r.participant, r.partner, r.total_withdraw),
-                       r.amount, r.signature)
-            for r in rows if r.signature is not None
-        ]  # fmt: skip
+        signed = _signed(rows)
         non_signers = self._non_signers(rows)
         self.store.note_misses(list(non_signers.items()), now)
         self.store.clear_misses(
@@ -265,16 +274,24 @@ class SettlementService:
             )
         )
         deposits = self._deposits(plan, hub_funds(internal, signed, self.hub))
-        gas_limit = await self.node.chain_call(self.client.connection.block_gas_limit)
+        return await self.send_signed(round_id, deposits)
+
+    async def send_signed(self, round_id: int, deposits: Sequence[DepositItem] = ()) -> RoundReport:
+        """The sending half of a round whose signatures are in the store: put its signed items
+        (and `deposits`) on chain as the chain's estimates allow, then record the outcome."""
+        round_row = self.store.round(round_id)
+        if round_row is None:
+            raise ValueError(f"no settlement round {round_id}")
+        rows = self.store.items(round_id)
+        budget = gas_budget(await self.node.chain_call(self.client.connection.block_gas_limit))
         self.store.set_round_status(round_id, "sending")
-        sent = []
-        for index, transaction in enumerate(transactions(signed, deposits, gas_limit)):
-            row = self._sign(round_id, index, expiry, transaction)
-            sent.append(await self._send(row, len(transaction.items), len(transaction.deposits)))
+        queue = list(transactions(_signed(rows), deposits))
+        sent = await self._settle(round_id, round_row.expiry, queue, budget)
         closed = await self._close_overdue(self.clock())
-        status = outcome(len(rows), len(signed), len(deposits), [t.status for t in sent])
+        status = self._outcome(round_id)
         self.store.set_round_status(round_id, status, now=self.clock())
-        return self._report(round_id, status, reason, rows, non_signers, sent, closed)
+        non_signers = self._non_signers(rows)
+        return self._report(round_id, status, round_row.reason, rows, non_signers, sent, closed)
 
     def _partner_of(self, channel_id: int, participant: bytes) -> Address:
         channel = self.node.channels[ChannelId(channel_id)]
@@ -346,10 +363,71 @@ class SettlementService:
             )
         return chosen
 
-    def _sign(
-        self, round_id: int, index: int, expiry: int, transaction: BatchTransaction
-    ) -> TransactionRow:
-        """Sign one batch transaction and make its arguments durable before it is sent."""
+    async def _settle(
+        self, round_id: int, expiry: int, queue: list[BatchTransaction], budget: int
+    ) -> list[SentTransaction]:
+        """Put `queue`'s transactions on chain, each with the chain's estimate plus the margin;
+        split one too big for `budget`, one that would revert and one that fails on chain; exclude
+        a single item the chain refuses, with the reason (`settlement.rounds.judge`)."""
+        sent: list[SentTransaction] = []
+        while queue:
+            transaction = queue.pop(0)
+            head = await self.node.chain_call(self.client.block_number)
+            if expired(expiry, head):
+                note = f"the batch expired at block {expiry} before it could be sent"
+                self._exclude(round_id, [transaction, *queue], note)
+                break
+            hub_signature, withdraws, deposits = self._pack(expiry, transaction)
+            try:
+                estimate = await self.node.chain_call(
+                    functools.partial(
+                        self._estimate, expiry, hub_signature, withdraws, deposits, budget
+                    )
+                )
+                why = f"needs more than {budget:,} gas (the block budget) even alone"
+                if estimate is not None:
+                    why = f"needs {with_margin(estimate):,} gas with the margin; the budget is {budget:,}"
+            except ChainError as exc:
+                estimate, why = None, f"the chain refuses it: {exc}"
+            verdict = judge(transaction, estimate, budget)
+            if verdict is Verdict.SEND:
+                assert estimate is not None
+                row = self._record(round_id, expiry, transaction,
+                                   (hub_signature, withdraws, deposits), with_margin(estimate))  # fmt: skip
+                result = await self._send(row, len(transaction.items), len(transaction.deposits))
+                sent.append(result)
+                if result.status == "applied":
+                    continue
+                verdict, why = after_failure(transaction), f"failed on chain: {result.error}"
+            if verdict is Verdict.SPLIT:
+                log.info("settlement round %d: splitting a batch of %d (%s)", round_id,
+                         transaction.size, why)  # fmt: skip
+                queue[:0] = split(transaction)
+            else:
+                self._exclude(round_id, [transaction], why)
+        return sent
+
+    def _estimate(
+        self, expiry: int, hub_signature: bytes, withdraws: bytes, deposits: bytes, cap: int
+    ) -> int | None:
+        if withdraws:
+            return self.client.estimate_settle_hub_batch(
+                self.hub, expiry, hub_signature, withdraws, deposits, cap=cap
+            )
+        return self.client.estimate_settle_batch(expiry, b"", deposits, cap=cap)
+
+    def _exclude(self, round_id: int, dropped: Sequence[BatchTransaction], reason: str) -> None:
+        withdraws = [(s.item.channel_id, Address(s.item.participant))
+                     for t in dropped for s in t.items]  # fmt: skip
+        deposits = [(d.channel_id, self.hub) for t in dropped for d in t.deposits]
+        if not withdraws and not deposits:
+            return
+        log.warning("settlement round %d: %d items and %d re-deposits left out: %s", round_id,
+                    len(withdraws), len(deposits), reason)  # fmt: skip
+        self.store.exclude(round_id, withdraws, deposits, reason)
+
+    def _pack(self, expiry: int, transaction: BatchTransaction) -> tuple[bytes, bytes, bytes]:
+        """(the hub's signature of the batch, the packed withdraws, the packed re-deposits)."""
         items = [s.item for s in transaction.items]
         hub_signature = (
             self.node.signer.sign_digest(batch_digest(self.client.domain(), items, expiry))
@@ -357,7 +435,19 @@ class SettlementService:
             else b""
         )
         withdraws = pack_hub_withdraws(self.hub, items, [s.signature for s in transaction.items])
-        deposits = pack_deposits(list(transaction.deposits))
+        return hub_signature, withdraws, pack_deposits(list(transaction.deposits))
+
+    def _record(
+        self,
+        round_id: int,
+        expiry: int,
+        transaction: BatchTransaction,
+        packed: tuple[bytes, bytes, bytes],
+        gas_limit: int,
+    ) -> TransactionRow:
+        """Make a signed batch transaction's arguments durable before it is sent."""
+        hub_signature, withdraws, deposits = packed
+        index = self.store.next_tx_index(round_id)
         self.store.record_transaction(
             round_id,
             index,
@@ -365,14 +455,30 @@ class SettlementService:
             hub_signature=hub_signature,
             withdraws=withdraws,
             deposits=deposits,
-            gas_limit=transaction.gas_limit,
-            items=[(i.channel_id, Address(i.participant)) for i in items],
+            gas_limit=gas_limit,
+            items=[(s.item.channel_id, Address(s.item.participant)) for s in transaction.items],
             deposit_channels=[d.channel_id for d in transaction.deposits],
         )
         return TransactionRow(
-            round_id, index, expiry, hub_signature, withdraws, deposits, transaction.gas_limit,
+            round_id, index, expiry, hub_signature, withdraws, deposits, gas_limit,
             "signed", None, None, None, "",
         )  # fmt: skip
+
+    def _outcome(self, round_id: int) -> str:
+        """The round's status from its store rows (`settlement.rounds.outcome`)."""
+        items = self.store.items(round_id)
+        deposits = self.store.deposits(round_id)
+        sent = self.store.transactions(round_id)
+        excluded = self.store.excluded(round_id)
+        applied = {t.tx_index for t in sent if t.status == "applied"}
+        left_out = {e.channel_id for e in excluded if e.kind == "deposit"}
+        return outcome(
+            planned=len(items),
+            deposits=sum(d.tx_index is not None or d.channel_id in left_out for d in deposits),
+            sent=bool(sent or excluded),
+            landed=sum(i.tx_index in applied for i in items),
+            deposits_landed=sum(d.tx_index in applied for d in deposits),
+        )
 
     async def _send(self, row: TransactionRow, items: int, deposits: int) -> SentTransaction:
         if row.withdraws:
@@ -455,6 +561,11 @@ class SettlementService:
             sum(d.amount for d in deposits),
             tuple(sent),
             closed,
+            tuple(
+                (e.channel_id, e.participant, e.reason)
+                for e in self.store.excluded(round_id)
+                if e.kind == "withdraw"
+            ),
         )
 
     # -- after a crash ------------------------------------------------------------------------
@@ -472,23 +583,16 @@ class SettlementService:
                     f"{round_row.expiry}",
                 )
                 continue
-            statuses = []
             block = await self.node.chain_call(self.client.block_number)
             for row in rows:
                 if row.status == "signed":
-                    status = await self._recover_transaction(row, block)
-                else:
-                    status = row.status
-                statuses.append(status)
-            items = self.store.items(round_row.id)
-            signed = sum(r.signature is not None for r in items)
-            deposits = len(self.store.deposits(round_row.id))
-            status = outcome(len(items), signed, deposits, statuses)
+                    await self._recover_transaction(row, block)
+            status = self._outcome(round_row.id)
             self.store.set_round_status(
                 round_row.id, status, now=self.clock(), note="finished after a restart"
             )
 
-    async def _recover_transaction(self, row: TransactionRow, block: int) -> str:
+    async def _recover_transaction(self, row: TransactionRow, block: int) -> None:
         items = [i for i in self.store.items(row.round_id) if i.tx_index == row.tx_index]
         deposits = [d for d in self.store.deposits(row.round_id) if d.tx_index == row.tx_index]
         on_chain, totals = [], []
@@ -507,12 +611,30 @@ class SettlementService:
             on_chain.append(info.deposit1 if first else info.deposit2)
             totals.append(deposit.total_deposit)
         decision = recover(on_chain, totals, expiry=row.expiry, block_number=block)
-        if decision is Recovery.RESEND:
-            return (await self._send(row, len(items), len(deposits))).status
-        self.store.finish_transaction(
-            row.round_id, row.tx_index, decision.value, error="found after a restart"
+        if decision is not Recovery.RESEND:
+            self.store.finish_transaction(
+                row.round_id, row.tx_index, decision.value, error="found after a restart"
+            )
+            return
+        result = await self._send(row, len(items), len(deposits))
+        if result.status == "applied":
+            return
+        transaction = self._rebuild(items, deposits)  # failed again: split, as in a round
+        if after_failure(transaction) is Verdict.EXCLUDE:
+            self._exclude(row.round_id, [transaction], f"failed on chain: {result.error}")
+            return
+        budget = gas_budget(await self.node.chain_call(self.client.connection.block_gas_limit))
+        await self._settle(row.round_id, row.expiry, list(split(transaction)), budget)
+
+    def _rebuild(
+        self, items: Sequence[ItemRow], deposits: Sequence[DepositRow]
+    ) -> BatchTransaction:
+        """A recorded transaction's items and re-deposits, in the order it carried them."""
+        [rebuilt] = transactions(
+            _signed(items),
+            [DepositItem(d.channel_id, d.partner, d.total_deposit) for d in deposits],
         )
-        return str(decision.value)
+        return rebuilt
 
     # -- running ------------------------------------------------------------------------------
 
@@ -545,16 +667,27 @@ class SettlementService:
     def _publish_status(self, now: float) -> None:
         policy = self.config.policy
         last = self.store.last_settled_at() or self._started_at
+        owed_now, in_flight = unsettled(self.node.channels.values())
         self.store.set_status(
             {
                 "updated_at": f"{now:.3f}",
-                "owed": str(owed(self.node.channels.values(), policy)),
+                "owed": str(owed_now),  # earned and not on chain, batches in flight included
+                "in_flight": str(in_flight),
                 "channels": str(len(self.node.channels)),
                 "period_s": str(policy.period_s),
                 "amount_trigger": str(policy.amount_trigger),
                 "next_due_at": f"{last + policy.period_s:.3f}",
             }
         )
+
+
+def _signed(rows: Sequence[ItemRow]) -> list[SignedItem]:
+    """The items of a round its counterparties signed."""
+    return [
+        SignedItem(WithdrawItem(r.channel_id, r.participant, r.partner, r.total_withdraw),
+                   r.amount, r.signature)
+        for r in rows if r.signature is not None
+    ]  # fmt: skip
 
 
 __all__ = ["RoundReport", "SentTransaction", "SettlementConfig", "SettlementService"]

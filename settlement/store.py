@@ -4,15 +4,20 @@ Tables: `meta` (whose file this is: the hub, the chain, the channel manager), `r
 per settlement round: why it ran, its block and expiry, its outcome), `items` (each planned
 withdraw of a round, with the counterparty's signature once it arrived and the transaction it went
 in), `deposits` (the round's re-deposits), `transactions` (each batch transaction: the exact
-arguments the hub signed, written BEFORE it is sent, then its hash, gas and outcome), `misses`
+arguments the hub signed, written BEFORE it is sent, then its hash, gas and outcome; a failed one's
+items move to the smaller transactions that retry them), `excluded` (items the chain refuses
+alone, with the reason), `misses`
 (counterparties that did not sign, since when, and whether their channel was closed), and
 `requests` (`cise settle run` asking the running hub for a round now; the hub answers with the
 round's id). Amounts are stored as decimal text (uint96 does not fit sqlite's integers).
 
 Because a transaction's arguments are durable before it leaves, a hub that crashes mid-round
 finds them at start and finishes them (`settlement.rounds.recover` decides how), so nothing is
-applied twice and nothing signed is lost. Other processes (`cise settle status|history`) open the
-file read-only while the hub runs.
+applied twice and nothing signed is lost. The hub owns the file (`channels.ownership`: a second
+owner is refused, naming the running hub). Other processes (`cise settle status|history`, the API)
+open it read-only while the hub runs; the one write they may make is a round request
+(`requests_only`: `cise settle run`, the API's POST), a row of `requests` whose id sqlite assigns
+and which the hub reads afresh each time, so no in-memory state of the hub can disagree with it.
 
 It stores and returns what it is given: it must never decide anything, touch the chain or the
 network, or be written by two hubs (the `meta` row says whose it is).
@@ -28,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from channels.core.types import Address, to_checksum
+from channels.ownership import Ownership, claim, connect_read_only
 
 SCHEMA_VERSION = "1"
 
@@ -78,6 +84,14 @@ CREATE TABLE IF NOT EXISTS transactions (
     block INTEGER,
     error TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (round_id, tx_index)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS excluded (
+    round_id INTEGER NOT NULL,
+    kind TEXT NOT NULL,  -- withdraw or deposit
+    channel_id INTEGER NOT NULL,
+    participant BLOB NOT NULL,  -- who withdraws (a re-deposit: the hub)
+    reason TEXT NOT NULL,  -- why the chain refuses it alone (its revert, or its gas)
+    PRIMARY KEY (round_id, kind, channel_id, participant)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS misses (
     channel_id INTEGER PRIMARY KEY,
@@ -137,6 +151,15 @@ class TransactionRow:
 
 
 @dataclass(frozen=True, slots=True)
+class ExcludedRow:
+    round_id: int
+    kind: str  # withdraw or deposit
+    channel_id: int
+    participant: Address
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class RoundRow:
     id: int
     started_at: float
@@ -160,11 +183,26 @@ class MissRow:
 class SettlementStore:
     """The hub's settlement file (see the module docstring)."""
 
-    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
+    def __init__(
+        self, path: str | Path, *, read_only: bool = False, requests_only: bool = False
+    ) -> None:
+        """Open as the hub that owns the file (the default: `StoreInUseError` when another
+        process owns it), `read_only`, or `requests_only` (beside the running hub: only
+        `request_round` and `withdraw_request` write). The last two need an existing file."""
+        if read_only and requests_only:
+            raise ValueError("read_only or requests_only, not both")
         self.path = str(path)
+        self._access = "read" if read_only else "requests" if requests_only else "owner"
+        self._ownership: Ownership | None = None
+        if self._access == "owner":
+            self._ownership = claim(self.path)  # before anything is written
+        elif not Path(path).is_file():
+            raise SettlementStoreError(f"{path}: no settlement file (has `cise hub serve` run?)")
         try:
             if read_only:
-                uri = Path(path).resolve().as_uri() + "?mode=ro"
+                self._db = connect_read_only(path)
+            elif requests_only:  # mode=rw: never creates the file
+                uri = Path(path).resolve().as_uri() + "?mode=rw"
                 self._db = sqlite3.connect(uri, uri=True, isolation_level=None)
             else:
                 self._db = sqlite3.connect(self.path, isolation_level=None)
@@ -173,13 +211,29 @@ class SettlementStore:
                 self._db.executescript(_SCHEMA)
             self._db.execute("PRAGMA busy_timeout=5000")
         except sqlite3.Error as exc:
+            self._release()
             raise SettlementStoreError(f"{path}: not a usable settlement file ({exc})") from None
+        except BaseException:
+            self._release()
+            raise
+
+    def _release(self) -> None:
+        if self._ownership is not None:
+            self._ownership.release()
+            self._ownership = None
 
     def close(self) -> None:
         self._db.close()
+        self._release()
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, *, request: bool = False) -> Iterator[sqlite3.Connection]:
+        """A write transaction; only the owner writes, but for round requests (`request`)."""
+        if self._access == "read" or (self._access == "requests" and not request):
+            raise SettlementStoreError(
+                f"{self.path} is open {'read-only' if self._access == 'read' else 'for round requests only'}"
+                ": the hub that owns it writes it"
+            )
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield self._db
@@ -290,6 +344,49 @@ class SettlementStore:
                 "UPDATE deposits SET tx_index = ? WHERE round_id = ? AND channel_id = ?",
                 [(tx_index, round_id, c) for c in deposit_channels],
             )
+
+    def next_tx_index(self, round_id: int) -> int:
+        """The index the round's next transaction gets (0 for its first)."""
+        row = self._db.execute(
+            "SELECT MAX(tx_index) FROM transactions WHERE round_id = ?", (round_id,)
+        ).fetchone()
+        return 0 if row is None or row[0] is None else int(row[0]) + 1
+
+    def exclude(
+        self,
+        round_id: int,
+        withdraws: list[tuple[int, Address]],
+        deposits: list[tuple[int, Address]],
+        reason: str,
+    ) -> None:
+        """Items (channel, participant) and re-deposits (channel, hub) the chain refuses alone:
+        recorded with the reason, and in no transaction of the round any more."""
+        rows = [("withdraw", c, p) for c, p in withdraws] + [("deposit", c, p) for c, p in deposits]
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO excluded VALUES (?, ?, ?, ?, ?)",
+                [(round_id, kind, c, bytes(p), reason) for kind, c, p in rows],
+            )
+            db.executemany(
+                "UPDATE items SET tx_index = NULL WHERE round_id = ? AND channel_id = ?"
+                " AND participant = ?",
+                [(round_id, c, bytes(p)) for c, p in withdraws],
+            )
+            db.executemany(
+                "UPDATE deposits SET tx_index = NULL WHERE round_id = ? AND channel_id = ?",
+                [(round_id, c) for c, _ in deposits],
+            )
+
+    def excluded(self, round_id: int) -> list[ExcludedRow]:
+        try:
+            rows = self._db.execute(
+                "SELECT round_id, kind, channel_id, participant, reason FROM excluded"
+                " WHERE round_id = ? ORDER BY kind DESC, channel_id, participant",
+                (round_id,),
+            ).fetchall()
+        except sqlite3.OperationalError:  # a file no hub of this version has opened yet
+            return []
+        return [ExcludedRow(r, k, c, Address(p), why) for r, k, c, p, why in rows]
 
     def finish_transaction(
         self,
@@ -416,7 +513,7 @@ class SettlementStore:
     # -- requests from `cise settle run` --------------------------------------------------------
 
     def request_round(self, now: float | None = None) -> int:
-        with self._transaction() as db:
+        with self._transaction(request=True) as db:
             cursor = db.execute(
                 "INSERT INTO requests (requested_at) VALUES (?)",
                 (time.time() if now is None else now,),
@@ -425,7 +522,7 @@ class SettlementStore:
 
     def withdraw_request(self, request_id: int) -> bool:
         """Cancel a request no hub has taken yet; False when one already did."""
-        with self._transaction() as db:
+        with self._transaction(request=True) as db:
             cursor = db.execute(
                 "DELETE FROM requests WHERE id = ? AND round_id IS NULL", (request_id,)
             )
@@ -464,6 +561,7 @@ class SettlementStore:
 
 __all__ = [
     "DepositRow",
+    "ExcludedRow",
     "ItemRow",
     "MissRow",
     "RoundRow",

@@ -76,6 +76,15 @@ def round_summary(store: SettlementStore, round_id: int) -> dict[str, Any]:
             }
             for t in transactions
         ],
+        "excluded": [
+            {
+                "kind": e.kind,
+                "channel": e.channel_id,
+                "participant": to_checksum(e.participant),
+                "reason": e.reason,
+            }
+            for e in store.excluded(round_id)
+        ],
         "note": row.note,
     }
 
@@ -86,7 +95,8 @@ def status_summary(store: SettlementStore, now: float) -> dict[str, Any]:
     status = store.status()
     updated = float(status.get("updated_at", "0"))
     rounds = store.rounds(1)
-    owed = int(status.get("owed", "0"))
+    owed = int(status.get("owed", "0"))  # earned, not on chain yet (batches in flight included)
+    in_flight = int(status.get("in_flight", "0"))
     trigger = int(status.get("amount_trigger", "0"))
     return {
         "hub": to_checksum(hub) if hub else None,
@@ -94,6 +104,8 @@ def status_summary(store: SettlementStore, now: float) -> dict[str, Any]:
         "status_written_at": when(updated) if updated else None,
         "owed_to_counterparties": euro(owed),
         "owed_to_counterparties_units": owed,
+        "owed_in_flight": euro(in_flight),
+        "owed_in_flight_units": in_flight,
         "channels": int(status.get("channels", "0")),
         "period_s": int(status.get("period_s", "0")),
         "amount_trigger": euro(trigger),

@@ -404,6 +404,39 @@ class Web3ChainClient:
             )
         )
 
+    def estimate_settle_hub_batch(
+        self,
+        hub: Address,
+        expiry: int,
+        hub_signature: bytes,
+        withdraws: bytes,
+        deposits: bytes = b"",
+        *,
+        cap: int,
+    ) -> int | None:
+        """The chain's estimate (eth_estimateGas, no margin) of `settle_hub_batch` sent by this
+        account now: None when it needs more than `cap` gas, `ChainError` when it would revert."""
+        return self._estimate(
+            cap, "settleHubBatch", hub, expiry, hub_signature, withdraws, deposits
+        )
+
+    def estimate_settle_batch(
+        self, expiry: int, withdraws: bytes, deposits: bytes = b"", *, cap: int
+    ) -> int | None:
+        """`estimate_settle_hub_batch` for `settle_batch`."""
+        return self._estimate(cap, "settleBatch", expiry, withdraws, deposits)
+
+    def _estimate(self, cap: int, function: str, *args: Any) -> int | None:
+        data = self.manager_abi.function(function).encode_call(args)
+        return self.connection.estimate(
+            self.address,
+            self._deployment.manager,
+            data,
+            self.manager_abi,
+            f"ChannelManager.{function}",
+            cap,
+        )
+
     def cooperative_close(
         self,
         channel_id: ChannelId,

@@ -232,6 +232,23 @@ class Connection:
         """
         return self.wait(self.send(account, to, data, abi, function, value, gas))
 
+    def estimate(
+        self, sender: bytes, to: bytes, data: bytes, abi: ContractAbi, function: str, cap: int
+    ) -> int | None:
+        """eth_estimateGas of a call from `sender`, searched up to `cap` gas: None when it needs
+        more than `cap` (or than a block holds), `ChainError` naming the custom error when it
+        reverts. No margin is added: the caller decides how much more to send with."""
+        params: TxParams = {"from": _checksum(sender), "to": _checksum(to), "data": data}
+        params["gas"] = cap
+        try:
+            return int(self.w3.eth.estimate_gas(params, self._estimate_block))
+        except Exception as exc:
+            if is_revert(exc):
+                raise chain_error_from(exc, abi, function) from exc
+            if _needs_more_gas(exc):
+                return None
+            raise
+
     def send(
         self,
         account: LocalAccount,
@@ -434,6 +451,13 @@ def _tester_lock(w3: Web3) -> contextlib.AbstractContextManager[Any]:
     return (
         provider.lock if isinstance(provider, _SerialTesterProvider) else contextlib.nullcontext()
     )
+
+
+def _needs_more_gas(exc: BaseException) -> bool:
+    """Whether an estimate failed for want of gas (py-evm's OutOfGas, a node's "gas required
+    exceeds allowance"), not because the call reverts or the node is unreachable."""
+    text = f"{type(exc).__name__} {exc}".lower()
+    return "outofgas" in text or "out of gas" in text or ("exceeds" in text and "gas" in text)
 
 
 def _address_or_none(value: object) -> bytes | None:

@@ -10,17 +10,22 @@ from hypothesis import strategies as st
 from settlement.batch import DepositItem, WithdrawItem
 from settlement.planner import Redeposit
 from settlement.rounds import (
-    ITEM_GAS,
+    BatchTransaction,
     Recovery,
     SignedItem,
+    Verdict,
     affordable,
+    after_failure,
+    expired,
+    gas_budget,
     hub_funds,
-    items_per_transaction,
+    judge,
     outcome,
     overdue,
     recover,
-    transaction_gas,
+    split,
     transactions,
+    with_margin,
 )
 
 HUB = b"\x01" * 20
@@ -32,26 +37,59 @@ def signed(channel_id: int, recipient: bytes, amount: int = 10) -> SignedItem:
     return SignedItem(WithdrawItem(channel_id, recipient, partner, amount), amount, SIG)
 
 
-def test_items_go_by_recipient_in_chunks_that_fit_a_block_and_deposits_go_last() -> None:
-    per_tx = items_per_transaction(30_000_000)
-    assert transaction_gas(per_tx, 0) <= 30_000_000 * 0.8
-    items = [signed(n, bytes([n % 7 + 2]) * 20) for n in range(1, per_tx + 6)]
+def test_the_first_attempt_is_one_transaction_by_recipient_with_deposits_last() -> None:
+    items = [signed(n, bytes([n % 7 + 2]) * 20) for n in range(1, 60)]
     deposits = [DepositItem(1, b"\x03" * 20, 50)]
-    txs = transactions(items, deposits, 30_000_000)
-    assert [len(t.items) for t in txs] == [per_tx, 5]
-    assert txs[0].deposits == () and txs[1].deposits == tuple(deposits)
-    flat = [s.item.participant for t in txs for s in t.items]
+    [tx] = transactions(items, deposits)
+    flat = [s.item.participant for s in tx.items]
     assert flat == sorted(flat)  # each recipient's balance is written once per transaction
-    assert {s.item.channel_id for t in txs for s in t.items} == set(range(1, per_tx + 6))
-
-
-def test_deposits_alone_and_a_duplicate_item_and_a_tiny_block() -> None:
-    [only] = transactions([], [DepositItem(1, b"\x03" * 20, 50)], 30_000_000)
+    assert {s.item.channel_id for s in tx.items} == set(range(1, 60))
+    assert tx.deposits == tuple(deposits) and tx.size == 60
+    [only] = transactions([], deposits)
     assert only.items == () and len(only.deposits) == 1
+    assert transactions([], []) == ()
     with pytest.raises(ValueError, match="twice"):
-        transactions([signed(1, HUB), signed(1, HUB)], [], 30_000_000)
-    with pytest.raises(ValueError, match="fits no settlement item"):
-        items_per_transaction(ITEM_GAS)
+        transactions([signed(1, HUB), signed(1, HUB)], [])
+
+
+def test_gas_is_the_estimate_plus_a_fifth_within_a_share_of_the_block() -> None:
+    assert with_margin(100_000) == 120_000 and with_margin(1) == 2  # never below the estimate
+    budget = gas_budget(30_000_000)
+    assert budget == 24_000_000
+    many = BatchTransaction(tuple(signed(n, HUB) for n in range(1, 5)), ())
+    one = BatchTransaction((signed(1, HUB),), ())
+    assert judge(many, budget * 5 // 6, budget) is Verdict.SEND
+    assert judge(many, budget * 5 // 6 + 1, budget) is Verdict.SPLIT  # too big with the margin
+    assert judge(many, None, budget) is Verdict.SPLIT  # it reverts (or needs more than a block)
+    assert judge(one, None, budget) is Verdict.EXCLUDE
+    assert judge(one, budget, budget) is Verdict.EXCLUDE
+    # a transaction that failed on chain is never sent again as it was
+    assert after_failure(many) is Verdict.SPLIT and after_failure(one) is Verdict.EXCLUDE
+
+
+def _flat(txs: tuple[BatchTransaction, ...]) -> tuple[list[SignedItem], list[DepositItem]]:
+    return [s for t in txs for s in t.items], [d for t in txs for d in t.deposits]
+
+
+@given(st.integers(0, 9), st.integers(0, 4))
+def test_a_split_keeps_every_item_once_in_order_with_deposits_after_the_withdraws(
+    n_items: int, n_deposits: int
+) -> None:
+    items = tuple(signed(n, bytes([n + 2]) * 20) for n in range(1, n_items + 1))
+    deposits = tuple(DepositItem(n, b"\x03" * 20, 50) for n in range(1, n_deposits + 1))
+    tx = BatchTransaction(items, deposits)
+    if tx.size < 2:
+        with pytest.raises(ValueError):
+            split(tx)
+        return
+    first, second = split(tx)
+    assert first.size >= 1 and second.size >= 1
+    assert _flat((first, second)) == (list(items), list(deposits))
+    assert not first.deposits or not second.items  # re-deposits never before a withdraw
+
+
+def test_a_batch_past_its_expiry_is_not_sent() -> None:
+    assert not expired(10, 9) and expired(10, 10) and expired(10, 11)
 
 
 def test_only_whole_redeposits_the_hub_can_afford_in_order() -> None:
@@ -87,9 +125,14 @@ def test_recovery_resends_only_when_nothing_landed(
 def test_deadline_and_outcome() -> None:
     assert overdue(100.0, 200.0, 100.0) and not overdue(100.0, 199.0, 100.0)
     assert not overdue(0.0, 1e9, 0.0)  # 0: never close
-    assert outcome(0, 0, 0, []) == "empty"
-    assert outcome(3, 0, 0, []) == "unsigned"
-    assert outcome(3, 3, 1, ["applied", "applied"]) == "settled"
-    assert outcome(3, 2, 0, ["applied"]) == "partial"
-    assert outcome(3, 3, 0, ["applied", "reverted"]) == "partial"
-    assert outcome(3, 3, 0, ["reverted"]) == "failed"
+
+    def status(planned: int, deposits: int, sent: bool, landed: int, dep_landed: int) -> str:
+        return outcome(planned=planned, deposits=deposits, sent=sent, landed=landed,
+                       deposits_landed=dep_landed)  # fmt: skip
+
+    assert status(0, 0, False, 0, 0) == "empty"
+    assert status(3, 0, False, 0, 0) == "unsigned"
+    assert status(3, 1, True, 3, 1) == "settled"  # a failed then split transaction is no matter
+    assert status(3, 0, True, 2, 0) == "partial"
+    assert status(3, 1, True, 3, 0) == "partial"
+    assert status(3, 0, True, 0, 0) == "failed"
