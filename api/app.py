@@ -26,7 +26,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from api import sources as reads
-from api.auth import ApiError, request_settlement
+from api.auth import MAX_BODY_BYTES, ApiError, request_settlement
 from api.openapi import LIMIT_DEFAULT, LIMIT_MAX, SEQ_MAX, openapi_document
 from api.sources import ApiSources, NotFoundError
 
@@ -59,6 +59,29 @@ def _int_query(request: Request, name: str, default: int, low: int, high: int) -
     if not low <= value <= high:
         raise ApiError(400, f"{name}: must be {low}..{high}")
     return value
+
+
+async def _read_body(request: Request, max_bytes: int = MAX_BODY_BYTES) -> bytes:
+    """A JSON request body, read in pieces: 415 for a content-type other than JSON (none is taken
+    as JSON), 413 as soon as the declared length or the bytes read pass `max_bytes` (the rest is
+    never buffered)."""
+    content_type = request.headers.get("content-type")
+    if content_type is not None:
+        media = content_type.split(";", 1)[0].strip().lower()
+        if media != "application/json" and not media.endswith("+json"):
+            raise ApiError(
+                415, f"content-type must be application/json, not {content_type[:100]!r}"
+            )
+    too_large = ApiError(413, f"the body is larger than the limit of {max_bytes} bytes")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            raise too_large
+    return bytes(body)
 
 
 async def _read(sources: ApiSources, function: Callable[..., Any], *args: Any) -> Any:
@@ -99,7 +122,7 @@ def create_app(sources: ApiSources) -> Starlette:
         return await _read(sources, reads.read_verification, _asset_id(request))
 
     async def settlement_request(request: Request) -> Any:
-        return await request_settlement(sources, await request.body())
+        return await request_settlement(sources, await _read_body(request))
 
     async def openapi(request: Request) -> Response:
         return JSONResponse(openapi_document())

@@ -7,8 +7,11 @@ a mismatch is then a 401 instead of a 403). The signature is over the EIP-712
 `channels.codec.eip712.api_request_digest`). The checks, in order, each answering with its status
 and `{"error": ...}`:
 
-- 400: the body is not JSON, or a field is missing or malformed (the error names the field);
-  an action other than "settle";
+- 413: the body is larger than `MAX_BODY_BYTES` (refused as soon as its declared length or the
+  bytes read pass it: `api.app` reads it in pieces); 415: a content-type other than JSON;
+- 400: the body is not JSON (checked before it is parsed by `channels.input_limits`: UTF-8,
+  nesting at most `MAX_JSON_DEPTH` deep), or a field is missing or malformed (the error names the
+  field); an action other than "settle";
 - 404: the API has no settlement file (no hub to ask);
 - 403: the network has no membership on chain (nobody can be a member);
 - 401: the signature is malformed for recovery, does not recover, recovers to another address
@@ -16,8 +19,9 @@ and `{"error": ...}`:
   stale or future request is not authenticated: a replayed request dies after 300 s);
 - 403: the signer is not an active member on chain;
 
-then `SettlementStore(path).request_round()` (the hub takes open requests into its next round)
-and 200 with `{"request_id": N}`.
+then `SettlementStore(path, requests_only=True).request_round()` (the one write beside the hub
+that owns the file; the hub takes open requests into its next round) and 200 with
+`{"request_id": N}`.
 
 What it must never do: write anything before every check passed, write anything but that one
 request row, or trust an address the client names (the signer is always recovered).
@@ -25,7 +29,6 @@ request row, or trust an address the client names (the signer is always recovere
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from dataclasses import dataclass
@@ -37,9 +40,11 @@ from api.sources import ApiSources, is_active_member
 from channels.codec.ecdsa import InvalidSignature, recover_signer
 from channels.codec.eip712 import api_request_digest
 from channels.core.types import Address, to_checksum
+from channels.input_limits import MAX_JSON_DEPTH, InputError, load_json
 from settlement.store import SettlementStore, SettlementStoreError
 
 MAX_SKEW_S = 300
+MAX_BODY_BYTES = 16 * 1024  # a signed request is ~250 bytes
 ACTIONS = ("settle",)
 _SIGNATURE = re.compile(r"^0x[0-9a-fA-F]{130}$")
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
@@ -67,9 +72,9 @@ class SignedRequest:
 def parse_signed_request(body: bytes) -> SignedRequest:
     """The request in a POST body; `ApiError(400)` naming the field that is wrong."""
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "the body is not JSON") from None
+        data = load_json(body, max_bytes=MAX_BODY_BYTES, max_depth=MAX_JSON_DEPTH, what="the body")
+    except InputError as exc:
+        raise ApiError(400, str(exc)) from None
     if not isinstance(data, dict):
         raise ApiError(400, "the body must be a JSON object")
     request = data.get("request")
@@ -123,7 +128,7 @@ def _record_request(sources: ApiSources, signer: Address) -> int:
     if path is None or not path.is_file():
         raise ApiError(404, "no settlement file: this API serves no hub")
     try:
-        store = SettlementStore(path)
+        store = SettlementStore(path, requests_only=True)  # beside the hub that owns it
     except SettlementStoreError as exc:
         raise ApiError(404, f"the settlement file cannot be opened: {exc}") from None
     try:
@@ -149,6 +154,7 @@ async def request_settlement(
 
 __all__ = [
     "ACTIONS",
+    "MAX_BODY_BYTES",
     "MAX_SKEW_S",
     "ApiError",
     "SignedRequest",

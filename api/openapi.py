@@ -308,6 +308,8 @@ def openapi_document() -> dict[str, Any]:
                     "401": _error("a bad signature or a timestamp more than 300 s off"),
                     "403": _error("not an active member, or a network without membership"),
                     "404": _error("no settlement file"),
+                    "413": _error("a body larger than 16 KiB"),
+                    "415": _error("a content-type other than application/json"),
                 },
             }
         },

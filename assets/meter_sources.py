@@ -6,7 +6,7 @@ a valid event never reaches the sink; it gets a "rejected" outcome from the sour
 
 These are trio I/O shells only: they must never price, charge or judge an event beyond
 `decode_event` (that is the sink's job), never use floats for units, never buffer input without a
-bound, never wait on a peer without a timeout, and the HTTP endpoint must never listen on
+bound, never parse JSON that `channels.input_limits` has not checked first (size, UTF-8, nesting), never wait on a peer without a timeout, and the HTTP endpoint must never listen on
 anything but 127.0.0.1 (loopback-only policy: put a reverse proxy in front to reach machines).
 """
 
@@ -25,6 +25,7 @@ import msgspec
 import trio
 
 from assets.meter import MeterError, MeterEvent, check_event, decode_event
+from channels.input_limits import InputError, InputTooLargeError, check_json, load_json
 
 __all__ = [
     "HTTP_HOST",
@@ -277,7 +278,10 @@ async def run_jsonl(
 
 async def _submit_line(sink: Sink, line: bytes, line_no: int) -> Outcome:
     try:
+        check_json(line, max_bytes=len(line), what="the line")
         event = decode_event(line)
+    except InputError as exc:
+        return _rejected("", f"line {line_no}: {exc}")
     except MeterError as exc:
         try:
             event_id = _event_id_of(msgspec.json.decode(line))
@@ -333,8 +337,10 @@ async def serve_http(
     POST /events with one JSON event object → 200 and its outcome; with a JSON array of up to
     `max_batch_events` events → 200 and their outcomes in order (submitted to the sink in order).
     An invalid event gets a "rejected" outcome like any other. GET /health → 200 {"ok": true}.
-    Errors: 400 bad JSON or HTTP, 404 unknown path, 405 wrong method, 413 body above
-    `max_body_bytes` or too many events, 500 when the sink raises; every error body is
+    Errors: 400 bad HTTP, or a body that is not JSON (not UTF-8, arrays and objects nested
+    deeper than `channels.input_limits.MAX_JSON_DEPTH`, malformed: checked before it is parsed),
+    404 unknown path, 405 wrong method, 413 body above `max_body_bytes` or too many events, 415 a
+    content-type other than JSON (none is taken as JSON), 500 when the sink raises; every error body is
     {"error": message}. A client that takes longer than `timeout_s` to send a request (or to
     take a response) is dropped, and so is every connection above `max_connections` at once.
     Connections are served concurrently: the sink must take concurrent calls (the asset agent
@@ -475,24 +481,37 @@ class _HttpServer:
         if path == b"/events":
             if method != b"POST":
                 return 405, {"error": "use POST /events"}, [("allow", "POST")]
-            return await self._events(body)
+            return _refused_content_type(request) or await self._events(body)
         handler = self.posts.get(path)
         if handler is not None:
             if method != b"POST":
                 return 405, {"error": f"use POST {path.decode()}"}, [("allow", "POST")]
+            refused = _refused_content_type(request)
+            if refused is not None:
+                return refused
             try:
-                document = msgspec.json.decode(body)
-            except msgspec.DecodeError as exc:
-                return 400, {"error": f"bad JSON: {exc}"}, []
+                document = self._load(body)
+            except _ReplyError as reply:
+                return reply.status, {"error": reply.message}, []
             status, answer = await handler(document)
             return status, answer, []
         return 404, {"error": f"no such path: {path.decode('latin-1')}"}, []
 
+    def _load(self, body: bytes) -> Any:
+        """The JSON document of a body, checked before it is parsed (size, UTF-8, nesting:
+        `channels.input_limits`); `_ReplyError` 413 or 400 naming what was wrong."""
+        try:
+            return load_json(body, max_bytes=self.max_body_bytes, what="the body")
+        except InputTooLargeError as exc:
+            raise _ReplyError(413, str(exc)) from None
+        except InputError as exc:
+            raise _ReplyError(400, f"bad JSON: {exc}") from None
+
     async def _events(self, body: bytes) -> tuple[int, Any, list[tuple[str, str]]]:
         try:
-            document = msgspec.json.decode(body)
-        except msgspec.DecodeError as exc:
-            return 400, {"error": f"bad JSON: {exc}"}, []
+            document = self._load(body)
+        except _ReplyError as reply:
+            return reply.status, {"error": reply.message}, []
         if isinstance(document, dict):
             return 200, await self._submit(document), []
         if isinstance(document, list):
@@ -562,6 +581,17 @@ class _HttpServer:
                 "meter http: client did not take the response for %s s, dropped", self.timeout_s
             )
             raise _DropError
+
+
+def _refused_content_type(request: h11.Request) -> tuple[int, Any, list[tuple[str, str]]] | None:
+    """415 for a body declared as anything but JSON (no content-type is taken as JSON)."""
+    for name, value in request.headers:
+        if name == b"content-type":
+            media = value.split(b";", 1)[0].strip().lower()
+            if media != b"application/json" and not media.endswith(b"+json"):
+                shown = value.decode("latin-1")[:100]
+                return 415, {"error": f"content-type must be application/json, not {shown!r}"}, []
+    return None
 
 
 def _content_length(request: h11.Request) -> int | None:
