@@ -9,7 +9,9 @@ the asset agent may keep its own tables in the same file and write them in the s
 The store keeps the chain well-formed: `append` refuses an entry that is not the head's
 successor (seq and prevHash), or of another asset; `record_anchor` refuses an anchor that does not
 commit to the stored entries. A refusal changes nothing. It must never check signatures, decide
-whether a use is valid (that is `assets.ledger`), sign, or send anything.
+whether a use is valid (that is `assets.ledger`), sign, or send anything. One process owns the
+file (`channels.ownership`: a second `LedgerStore` on it is refused, naming the owner); readers
+(`cise ledger`, the API) open it read-only beside the running agent.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from assets.ledger import (
     encode_entry,
 )
 from channels.codec.merkle import merkle_root
+from channels.ownership import Ownership, claim
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -73,14 +76,26 @@ class LedgerStore:
     """One asset's ledger in one sqlite file; not thread-safe (one writer, as the agent is)."""
 
     def __init__(self, path: str | Path) -> None:
-        self.db = sqlite3.connect(str(path), isolation_level=None)  # transactions are explicit
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self._savepoints = 0
-        with self.transaction():  # not executescript: it would commit whatever is open
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    self.db.execute(statement)
+        in_memory = str(path) in (":memory:", "")
+        # StoreInUseError (naming the owner) before anything is written when another has it
+        self._ownership: Ownership | None = None if in_memory else claim(path)
+        try:
+            self.db = sqlite3.connect(str(path), isolation_level=None)  # explicit transactions
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self._savepoints = 0
+            with self.transaction():  # not executescript: it would commit whatever is open
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+        except BaseException:
+            self._release()
+            raise
+
+    def _release(self) -> None:
+        if self._ownership is not None:
+            self._ownership.release()
+            self._ownership = None
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -275,8 +290,9 @@ class LedgerStore:
         return (from_seq, head[0])
 
     def close(self) -> None:
-        """Close the file (an open transaction is rolled back)."""
+        """Close the file (an open transaction is rolled back) and give up owning it."""
         self.db.close()
+        self._release()
 
     def __enter__(self) -> LedgerStore:
         return self

@@ -7,6 +7,8 @@ progress), and only then acts on the events: it signs every `Send*` into a wire 
 back in through `sync_chain`. It decides nothing itself: every decision is the core's.
 
 Used by `cise demo` and the `cise channel` commands; the trio services wrap the same pieces.
+`Party.open` owns the account's log (its store claims the file: a second writer is refused);
+`read_party_state` only looks, for status commands that run beside the log's owner.
 It must never sign anything the core did not ask for, and never act on an event it has not persisted.
 """
 
@@ -27,7 +29,7 @@ from channels.core.node import node_transition
 from channels.core.state import NodeState
 from channels.core.types import Address
 from channels.records import core_record_codec
-from channels.service import restore_chain_node
+from channels.service import initial_chain_node, read_chain_node, restore_chain_node
 from channels.signer import LocalSigner
 from channels.store import SqliteStore
 
@@ -124,6 +126,29 @@ class Party:
     def take_outbox(self) -> list[Outgoing]:
         out, self.outbox = self.outbox, []
         return out
+
+
+def read_party_state(client: Web3ChainClient, store_path: Path) -> NodeState:
+    """The account's node as its log holds it, caught up with the chain IN MEMORY ONLY.
+
+    Writes nothing and takes no claim: the log is opened read-only (`mode=ro`, or not at all when
+    there is none yet), so this works while another process owns it. The chain's new logs are
+    replayed through the core to show what the chain says now; the events they cause are
+    dropped, never acted on (the log's owner acts on them when it sees the same logs).
+    """
+    if store_path.exists():
+        store = SqliteStore(store_path, core_record_codec(), read_only=True)
+        try:
+            state = read_chain_node(client, store)
+        finally:
+            store.close()
+    else:
+        state = initial_chain_node(client)
+    follower = ChainFollower(client.connection, client.deployment, cursor=state.block_number)
+    for batch in follower.poll_until_head():
+        for change in batch.state_changes:
+            state = node_transition(state, change).new_state
+    return state
 
 
 def deliver(parties: Iterable[Party], max_rounds: int = 100) -> int:

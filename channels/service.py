@@ -582,14 +582,28 @@ def restore_chain_node(
     network."""
     if client.address != signer.address:
         raise ValueError("the chain client and the signer act for different accounts")
-    deployment = client.deployment
-    initial = NodeState(
-        our_address=Address(signer.address),
-        domain=client.domain(),
-        block_number=BlockNumber(deployment.block_number - 1),
-    )
+    initial = initial_chain_node(client)
     if store.latest_snapshot() is None and store.last_state_change_id == 0:
         store.write_snapshot(initial)
+    return _restore_checked(store, initial)
+
+
+def initial_chain_node(client: Web3ChainClient) -> NodeState:
+    """The node of `client`'s account before anything happened on its network."""
+    return NodeState(
+        our_address=Address(client.address),
+        domain=client.domain(),
+        block_number=BlockNumber(client.deployment.block_number - 1),
+    )
+
+
+def read_chain_node(client: Web3ChainClient, store: SqliteStore) -> NodeState:
+    """The node of `client`'s account as its log `store` holds it, writing nothing (the store
+    may be open read-only while its owner runs); ValueError when the log is another's."""
+    return _restore_checked(store, initial_chain_node(client))
+
+
+def _restore_checked(store: SqliteStore, initial: NodeState) -> NodeState:
     restored = store.restore(initial, replay).state
     if restored.domain != initial.domain or restored.our_address != initial.our_address:
         raise ValueError(f"{store.path} belongs to another account or network")

@@ -20,6 +20,10 @@ while msgpack stops at 2**64, and it is still well under 1 µs a record. The gro
 them is msgpack, an array of [kind, record JSON, [[event kind, event JSON], ...]] per state
 change: it holds only strings and bytes, and one C call packs a whole group.
 
+One process owns a store file (`channels.ownership`): a writable `SqliteStore` claims it for its
+whole life, so a second writer is refused before it changes anything; `read_only=True` opens it
+without the claim (`mode=ro`), for commands that only look while the owner runs.
+
 This module must never import the core's transition function (it takes one as an argument),
 never send anything, and never decide what is valid: it stores and returns what it is given.
 """
@@ -36,6 +40,7 @@ from typing import Any, Generic, TypeVar
 import msgspec
 
 from channels.core.locktree import LockTree
+from channels.ownership import Ownership, claim, connect_read_only
 
 # 2: one log row per commit group (1 had a row per state change and event); 3: the `facts` table
 SCHEMA_VERSION = 3
@@ -296,9 +301,11 @@ class CommitGroup:
 class SqliteStore:
     """The write-ahead log, snapshots and outbox of one node in one sqlite file (WAL mode).
 
-    Single writer: one SqliteStore per file. Its database is used by one thread at a time:
-    `commit` may run in a worker thread (`trio.to_thread.run_sync`) while the caller's thread
-    fills the next group, which touches no database; never read or commit from two threads.
+    Single writer: one writable SqliteStore per file, in one process, which owns the file
+    (`channels.ownership.claim`; `StoreInUseError` names the owner when another process has it).
+    `read_only=True` takes no claim and refuses every commit. Its database is used by one thread
+    at a time: `commit` may run in a worker thread (`trio.to_thread.run_sync`) while the caller's
+    thread fills the next group, which touches no database; never read or commit from two threads.
     """
 
     def __init__(
@@ -308,36 +315,53 @@ class SqliteStore:
         *,
         synchronous: str = "FULL",
         snapshot_interval: int = DEFAULT_SNAPSHOT_INTERVAL,
+        read_only: bool = False,
     ) -> None:
         if synchronous not in ("FULL", "EXTRA", "NORMAL"):
             raise ValueError(f"synchronous must be FULL, EXTRA or NORMAL, got {synchronous!r}")
         self._path = str(path)
         self._codec = codec
         self._snapshot_interval = snapshot_interval
-        self._db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        self._read_only = read_only
+        self._ownership: Ownership | None = None
+        if read_only:
+            if not Path(self._path).is_file():
+                raise StoreError(f"{self._path}: no store here")
+            self._db = connect_read_only(self._path)
+        else:
+            if self._path not in (":memory:", ""):  # an in-memory store has no file to share
+                self._ownership = claim(self._path)  # before anything is written
+            try:
+                self._db = sqlite3.connect(
+                    self._path, isolation_level=None, check_same_thread=False
+                )
+            except BaseException:
+                self._release()
+                raise
         try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(f"PRAGMA synchronous={synchronous}")
-            self._db.execute("PRAGMA foreign_keys=OFF")  # ids are assigned here, checked on read
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
             if version not in (0, SCHEMA_VERSION, *_UPGRADABLE):
                 raise StoreError(
                     f"{self._path}: schema version {version}, this code reads {SCHEMA_VERSION}"
                     " only (there is no migration: keep the file for the code that wrote it)"
                 )
-            self._db.executescript(_SCHEMA)
-            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            row = self._db.execute(
-                "SELECT last_id FROM log_groups ORDER BY first_id DESC LIMIT 1"
-            ).fetchone()
-            self._last_id: int = 0 if row is None else row[0]
-            snap = self._db.execute("SELECT COALESCE(MAX(state_change_id), 0) FROM snapshots")
-            self._last_snapshot_id: int = snap.fetchone()[0]
+            if read_only:
+                if version == 0:
+                    raise StoreError(f"{self._path}: not a CISE store yet (nothing written)")
+            else:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute(f"PRAGMA synchronous={synchronous}")
+                self._db.execute("PRAGMA foreign_keys=OFF")  # ids are assigned here
+                self._db.executescript(_SCHEMA)
+                self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            self._last_id, self._last_snapshot_id = self._read_ends()
         except sqlite3.DatabaseError as exc:
             self._db.close()
+            self._release()
             raise StoreCorruptedError(f"{self._path}: not a readable CISE store: {exc}") from exc
         except BaseException:
             self._db.close()
+            self._release()
             raise
         self._in_group = False
         self._reader: sqlite3.Connection | None = None  # for `fact`, opened on first use
@@ -348,10 +372,28 @@ class SqliteStore:
         self._ev_written = 0
         self._snaps_written = 0
 
+    def _read_ends(self) -> tuple[int, int]:
+        """(the last logged state change id, the newest snapshot's state change id)."""
+        row = self._db.execute(
+            "SELECT last_id FROM log_groups ORDER BY first_id DESC LIMIT 1"
+        ).fetchone()
+        snap = self._db.execute("SELECT COALESCE(MAX(state_change_id), 0) FROM snapshots")
+        return (0 if row is None else int(row[0])), int(snap.fetchone()[0])
+
+    def _release(self) -> None:
+        if self._ownership is not None:
+            self._ownership.release()
+            self._ownership = None
+
     @property
     def path(self) -> str:
         """The sqlite file."""
         return self._path
+
+    @property
+    def read_only(self) -> bool:
+        """Opened with `read_only=True`: no claim on the file, and every commit is refused."""
+        return self._read_only
 
     @property
     def last_state_change_id(self) -> int:
@@ -406,6 +448,8 @@ class SqliteStore:
         May run in a worker thread while the caller's thread fills the next group. After a
         failed commit no later group can commit (their ids would leave a gap): reopen the store.
         """
+        if self._read_only:
+            raise StoreError(f"{self._path} is open read-only: this process does not own it")
         if group is self._current:
             group.sealed = True
             self._current = None
@@ -579,7 +623,20 @@ class SqliteStore:
     def restore(self, initial: S, apply: Callable[[S, Any], S]) -> Restored[S]:
         """Rebuild the state: the latest snapshot (or `initial`) + the state changes after it,
         each replayed with `apply(state, state_change) -> state` (the core's transition,
-        adapted by the caller). Raises StoreCorruptedError naming the first bad row."""
+        adapted by the caller). Raises StoreCorruptedError naming the first bad row.
+
+        Read-only, it reads in one sqlite read transaction, so what the owner commits meanwhile
+        is either all in or all out."""
+        if not self._read_only:
+            return self._restore(initial, apply)
+        self._db.execute("BEGIN")  # deferred: a read transaction, one view of the file
+        try:
+            self._last_id, self._last_snapshot_id = self._read_ends()
+            return self._restore(initial, apply)
+        finally:
+            self._db.execute("COMMIT")
+
+    def _restore(self, initial: S, apply: Callable[[S, Any], S]) -> Restored[S]:
         snapshot = self.latest_snapshot()
         state: S
         if snapshot is None:
@@ -640,6 +697,7 @@ class SqliteStore:
         if self._reader is not None:
             self._reader.close()
         self._db.close()
+        self._release()
 
     def __enter__(self) -> SqliteStore:
         return self

@@ -5,6 +5,10 @@ account's durable log from `--data-dir`, catches up with the chain, does one thi
 the partner must receive as a *message envelope* (one JSON line: from, to, payload hex). The partner
 feeds it to `cise channel receive`; replies come back the same way. This is the off-line transport
 for people at a terminal; agents use the TCP transport. Parsing and printing only: the core decides.
+
+Every operation but `status` owns the account's log while it runs, so it is refused (naming the
+running process) while `cise hub serve`, `cise agent ...` or another command has it. `status` only
+reads: it opens the log read-only and catches up with the chain in memory, so it works beside them.
 """
 
 from __future__ import annotations
@@ -31,8 +35,9 @@ from channels.core.types import (
     parse_address,
     to_checksum,
 )
-from channels.party import Outgoing, Party
+from channels.party import Outgoing, Party, read_party_state
 from channels.signer import LocalSigner
+from channels.store import StoreError
 from channels.wire import WireError
 from cise.arguments import positive_int
 from cise.errors import CliError
@@ -98,9 +103,12 @@ def connect(network: Network) -> Connection:
     return connection
 
 
-def open_account(args: argparse.Namespace) -> tuple[bytes, Web3ChainClient, Path]:
+def open_account(
+    args: argparse.Namespace, *, create: bool = True
+) -> tuple[bytes, Web3ChainClient, Path]:
     """The account `--account` of `--network`: its key, its chain client (node checked) and the
-    path of its log under `--data-dir` (one log per account, whichever command uses it)."""
+    path of its log under `--data-dir` (one log per account, whichever command uses it).
+    `create=False` (a command that only reads) leaves a missing `--data-dir` missing."""
     try:
         network = load_network(Path(args.network))
     except NetworkFileError as exc:
@@ -114,7 +122,8 @@ def open_account(args: argparse.Namespace) -> tuple[bytes, Web3ChainClient, Path
     client = Web3ChainClient.from_key(connection, network.deployment, key)
     data_dir = Path(args.data_dir)
     try:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        if create:
+            data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CliError(f"--data-dir {data_dir}: {exc.strerror}") from None
     return key, client, data_dir / f"party-{to_checksum(client.address)}.sqlite"
@@ -200,13 +209,20 @@ def _receive(party: Party, source: str) -> list[ev.Event]:
     return events
 
 
-def _status(party: Party) -> None:
-    print(f"account {to_checksum(party.address)}  block {party.state.block_number}")
+def _status(args: argparse.Namespace) -> int:
+    """Print the account's channels from its log read-only (see the module docstring)."""
+    _, client, path = open_account(args, create=False)
+    try:
+        state = read_party_state(client, path)
+    except (StoreError, ValueError) as exc:
+        raise CliError(str(exc)) from None
+    address = client.address
+    print(f"account {to_checksum(address)}  block {state.block_number}")
     print(
-        f"  wallet {Decimal(party.client.token_balance(party.address)) / UNITS_PER_EURO:.6f} €"
-        f"  internal balance {Decimal(party.client.balance_of(party.address)) / UNITS_PER_EURO:.6f} €"
+        f"  wallet {Decimal(client.token_balance(address)) / UNITS_PER_EURO:.6f} €"
+        f"  internal balance {Decimal(client.balance_of(address)) / UNITS_PER_EURO:.6f} €"
     )
-    for channel in party.state.channels.values():
+    for channel in state.channels.values():
         ours = get_balance(channel.our, channel.partner)
         theirs = get_balance(channel.partner, channel.our)
         settle = f" settle after block {channel.settle_block}" if channel.settle_block else ""
@@ -216,9 +232,15 @@ def _status(party: Party) -> None:
             f"partner's {Decimal(theirs) / UNITS_PER_EURO:.6f} €, "
             f"nonces sent {channel.our.balance_proof.nonce} / received {channel.partner.balance_proof.nonce}"
         )
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.op == "status":
+        try:
+            return _status(args)
+        except ChainError as exc:
+            raise CliError(f"the chain: {exc}") from None
     party = _open_party(args)
     try:
         return _run(party, args)
@@ -230,9 +252,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(party: Party, args: argparse.Namespace) -> int:
     op = args.op
-    if op == "status":
-        _status(party)
-        return 0
     if op == "receive":
         return _finish(party, _receive(party, args.source))
     if op == "open":

@@ -13,7 +13,8 @@ uint96 amounts (msgpack stops at 2**64).
 
 It stores and returns what it is given: it must never decide anything (`watchtower.core` does),
 never touch the chain or the network, and never be written by two towers (the `meta` row says whose
-it is; opening it for another tower or network fails).
+it is; opening it for another tower or network fails) nor by two processes (`TowerStore` owns the
+file through `channels.ownership`; `read_snapshot` reads it read-only beside the running tower).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 import msgspec
 
 from channels.core.types import Address, BlockNumber, ChannelId, to_checksum
+from channels.ownership import Ownership, claim, connect_read_only
 from watchtower.core import GuardedProof, WatchedChannel
 
 SCHEMA_VERSION = "1"
@@ -74,8 +76,7 @@ class TowerSnapshot:
 
 def _connect(path: str, *, read_only: bool) -> sqlite3.Connection:
     if read_only:
-        uri = Path(path).resolve().as_uri() + "?mode=ro"
-        return sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
+        return connect_read_only(path)
     return sqlite3.connect(path, check_same_thread=False, isolation_level=None)
 
 
@@ -129,13 +130,18 @@ class TowerStore:
         start_cursor: BlockNumber,
     ) -> None:
         self.path = path
+        self._ownership: Ownership | None = claim(path)  # StoreInUseError: another process has it
         try:
             self._db = _connect(str(path), read_only=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
+            self._release()
             raise TowerStoreError(f"cannot open {path}: {exc}") from None
+        except BaseException:
+            self._release()
+            raise
         wanted = {
             "schema": SCHEMA_VERSION,
             "tower": to_checksum(tower),
@@ -152,7 +158,7 @@ class TowerStore:
         else:
             for key, value in wanted.items():
                 if existing.get(key) != value:
-                    self._db.close()
+                    self.close()
                     raise TowerStoreError(
                         f"{path} belongs to {key} {existing.get(key)}, not {value}: "
                         "one database per tower and network"
@@ -217,8 +223,14 @@ class TowerStore:
         guards = self._db.execute("SELECT COUNT(*) FROM guards").fetchone()[0]
         return int(channels), int(guards)
 
+    def _release(self) -> None:
+        if self._ownership is not None:
+            self._ownership.release()
+            self._ownership = None
+
     def close(self) -> None:
         self._db.close()
+        self._release()
 
 
 class _Transaction:
