@@ -29,7 +29,7 @@ from eth_account import Account
 
 from channels.core.types import Address, BlockNumber, parse_address, to_checksum
 from channels.records import core_record_codec
-from channels.service import restore_chain_node
+from channels.service import read_chain_node
 from channels.signer import LocalSigner
 from channels.store import SqliteStore, StoreError
 from channels.transport import TransportError
@@ -300,12 +300,12 @@ def _hire(args: argparse.Namespace) -> int:
     signer = LocalSigner(key)
     if not log_path.exists():
         raise CliError(f"no log for {to_checksum(signer.address)} at {log_path}: nothing to guard")
-    try:
-        store = SqliteStore(log_path, core_record_codec())
+    try:  # read-only: it runs beside the account's agent, which owns the log
+        store = SqliteStore(log_path, core_record_codec(), read_only=True)
     except StoreError as exc:
         raise CliError(str(exc)) from None
     try:
-        node = restore_chain_node(signer, client, store)
+        node = read_chain_node(client, store)
     except ValueError as exc:
         raise CliError(str(exc)) from None
     finally:
