@@ -14,7 +14,6 @@ with status 2 (`CliError`).
 from __future__ import annotations
 
 import argparse
-import signal
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from channels.core.types import Address
 from channels.signer import LocalSigner
 from cise.channel_cmd import connect
 from cise.errors import CliError
+from cise.lifecycle import run_until_stopped
 from cise.network import NetworkFileError, load_network
 from cise.settle_cmd import settlement_path
 
@@ -137,26 +137,21 @@ def build_sources(args: argparse.Namespace) -> ApiSources:
 
 
 async def _serve(sources: ApiSources, port: int) -> None:
-    """Serve until SIGINT or SIGTERM (then stop cleanly)."""
+    """Serve until cancelled (`run_until_stopped` does it at SIGINT or SIGTERM)."""
     app = create_app(sources)
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with trio.open_nursery() as nursery:
+    async with trio.open_nursery() as nursery:
+        try:
             bound = await nursery.start(partial(serve, app, port=port))
-            print(f"api listening on http://127.0.0.1:{bound}", flush=True)
-            async for _ in signals:
-                nursery.cancel_scope.cancel()
-                break
+        except* OSError as group:  # the port is taken (hypercorn raises it from its nursery)
+            exc = group.exceptions[0]
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise CliError(f"cannot serve on 127.0.0.1:{port}: {reason}") from None
+        print(f"api listening on http://127.0.0.1:{bound}", flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
     sources = build_sources(args)
-    try:
-        trio.run(_serve, sources, args.port)
-    except KeyboardInterrupt:
-        return 0
-    except OSError as exc:
-        raise CliError(f"cannot serve on 127.0.0.1:{args.port}: {exc.strerror or exc}") from None
-    return 0
+    return run_until_stopped(_serve, sources, args.port, name="api")
 
 
 __all__ = ["add_parsers", "build_sources", "parse_ledger", "run"]

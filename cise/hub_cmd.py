@@ -4,7 +4,8 @@
 file): it restores the hub's log from `--data-dir`, follows the chain, listens on 127.0.0.1 and
 announces its fee (flat + ppm, never above `--fee-cap`). `cise agent pay` connects an account's
 agent to the hub, pays once and prints the outcome as JSON; `cise agent receive` serves as a
-payee for a while and prints each payment received as a JSON line. Parsing, wiring and printing
+payee until stopped (or for `--seconds`) and prints each payment received as a JSON line. Both
+services exit 0 on SIGINT/SIGTERM (`cise.lifecycle`). Parsing, wiring and printing
 only: decisions are `channels` and `hub`.
 """
 
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +36,7 @@ from cise.api_cmd import parse_ledger
 from cise.arguments import address_argument, positive_int
 from cise.channel_cmd import open_account, parse_amount
 from cise.errors import CliError
+from cise.lifecycle import run_until_stopped
 from cise.money import euro
 from cise.settle_cmd import (
     add_hub_options,
@@ -78,7 +82,9 @@ def add_parsers(sub: Any) -> None:
     receive = agent_ops.add_parser("receive", help="serve as a payee; prints JSON lines")
     _common(receive, default_account=2)
     _hubaddress_argument(receive)
-    receive.add_argument("--seconds", type=float, default=60.0, help="how long to serve")
+    receive.add_argument(
+        "--seconds", type=float, default=None, help="stop after this long (default: until stopped)"
+    )
     receive.add_argument(
         "--accept-charges-from",
         default="",
@@ -147,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
                 store = open_settlement_store(settlement[1], read_only=False)
                 closing.append(store.close)
                 claim_settlement_store(store, client)
-            trio.run(
+            return run_until_stopped(
                 _serve_hub,
                 service,
                 client,
@@ -158,13 +164,11 @@ def run(args: argparse.Namespace) -> int:
                 None if settlement is None else (settlement[0], store),
                 _api_sources(args, client),
                 args.api_port or 0,
+                name="hub",
             )
-        except KeyboardInterrupt:
-            return 0
         finally:
             for close in closing:
                 close()
-        return 0
     hub = address_argument(args.hub, "--hub")
     if args.op == "pay":
         payee = address_argument(args.payee, "payee")
@@ -178,15 +182,24 @@ def run(args: argparse.Namespace) -> int:
             )
         finally:
             service.store.close()
-    if not args.seconds > 0:
+    if args.seconds is not None and not args.seconds > 0:
         raise CliError("--seconds must be positive")
     policy = _charge_policy(args.accept_charges_from, parse_amount(args.max_charge))
     towers = [_tower(text) for text in args.watchtower]
     reward = parse_amount(args.tower_reward)
     service, client = _open(args)
     try:
-        return trio.run(
-            _receive, service, client, hub, args.hub_port, args.seconds, policy, towers, reward
+        return run_until_stopped(
+            _receive,
+            service,
+            client,
+            hub,
+            args.hub_port,
+            args.seconds,
+            policy,
+            towers,
+            reward,
+            name="agent",
         )
     finally:
         service.store.close()
@@ -345,7 +358,7 @@ async def _receive(
     client: Web3ChainClient,
     hub: Address,
     port: int,
-    seconds: float,
+    seconds: float | None,
     policy: ChargePolicy | None,
     towers: list[TowerEndpoint],
     reward: int,
@@ -355,7 +368,7 @@ async def _receive(
         if towers:  # while we serve, our latest received proofs go to the towers
             TowerGuard(service, towers, reward=reward).start(nursery)
         print(json.dumps({"connected": to_checksum(service.address)}), flush=True)
-        with trio.move_on_after(seconds):
+        with trio.move_on_after(math.inf if seconds is None else seconds) as timer:
             async for payment in agent.received:
                 print(
                     json.dumps(
@@ -367,6 +380,12 @@ async def _receive(
                     ),
                     flush=True,
                 )
+        why = (
+            f"--seconds {seconds:g} elapsed"
+            if timer.cancelled_caught
+            else "its payment stream ended"
+        )
+        print(f"agent stopped: {why}", file=sys.stderr, flush=True)
         nursery.cancel_scope.cancel()
     return 0
 

@@ -2,7 +2,8 @@
 
 - `serve`: the tower of one account of a network file (`cise chain` writes one): its file is
   `<data-dir>/watchtower-<address>.sqlite`; it catches up with the chain, listens on 127.0.0.1 and
-  answers closes until interrupted.
+  answers closes until SIGINT/SIGTERM (then exits 0, `cise.lifecycle`). A node that stops answering
+  does not end it: it says what is unguarded and resumes when the node is back.
 - `status`: the tower's own view, read from its file (it may be running): every guarded channel,
   the nonce held and where the channel stands; or, with `--tower`/`--tower-port`, what a running
   tower holds for this account (asked over its API, authenticated as the account).
@@ -36,6 +37,7 @@ from channels.transport import TransportError
 from cise.arguments import positive_int
 from cise.channel_cmd import open_account, parse_amount
 from cise.errors import CliError
+from cise.lifecycle import run_until_stopped
 from cise.money import UNITS_PER_EURO
 from cise.network import NetworkFileError, load_network
 from watchtower import messages as msg
@@ -177,12 +179,9 @@ def _serve(args: argparse.Namespace) -> int:
             poll_interval=args.poll_interval,
             min_reward=min_reward,
         )
-        trio.run(_serve_tower, tower, args.port)
-    except KeyboardInterrupt:
-        return 0
+        return run_until_stopped(_serve_tower, tower, args.port, name="watchtower")
     finally:
         store.close()
-    return 0
 
 
 async def _serve_tower(tower: Watchtower, port: int) -> None:
