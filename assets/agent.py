@@ -57,7 +57,7 @@ from assets.meter_sources import Outcome
 from assets.payment_ids import ATTEMPT_SHIFT, MAX_ATTEMPTS, charge_payment_id, share_payment_id
 from assets.service_events import ServiceEventError, ServiceRules, service_event_from_json
 from assets.tariff import Tariff, price_use
-from assets.use_book import ServiceRulesState, ShareFailure, UseBook, UseRow
+from assets.use_book import FloatState, ServiceRulesState, ShareFailure, UseBook, UseRow
 from channels import wire
 from channels.agent import PAYMENT_FACT, Agent, ChargeNotPaidError, PaymentError
 from channels.codec.eip712 import Domain
@@ -508,6 +508,24 @@ class AssetAgent:
             )
             if await funder(channel.channel_id, total):
                 self.stats.float_top_ups += 1
+            self.record_float()
+
+    def record_float(self) -> FloatState | None:
+        """Save the fee float as it is now in the use book (for `cise asset status`)."""
+        channel = self.agent.service.channel_with(self.agent.hub)
+        if channel is None:
+            return None
+        capacity = get_capacity(channel.our, channel.partner)
+        state = FloatState(
+            self.config.fee_float,
+            capacity - self._owed,
+            self._owed,
+            channel.our.deposit,
+            int(self.config.clock()),
+        )
+        with self.ledger.transaction():
+            self.book.save_float(state)
+        return state
 
 
 __all__ = [

@@ -6,33 +6,65 @@ is recorded, not sent twice), then anchors what is left. The ledger's sqlite con
 only on the calling (trio) thread; the chain call alone runs in a worker thread, under the chain
 lock shared by everything that talks to the same in-process chain.
 
-This module must never anchor entries that are not in the local ledger, or anchor twice.
+When the chain's anchors commit to other entries than the local ledger holds (the file was
+replaced or rolled back, or another process signs with the agent's key), `AnchorMismatchError`
+says which anchor and why, before anything is sent: the caller reports it and stops anchoring.
+
+This module must never anchor entries that are not in the local ledger, anchor twice, or anchor
+after the chain was found to disagree with the local ledger.
 """
 
 from __future__ import annotations
 
+import logging
+
 import trio
 
 from assets.ledger import Anchor, make_anchor
-from assets.ledger_store import LedgerStore
+from assets.ledger_store import LedgerStore, LedgerStoreError
 from channels.chain.assets import Anchor as ChainAnchor
 from channels.chain.assets import AssetRegistryPort
+
+log = logging.getLogger(__name__)
+
+
+class AnchorMismatchError(Exception):
+    """The chain's anchors do not commit to the local ledger's entries (nothing was anchored)."""
+
+    def __init__(self, index: int, problem: str) -> None:
+        super().__init__(f"on-chain anchor {index} does not match the local ledger: {problem}")
+        self.index = index
 
 
 def adopt_chain_anchors(ledger: LedgerStore, chain_anchors: tuple[ChainAnchor, ...]) -> int:
     """Record the chain's anchors the local ledger lacks; how many were adopted. Raises
-    `LedgerStoreError` when the chain commits to other entries than the local ones."""
-    known = {record.index for record in ledger.anchors()}
+    `AnchorMismatchError` when the chain commits to other entries than the local ones."""
+    known = {record.index: record.anchor for record in ledger.anchors()}
     adopted = 0
     for anchor in chain_anchors:
-        if anchor.index in known:
+        mine = known.get(anchor.index)
+        if mine is not None:
+            if (mine.from_seq, mine.to_seq, mine.root) != (
+                anchor.from_seq,
+                anchor.to_seq,
+                anchor.root,
+            ):
+                raise AnchorMismatchError(
+                    anchor.index,
+                    f"the chain commits seq {anchor.from_seq}..{anchor.to_seq} to root "
+                    f"0x{anchor.root.hex()}, the ledger file recorded seq "
+                    f"{mine.from_seq}..{mine.to_seq} with root 0x{mine.root.hex()}",
+                )
             continue
         entries = list(ledger.entries(anchor.from_seq, anchor.to_seq))
         local = make_anchor(entries) if entries else None
         head = local.head_hash if local is not None else bytes(32)
-        ledger.record_anchor(
-            anchor.index, Anchor(anchor.from_seq, anchor.to_seq, anchor.root, head)
-        )
+        try:
+            ledger.record_anchor(
+                anchor.index, Anchor(anchor.from_seq, anchor.to_seq, anchor.root, head)
+            )
+        except LedgerStoreError as exc:
+            raise AnchorMismatchError(anchor.index, str(exc)) from None
         adopted += 1
     return adopted
 
@@ -40,7 +72,8 @@ def adopt_chain_anchors(ledger: LedgerStore, chain_anchors: tuple[ChainAnchor, .
 async def anchor_pending(
     ledger: LedgerStore, registry: AssetRegistryPort, asset_id: bytes, chain_lock: trio.Lock
 ) -> Anchor | None:
-    """Anchor every entry no anchor covers yet (one transaction); None when there is none."""
+    """Anchor every entry no anchor covers yet (one transaction); None when there is none.
+    `AnchorMismatchError` (nothing sent) when the chain's anchors disagree with the ledger."""
     async with chain_lock:
         on_chain = await trio.to_thread.run_sync(registry.anchors, asset_id)
     adopt_chain_anchors(ledger, on_chain)
@@ -71,10 +104,15 @@ async def run_anchoring(
     *,
     interval: float,
 ) -> None:
-    """Anchor what is pending every `interval` seconds; never returns."""
+    """Anchor what is pending every `interval` seconds; never returns. After a mismatch it logs
+    the finding and anchors no more (the agent's other work goes on)."""
     while True:
         await trio.sleep(interval)
-        await anchor_pending(ledger, registry, asset_id, chain_lock)
+        try:
+            await anchor_pending(ledger, registry, asset_id, chain_lock)
+        except AnchorMismatchError as exc:
+            log.error("anchoring stopped: %s", exc)
+            await trio.sleep_forever()
 
 
-__all__ = ["adopt_chain_anchors", "anchor_pending", "run_anchoring"]
+__all__ = ["AnchorMismatchError", "adopt_chain_anchors", "anchor_pending", "run_anchoring"]

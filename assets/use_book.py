@@ -55,6 +55,14 @@ CREATE TABLE IF NOT EXISTS share_failures (
     attempts INTEGER NOT NULL,
     reason TEXT NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS fee_float (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    target INTEGER NOT NULL,
+    spare INTEGER NOT NULL,
+    owed INTEGER NOT NULL,
+    deposit INTEGER NOT NULL,
+    at INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS payees (
     beneficiary BLOB PRIMARY KEY,
     slot INTEGER NOT NULL UNIQUE,
@@ -90,6 +98,17 @@ class ShareFailure:
     amount: int
     attempts: int  # failed attempts so far: the next attempt number
     reason: str  # why the last attempt failed
+
+
+@dataclass(frozen=True, slots=True)
+class FloatState:
+    """The fee float as the agent last saw it (`assets.fee_float`), in token units."""
+
+    target: int
+    spare: int  # what it could send beyond the shares it owed
+    owed: int  # shares being paid
+    deposit: int  # its own total deposit in the channel with the hub
+    at: int  # unix seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +231,15 @@ class UseBook:
         """Every share not paid after a failed attempt, by seq."""
         return share_failures(self.db)
 
+    # -- the fee float ----------------------------------------------------------------------------
+
+    def save_float(self, state: FloatState) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO fee_float (id, target, spare, owed, deposit, at) "
+            "VALUES (1, ?, ?, ?, ?, ?)",
+            (state.target, state.spare, state.owed, state.deposit, state.at),
+        )
+
     # -- payout numbering ---------------------------------------------------------------------------
 
     def payees(self) -> dict[bytes, tuple[int, int]]:
@@ -259,9 +287,30 @@ def share_failures(db: sqlite3.Connection) -> list[ShareFailure]:
     return failures
 
 
+def float_state(db: sqlite3.Connection) -> FloatState | None:
+    """The fee float the agent last recorded in a ledger file (None: never)."""
+    if not db.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'fee_float'"
+    ).fetchone():
+        return None
+    row = db.execute(
+        "SELECT target, spare, owed, deposit, at FROM fee_float WHERE id = 1"
+    ).fetchone()
+    return None if row is None else FloatState(*(int(v) for v in row))
+
+
 def _row(row: tuple[bytes, str, int, str, int | None, str]) -> UseRow:
     event, status, fee, charge_id, seq, reason = row
     return UseRow(_event_decoder.decode(event), status, fee, int(charge_id), seq, reason)
 
 
-__all__ = ["OPEN", "ServiceRulesState", "ShareFailure", "UseBook", "UseRow", "share_failures"]
+__all__ = [
+    "OPEN",
+    "FloatState",
+    "ServiceRulesState",
+    "ShareFailure",
+    "UseBook",
+    "UseRow",
+    "float_state",
+    "share_failures",
+]

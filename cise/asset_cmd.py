@@ -7,15 +7,25 @@ deterministic events), `--source stdin` (JSON lines) or `--source http` (a loopb
 machine POSTs to); it prints one JSON outcome per event, anchors the ledger on chain every
 `--anchor-every` seconds and at the end, and follows split changes on chain. `cise asset pay-pools`
 (the agent's account) pays each financing pool in the asset's split the shares the agent kept for
-it, from its internal balance on chain, once the ledger checks out against the chain. Parsing,
-wiring and printing only: the decisions are `assets` and `channels`.
+it, from its internal balance on chain, once the ledger checks out against the chain.
+`cise asset status` prints what the agent's ledger file says: uses, revenue, the shares not paid
+(per beneficiary), the fee float and the last anchor against the ledger head (informational: exit 0
+unless it cannot read; findings are `cise ledger verify`'s).
+
+Exit status: 0 when everything asked for was done; 1 when the command ran but left something
+undone (`asset run`: a share not paid or the chain's anchors disagreeing with the ledger at its
+end; `pay-pools`: a refused payment); 2 for a bad argument (nothing done). Parsing, wiring and
+printing only: the decisions are `assets` and `channels`.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import logging
 import os
+import sys
 import time
 import urllib.error
 import urllib.parse
@@ -32,9 +42,10 @@ from rich.markup import escape
 from rich.table import Table
 from web3 import Web3
 
-from assets.agent import AssetAgent, AssetConfig
-from assets.anchoring import anchor_pending
+from assets.agent import AssetAgent, AssetConfig, FloatFunder
+from assets.anchoring import AnchorMismatchError, anchor_pending
 from assets.audit import audit_ledger, splits_from_history
+from assets.fee_float import DEFAULT_FEE_FLOAT
 from assets.ledger import LedgerError
 from assets.ledger_store import LedgerStore
 from assets.meter_sources import (
@@ -63,19 +74,25 @@ from channels.chain.errors import ChainError
 from channels.chain.financing import FinancingPoolClient
 from channels.codec.eip712 import Domain
 from channels.codec.keccak import keccak
+from channels.core import state_changes as sc
 from channels.core.splits import Split
-from channels.core.types import Address, to_checksum
+from channels.core.types import Address, TokenAmount, to_checksum
 from channels.service import NodeService, run_on_chain
 from channels.signer import LocalSigner
 from cise.arguments import address_argument, positive_int
-from cise.channel_cmd import open_account
+from cise.asset_status import add_status_parser, asset_status, unpaid_lines
+from cise.channel_cmd import open_account, parse_amount
 from cise.errors import CliError
 from cise.hub_cmd import READY_TIMEOUT, open_service
 from cise.ledger_cmd import asset_history, connect, parse_asset_id
 from cise.ledger_files import LedgerFile, read_ledger
+from cise.lifecycle import run_until_stopped
 from cise.money import euro
 
 SETTLE_TIMEOUT = 120.0  # seconds to finish the uses under way after the source ended
+FLOAT_LANDING_TIMEOUT = 60.0  # seconds for a fee-float deposit to show in the channel
+
+log = logging.getLogger(__name__)
 
 
 def add_parsers(sub: Any) -> None:
@@ -108,7 +125,20 @@ def add_parsers(sub: Any) -> None:
     run.add_argument("--seconds", type=float, default=3600.0, help="http: how long to serve")
     run.add_argument("--anchor-every", type=float, default=60.0, help="seconds between anchors")
     run.add_argument("--charge-timeout", type=float, default=30.0, help="seconds per charge")
+    run.add_argument(
+        "--fee-float",
+        default=f"{DEFAULT_FEE_FLOAT / 1e6:.6f}",
+        help="euros of its own kept in the channel with the hub for the routing fees of the shares"
+        " (topped up from the agent's internal balance, else its wallet; 0: none)",
+    )
+    run.add_argument(
+        "--settle-timeout",
+        type=float,
+        default=SETTLE_TIMEOUT,
+        help="seconds to finish the uses under way once the source ended",
+    )
     _add_lifecycle_parsers(ops)
+    add_status_parser(ops)
     _add_pay_pools_parser(ops)
 
 
@@ -209,6 +239,8 @@ def run(args: argparse.Namespace) -> int:
         return _history(args)
     if args.op == "pay-pools":
         return _pay_pools(args)
+    if args.op == "status":
+        return asset_status(args)
     return _run(args)
 
 
@@ -341,6 +373,9 @@ def _run(args: argparse.Namespace) -> int:
     users = parse_users(args.users)
     if not args.anchor_every > 0 or not args.charge_timeout > 0 or not args.seconds > 0:
         raise CliError("--anchor-every, --charge-timeout and --seconds must be positive")
+    if not args.settle_timeout > 0:
+        raise CliError("--settle-timeout must be positive")
+    fee_float = parse_amount(args.fee_float)
     if not 0 <= args.http_port < 65536:
         raise CliError(f"--http-port must be 0..65535, got {args.http_port}")
     if args.source == "simulate" and users is None:
@@ -360,11 +395,12 @@ def _run(args: argparse.Namespace) -> int:
         split=split,
         known_user=(lambda _: True) if users is None else users.__contains__,
         charge_timeout=args.charge_timeout,
+        fee_float=fee_float,
     )
     try:
-        return trio.run(_serve, args, service, client, registry, hub, ledger, config, users)
-    except KeyboardInterrupt:
-        return 0
+        return run_until_stopped(
+            _serve, args, service, client, registry, hub, ledger, config, users, name="asset agent"
+        )
     finally:
         ledger.close()
         service.store.close()
@@ -381,6 +417,7 @@ async def _serve(
     users: frozenset[bytes] | None,
 ) -> int:
     chain_lock = trio.Lock()
+    anchoring = _Anchoring()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(run_on_chain, service, client)
         agent = Agent(service, hub)
@@ -389,23 +426,88 @@ async def _serve(
             await agent.wait_ready()
         if scope.cancelled_caught:
             raise CliError(f"no hub answered on 127.0.0.1:{args.hub_port}")
+        config = dataclasses.replace(config, funder=_float_funder(service, client, hub, chain_lock))
         asset = AssetAgent(agent, ledger, config)
         await nursery.start(asset.run)
-        nursery.start_soon(_keep_anchoring, asset, registry, chain_lock, args.anchor_every)
+        nursery.start_soon(
+            _keep_anchoring, asset, registry, chain_lock, args.anchor_every, anchoring
+        )
         await _feed(args, asset, sorted("0x" + u.hex() for u in users or ()))
-        with trio.move_on_after(SETTLE_TIMEOUT):  # the uses under way finish
+        with trio.move_on_after(args.settle_timeout):  # the uses under way finish
             await asset.wait_settled()
-        anchor = await anchor_pending(ledger, registry, config.asset_id, chain_lock)
+        anchor = await anchoring.once(asset, registry, chain_lock)
+        fee_float = asset.record_float()
         head = ledger.head()
-        summary = {
+        unpaid = asset.book.share_failures()
+        summary: dict[str, object] = {
             "uses": asset.book.counts(),
             "ledger_head": 0 if head is None else head[0],
             "anchored_to": anchor.to_seq if anchor is not None else _anchored_to(ledger),
             "routing_fees": asset.stats.routing_fees,
+            "float_top_ups": asset.stats.float_top_ups,
+            "fee_float_spare": None if fee_float is None else fee_float.spare,
+            "unpaid_shares": [
+                {
+                    "seq": f.seq,
+                    "beneficiary": to_checksum(f.beneficiary),
+                    "amount": f.amount,
+                    "payment_id": f.payment_id,
+                    "attempts": f.attempts,
+                    "reason": f.reason,
+                }
+                for f in unpaid
+            ],
+            "anchor_mismatch": anchoring.mismatch,
         }
         print(json.dumps({"summary": summary}), flush=True)
+        for line in unpaid_lines(unpaid):
+            print(f"cise asset run: share not paid: {line}", file=sys.stderr, flush=True)
+        if anchoring.mismatch:
+            print(f"cise asset run: {anchoring.mismatch}", file=sys.stderr, flush=True)
         nursery.cancel_scope.cancel()
-    return 0
+    return 1 if unpaid or anchoring.mismatch else 0
+
+
+def _float_funder(
+    service: NodeService, client: Web3ChainClient, hub: Address, chain_lock: trio.Lock
+) -> FloatFunder:
+    """The asset agent's `FloatFunder`: raise our deposit in the channel with the hub from our
+    internal balance (our settled earnings) when it holds the increase, else from our wallet."""
+
+    async def fund(channel_id: int, total: int) -> bool:
+        channel = service.channel_with(hub)
+        if channel is None or channel.channel_id != channel_id:
+            return False
+        increase = total - channel.our.deposit
+        async with chain_lock:
+            internal = await trio.to_thread.run_sync(client.balance_of, client.address)
+            from_balance = internal >= increase
+            if not from_balance:
+                wallet = await trio.to_thread.run_sync(client.token_balance, client.address)
+                if wallet < increase:
+                    log.error(
+                        "fee float: cannot raise the deposit by %d: internal balance %d, "
+                        "wallet %d (shares may fail for lack of fee money)",
+                        increase,
+                        internal,
+                        wallet,
+                    )
+                    return False
+                await trio.to_thread.run_sync(client.approve, increase)
+        service.handle(
+            sc.ActionDeposit(channel.channel_id, TokenAmount(total), from_balance=from_balance)
+        )
+        with trio.move_on_after(FLOAT_LANDING_TIMEOUT):
+            # the chain follower moves the deposit; no event to wait on
+            while (now := service.channel_with(hub)) is not None and now.our.deposit < total:  # noqa: ASYNC110
+                await trio.sleep(0.2)
+            return now is not None
+        log.error(
+            "fee float: the deposit to %d did not land within %s s", total, FLOAT_LANDING_TIMEOUT
+        )
+        return False
+
+    return fund
 
 
 def _pay_pools(args: argparse.Namespace) -> int:
@@ -603,13 +705,40 @@ async def _feed(args: argparse.Namespace, asset: AssetAgent, users: list[str]) -
             nursery.cancel_scope.cancel()
 
 
+class _Anchoring:
+    """Anchoring for `asset run`: after the chain was found to disagree with the ledger, it says
+    so (a JSON finding on stdout, an error in the log) and anchors no more; metering, charging and
+    paying shares go on (their money is idempotent by payment id, whatever the anchors say)."""
+
+    def __init__(self) -> None:
+        self.mismatch: str | None = None
+
+    async def once(
+        self, asset: AssetAgent, registry: AssetRegistryClient, chain_lock: trio.Lock
+    ) -> Any:
+        if self.mismatch is not None:
+            return None
+        try:
+            return await anchor_pending(asset.ledger, registry, asset.config.asset_id, chain_lock)
+        except AnchorMismatchError as exc:
+            self.mismatch = f"anchoring stopped: {exc}"
+            log.error("%s", self.mismatch)
+            finding = {"finding": "anchor mismatch", "anchor": exc.index, "detail": str(exc)}
+            print(json.dumps(finding), flush=True)
+            return None
+
+
 async def _keep_anchoring(
-    asset: AssetAgent, registry: AssetRegistryClient, chain_lock: trio.Lock, every: float
+    asset: AssetAgent,
+    registry: AssetRegistryClient,
+    chain_lock: trio.Lock,
+    every: float,
+    anchoring: _Anchoring,
 ) -> None:
     """Anchor every `every` seconds; pick up a new split version when the chain has one."""
     while True:
         await trio.sleep(every)
-        await anchor_pending(asset.ledger, registry, asset.config.asset_id, chain_lock)
+        await anchoring.once(asset, registry, chain_lock)
         async with chain_lock:
             info = await trio.to_thread.run_sync(registry.asset_of, asset.config.asset_id)
         if info.split_version > asset.split.version:

@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 
 from assets.ledger import Anchor, LedgerError, SignedEntry, decode_entry, entry_from_json
-from assets.use_book import ShareFailure, share_failures
+from assets.use_book import FloatState, ShareFailure, float_state, share_failures
 from channels.records import InvoiceRecord, ReceiptRecord, core_record_codec
 from channels.store import StoreError
 from cise.errors import CliError
@@ -32,6 +32,7 @@ class UseBookView:
     counts: dict[str, int]  # uses per status (accepted, ledgered, paid, refused)
     ledgered_seqs: tuple[int, ...]  # entries whose shares are not all paid yet
     failures: tuple[ShareFailure, ...]  # shares not paid after a failed attempt
+    fee_float: FloatState | None = None  # as the agent last recorded it
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,11 +120,12 @@ def _read_use_book(db: sqlite3.Connection, path: Path) -> UseBookView:
             )
         )
         failures = tuple(share_failures(db))
+        fee_float = float_state(db)
     except sqlite3.DatabaseError as exc:
         raise CliError(f"{path}: not a readable ledger file: {exc}") from None
     except (TypeError, ValueError) as exc:
         raise LedgerError(f"the use book is malformed: {exc}") from None
-    return UseBookView(counts, seqs, failures)
+    return UseBookView(counts, seqs, failures, fee_float)
 
 
 def _read_jsonl_ledger(path: Path, text: str) -> LedgerFile:
