@@ -42,6 +42,7 @@ from channels.core.channel import get_balance, get_capacity, get_earnings
 from channels.core.fees import FeeSchedule
 from channels.core.state import BatchedBy, ChannelState
 from channels.core.types import (
+    UINT96_MAX,
     Address,
     BlockNumber,
     ChannelId,
@@ -57,6 +58,11 @@ from channels.transport import Connection, TcpTransport
 log = logging.getLogger(__name__)
 
 INVOICE_RETRY = 1.0  # seconds between invoice requests while the payee does not answer
+# after a payee (or the hub for it: the payee was offline) refused a book, single invoices for
+# this long, then books again (a payee back from an outage serves books as before)
+BOOK_RETRY = 2.0
+RECONNECT_MIN = 0.1  # seconds before the first reconnection attempt ...
+RECONNECT_MAX = 2.0  # ... doubling up to this (a restarted hub is back within seconds)
 SEED_DIGEST = keccak(b"CISE invoice secret seed v1")
 PAYMENT_FACT = "payment:"
 INVOICE_FACT = "invoice:"
@@ -139,8 +145,22 @@ class _Records(dict[K, R]):
         super().__setitem__(key, value)
         if len(self) > RECENT_RECORDS:
             for old in list(itertools.islice(self, 64)):
-                if self[old].status in FINAL_OR_RECEIVED and len(self) > RECENT_RECORDS:
+                if (
+                    old != key  # the record just set: its waiter reads it next
+                    and self[old].status in FINAL_OR_RECEIVED
+                    and len(self) > RECENT_RECORDS
+                ):
                     del self[old]
+
+
+def _check_payment(party: bytes, amount: int, payment_id: int) -> None:
+    """PaymentError unless the arguments can make a payment (or a charge) at all."""
+    if not isinstance(party, bytes) or len(party) != 20:
+        raise PaymentError("the other party must be a 20-byte address")
+    if not 0 < amount <= UINT96_MAX:
+        raise PaymentError(f"the amount must be 1 .. {UINT96_MAX} (uint96)")
+    if not 0 < payment_id < 2**64:
+        raise PaymentError("a payment id is 1 .. 2**64 - 1")
 
 
 class Agent:
@@ -167,7 +187,11 @@ class Agent:
         self._book_asked: dict[Address, int] = {}  # payee -> highest payment id asked for
         self._open_issued: dict[bytes, int] = {}  # payer -> open invoices issued and unpaid
         self._last_paid_id: dict[Address, int] = {}  # payee -> the payment id paid last
-        self._no_books: set[Address] = set()  # payees that refused a book
+        self._no_books: dict[Address, float] = {}  # payee -> no books asked until (trio time)
+        # why we are not connected to the hub (None while connected): for a clear report
+        self.connection_problem: str | None = None
+        self._hub_refusal: str | None = None  # the hub's reason for refusing this connection
+        self._resent_ids: set[int] = set()  # messages resent at the last (re)connection
         self.terms: wire.HubTerms | None = None
         self.fees = FeeSchedule()
         self._terms_known = trio.Event()
@@ -200,20 +224,31 @@ class Agent:
     # -- connection -----------------------------------------------------------------------------
 
     async def run_connection(self, transport_open: Callable[[], object]) -> None:
-        """Keep a connection to the hub (reconnecting with backoff); never returns."""
-        delay = 0.1
+        """Keep a connection to the hub, reconnecting with backoff (RECONNECT_MIN doubling up
+        to RECONNECT_MAX); never returns. Each (re)connection first resends what the hub has not
+        acknowledged (the service's durable outbox); `connection_problem` says why we are not
+        connected meanwhile."""
+        delay = RECONNECT_MIN
         while True:
+            self._hub_refusal = None
             try:
                 async with transport_open() as connection:  # type: ignore[attr-defined]
-                    delay = 0.1
+                    self._resent_ids = set(self.service.unacked.get(self.hub, ()))
                     await self.service.attach(connection)
+                problem = "the hub closed the connection"
             except (OSError, trio.BrokenResourceError) as exc:
-                log.info("hub connection failed: %s", exc)
+                problem = f"cannot reach the hub: {exc}"
             except Exception as exc:  # a transport error: reconnect
-                log.info("hub connection closed: %s", exc)
-            self._terms_known = trio.Event()
+                problem = f"the hub connection failed: {exc}"
+            if self._hub_refusal is not None:
+                problem = f"the hub refused us: {self._hub_refusal}"
+            self.connection_problem = problem
+            log.info("%s (reconnecting in %.1f s)", problem, delay)
+            if self._terms_known.is_set():  # a good connection ended: start the backoff anew
+                self._terms_known = trio.Event()
+                delay = RECONNECT_MIN
             await trio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+            delay = min(delay * 2, RECONNECT_MAX)
 
     def start(self, nursery: trio.Nursery, hub_port: int, *, host: str = "127.0.0.1") -> None:
         """Run this agent in `nursery`: its commit loop, and a connection to the hub at
@@ -227,10 +262,23 @@ class Agent:
         )
 
     async def wait_ready(self) -> wire.HubTerms:
-        """Until the hub has announced its terms (we are connected)."""
-        await self._terms_known.wait()
-        assert self.terms is not None
-        return self.terms
+        """Until the hub has announced its terms on the current connection (however many
+        attempts that takes; bound it with a timeout and read `connection_problem` on expiry)."""
+        while True:
+            known = self._terms_known
+            await known.wait()
+            if known is self._terms_known and self.terms is not None:
+                return self.terms
+            # that connection ended before we looked: wait for the next one
+
+    async def wait_delivered(self) -> None:
+        """Until the hub has acknowledged every message we sent it and we have recorded that
+        durably (a process about to exit calls it, bounded: its next start then resends
+        nothing, so the hub refuses no copies)."""
+        while self.service.unacked.get(self.hub):
+            await self.service.wait_committed()
+        # an acknowledgement received while a commit was writing goes into the next group
+        await self.service.wait_committed()
 
     # -- secrets --------------------------------------------------------------------------------
 
@@ -244,17 +292,15 @@ class Agent:
     ) -> PaymentOutcome:
         """Pay `amount` to `payee` through the hub; idempotent by `payment_id`.
 
-        Raises PaymentError when the payment did not happen (refused, expired, no invoice).
+        Raises PaymentError (and nothing else) when the payment did not happen: bad
+        arguments, refused, expired, no invoice, or no outcome within `give_up_after` seconds (the
+        payee or the hub away meanwhile: a lock already made may still complete or expire; paying
+        the id again reports it).
         """
-        if amount <= 0:
-            raise PaymentError("the amount must be positive")
-        if not 0 < payment_id < 2**64:
-            raise PaymentError("a payment id is 1 .. 2**64 - 1")
-        record = self.payments.get(payment_id)
-        if record is None:  # an old payment may have left memory: its record is durable
-            stored = self.service.store.fact(f"{PAYMENT_FACT}{payment_id}")
-            if isinstance(stored, PaymentRecord):
-                record = self.payments[payment_id] = stored
+        _check_payment(payee, amount, payment_id)
+        if payee == self.service.address:
+            raise PaymentError("the payee is this agent itself")
+        record = self._payment(payment_id)
         if record is not None and (record.payee != payee or record.amount != amount):
             raise PaymentError(
                 f"payment id {payment_id} was already used for another payment "
@@ -267,14 +313,14 @@ class Agent:
             self._pay_from_book(record)  # no round trip when an open invoice is at hand
         asked = self._book_asked.get(payee, 0) >= payment_id  # a book on its way covers it
         # ids paid in order to one payee use books; any other payment asks for its own invoice
-        in_order = payee not in self._no_books and (
+        in_order = not self._books_refused(payee) and (
             asked or self._last_paid_id.get(payee) == payment_id - 1
         )
         self._last_paid_id[payee] = payment_id
         with trio.move_on_after(give_up_after) as scope:
-            while (status := self.payments[payment_id].status) not in FINAL:
+            while (status := (record := self._payment(payment_id) or record).status) not in FINAL:
                 if status == "requested":  # (again, if the payee did not answer in time)
-                    if not in_order or payee in self._no_books:
+                    if not in_order or self._books_refused(payee):
                         self._request_invoice(record)
                     elif not asked:
                         self._request_book(payee, payment_id)
@@ -283,7 +329,7 @@ class Agent:
                         await self._wait_signal(payment_id)
                 else:
                     await self._wait_signal(payment_id)
-        record = self.payments[payment_id]
+        record = self._payment(payment_id) or record
         if scope.cancelled_caught and record.status not in ("completed", "failed"):
             raise PaymentError(
                 f"payment {payment_id}: no outcome within {give_up_after} s ({record.status})"
@@ -291,6 +337,15 @@ class Agent:
         if record.status == "failed":
             raise PaymentError(f"payment {payment_id} failed: {record.reason}")
         return PaymentOutcome(payment_id, Address(record.payee), record.amount, record.fee)
+
+    def _payment(self, payment_id: int) -> PaymentRecord | None:
+        """Our record of a payment: in memory, or durable (an old one may have left memory)."""
+        record = self.payments.get(payment_id)
+        if record is None:
+            stored = self.service.store.fact(f"{PAYMENT_FACT}{payment_id}")
+            if isinstance(stored, PaymentRecord):
+                record = self.payments[payment_id] = stored
+        return record
 
     async def _wait_signal(self, payment_id: int) -> None:
         signal = self._signals.get(payment_id)
@@ -318,9 +373,11 @@ class Agent:
         )
 
     def _request_book(self, payee: Address, first: int) -> None:
-        """Ask `payee` for open invoices for our payment ids `first` on."""
-        self._book_asked[payee] = max(self._book_asked.get(payee, 0), first + INVOICE_BOOK - 1)
-        self.service.send_routing(
+        """Ask `payee` for open invoices for our payment ids `first` on (when we are connected:
+        otherwise the pay loop asks again)."""
+        if first + INVOICE_BOOK > 2**64:
+            return  # near the end of the payment ids: single invoices
+        sent = self.service.send_routing(
             self.hub,
             wire.InvoiceRequest(
                 payment_id=first,
@@ -330,6 +387,30 @@ class Agent:
                 count=INVOICE_BOOK,
             ),
         )
+        if sent:
+            asked = max(self._book_asked.get(payee, 0), first + INVOICE_BOOK - 1)
+            self._book_asked[payee] = asked
+
+    def _books_refused(self, payee: Address) -> bool:
+        """Whether `payee` refused a book less than BOOK_RETRY seconds ago (single invoices
+        meanwhile)."""
+        until = self._no_books.get(payee)
+        if until is None:
+            return False
+        if trio.current_time() < until:
+            return True
+        del self._no_books[payee]
+        return False
+
+    def _book_refused(self, payee: Address) -> None:
+        """A book was refused (by the payee, or by the hub while the payee was offline): single
+        invoices for a while, and the payments waiting for that book ask for theirs now."""
+        self._no_books[payee] = trio.current_time() + BOOK_RETRY
+        self._book_asked.pop(payee, None)
+        for payment_id in list(self._signals):
+            record = self.payments.get(payment_id)
+            if record is not None and record.payee == payee and record.status == "requested":
+                self._signal(payment_id)
 
     def _pay_from_book(self, record: PaymentRecord) -> None:
         """Lock at once with an open invoice we hold for this payment id, and ask for more
@@ -339,11 +420,13 @@ class Agent:
             self._book[payee] = self._book.pop(payee)
         held = self._book.get(payee)
         secrethash = held.pop(record.payment_id, None) if held is not None else None
-        ahead = record.payment_id + INVOICE_BOOK  # keep a whole book ahead of the payments
-        if secrethash is not None and self._book_asked.get(payee, 0) < ahead:
-            self._request_book(payee, self._book_asked[payee] + 1)
-        if secrethash is not None:
-            self._lock(record, secrethash)
+        if secrethash is None:
+            return
+        asked = self._book_asked.get(payee, 0)  # none after a refused book
+        if asked < record.payment_id + INVOICE_BOOK and not self._books_refused(payee):
+            # keep a whole book ahead of the payments
+            self._request_book(payee, max(asked, max(held or (), default=0), record.payment_id) + 1)
+        self._lock(record, secrethash)
 
     def _take_book(self, book: wire.InvoiceBook) -> None:
         payee = Address(book.payee)
@@ -366,14 +449,18 @@ class Agent:
         record = self.payments.get(invoice.payment_id)
         amount = wire.amount_from_wire(invoice.amount)
         if record is None:
+            if amount == 0:
+                self._refuse_invoice(invoice, "an unsolicited invoice must name its amount")
+                return
             if not self.accept_charge(Address(invoice.payee), amount, invoice.payment_id):
                 self._refuse_invoice(invoice, "the payer's policy does not accept this charge")
                 return
             record = PaymentRecord(invoice.payment_id, invoice.payee, amount)
         elif record.status != "requested":
             return  # a repeated invoice: the payment is already under way or over
-        elif record.payee != invoice.payee or record.amount != amount:
+        elif record.payee != invoice.payee or amount not in (0, record.amount):
             return  # not what we asked for: ignore, the request will be retried
+        # amount 0: the open invoice a book once held for this id (the payee takes any amount)
         self._lock(record, invoice.secrethash)
         failed = self.payments[record.payment_id]
         if failed.status == "failed":  # e.g. no capacity left: tell the payee at once
@@ -493,10 +580,21 @@ class Agent:
     async def charge(
         self, payer: Address, amount: int, payment_id: int, *, give_up_after: float = 30.0
     ) -> ReceivedPayment:
-        """Ask `payer` to pay `amount` (an unsolicited invoice) and wait until it is received."""
-        if amount <= 0:
-            raise PaymentError("the amount must be positive")
+        """Ask `payer` to pay `amount` (an unsolicited invoice) and wait until it is received.
+
+        Raises PaymentError (and nothing else) when it was not paid: bad arguments, refused by
+        the payer, or `ChargeNotPaidError` after `give_up_after` seconds (the payer or the hub
+        away meanwhile: the invoice stays open).
+        """
+        _check_payment(payer, amount, payment_id)
+        if payer == self.service.address:
+            raise PaymentError("the payer is this agent itself")
         invoice = self.issue_invoice(payer, amount, payment_id)
+        if wire.amount_from_wire(invoice.amount) != amount:
+            raise PaymentError(
+                f"payment id {payment_id} of 0x{payer.hex()} already has an invoice for "
+                f"{wire.amount_from_wire(invoice.amount) or 'an open amount'}"
+            )
         secrethash = invoice.secrethash
         with trio.move_on_after(give_up_after):
             while self._invoice_status(secrethash) not in ("received", "refused"):
@@ -504,10 +602,12 @@ class Agent:
                 self.service.send_routing(self.hub, invoice)
                 with trio.move_on_after(INVOICE_RETRY):
                     await done.wait()
-        record = self.invoices.get(secrethash) or self.service.store.fact(
+        stored = self.invoices.get(secrethash) or self.service.store.fact(
             f"{INVOICE_FACT}{secrethash.hex()}"
         )
-        assert isinstance(record, InvoiceRecord)
+        if not isinstance(stored, InvoiceRecord):  # left memory before its commit ended
+            raise ChargeNotPaidError(f"charge {payment_id}: its record is not readable yet")
+        record = stored
         if record.status == "refused":
             raise PaymentError(f"charge {payment_id} to 0x{payer.hex()}: refused by the payer")
         if record.status != "received":
@@ -538,6 +638,13 @@ class Agent:
     def _on_routing(self, connection: Connection, message: wire.RoutingMessage) -> None:
         if connection.peer != self.hub:
             return
+        try:
+            self._handle_routing(message)
+        except Exception:  # input we did not foresee (or a policy that raised): never end the
+            # agent's connection, and with it every payment in flight, for one message
+            log.exception("dropped a %s from the hub", type(message).__name__)
+
+    def _handle_routing(self, message: wire.RoutingMessage) -> None:
         if isinstance(message, wire.HubTerms):
             try:
                 self.fees = FeeSchedule(
@@ -549,6 +656,7 @@ class Agent:
                 log.error("the hub announced unusable terms (%s): not paying through it", exc)
                 return
             self.terms = message
+            self.connection_problem = None
             if self.blocks_from_hub and message.block_number > self.service.block_number:
                 self.service.handle(sc.Block(BlockNumber(message.block_number)))
             self._terms_known.set()
@@ -575,9 +683,7 @@ class Agent:
                 return
             payee = Address(message.payee)
             if self._book_asked.get(payee, 0) >= message.payment_id:
-                # a book refused: ask for single invoices from now on (the pay loop retries)
-                self._no_books.add(payee)
-                self._book_asked.pop(payee, None)
+                self._book_refused(payee)  # the pay loop asks for single invoices
                 return
             record = self.payments.get(message.payment_id)
             if record is not None and record.status == "requested" and record.payee == payee:
@@ -587,7 +693,13 @@ class Agent:
         elif isinstance(message, wire.SettlementInvite):
             self._answer_settlement(message)
         elif isinstance(message, wire.ErrorReply):
-            log.warning("the hub refused message %d: %s", message.message_id, message.reason)
+            if not self._terms_known.is_set() and message.message_id == 0:
+                self._hub_refusal = message.reason  # it closes the connection next
+                log.warning("the hub refused the connection: %s", message.reason)
+            elif message.message_id in self._resent_ids:  # a copy the hub already had
+                log.info("the hub already had message %d: %s", message.message_id, message.reason)
+            else:
+                log.warning("the hub refused message %d: %s", message.message_id, message.reason)
 
     def _answer_settlement(self, invite: wire.SettlementInvite) -> None:
         """Sign our withdraw for the hub's settlement batch when the policy accepts it (the core
