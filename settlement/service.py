@@ -499,8 +499,11 @@ class SettlementService:
             receipt = await self.node.chain_call(call)
         except ChainError as exc:
             log.warning("settlement transaction %d/%d failed: %s", row.round_id, row.tx_index, exc)
-            self.store.finish_transaction(row.round_id, row.tx_index, "reverted", error=str(exc))
-            return SentTransaction(row.tx_index, "reverted", None, None, items, deposits, str(exc))
+            # a transaction mined with status 0 cost its gas: keep what it cost and its hash
+            self.store.finish_transaction(row.round_id, row.tx_index, "reverted", error=str(exc),
+                                          tx_hash=exc.transaction_hash, gas_used=exc.gas_used)  # fmt: skip
+            return SentTransaction(row.tx_index, "reverted", exc.transaction_hash, exc.gas_used,
+                                   items, deposits, str(exc))  # fmt: skip
         self.store.finish_transaction(
             row.round_id,
             row.tx_index,

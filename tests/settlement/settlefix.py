@@ -3,7 +3,7 @@ it (alice, bob) and a washer paid by them, each a real `NodeService` following t
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,8 +13,9 @@ from eth_account import Account
 
 from channels.chain.client import Web3ChainClient
 from channels.chain.connection import Connection
-from channels.chain.deploy import deploy
+from channels.chain.deploy import ALL_ROLES, deploy, dev_founders
 from channels.core.fees import FeeSchedule
+from channels.core.types import Address
 from cise.local_net import LocalNet, run_local_net
 from hub.mediator import MediationTerms
 from settlement.planner import SettlementPolicy
@@ -61,11 +62,15 @@ class SettleNet:
 
 
 @asynccontextmanager
-async def settle_net(tmp: Path) -> AsyncIterator[SettleNet]:
+async def settle_net(tmp: Path, members: Sequence[bytes] = ()) -> AsyncIterator[SettleNet]:
+    """The network; `members`: more addresses admitted at the start (the hub may open channels
+    with them)."""
     connection = Connection.embedded()
     keys = connection.dev_keys
     operator = Account.from_key(keys[0])
-    deployment = deploy(connection, operator, 5)
+    founders = dev_founders(connection, operator)
+    founders.update({Address(m): ALL_ROLES for m in members})
+    deployment = deploy(connection, operator, 5, founding_members=founders)
     named = dict(zip(NAMES, keys[1:5], strict=True))
     clients = {
         n: Web3ChainClient(connection, deployment, Account.from_key(k)) for n, k in named.items()
