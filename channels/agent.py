@@ -796,6 +796,18 @@ class Agent:
                     "failed",
                     "the lock expired unpaid",
                 )
+            elif kind is ev.EventLockExpired:  # a lock towards us expired: its invoice went unpaid
+                self._invoice_expired(event.secrethash)  # type: ignore[union-attr]
+
+    def _invoice_expired(self, secrethash: bytes) -> None:
+        """An invoice whose secret we revealed but whose lock expired unpaid is `expired`, not
+        `revealed` forever (an `issued` one stays open: the payer may send another lock)."""
+        record = self.invoices.get(secrethash)
+        if record is None or record.status != "revealed":
+            return
+        expired = replace(record, status="expired")
+        self.invoices[secrethash] = expired
+        self.service.put_fact(f"{INVOICE_FACT}{secrethash.hex()}", expired)
 
     def _finish_by_hash(self, secrethash: bytes, status: str, reason: str) -> None:
         payment_id = self._payment_by_hash.get(secrethash)

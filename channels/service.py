@@ -185,6 +185,11 @@ class NodeService:
         # connection in one process share the lock
         self._chain_lock = chain_lock or trio.Lock()
         self.chain_failures: list[tuple[ev.ContractSendEvent, ChainError]] = []
+        # a node that follows a chain processes no peer frame before it has fed the chain's head
+        # of this run to the core: a restarted node would judge the locks its partner resends
+        # against the block it stopped at (and reveal secrets of locks expired meanwhile)
+        self._head_known = trio.Event()
+        self._awaits_head = False
 
     # -- state ----------------------------------------------------------------------------------
 
@@ -303,7 +308,15 @@ class NodeService:
             table.register(kind, self._on_frame)
         return table
 
+    def await_chain_head(self) -> None:
+        """From now on, hold every peer frame until the chain follower has fed the current head
+        (`follow_chain`'s first catch-up); `run_on_chain` calls it before anything else."""
+        if not self._head_known.is_set():
+            self._awaits_head = True
+
     async def _on_frame(self, connection: Connection, message: Any) -> None:
+        if self._awaits_head and not self._head_known.is_set():
+            await self._head_known.wait()
         admit = self.admit
         if admit is not None and not admit(Address(connection.peer)):
             log.info("ignoring %s from 0x%s", type(message).__name__, connection.peer.hex())
@@ -515,13 +528,15 @@ class NodeService:
     # -- chain ----------------------------------------------------------------------------------
 
     async def follow_chain(self, follower: ChainFollower, interval: float) -> None:
-        """Forever: feed new confirmed chain logs and the new head into the core."""
+        """Forever: feed new confirmed chain logs and the new head into the core. After the first
+        catch-up (the head's `Block` handled) peer frames held by `await_chain_head` go through."""
         while True:
             async with self._chain_lock:
                 batches = await trio.to_thread.run_sync(follower.poll_until_head)
             for batch in batches:
                 for change in batch.state_changes:
                     self.handle(change)
+            self._head_known.set()
             await trio.sleep(interval)
 
     async def chain_call(self, function: Callable[..., T], *args: Any) -> T:
@@ -617,7 +632,9 @@ async def run_on_chain(
     poll_interval: float = 0.5,
     confirmations: int = 0,
 ) -> None:
-    """Follow the chain into `service` and send its transactions; never returns."""
+    """Follow the chain into `service` and send its transactions; never returns. Peer frames wait
+    until the current head is known (start this before serving or connecting)."""
+    service.await_chain_head()
     follower = ChainFollower(
         client.connection,
         client.deployment,

@@ -70,6 +70,10 @@ class TransitionContext(msgspec.Struct, frozen=True):
     # we expire our own lock only this many blocks after its expiration, so that a partner whose
     # chain view lags a little still accepts the LockExpired
     lock_expiry_margin: int = 2
+    # we never reveal the secret of a lock we are owed that expires within this many blocks: the
+    # partner would learn it while neither its unlock nor our registration on chain could still
+    # land in time (the secret would be given away for nothing)
+    reveal_margin: int = 2
 
 
 class TransitionResult(msgspec.Struct, Generic[S], frozen=True):
@@ -556,6 +560,16 @@ def _action_reveal_secret(
     if secrethash in channel.refused_locks:
         # revealing would let the partner unlock: a refused lock is never claimed
         return _fail_action(channel, action, "we refused this lock; it is never claimed")
+    lock = channel.partner.locks[channel.partner.slot_of[secrethash]]
+    if lock.expiration <= ctx.block_number + ctx.reveal_margin:
+        # judged against the block the node knows now (a restarted node learns the head before
+        # any peer message): a lock at or near its expiry can no longer pay us
+        return _fail_action(
+            channel,
+            action,
+            f"the lock expires at block {lock.expiration}: too late to reveal its secret at "
+            f"block {ctx.block_number}",
+        )
     secrets = dict(channel.secrets)
     secrets[secrethash] = action.secret
     return TransitionResult(

@@ -109,7 +109,10 @@ class ChannelMachine(RuleBasedStateMachine):
             self.model[receiver] += lock.amount
             del self.secrets[secrethash]
         else:
-            assert lock.expiration < self.pair.block  # only an expired lock is not unlocked
+            # only a lock at or within the reveal margin of its expiry is not unlocked (its
+            # secret is never revealed then)
+            margin = self.pair.ctx(receiver).reveal_margin
+            assert lock.expiration <= self.pair.block + margin
 
     @rule(blocks=st.integers(1, 15))
     def advance(self, blocks: int) -> None:
