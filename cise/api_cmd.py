@@ -143,7 +143,9 @@ async def _serve(sources: ApiSources, port: int) -> None:
         try:
             bound = await nursery.start(partial(serve, app, port=port))
         except* OSError as group:  # the port is taken (hypercorn raises it from its nursery)
-            exc = group.exceptions[0]
+            exc: BaseException = group
+            while isinstance(exc, BaseExceptionGroup):
+                exc = exc.exceptions[0]
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
             raise CliError(f"cannot serve on 127.0.0.1:{port}: {reason}") from None
         print(f"api listening on http://127.0.0.1:{bound}", flush=True)

@@ -230,3 +230,17 @@ def test_agent_receive_serves_until_stopped_by_default(
         received = json.loads(agent.wait_line('"payer"', seconds=STOP_S))
         assert received["amount"] == 10_000 and received["payer"] == net.addr[USER]
         assert_clean_stop(agent, signal.SIGINT)
+
+
+def test_api_serve_on_a_taken_port_is_a_clear_error(net: Net) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        run = subprocess.run(
+            [sys.executable, "-m", "cise.main", "api", "serve", "--network", str(net.file),
+             "--data-dir", str(net.data), "--port", str(port)],
+            capture_output=True, text=True, timeout=START_S,
+        )  # fmt: skip
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr
+    assert f"cannot serve on 127.0.0.1:{port}" in run.stderr, run.stderr
