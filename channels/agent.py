@@ -61,6 +61,9 @@ INVOICE_RETRY = 1.0  # seconds between invoice requests while the payee does not
 # after a payee (or the hub for it: the payee was offline) refused a book, single invoices for
 # this long, then books again (a payee back from an outage serves books as before)
 BOOK_RETRY = 2.0
+# The hub's InvoiceRefused reason when the payee is offline: a fact about now, not the payee's
+# decision, so the payer asks again (until it gives up) instead of failing the payment
+PAYEE_OFFLINE = "the payee is not connected to this hub"
 RECONNECT_MIN = 0.1  # seconds before the first reconnection attempt ...
 RECONNECT_MAX = 2.0  # ... doubling up to this (a restarted hub is back within seconds)
 SEED_DIGEST = keccak(b"CISE invoice secret seed v1")
@@ -132,6 +135,8 @@ def _refuse_never(payee: Address, amount: int, payment_id: int) -> bool:
     return False
 
 
+_ENDS_A_PAYMENT = (ev.EventUnlockSent, ev.EventLockRefused, ev.EventLockExpired)
+
 K = TypeVar("K")
 R = TypeVar("R", bound=PaymentRecord | InvoiceRecord)
 RECENT_RECORDS = 100_000  # finished records kept in memory; older ones are read from the store
@@ -192,6 +197,10 @@ class Agent:
         self.connection_problem: str | None = None
         self._hub_refusal: str | None = None  # the hub's reason for refusing this connection
         self._resent_ids: set[int] = set()  # messages resent at the last (re)connection
+        self._waiting_for: dict[int, str] = {}  # payment id -> why it has no invoice yet
+        # records written into the open commit group, reported once it is durable (secrethash ->)
+        self._finishing: dict[bytes, PaymentRecord] = {}
+        self._receiving: dict[bytes, InvoiceRecord] = {}
         self.terms: wire.HubTerms | None = None
         self.fees = FeeSchedule()
         self._terms_known = trio.Event()
@@ -330,9 +339,11 @@ class Agent:
                 else:
                     await self._wait_signal(payment_id)
         record = self._payment(payment_id) or record
+        waited_for = self._waiting_for.pop(payment_id, None)
         if scope.cancelled_caught and record.status not in ("completed", "failed"):
+            why = f": {waited_for}" if record.status == "requested" and waited_for else ""
             raise PaymentError(
-                f"payment {payment_id}: no outcome within {give_up_after} s ({record.status})"
+                f"payment {payment_id}: no outcome within {give_up_after} s ({record.status}{why})"
             )
         if record.status == "failed":
             raise PaymentError(f"payment {payment_id} failed: {record.reason}")
@@ -686,7 +697,11 @@ class Agent:
                 self._book_refused(payee)  # the pay loop asks for single invoices
                 return
             record = self.payments.get(message.payment_id)
-            if record is not None and record.status == "requested" and record.payee == payee:
+            if record is None or record.status != "requested" or record.payee != payee:
+                return
+            if message.reason == PAYEE_OFFLINE:
+                self._waiting_for[message.payment_id] = message.reason  # the pay loop asks again
+            else:
                 self._fail(record, f"the payee refused: {message.reason}")
         elif isinstance(message, wire.UseReceipt):
             self._keep_receipt(message)
@@ -750,10 +765,31 @@ class Agent:
         return [r for _, r in self.service.store.facts(prefix) if isinstance(r, ReceiptRecord)]
 
     def _decide(self, event: ev.Event) -> Iterable[sc.StateChange]:
-        """Inside the commit group: reveal the secret of a lock that pays our invoice in full."""
-        if type(event) is not ev.EventLockedTransferReceived:
-            return ()
-        assert isinstance(event, ev.EventLockedTransferReceived)
+        """Inside the commit group: reveal the secret of a lock that pays our invoice in full,
+        and write how a payment or an invoice ended into the group of the event that ended it
+        (a crash after that commit cannot leave a record behind the channel)."""
+        kind = type(event)
+        if kind is ev.EventLockedTransferReceived:
+            return self._decide_lock(event)  # type: ignore[arg-type]
+        if kind is ev.EventUnlockSent:
+            self._record_finish(event.secrethash, "completed", "")  # type: ignore[union-attr]
+        elif kind is ev.EventUnlockReceived:
+            self._record_received(event.secrethash)  # type: ignore[union-attr]
+        elif kind is ev.EventLockRefused:
+            reason: str = event.reason  # type: ignore[union-attr]
+            self._record_finish(event.secrethash, "failed", reason)  # type: ignore[union-attr]
+        elif kind is ev.EventLockExpired:
+            if event.sender == self.service.address:  # type: ignore[union-attr]
+                self._record_finish(
+                    event.secrethash,  # type: ignore[union-attr]
+                    "failed",
+                    "the lock expired unpaid",
+                )
+            else:  # a lock towards us expired: its invoice went unpaid
+                self._invoice_expired(event.secrethash)  # type: ignore[union-attr]
+        return ()
+
+    def _decide_lock(self, event: ev.EventLockedTransferReceived) -> Iterable[sc.StateChange]:
         lock = event.lock
         record = self.invoices.get(lock.secrethash)
         reason = None
@@ -779,25 +815,14 @@ class Agent:
         return [sc.ActionRevealSecret(event.channel_id, secret)]
 
     def _on_durable(self, events: Sequence[ev.Event]) -> None:
-        """After a commit: payments that completed or failed, payments that arrived."""
-        our = self.service.address
+        """After a commit: report the payments that completed or failed and the payments that
+        arrived (their records were written into that commit by `_decide`)."""
         for event in events:
             kind = type(event)
-            if kind is ev.EventUnlockSent:
-                self._finish_by_hash(event.secrethash, "completed", "")  # type: ignore[union-attr]
-            elif kind is ev.EventUnlockReceived:
+            if kind is ev.EventUnlockReceived:
                 self._received(event.secrethash)  # type: ignore[union-attr]
-            elif kind is ev.EventLockRefused:
-                reason: str = event.reason  # type: ignore[union-attr]
-                self._finish_by_hash(event.secrethash, "failed", reason)  # type: ignore[union-attr]
-            elif kind is ev.EventLockExpired and event.sender == our:  # type: ignore[union-attr]
-                self._finish_by_hash(
-                    event.secrethash,  # type: ignore[union-attr]
-                    "failed",
-                    "the lock expired unpaid",
-                )
-            elif kind is ev.EventLockExpired:  # a lock towards us expired: its invoice went unpaid
-                self._invoice_expired(event.secrethash)  # type: ignore[union-attr]
+            elif kind in _ENDS_A_PAYMENT:
+                self._finished(event.secrethash)  # type: ignore[union-attr]
 
     def _invoice_expired(self, secrethash: bytes) -> None:
         """An invoice whose secret we revealed but whose lock expired unpaid is `expired`, not
@@ -809,18 +834,40 @@ class Agent:
         self.invoices[secrethash] = expired
         self.service.put_fact(f"{INVOICE_FACT}{secrethash.hex()}", expired)
 
-    def _finish_by_hash(self, secrethash: bytes, status: str, reason: str) -> None:
+    def _record_finish(self, secrethash: bytes, status: str, reason: str) -> None:
+        """Write a payment's end into the open group; `_finished` reports it once durable."""
         payment_id = self._payment_by_hash.get(secrethash)
-        if payment_id is not None:
-            self._finish(payment_id, status, reason)
+        if payment_id is None or secrethash in self._finishing:
+            return  # not ours, or already ending (the first outcome stands)
+        record = self.payments.get(payment_id)
+        if record is None or record.status in FINAL:
+            return
+        finished = replace(record, status=status, reason=reason)
+        self._finishing[secrethash] = finished
+        self.service.put_fact(f"{PAYMENT_FACT}{payment_id}", finished)
 
-    def _received(self, secrethash: bytes) -> None:
+    def _finished(self, secrethash: bytes) -> None:
+        finished = self._finishing.pop(secrethash, None)
+        if finished is None:
+            return
+        self._payment_by_hash.pop(secrethash, None)
+        self.payments[finished.payment_id] = finished
+        self._signal(finished.payment_id)
+
+    def _record_received(self, secrethash: bytes) -> None:
+        """Write an invoice's payment into the open group; `_received` reports it once durable."""
         record = self.invoices.get(secrethash)
-        if record is None or record.status != "revealed":
+        if record is None or record.status != "revealed" or secrethash in self._receiving:
             return
         received = replace(record, status="received")
-        self.invoices[secrethash] = received
+        self._receiving[secrethash] = received
         self.service.put_fact(f"{INVOICE_FACT}{secrethash.hex()}", received)
+
+    def _received(self, secrethash: bytes) -> None:
+        record = self._receiving.pop(secrethash, None)
+        if record is None:
+            return
+        self.invoices[secrethash] = record
         amount = record.amount or record.received  # an open invoice: what the lock carried
         self._received_send.send_nowait(
             ReceivedPayment(record.payment_id, Address(record.payer), amount, record.received)
@@ -828,16 +875,6 @@ class Agent:
         done = self._invoice_done.pop(secrethash, None)
         if done is not None:
             done.set()
-
-    def _finish(self, payment_id: int, status: str, reason: str) -> None:
-        record = self.payments[payment_id]
-        if record.status in ("completed", "failed"):
-            return
-        finished = replace(record, status=status, reason=reason)
-        self.payments[payment_id] = finished
-        self._payment_by_hash.pop(record.secrethash, None)
-        self.service.put_fact(f"{PAYMENT_FACT}{payment_id}", finished)
-        self._signal(payment_id)
 
     # -- reading --------------------------------------------------------------------------------
 

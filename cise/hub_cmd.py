@@ -180,6 +180,11 @@ def run(args: argparse.Namespace) -> int:
             return trio.run(
                 _pay, service, client, hub, args.hub_port, payee, amount, args.payment_id
             )
+        except* CliError as group:  # raised inside the agent's nursery: one line, no traceback
+            error: BaseException = group
+            while isinstance(error, BaseExceptionGroup):
+                error = error.exceptions[0]
+            raise error from None
         finally:
             service.store.close()
     if args.seconds is not None and not args.seconds > 0:
@@ -315,7 +320,10 @@ async def _with_agent(
     with trio.move_on_after(READY_TIMEOUT) as scope:
         await agent.wait_ready()
     if scope.cancelled_caught:
-        raise CliError(f"no hub answered on 127.0.0.1:{port} within {READY_TIMEOUT:g} s")
+        raise CliError(
+            f"no hub answered on 127.0.0.1:{port} within {READY_TIMEOUT:g} s"
+            f" ({agent.connection_problem or 'no terms announced'})"
+        )
     return agent
 
 
@@ -336,8 +344,8 @@ async def _pay(
             print(json.dumps({"payment_id": payment_id, "status": "failed", "reason": str(exc)}))
             nursery.cancel_scope.cancel()
             return 1
-        with trio.move_on_after(2 * CONFIRMATION_FLUSH):
-            await service.wait_committed()  # the acknowledgements of the last messages
+        with trio.move_on_after(3 * CONFIRMATION_FLUSH):
+            await agent.wait_delivered()  # a repeat of this command then resends nothing
         print(
             json.dumps(
                 {

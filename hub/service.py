@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import trio
 
 from channels import wire
+from channels.agent import PAYEE_OFFLINE
 from channels.core import events as ev
 from channels.core import state_changes as sc
 from channels.core.channel import get_capacity
@@ -132,7 +133,7 @@ class Hub:
                         payment_id=message.payment_id,
                         payer=message.payer,
                         payee=message.payee,
-                        reason="the payee is not connected to this hub",
+                        reason=PAYEE_OFFLINE,
                     )
                 )
         elif isinstance(message, wire.Invoice | wire.InvoiceBook):

@@ -135,8 +135,8 @@ async def test_a_payee_going_away_while_the_payer_holds_its_book_never_ends_the_
         # paying on: a clean PaymentError (or a payment pending on the payee), nothing else
         with pytest.raises(PaymentError, match="no outcome"):
             await alice.pay(washer, 1_000, 4, give_up_after=0.5)
-        with pytest.raises(PaymentError):
-            await alice.pay(washer, 1_000, 200, give_up_after=2)  # no invoice for it at hand
+        with pytest.raises(PaymentError, match="requested: the payee is not connected"):
+            await alice.pay(washer, 1_000, 200, give_up_after=1.5)  # no invoice for it at hand
         # the payee comes back: the locks it missed are resent to it and complete
         await net.agent("washer")
         with trio.fail_after(10):
@@ -273,3 +273,23 @@ async def test_every_way_out_of_pay_and_charge_is_a_payment_error(tmp_path: Path
         # the agents still work
         with trio.fail_after(10):
             await alice.pay(address_of("washer"), 1_000, 2)
+
+
+async def test_what_an_agent_reports_is_durable_even_if_it_dies_at_once(tmp_path: Path) -> None:
+    """A payment reported completed (payer) or received (payee) has its record in the same
+    commit as the unlock: an agent killed right after reporting it keeps it after a restart."""
+    async with peers(tmp_path, ["alice", "washer"]) as net:
+        await net.hub()
+        alice, alice_peer = await net.agent("alice")
+        washer, washer_peer = await net.agent("washer")
+        with trio.fail_after(10):
+            await alice.pay(address_of("washer"), 1_000, 1)
+            await alice_peer.stop()  # at once: nothing more is committed
+            received = await washer.received.receive()
+            await washer_peer.stop()
+        assert received.payment_id == 1
+        alice, _ = await net.agent("alice", ready=False)
+        washer, _ = await net.agent("washer", ready=False)
+        assert alice.payments[1].status == "completed"
+        [invoice] = [r for r in washer.invoices.values() if r.payment_id == 1]
+        assert invoice.status == "received"
