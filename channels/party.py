@@ -128,8 +128,9 @@ class Party:
         return out
 
 
-def read_party_state(client: Web3ChainClient, store_path: Path) -> NodeState:
-    """The account's node as its log holds it, caught up with the chain IN MEMORY ONLY.
+def read_party_state(client: Web3ChainClient, store_path: Path) -> tuple[NodeState, list[str]]:
+    """The account's node as its log holds it, caught up with the chain IN MEMORY ONLY, and the
+    kinds of the transactions that catching up asked for (e.g. `ContractSendUpdateTransfer`).
 
     Writes nothing and takes no claim: the log is opened read-only (`mode=ro`, or not at all when
     there is none yet), so this works while another process owns it. The chain's new logs are
@@ -145,10 +146,15 @@ def read_party_state(client: Web3ChainClient, store_path: Path) -> NodeState:
     else:
         state = initial_chain_node(client)
     follower = ChainFollower(client.connection, client.deployment, cursor=state.block_number)
+    due: dict[str, None] = {}  # kinds in order, once each
     for batch in follower.poll_until_head():
         for change in batch.state_changes:
-            state = node_transition(state, change).new_state
-    return state
+            result = node_transition(state, change)
+            state = result.new_state
+            for event in result.events:
+                if isinstance(event, ev.ContractSendEvent):
+                    due[type(event).__name__] = None
+    return state, list(due)
 
 
 def deliver(parties: Iterable[Party], max_rounds: int = 100) -> int:

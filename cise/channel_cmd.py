@@ -7,8 +7,10 @@ feeds it to `cise channel receive`; replies come back the same way. This is the 
 for people at a terminal; agents use the TCP transport. Parsing and printing only: the core decides.
 
 Every operation but `status` owns the account's log while it runs, so it is refused (naming the
-running process) while `cise hub serve`, `cise agent ...` or another command has it. `status` only
-reads: it opens the log read-only and catches up with the chain in memory, so it works beside them.
+running process) while `cise hub serve`, `cise agent ...` or another command has it; each catches
+up with the chain and acts on it (`sync` does only that: dispute a stale close, settle when due).
+`status` only reads: it opens the log read-only and catches up with the chain in memory, so it works
+beside them, and it says what transactions the account would send if one is due.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from channels.core.types import (
     parse_address,
     to_checksum,
 )
+from channels.input_limits import InputError, check_utf8, load_json
 from channels.party import Outgoing, Party, read_party_state
 from channels.signer import LocalSigner
 from channels.store import StoreError
@@ -85,7 +88,8 @@ def add_parser(sub: Any) -> None:
     op.add_argument("--cooperative", action="store_true", help="propose a cooperative close")
     op = ops.add_parser("settle", help="settle a closed channel once its challenge period ended")
     op.add_argument("channel", type=positive_int)
-    ops.add_parser("status", help="your channels and balances")
+    ops.add_parser("status", help="your channels and balances (read-only: works beside a service)")
+    ops.add_parser("sync", help="catch up with the chain and act on it (dispute, settle when due)")
 
 
 def connect(network: Network) -> Connection:
@@ -184,16 +188,19 @@ def _finish(party: Party, events: list[ev.Event]) -> int:
 
 def _receive(party: Party, source: str) -> list[ev.Event]:
     try:
-        text = sys.stdin.read() if source == "-" else Path(source).read_text()
+        data = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
+        text = check_utf8(data, what=source)
     except OSError as exc:
         raise CliError(f"cannot read {source}: {exc.strerror}") from None
+    except InputError as exc:
+        raise CliError(str(exc)) from None
     lines = text.splitlines()
     events: list[ev.Event] = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            envelope = json.loads(line)
+            envelope = load_json(line.encode(), what="the line")  # InputError is a ValueError
             sender = parse_address(envelope["from"])
             recipient = parse_address(envelope["to"])
             payload = bytes.fromhex(envelope["payload"])
@@ -213,7 +220,7 @@ def _status(args: argparse.Namespace) -> int:
     """Print the account's channels from its log read-only (see the module docstring)."""
     _, client, path = open_account(args, create=False)
     try:
-        state = read_party_state(client, path)
+        state, due = read_party_state(client, path)
     except (StoreError, ValueError) as exc:
         raise CliError(str(exc)) from None
     address = client.address
@@ -231,6 +238,11 @@ def _status(args: argparse.Namespace) -> int:
             f"{channel.status.value}{settle}; yours {Decimal(ours) / UNITS_PER_EURO:.6f} €, "
             f"partner's {Decimal(theirs) / UNITS_PER_EURO:.6f} €, "
             f"nonces sent {channel.our.balance_proof.nonce} / received {channel.partner.balance_proof.nonce}"
+        )
+    if due:
+        print(
+            f"  due on chain: {', '.join(due)} (`cise channel sync` sends it, or the running "
+            "service of this account does)"
         )
     return 0
 
@@ -254,6 +266,9 @@ def _run(party: Party, args: argparse.Namespace) -> int:
     op = args.op
     if op == "receive":
         return _finish(party, _receive(party, args.source))
+    if op == "sync":  # opening the party caught up with the chain and acted
+        print(f"synced to block {party.state.block_number}")
+        return _finish(party, [])
     if op == "open":
         try:
             partner = parse_address(args.partner)

@@ -170,15 +170,19 @@ def test_unilateral_close_is_disputed_and_settled(
         code, envelope, err = cli(USER, "pay", "1", amount)
         assert code == 0, err
         assert cli.deliver(MACHINE, envelope, tmp_path)[0] == 0
-    # the user closes alone; the machine's next command sees the close and submits the user's
-    # latest proof (0.3 transferred) before the challenge period ends
+    # the user closes alone; the machine's next acting command (`sync`; `status` only reads, and
+    # says the update is due) sees the close and submits the user's latest proof (0.3
+    # transferred) before the challenge period ends
     assert cli(USER, "close", "1")[0] == 0
+    assert "due on chain: ContractSendUpdateBalanceProof" in _status(cli, MACHINE)
+    assert cli(MACHINE, "sync")[0] == 0
     assert "closed" in _status(cli, MACHINE)
     code, _, err = cli(USER, "settle", "1")
     assert code == 2 and "challenge period runs until block" in err
     deadline = time.monotonic() + 30
     while "settled" not in _status(cli, MACHINE):
         assert time.monotonic() < deadline, "never settled"
+        assert cli(MACHINE, "sync")[0] == 0
         time.sleep(1)
     assert "internal balance 0.300000 €" in _status(cli, MACHINE)
     assert "internal balance 1.700000 €" in _status(cli, USER)
