@@ -77,6 +77,7 @@ from channels.codec.keccak import keccak
 from channels.core import state_changes as sc
 from channels.core.splits import Split
 from channels.core.types import Address, TokenAmount, to_checksum
+from channels.input_limits import MAX_JSON_BYTES, InputError, check_json, load_json, read_json_file
 from channels.service import NodeService, run_on_chain
 from channels.signer import LocalSigner
 from cise.arguments import address_argument, positive_int
@@ -206,11 +207,15 @@ def parse_split(text: str) -> tuple[tuple[Address, ...], tuple[int, ...]]:
 
 
 def parse_tariff_argument(text: str) -> Tariff:
-    if text.startswith("@"):
-        try:
-            text = Path(text[1:]).read_text()
-        except OSError as exc:
-            raise CliError(f"--tariff {text}: {exc.strerror}") from None
+    try:
+        if text.startswith("@"):
+            text = read_json_file(Path(text[1:]), what=f"--tariff {text}")
+        else:
+            text = check_json(text.encode(), what="--tariff")
+    except OSError as exc:
+        raise CliError(f"--tariff {text}: {exc.strerror}") from None
+    except InputError as exc:
+        raise CliError(str(exc)) from None
     try:
         return parse_tariff(text)
     except TariffError as exc:
@@ -290,12 +295,14 @@ def _service(args: argparse.Namespace) -> int:
     )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
-            answer = json.loads(response.read())
+            answer = load_json(response.read(MAX_JSON_BYTES + 1), what=f"the answer of {args.url}")
     except urllib.error.HTTPError as exc:
         print(exc.read().decode(errors="replace"))
         return 1
     except OSError as exc:
         raise CliError(f"no asset agent answered at {args.url}: {exc}") from None
+    except InputError as exc:
+        raise CliError(str(exc)) from None
     print(json.dumps(answer))
     return 0
 

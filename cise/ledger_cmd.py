@@ -65,6 +65,7 @@ from channels.chain.financing import FinancingPoolClient, PoolContributed, PoolF
 from channels.codec.eip712 import Domain
 from channels.codec.keccak import keccak
 from channels.core.types import Address, to_checksum
+from channels.input_limits import InputError, read_json_file
 from channels.records import InvoiceRecord, ReceiptRecord
 from channels.signer import LocalSigner
 from cise.arguments import address_argument
@@ -680,11 +681,16 @@ def _run_statement(
     return 0
 
 
+MAX_STATEMENT_BYTES = 64 * 1024 * 1024  # a statement lists a period's entries: far below this
+
+
 def _run_check_statement(console: Console, args: argparse.Namespace) -> int:
     try:
-        data = args.file.read_bytes()
+        data = read_json_file(args.file, max_bytes=MAX_STATEMENT_BYTES)
     except OSError as exc:
         raise CliError(f"{args.file}: {exc.strerror or exc}") from None
+    except InputError as exc:
+        raise CliError(f"not a revenue statement: {exc}") from None
     try:
         statement = statement_from_json(data)
     except LedgerError as exc:

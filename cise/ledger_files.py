@@ -8,7 +8,6 @@ that is `assets.audit`.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ import msgspec
 
 from assets.ledger import Anchor, LedgerError, SignedEntry, decode_entry, entry_from_json
 from assets.use_book import FloatState, ShareFailure, float_state, share_failures
+from channels.input_limits import load_json
 from channels.records import InvoiceRecord, ReceiptRecord, core_record_codec
 from channels.store import StoreError
 from cise.errors import CliError
@@ -134,7 +134,7 @@ def _read_jsonl_ledger(path: Path, text: str) -> LedgerFile:
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
+            obj = load_json(line.encode(), what="the line")  # InputError is a ValueError
             if not isinstance(obj, dict):
                 raise ValueError("not a JSON object")
             entries.append(entry_from_json(obj))

@@ -16,6 +16,7 @@ from typing import Any
 
 from channels.chain.deploy import Deployment
 from channels.core.types import Address, BlockNumber, parse_address, to_checksum
+from channels.input_limits import read_json_file
 
 
 class NetworkFileError(ValueError):
@@ -82,7 +83,7 @@ def _key(text: object, index: int) -> bytes:
 def load_network(path: Path) -> Network:
     """Read and validate a network file."""
     try:
-        raw = json.loads(path.read_text())
+        raw = json.loads(read_json_file(path, what=f"network file {path}"))
     except FileNotFoundError:
         raise NetworkFileError(f"no network file at {path} (start one with `cise chain`)") from None
     except (OSError, ValueError) as exc:
