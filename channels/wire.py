@@ -37,6 +37,7 @@ from channels.core.types import (
     Signature,
     TokenAmount,
 )
+from channels.input_limits import InputError, check_msgpack_depth
 
 MAX_BATCH = 1024  # messages in one Batch
 AMOUNT_BYTES = 12  # uint96
@@ -332,10 +333,23 @@ def encode(message: Message) -> bytes:
     return _encoder.encode(message)
 
 
+# Typed decoding refuses a container where a struct field wants none; only skipping a value
+# (an unknown field, or the fields before a struct's tag) recurses, a few dozen bytes of C stack a
+# level. Frames that could nest deeper than this are scanned first (`channels.input_limits`), so a
+# frame can never exhaust the stack, whatever the interpreter's recursion limit (py_ecc raises it to
+# 100,000; at 200,000 a 1 MiB frame nested 300,000 deep ended the process).
+_UNSCANNED_DEPTH = 10_000
+
+
 def decode(data: bytes) -> Message:
     """Parse and shape-check one message; WireError (naming the field) on anything malformed."""
     try:
+        check_msgpack_depth(data, unscanned_up_to=_UNSCANNED_DEPTH, what="the message")
         return _decoder.decode(data)
+    except InputError as exc:
+        raise WireError(str(exc)) from None
+    except RecursionError:
+        raise WireError("undecodable message: nested too deep") from None
     except msgspec.ValidationError as exc:
         raise WireError(f"invalid message: {exc}") from None
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:

@@ -18,6 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from channels import wire
 from channels.input_limits import (
     MAX_JSON_DEPTH,
     InputError,
@@ -122,3 +123,14 @@ def test_read_json_file_reads_no_more_than_the_limit(tmp_path: Path) -> None:
     path.write_bytes(b"[" * 40 + b"]" * 40)
     with pytest.raises(InputError, match="nests arrays and objects 40 deep"):
         read_json_file(path)
+
+
+def test_wire_refuses_deep_frames_without_recursing() -> None:
+    """A frame nested deeper than the stack allows, with the tag last (so that the decoder would
+    skip the nested value first), is a WireError, whatever the recursion limit."""
+    deep = b"\x91" * 300_000 + b"\xc0"
+    frame = b"\x82\xa1x" + deep + b"\xa4type\xa5Batch"
+    with pytest.raises(wire.WireError, match="more than 32 deep"):
+        wire.decode(frame)
+    with pytest.raises(wire.WireError, match=r"unknown field|nested too deep"):  # recursion limit
+        wire.decode(b"\x82\xa1x" + b"\x91" * 5_000 + b"\xc0" + b"\xa4type\xa5Batch")
