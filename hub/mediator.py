@@ -91,7 +91,7 @@ class Mediator:
     def _secret_learned(self, event: ev.EventSecretLearned) -> Iterable[sc.StateChange]:
         incoming = self.incoming.get(event.secrethash)
         if incoming is not None and incoming != event.channel_id:
-            return [sc.ActionRevealSecret(incoming, event.secret)]
+            return [sc.ActionRevealSecret(incoming, event.secret, paid_downstream=True)]
         return ()
 
     def _lock_refused(self, event: ev.EventLockRefused) -> Iterable[sc.StateChange]:

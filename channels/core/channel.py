@@ -561,7 +561,7 @@ def _action_reveal_secret(
         # revealing would let the partner unlock: a refused lock is never claimed
         return _fail_action(channel, action, "we refused this lock; it is never claimed")
     lock = channel.partner.locks[channel.partner.slot_of[secrethash]]
-    if lock.expiration <= ctx.block_number + ctx.reveal_margin:
+    if not action.paid_downstream and lock.expiration <= ctx.block_number + ctx.reveal_margin:
         # judged against the block the node knows now (a restarted node learns the head before
         # any peer message): a lock at or near its expiry can no longer pay us
         return _fail_action(

@@ -72,10 +72,17 @@ class ActionUnlock(msgspec.Struct, frozen=True):
 
 
 class ActionRevealSecret(msgspec.Struct, frozen=True):
-    """We know `secret` of a lock the partner sent us: reveal it so the partner unlocks."""
+    """We know `secret` of a lock the partner sent us: reveal it so the partner unlocks.
+
+    A payee's own secret is never revealed within `reveal_margin` blocks of the lock's expiry (the
+    partner would learn it for nothing). A mediator that learned the secret downstream has already
+    paid for it (`paid_downstream`): it reveals and keeps the secret however late, since only the
+    partner's unlock or its own registration on chain can still pay it back.
+    """
 
     channel_id: ChannelId
     secret: Secret
+    paid_downstream: bool = False
 
 
 class ActionRequestSecret(msgspec.Struct, frozen=True):

@@ -69,3 +69,15 @@ def test_never_at_or_within_the_margin_of_expiry() -> None:
         events = _reveal(pair)
         assert any(isinstance(e, ev.SendSecretReveal) for e in events) is revealed, expiration
         assert (SECRETHASH in pair.views[pair.b].secrets) is revealed
+
+
+def test_a_mediator_that_paid_downstream_reveals_and_keeps_the_secret_however_late() -> None:
+    """The hub learned the secret from the payee and paid it: withholding the secret from the payer
+    (or forgetting it) would leave no way to be paid back, so the margin does not apply."""
+    pair = Pair(block=90)
+    _owed_lock(pair, expiration=101)
+    pair.block = 100
+    pair.step(pair.b, sc.Block(BlockNumber(100)))
+    events = pair.step(pair.b, sc.ActionRevealSecret(CHANNEL_ID, SECRET, paid_downstream=True))
+    assert any(isinstance(e, ev.SendSecretReveal) for e in events)
+    assert SECRETHASH in pair.views[pair.b].secrets  # kept: it can still be registered on chain
