@@ -1,12 +1,12 @@
 """A payer agent survives its peers' restarts, through real processes on an anvil network.
 
 The hub is a `cise hub serve` process and the payee a `cise agent receive` process; the payer is
-an `Agent` in this process paying continuously on the user's log. First `cise agent pay` is started
-while the hub is down (the hub comes up 2 s later: the payment completes) and repeated (it reports
-the same outcome and the hub refuses nothing). Then, under load, the payee process is SIGKILLed and
-restarted, and so is the hub process: the payer survives both, every payment ends completed or as a
-clean `PaymentError`, nothing is left pending, money is conserved, and payments (with invoice
-books again) go on once the peers are back.
+an `Agent` in this process paying continuously on the user's log. First `cise agent pay` with no
+hub at all reports it in one line and exits 2; started while the hub is down (the hub comes up 2 s
+later) it completes; repeated, it reports the same outcome and the hub refuses nothing. Then, under
+load, the payee process is SIGKILLed and restarted, and so is the hub process: the payer survives
+both, every payment ends completed or as a clean `PaymentError`, nothing is left pending, money is
+conserved, and payments (with invoice books again) go on once the peers are back.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from channels.records import InvoiceRecord, core_record_codec
 from channels.service import NodeService, run_on_chain
 from channels.signer import LocalSigner
 from channels.store import SqliteStore
+from cise import hub_cmd
 from cise.hub_cmd import open_service
 from cise.main import main
 from cise.network import load_network
@@ -97,7 +98,7 @@ class Process:
 
 
 def test_a_payer_survives_the_payee_and_the_hub_being_killed_and_restarted(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = tmp_path / "data"
     with running_chain(tmp_path / "network.json", settle_timeout=20) as network_file:
@@ -137,6 +138,15 @@ def test_a_payer_survives_the_payee_and_the_hub_being_killed_and_restarted(
                 "--payment-id", str(payment_id), account=USER,
             )  # fmt: skip
 
+        # no hub at all: one clear line and a non-zero exit once the bounded wait is over
+        monkeypatch.setattr(hub_cmd, "READY_TIMEOUT", 1.0)
+        code = main(argv(USER, "agent", "pay", *hub_args, to_checksum(machine), "0.001",
+                         "--payment-id", "1"))  # fmt: skip
+        err = capsys.readouterr().err
+        assert code == 2 and "Traceback" not in err, err
+        assert err.startswith("cise: error: no hub answered on 127.0.0.1:"), err
+        assert "cannot reach the hub" in err, err
+        monkeypatch.undo()
         try:
             # the payee and a payer start while the hub is down; the hub comes up 2 s later
             payee = start_payee()
