@@ -12,6 +12,7 @@ conserved, and payments (with invoice books again) go on once the peers are back
 from __future__ import annotations
 
 import json
+import math
 import queue
 import subprocess
 import sys
@@ -24,7 +25,7 @@ from typing import IO
 import pytest
 import trio
 
-from channels.agent import BOOK_RETRY, Agent, PaymentError
+from channels.agent import BOOK_RETRY, FINAL, Agent, PaymentError
 from channels.chain.client import Web3ChainClient
 from channels.chain.connection import Connection
 from channels.chain.nodes import free_port
@@ -238,14 +239,18 @@ async def _campaign(
         except PaymentError as exc:  # anything else ends the test: the payer must survive
             outcomes[payment_id] = f"failed: {exc}"
 
-    async def stream(seconds: float) -> None:
+    async def stream(restarted: trio.Event) -> None:
+        """A burst of payments every 20 ms until a second after both restarts."""
         nonlocal next_id
         async with trio.open_nursery() as payments:
-            end = trio.current_time() + seconds
-            while trio.current_time() < end:
-                payments.start_soon(pay, next_id)
-                next_id += 1
-                await trio.sleep(0.02)
+            with trio.move_on_after(math.inf) as scope:
+                while True:
+                    for _ in range(4):
+                        payments.start_soon(pay, next_id)
+                        next_id += 1
+                    await trio.sleep(0.02)
+                    if restarted.is_set() and scope.deadline == math.inf:
+                        scope.deadline = trio.current_time() + 1.0
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(run_on_chain, service, client)
@@ -253,24 +258,39 @@ async def _campaign(
         with trio.fail_after(30):
             await agent.wait_ready()
 
-        async def restarts() -> None:
+        def in_flight() -> int:
+            return sum(1 for r in agent.payments.values() if r.status not in FINAL)
+
+        async def kill_in_flight(process: Process) -> None:
+            """SIGKILL `process` while payments are under way (none of them has an outcome)."""
+            with trio.fail_after(10):
+                while in_flight() < 3:  # noqa: ASYNC110  # the stream task's effect
+                    await trio.sleep(0.005)
+            killed_in_flight.append(in_flight())
+            process.kill()
+
+        async def restarts(restarted: trio.Event) -> None:
             nonlocal hub_process, payee
             await trio.sleep(1.5)
-            payee.kill()
+            await kill_in_flight(payee)
             await trio.sleep(0.5)
             payee = await trio.to_thread.run_sync(start_payee)
             await trio.to_thread.run_sync(payee.wait_line, "connected")
             await trio.sleep(1.5)
-            hub_process.kill()
+            await kill_in_flight(hub_process)
             await trio.sleep(0.5)
             hub_process = await trio.to_thread.run_sync(start_hub)
             with trio.fail_after(30):
                 await agent.wait_ready()
+            restarted.set()
 
+        killed_in_flight: list[int] = []
         with trio.fail_after(60):
             async with trio.open_nursery() as work:
-                work.start_soon(stream, 6.0)
-                work.start_soon(restarts)
+                restarted = trio.Event()
+                work.start_soon(stream, restarted)
+                work.start_soon(restarts, restarted)
+        assert len(killed_in_flight) == 2 and all(killed_in_flight), killed_in_flight
         # both peers are back: payments in order use invoice books again
         await trio.sleep(BOOK_RETRY)
         books_before = agent._book_asked.get(machine, 0)
