@@ -37,12 +37,14 @@ from typing import Any, TypeVar
 
 import trio
 from msgspec.structs import replace
+from web3.exceptions import ProviderConnectionError, RequestTimedOut, TimeExhausted
 
 from channels import wire
 from channels.chain.client import Web3ChainClient
 from channels.chain.errors import ChainError
 from channels.chain.events import ChainFollower
 from channels.chain.executor import execute
+from channels.chain.outage import ChainOutage
 from channels.core import events as ev
 from channels.core import state_changes as sc
 from channels.core.channel import TransitionContext, channel_transition
@@ -55,6 +57,8 @@ from channels.store import CommitGroup, SqliteStore
 from channels.transport import Connection, DispatchTable, MalformedMessageError
 
 log = logging.getLogger(__name__)
+# a node that did not answer (refused, reset, timed out): the request may be tried again
+_NODE_UNREACHABLE = (OSError, ProviderConnectionError, RequestTimedOut, TimeExhausted)
 T = TypeVar("T")
 
 DEFAULT_GROUP_TARGET = 64  # state changes a commit group waits for ...
@@ -529,10 +533,43 @@ class NodeService:
 
     async def follow_chain(self, follower: ChainFollower, interval: float) -> None:
         """Forever: feed new confirmed chain logs and the new head into the core. After the first
-        catch-up (the head's `Block` handled) peer frames held by `await_chain_head` go through."""
+        catch-up (the head's `Block` handled) peer frames held by `await_chain_head` go through.
+
+        A node that does not answer (down, restarting, refusing) delays this, never ends it: the
+        poll is tried again with backoff, and a node blind for long says so at error level."""
+        outage = ChainOutage(interval)
         while True:
-            async with self._chain_lock:
-                batches = await trio.to_thread.run_sync(follower.poll_until_head)
+            try:
+                async with self._chain_lock:
+                    batches = await trio.to_thread.run_sync(follower.poll_until_head)
+            except Exception as exc:  # the node failed: nothing was read, the cursor is unmoved
+                level, retry = outage.failed(trio.current_time())
+                if level == "error":
+                    log.error(
+                        "the chain has not answered for %.0f s (%s: %s): closes, secrets and "
+                        "deadlines after block %d go unseen until it does; retrying every %.1f s",
+                        trio.current_time() - (outage.since or 0.0),
+                        type(exc).__name__,
+                        exc,
+                        follower.cursor,
+                        retry,
+                    )
+                elif level == "warning":
+                    log.warning(
+                        "chain poll failed (%s: %s); retrying in %.1f s",
+                        type(exc).__name__,
+                        exc,
+                        retry,
+                    )
+                await trio.sleep(retry)
+                continue
+            ended = outage.recovered(trio.current_time())
+            if ended is not None:
+                log.warning(
+                    "the chain answers again after %.1f s; following from block %d",
+                    ended,
+                    follower.cursor,
+                )
             for batch in batches:
                 for change in batch.state_changes:
                     self.handle(change)
@@ -552,14 +589,32 @@ class NodeService:
         logs (e.g. the partner settled first), so it is recorded, not retried.
         """
         async for key, transaction in self._tx_receive:
-            try:
-                async with self._chain_lock:
-                    await trio.to_thread.run_sync(execute, client, self.signer, transaction)
-                self.stats.transactions_sent += 1
-            except ChainError as exc:
-                self.stats.transactions_failed += 1
-                self.chain_failures.append((transaction, exc))
-                log.warning("transaction %s failed: %s", type(transaction).__name__, exc)
+            outage = ChainOutage(1.0)
+            while True:
+                try:
+                    async with self._chain_lock:
+                        await trio.to_thread.run_sync(execute, client, self.signer, transaction)
+                    self.stats.transactions_sent += 1
+                except ChainError as exc:
+                    self.stats.transactions_failed += 1
+                    self.chain_failures.append((transaction, exc))
+                    log.warning("transaction %s failed: %s", type(transaction).__name__, exc)
+                except _NODE_UNREACHABLE as exc:
+                    # the node did not answer (down, restarting, timed out): the transaction is
+                    # still owed, so it is tried again, never confirmed unsent
+                    level, retry = outage.failed(trio.current_time())
+                    if level:
+                        getattr(log, level)(
+                            "transaction %s not sent, the node did not answer (%s: %s); "
+                            "trying again in %.1f s",
+                            type(transaction).__name__,
+                            type(exc).__name__,
+                            exc,
+                            retry,
+                        )
+                    await trio.sleep(retry)
+                    continue
+                break
             self._group.confirm(key)  # sent (or refused by the chain): not again after a restart
             self._work.confirmations += 1
 

@@ -39,6 +39,12 @@ from channels.chain.client import Web3ChainClient
 from channels.chain.connection import SentTransaction
 from channels.chain.errors import ChainError
 from channels.chain.events import ChainFollower
+from channels.chain.outage import (
+    MAX_BACKOFF_S,
+    OUTAGE_ALARM_S,
+    OUTAGE_REPEAT_S,
+    backoff_delay,
+)
 from channels.core.types import Address, BlockNumber, ChannelId, to_checksum
 from channels.signer import LocalSigner
 from channels.transport import Connection, DispatchTable, MalformedMessageError, serve_connections
@@ -77,15 +83,6 @@ RECEIVE_SLICE = 64  # requests checked between two checkpoints
 # stale nonces and unconfirmed channels do not count: honest clients send those
 MAX_REFUSED_IN_A_ROW = 1_000
 _HONEST_REFUSALS = frozenset({Refusal.STALE_NONCE.value, Refusal.UNKNOWN_CHANNEL.value})
-MAX_BACKOFF_S = 5.0  # the longest wait between two polls of a chain that does not answer
-OUTAGE_ALARM_S = 3.0  # blind this long: an error saying what is unguarded (then every minute)
-OUTAGE_REPEAT_S = 60.0
-
-
-def backoff_delay(poll_interval: float, failures: int) -> float:
-    """Seconds before the next poll after `failures` failed ones in a row: doubling from the poll
-    interval, at most `MAX_BACKOFF_S` (a node back after a restart is seen within seconds)."""
-    return min(MAX_BACKOFF_S, poll_interval * (1 << min(failures, 30)))
 
 
 class AbusiveClientError(MalformedMessageError):

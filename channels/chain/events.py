@@ -272,6 +272,9 @@ class ChainFollower:
     def poll_until_head(self) -> list[FollowBatch]:
         """Poll until the cursor reaches the safe head (several batches on a long catch-up)."""
         batches = [self.poll()]
-        while self.cursor < self.safe_head():
-            batches.append(self.poll())
+        try:
+            while self.cursor < self.safe_head():
+                batches.append(self.poll())
+        except Exception:  # the node failed mid catch-up: hand over what was read (the cursor
+            return batches  # covers exactly these batches); the next call goes on from there
         return batches
