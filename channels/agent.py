@@ -158,10 +158,14 @@ class _Records(dict[K, R]):
                     del self[old]
 
 
-def _check_payment(party: bytes, amount: int, payment_id: int) -> None:
+def _check_payment(party: bytes, amount: int, payment_id: int, give_up_after: float) -> None:
     """PaymentError unless the arguments can make a payment (or a charge) at all."""
     if not isinstance(party, bytes) or len(party) != 20:
         raise PaymentError("the other party must be a 20-byte address")
+    if not all(isinstance(n, int) and not isinstance(n, bool) for n in (amount, payment_id)):
+        raise PaymentError("the amount and the payment id must be integers")
+    if not (isinstance(give_up_after, int | float) and 0 <= give_up_after <= math.inf):
+        raise PaymentError("give_up_after must be a number of seconds, 0 or more")
     if not 0 < amount <= UINT96_MAX:
         raise PaymentError(f"the amount must be 1 .. {UINT96_MAX} (uint96)")
     if not 0 < payment_id < 2**64:
@@ -306,7 +310,7 @@ class Agent:
         payee or the hub away meanwhile: a lock already made may still complete or expire; paying
         the id again reports it).
         """
-        _check_payment(payee, amount, payment_id)
+        _check_payment(payee, amount, payment_id, give_up_after)
         if payee == self.service.address:
             raise PaymentError("the payee is this agent itself")
         record = self._payment(payment_id)
@@ -597,7 +601,7 @@ class Agent:
         the payer, or `ChargeNotPaidError` after `give_up_after` seconds (the payer or the hub
         away meanwhile: the invoice stays open).
         """
-        _check_payment(payer, amount, payment_id)
+        _check_payment(payer, amount, payment_id, give_up_after)
         if payer == self.service.address:
             raise PaymentError("the payer is this agent itself")
         invoice = self.issue_invoice(payer, amount, payment_id)

@@ -9,6 +9,7 @@ In-process: the hub and the agents run in this trio run over loopback TCP; an ag
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -260,6 +261,11 @@ async def test_every_way_out_of_pay_and_charge_is_a_payment_error(tmp_path: Path
         for payee, amount, payment_id in bad:
             with pytest.raises(PaymentError):
                 await alice.pay(payee, amount, payment_id, give_up_after=2)  # type: ignore[arg-type]
+        for give_up_after in (-1.0, math.nan):
+            with pytest.raises(PaymentError, match="give_up_after"):
+                await alice.pay(address_of("washer"), 1, 1, give_up_after=give_up_after)
+        with pytest.raises(PaymentError, match="integers"):
+            await alice.pay(address_of("washer"), 1.5, 1)  # type: ignore[arg-type]
         with pytest.raises(PaymentError):
             await alice.pay(address_of("nobody"), 1, 1, give_up_after=2)  # no channel to it
         for payer, amount, payment_id in [
