@@ -12,18 +12,20 @@ file of `watchtower.store`:
   with the new cursor in one transaction before acting on them; settled channels and everything
   held for them are deleted.
 - the sender: at each new head, the duties whose turn came (`core.next_step`) are marked as sent
-  (durably), each checked with an eth_call (an update that would revert, because another tower or
-  the guarded party already submitted, or the period is over, is not sent: no gas) and sent
-  without waiting for any to be mined; their receipts are waited for in the background. So a
-  block full of closes is answered by blocks full of updates, not by one update a block.
+  (durably), then `watchtower.sender` checks them all with eth_calls in one JSON-RPC batch (an
+  update that would revert, because another tower or the guarded party already submitted, or the
+  period is over, is not sent: no gas), signs those that passed with locally assigned nonces and
+  sends them in a second batch without waiting for any to be mined; their receipts are polled in
+  one request a poll in the background. So a block full of closes is answered by blocks full of
+  updates, not by one update a block.
 
 A restarted tower loads its file and continues from its cursor: a close it had seen is acted on as
 soon as its turn is (or was) due, within the challenge period; an update marked as sent but not seen
 on chain is sent again after `resend_after` blocks.
 
 It must never listen beyond 127.0.0.1, never acknowledge a request before it is durable, never
-send an update the core did not decide, and never sign anything but its receipts (its chain
-account signs its transactions).
+send an update the core did not decide, and never sign anything but its receipts and its own
+update transactions (the tower's key is its chain account's: checked at start).
 """
 
 from __future__ import annotations
@@ -37,7 +39,6 @@ import trio
 
 from channels.chain.client import Web3ChainClient
 from channels.chain.connection import SentTransaction
-from channels.chain.errors import ChainError
 from channels.chain.events import ChainFollower
 from channels.chain.outage import (
     MAX_BACKOFF_S,
@@ -67,6 +68,7 @@ from watchtower.core import (
     guard_state,
     next_step,
 )
+from watchtower.sender import UpdateSender
 from watchtower.store import GuardKey, TowerStore
 
 log = logging.getLogger(__name__)
@@ -76,6 +78,7 @@ HOST = "127.0.0.1"
 # The most it used here is ~110k (uint96 amounts, a locks root, the reward slot written first); a
 # lower limit lets a block hold more of them, since a block's gas limit counts each one's limit.
 UPDATE_GAS = 150_000
+SEND_BATCH = 128  # updates checked in one request and sent in the next, under one chain lock
 DEFAULT_POLL_INTERVAL = 0.5
 DEFAULT_CONFIRMATIONS = 1
 RECEIVE_SLICE = 64  # requests checked between two checkpoints
@@ -146,6 +149,7 @@ class Watchtower:
         # a sent update is seen on chain `confirmations` blocks after it is mined: wait for that
         self.resend_after = max(resend_after, confirmations + 2)
         self.update_gas = update_gas
+        self.sender = UpdateSender(client, signer, update_gas)
         self.terms = TowerTerms(Address(signer.address), client.domain(), min_reward)
         snapshot = store.load()
         self.channels: dict[ChannelId, WatchedChannel] = snapshot.channels
@@ -511,41 +515,49 @@ class Watchtower:
     async def _send_updates(
         self, proofs: Sequence[GuardedProof]
     ) -> list[tuple[GuardedProof, SentTransaction]]:
-        """Check and send each update, none waiting for another to be mined (the chain lock is
-        taken per update, so blocks and polls go on meanwhile). An update the node failed to take
-        is tried again at the next wake-up."""
+        """Check and send the updates in batches of `SEND_BATCH` (`watchtower.sender`: one
+        request checks a batch, one sends those that passed), none waiting for another to be
+        mined; the chain lock is taken per batch, so blocks and polls go on between two. An
+        update the node failed to take (or a batch it did not answer) is tried again at the next
+        wake-up."""
         sent: list[tuple[GuardedProof, SentTransaction]] = []
         started = trio.current_time()
-        for proof in proofs:
+        for first in range(0, len(proofs), SEND_BATCH):
+            chunk = proofs[first : first + SEND_BATCH]
             try:
                 async with self._chain_lock:
-                    outcome = await trio.to_thread.run_sync(self._check_and_send, proof)
+                    report = await trio.to_thread.run_sync(self.sender.check_and_send, chunk)
             except Exception as exc:
-                self.stats.send_errors += 1
-                self.submitted.pop(proof.key, None)
-                log.warning(
-                    "sending the update of channel %d failed: %s: %s",
-                    proof.channel_id,
-                    type(exc).__name__,
-                    exc,
-                )
+                for proof in chunk:
+                    self._send_failed(proof, exc)
                 continue
-            if isinstance(outcome, ChainError):
+            for proof, error in report.stood_down:
                 # someone already submitted this nonce or a higher one, or the period is over:
                 # the follower will see it, and sending would only burn gas
                 self.stats.stood_down += 1
-                log.info("not sending the update of channel %d: %s", proof.channel_id, outcome)
-            else:
-                self.stats.updates_sent += 1
-                sent.append((proof, outcome))
+                log.info("not sending the update of channel %d: %s", proof.channel_id, error)
+            for proof, failure in report.failed:
+                self._send_failed(proof, failure)
+            self.stats.updates_sent += len(report.sent)
+            sent.extend(report.sent)
         self.stats.send_seconds += trio.current_time() - started
         return sent
+
+    def _send_failed(self, proof: GuardedProof, exc: Exception) -> None:
+        self.stats.send_errors += 1
+        self.submitted.pop(proof.key, None)
+        log.warning(
+            "sending the update of channel %d failed: %s: %s",
+            proof.channel_id,
+            type(exc).__name__,
+            exc,
+        )
 
     async def _wait_mined(self, sent: list[tuple[GuardedProof, SentTransaction]]) -> None:
         """Wait for the receipts (no lock held); a sent update stays in flight, never sent twice,
         until its receipt is in or the wait gave up (then `resend_after` applies)."""
         try:
-            results = await trio.to_thread.run_sync(self._wait_all, sent)
+            results = await trio.to_thread.run_sync(self.sender.wait_mined, sent)
         finally:
             self._in_flight.difference_update(proof.key for proof, _ in sent)
         for proof, error in results:
@@ -555,47 +567,6 @@ class Watchtower:
                 self.stats.updates_failed += 1
                 log.info("update of channel %d reverted: %s", proof.channel_id, error)
         self._submit_wakeup.set()
-
-    def _check_and_send(self, proof: GuardedProof) -> SentTransaction | ChainError:
-        """Send the update of `proof` unless an eth_call says it would revert now (in a worker
-        thread: it touches nothing of the tower's state)."""
-        client = self.client
-        args = (
-            proof.channel_id,
-            proof.partner,
-            proof.guarded,
-            proof.nonce,
-            proof.transferred,
-            proof.locked,
-            proof.locks_root,
-            proof.partner_signature,
-            proof.reward,
-            proof.monitor_signature,
-        )
-        try:
-            client.check_update_balance_proof_for(*args)
-            return client.send_update_balance_proof_for(*args, gas=self.update_gas)
-        except ChainError as exc:
-            return exc
-
-    def _wait_all(
-        self, sent: list[tuple[GuardedProof, SentTransaction]]
-    ) -> list[tuple[GuardedProof, ChainError | None]]:
-        results: list[tuple[GuardedProof, ChainError | None]] = []
-        for proof, transaction in sent:
-            try:
-                self.client.wait(transaction)
-                results.append((proof, None))
-            except ChainError as exc:
-                results.append((proof, exc))
-            except Exception as exc:  # not mined in time, or the node failed: resent later
-                log.warning(
-                    "update of channel %d not seen mined: %s: %s",
-                    proof.channel_id,
-                    type(exc).__name__,
-                    exc,
-                )
-        return results
 
     # -- reading ------------------------------------------------------------------------------
 
