@@ -65,7 +65,29 @@ class ReceiptRecord(msgspec.Struct, frozen=True):
     entry: bytes
 
 
+class OutboxTransaction(msgspec.Struct, frozen=True):
+    """A core transaction signed with its nonce, kept (replacing the event in its outbox row)
+    until it is mined with confirmations: the call, and every signed version sent so far (each
+    a replacement of the one before, same nonce, higher fee), the newest last. After a restart
+    the newest version goes out again: the same nonce, never a second transaction."""
+
+    kind: str  # the event's type name, for logs
+    function: str
+    to: bytes
+    data: bytes
+    value: int
+    gas: int
+    nonce: int
+    fee_price: int
+    fee_priority: int | None
+    raws: list[bytes]
+    hashes: list[bytes]
+    priority: int = 0
+    deadline: int | None = None
+
+
 SHELL_RECORDS: tuple[type, ...] = (
+    OutboxTransaction,
     OutboxMessage,
     OutboxBatch,
     PaymentRecord,

@@ -230,6 +230,11 @@ class Web3ChainClient:
         return Address(bytes.fromhex(self._account.address[2:]))
 
     @property
+    def account(self) -> LocalAccount:
+        """The account this client signs transactions with (for a transaction manager)."""
+        return self._account
+
+    @property
     def deployment(self) -> Deployment:
         """The contracts this client talks to."""
         return self._deployment

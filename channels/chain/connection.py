@@ -37,6 +37,8 @@ RECEIPT_TIMEOUT = 60.0
 RECEIPT_POLL = 0.01
 GAS_MARGIN_NUM, GAS_MARGIN_DEN = 5, 4  # send with estimate x 1.25: the state may move a little
 DEFAULT_PRIORITY_FEE = 10**9  # 1 gwei tip on EIP-1559 chains
+# how nodes say a raw transaction's nonce is already used (geth, anvil, besu, nethermind)
+_NONCE_TAKEN = ("nonce too low", "nonce is too low", "nonce has already been used", "oldnonce")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +57,19 @@ class Receipt:
             if event.name == name:
                 return event
         raise LookupError(f"transaction 0x{self.transaction_hash.hex()} emitted no {name}")
+
+
+@dataclass(frozen=True, slots=True)
+class Fees:
+    """What a transaction pays per gas: `price` is maxFeePerGas on EIP-1559 chains (with
+    `priority_fee` the tip), gasPrice on legacy ones (`priority_fee` None)."""
+
+    price: int
+    priority_fee: int | None = None
+
+
+class NonceTakenError(Exception):
+    """The node already holds (or mined) another transaction of the account at this nonce."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,13 +287,7 @@ class Connection:
         if to is not None:
             params["to"] = _checksum(to)
         if gas is None:
-            try:
-                estimate = self.w3.eth.estimate_gas(params, self._estimate_block)
-            except Exception as exc:
-                if is_revert(exc):
-                    raise chain_error_from(exc, abi, function) from exc
-                raise
-            gas = estimate * GAS_MARGIN_NUM // GAS_MARGIN_DEN + 10_000
+            gas = self.estimate_with_margin(sender, to, data, abi, function, value)
         params["gas"] = gas
         params.update(self._fees())
         with self._nonce_lock:
@@ -294,6 +303,151 @@ class Connection:
                 raise
             self._next_nonce[sender] = nonce + 1
         return SentTransaction(tx_hash, params, abi, function)
+
+    # -------------------------------------------- the parts a transaction manager drives itself
+
+    def estimate_with_margin(
+        self,
+        sender: str,
+        to: bytes | None,
+        data: bytes,
+        abi: ContractAbi,
+        function: str = "",
+        value: int = 0,
+    ) -> int:
+        """The gas to send a call with: the estimate x 1.25 + 10,000 (the state may move a
+        little before it is mined); `ChainError` naming the custom error when it reverts now."""
+        params: TxParams = {"from": sender, "data": data, "value": Wei(value)}
+        if to is not None:
+            params["to"] = _checksum(to)
+        try:
+            estimate = self.w3.eth.estimate_gas(params, self._estimate_block)
+        except Exception as exc:
+            if is_revert(exc):
+                raise chain_error_from(exc, abi, function) from exc
+            raise
+        return estimate * GAS_MARGIN_NUM // GAS_MARGIN_DEN + 10_000
+
+    def current_fees(self) -> Fees:
+        """The fees a transaction sent now pays (EIP-1559 when the chain has a base fee)."""
+        fees = self._fees()
+        if "gasPrice" in fees:
+            return Fees(int(fees["gasPrice"]), None)
+        return Fees(int(fees["maxFeePerGas"]), int(fees["maxPriorityFeePerGas"]))
+
+    def reserve_nonce(self, sender: str, at_least: int = 0) -> int:
+        """The next nonce of `sender`, reserved for one transaction: above every nonce this
+        connection handed out (the node's pending count the first time) and `at_least`. Shared
+        with `send`, so a manager and direct senders of one account in one process never
+        collide."""
+        with self._nonce_lock:
+            known = self._next_nonce.get(sender)
+            if known is None:  # the first one (or after `forget_nonces`): ask the node
+                known = int(self.w3.eth.get_transaction_count(_as_checksum(sender), "pending"))
+            nonce = max(known, at_least)
+            self._next_nonce[sender] = nonce + 1
+            return nonce
+
+    def forget_nonces(self, sender: str) -> None:
+        """Ask the node again for `sender`'s next nonce (another sender used the account)."""
+        with self._nonce_lock:
+            self._next_nonce.pop(sender, None)
+
+    def release_nonce(self, sender: str, nonce: int) -> bool:
+        """Give back `nonce` if it is the last one reserved (its transaction never left): True
+        then; False when a later nonce is out, so the gap must be filled by another transaction."""
+        with self._nonce_lock:
+            if self._next_nonce.get(sender) == nonce + 1:
+                self._next_nonce[sender] = nonce
+                return True
+            return False
+
+    def account_nonce(self, sender: str) -> int:
+        """How many transactions of `sender` are mined (the next nonce the chain expects)."""
+        return int(self.w3.eth.get_transaction_count(_as_checksum(sender), "latest"))
+
+    def sign_call(
+        self,
+        account: LocalAccount,
+        to: bytes | None,
+        data: bytes,
+        value: int,
+        gas: int,
+        nonce: int,
+        fees: Fees,
+    ) -> tuple[bytes, bytes]:
+        """(raw transaction, its hash) signed with `nonce` and `fees`; nothing is sent."""
+        params: TxParams = {
+            "from": account.address,
+            "data": data,
+            "value": Wei(value),
+            "chainId": self.chain_id,
+            "gas": gas,
+            "nonce": Nonce(nonce),
+        }
+        if to is not None:
+            params["to"] = _checksum(to)
+        if fees.priority_fee is None:
+            params["gasPrice"] = Wei(fees.price)
+        else:
+            params["maxFeePerGas"] = Wei(fees.price)
+            params["maxPriorityFeePerGas"] = Wei(fees.priority_fee)
+        signed = account.sign_transaction(cast(Any, params))
+        return bytes(signed.raw_transaction), bytes(signed.hash)
+
+    def broadcast(self, raw: bytes, abi: ContractAbi, function: str = "") -> None:
+        """Hand a signed transaction to the node. A copy it already has is fine; `NonceTakenError`
+        when another transaction of the account holds the nonce; `ChainError` when the node
+        refuses it as reverting (the embedded chain runs it at once)."""
+        try:
+            self.w3.eth.send_raw_transaction(raw)
+        except Exception as exc:
+            text = str(exc).lower()
+            if "already known" in text or "known transaction" in text or "already imported" in text:
+                return
+            if any(words in text for words in _NONCE_TAKEN):
+                raise NonceTakenError(str(exc)) from exc
+            if is_revert(exc):
+                raise chain_error_from(exc, abi, function) from exc
+            raise
+
+    def receipt(self, tx_hash: bytes) -> Any | None:
+        """The receipt of a mined transaction, None when it is not (or no longer) mined."""
+        try:
+            receipt = self.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
+        except TransactionNotFound:
+            return None
+        if receipt is None or receipt.get("blockNumber") is None:
+            return None
+        return receipt
+
+    def receipt_of(self, receipt: Any, abi: ContractAbi) -> Receipt:
+        """`Receipt` of a successful raw receipt (events decoded by `abi`)."""
+        return Receipt(
+            bytes(receipt["transactionHash"]),
+            BlockNumber(int(receipt["blockNumber"])),
+            int(receipt["gasUsed"]),
+            self.decode_logs(receipt["logs"], abi),
+            _address_or_none(receipt.get("contractAddress")),
+        )
+
+    def failure_of(
+        self,
+        sender: str,
+        to: bytes | None,
+        data: bytes,
+        value: int,
+        receipt: Any,
+        abi: ContractAbi,
+        function: str = "",
+    ) -> ChainError:
+        """The `ChainError` of a transaction mined with status 0 (replayed to name the error)."""
+        params: TxParams = {"from": sender, "data": data, "value": Wei(value)}
+        if to is not None:
+            params["to"] = _checksum(to)
+        return self._replay_failure(
+            params, abi, function, bytes(receipt["transactionHash"]), int(receipt["gasUsed"])
+        )
 
     def wait(self, sent: SentTransaction) -> Receipt:
         """The receipt of a sent transaction once mined (bounded); `ChainError` if it reverted."""
@@ -464,6 +618,10 @@ def _address_or_none(value: object) -> bytes | None:
     if value is None:
         return None
     return bytes.fromhex(str(value)[2:])
+
+
+def _as_checksum(address: str) -> ChecksumAddress:
+    return Web3.to_checksum_address(address)
 
 
 def _checksum(address: bytes) -> ChecksumAddress:
