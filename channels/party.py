@@ -83,9 +83,18 @@ class Party:
         first_message_id = self.store.last_state_change_id << 8
         if self.store.snapshot_due:
             self.store.write_snapshot(self.state)
+        failed_before = len(self.failed_transactions)
+        events = list(result.events)
         for index, event in enumerate(result.events):
             self._act(event, first_message_id + index)
-        return result.events
+        # an unlock the chain refused stays pending in the core, with the reason, to be retried
+        for failed, error in self.failed_transactions[failed_before:]:
+            if isinstance(failed, ev.ContractSendUnlock):
+                report = sc.ContractReceiveUnlockFailed(
+                    failed.channel_id, failed.sender, failed.slot, str(error)
+                )
+                events.extend(self.handle(report))
+        return events
 
     def handle_all(self, state_changes: Iterable[sc.StateChange]) -> list[ev.Event]:
         events: list[ev.Event] = []

@@ -29,7 +29,9 @@ from channels.codec.eip712 import (
     withdraw_digest,
 )
 from channels.core import events as ev
+from channels.core import onchain_locks as onchain
 from channels.core import state_changes as sc
+from channels.core.lockhistory import LockLog, new_log
 from channels.core.locktree import MAX_PENDING_LOCKS
 from channels.core.settlement import effective_locked, settle_amounts
 from channels.core.state import (
@@ -44,6 +46,7 @@ from channels.core.state import (
     empty_balance_proof,
 )
 from channels.core.types import (
+    UINT64_MAX,
     UINT96_MAX,
     ZERO_AMOUNT,
     Address,
@@ -74,6 +77,10 @@ class TransitionContext(msgspec.Struct, frozen=True):
     # partner would learn it while neither its unlock nor our registration on chain could still
     # land in time (the secret would be given away for nothing)
     reveal_margin: int = 2
+    # an on-chain unlock of ours not seen mined is sent again after this many blocks, doubling
+    # each time (the follower's confirmations must fit in the first wait), at most this often
+    unlock_retry_blocks: int = 5
+    unlock_max_attempts: int = 6
 
 
 class TransitionResult(msgspec.Struct, Generic[S], frozen=True):
@@ -98,8 +105,10 @@ def new_channel_state(
     empty = empty_balance_proof(channel_id)
     return ChannelState(
         channel_id=channel_id,
-        our=EndState(our_address, deposit=our_deposit, balance_proof=empty),
-        partner=EndState(partner_address, deposit=partner_deposit, balance_proof=empty),
+        our=EndState(our_address, deposit=our_deposit, balance_proof=empty, history=new_log()),
+        partner=EndState(
+            partner_address, deposit=partner_deposit, balance_proof=empty, history=new_log()
+        ),
         settle_timeout=settle_timeout,
     )
 
@@ -184,6 +193,8 @@ def with_proof(channel: ChannelState, proof: BalanceProof, *, ours: bool) -> Cha
         end.slot_of,
         end.tree,
         end.pending_withdraw,
+        end.history,
+        end.onchain_nonce,
     )
     return ChannelState(
         channel.channel_id,
@@ -199,6 +210,7 @@ def with_proof(channel: ChannelState, proof: BalanceProof, *, ours: bool) -> Cha
         channel.registered_secrets,
         channel.register_requested,
         channel.unlocks_pending,
+        channel.unlock_attempts,
         channel.refused_locks,
     )
 
@@ -264,6 +276,18 @@ def _new_proof(end: EndState, transferred: int, locked: int, locks_root: bytes) 
         TokenAmount(locked),
         LocksRoot(locks_root),
     )
+
+
+def _log(end: EndState) -> LockLog:
+    """`end`'s lock history, ready to append: a log from before histories existed starts with
+    the locks pending now, at the current nonce (older trees of it stay unknown)."""
+    history = end.history
+    if history.since < 0:
+        history = LockLog.started(
+            end.balance_proof.nonce,
+            [(slot, (lk.amount, lk.expiration, lk.secrethash)) for slot, lk in end.locks.items()],
+        )
+    return history
 
 
 def _without_lock(
@@ -389,6 +413,8 @@ def _action_locked_transfer(
         return _fail_action(channel, action, f"{MAX_PENDING_LOCKS} locks already pending")
     if action.amount > get_capacity(our, channel.partner):
         return _fail_action(channel, action, "amount exceeds our capacity")
+    if action.amount > UINT96_MAX or action.expiration > UINT64_MAX:
+        return _fail_action(channel, action, "lock amount or expiration out of range")
     lock = Lock(action.amount, action.expiration, action.secrethash)
     tree, slot = our.tree.insert(lock.leaf)
     previous = our.balance_proof
@@ -397,7 +423,10 @@ def _action_locked_transfer(
     locks[slot] = lock
     slot_of = dict(our.slot_of)
     slot_of[lock.secrethash] = slot
-    new_our = replace(our, balance_proof=proof, locks=locks, slot_of=slot_of, tree=tree)
+    history = _log(our).added(proof.nonce, slot, lock.amount, lock.expiration, lock.secrethash)
+    new_our = replace(
+        our, balance_proof=proof, locks=locks, slot_of=slot_of, tree=tree, history=history
+    )
     return TransitionResult(
         replace(channel, our=new_our),
         [
@@ -424,8 +453,10 @@ def _receive_locked_transfer(
     reason = _check_proof_envelope(channel, message.sender, proof)
     tree = partner.tree
     if reason is None:
-        if lock.amount <= 0:
-            reason = "lock amount must be positive"
+        if lock.amount <= 0 or lock.amount > UINT96_MAX:
+            reason = "lock amount must be positive and fit uint96"
+        elif lock.expiration > UINT64_MAX:
+            reason = "lock expiration does not fit uint64"
         elif lock.expiration <= ctx.block_number:
             reason = f"lock already expired at block {lock.expiration}"
         elif len(lock.secrethash) != 32:
@@ -460,7 +491,12 @@ def _receive_locked_transfer(
     locks[message.slot] = lock
     slot_of = dict(partner.slot_of)
     slot_of[lock.secrethash] = message.slot
-    new_partner = replace(partner, balance_proof=proof, locks=locks, slot_of=slot_of, tree=tree)
+    history = _log(partner).added(
+        proof.nonce, message.slot, lock.amount, lock.expiration, lock.secrethash
+    )
+    new_partner = replace(
+        partner, balance_proof=proof, locks=locks, slot_of=slot_of, tree=tree, history=history
+    )
     return TransitionResult(
         replace(channel, partner=new_partner),
         [
@@ -492,7 +528,10 @@ def _unlock_ours(
         our, previous.transferred + lock.amount, previous.locked - lock.amount, tree.root
     )
     locks, slot_of = _without_lock(our, slot, secrethash)
-    new_our = replace(our, balance_proof=proof, locks=locks, slot_of=slot_of, tree=tree)
+    history = _log(our).unlocked(proof.nonce, slot, secret)
+    new_our = replace(
+        our, balance_proof=proof, locks=locks, slot_of=slot_of, tree=tree, history=history
+    )
     new_channel = replace(channel, our=new_our, **_forget_secret(channel, secrethash))
     partner = channel.partner.address
     return TransitionResult(
@@ -664,7 +703,10 @@ def _receive_unlock(
     # a lock we refused may still be unlocked: the partner chose to pay it (refusing the valid
     # proof would only split the two views of the channel); the refusal ends with the lock
     locks, slot_of = _without_lock(partner, message.slot, secrethash)
-    new_partner = replace(partner, balance_proof=proof, locks=locks, slot_of=slot_of, tree=tree)
+    history = _log(partner).unlocked(proof.nonce, message.slot, message.secret)
+    new_partner = replace(
+        partner, balance_proof=proof, locks=locks, slot_of=slot_of, tree=tree, history=history
+    )
     new_channel = replace(
         channel, partner=new_partner, **_forget_secret(channel, secrethash, partner_lock=True)
     )
@@ -713,7 +755,10 @@ def _receive_lock_expired(
             ],
         )
     locks, slot_of = _without_lock(partner, message.slot, lock.secrethash)
-    new_partner = replace(partner, balance_proof=proof, locks=locks, slot_of=slot_of, tree=tree)
+    history = _log(partner).expired(proof.nonce, message.slot, lock.secrethash)
+    new_partner = replace(
+        partner, balance_proof=proof, locks=locks, slot_of=slot_of, tree=tree, history=history
+    )
     new_channel = replace(
         channel, partner=new_partner, **_forget_secret(channel, lock.secrethash, partner_lock=True)
     )
@@ -737,7 +782,10 @@ def _remove_our_lock(
     previous = our.balance_proof
     proof = _new_proof(our, previous.transferred, previous.locked - lock.amount, tree.root)
     locks, slot_of = _without_lock(our, slot, lock.secrethash)
-    new_our = replace(our, balance_proof=proof, locks=locks, slot_of=slot_of, tree=tree)
+    history = _log(our).expired(proof.nonce, slot, lock.secrethash)
+    new_our = replace(
+        our, balance_proof=proof, locks=locks, slot_of=slot_of, tree=tree, history=history
+    )
     new_channel = replace(channel, our=new_our, **_forget_secret(channel, lock.secrethash))
     send = ev.SendLockExpired(
         channel.partner.address, proof, proof.digest(ctx.domain), lock.secrethash, slot
@@ -1237,6 +1285,11 @@ def _contract_closed(
         return _not_a_participant(channel, event.closing_participant)
     if channel.status not in (ChannelStatus.OPENED, ChannelStatus.CLOSING):
         return _unchanged(channel)
+    # the closer submitted its partner's proof of `event.nonce` (any it ever received); its own
+    # direction has none on chain until the non-closer updates it
+    we_closed = event.closing_participant == channel.our.address
+    our_nonce = Nonce(0) if we_closed else event.nonce
+    partner_nonce = event.nonce if we_closed else Nonce(0)
     new_channel = replace(
         channel,
         status=ChannelStatus.CLOSED,
@@ -1244,8 +1297,8 @@ def _contract_closed(
         closed_block=event.block_number,
         settle_block=event.settle_block,
         cooperative_close=None,
-        our=replace(channel.our, pending_withdraw=None),
-        partner=replace(channel.partner, pending_withdraw=None),
+        our=replace(channel.our, pending_withdraw=None, onchain_nonce=our_nonce),
+        partner=replace(channel.partner, pending_withdraw=None, onchain_nonce=partner_nonce),
     )
     events: list[ev.Event] = [
         ev.EventChannelStatusChanged(channel.channel_id, ChannelStatus.CLOSED.value)
@@ -1258,7 +1311,8 @@ def _contract_closed(
                 channel.channel_id, channel.partner.address, partner_proof
             )
         )
-    return TransitionResult(new_channel, events)
+    new_channel, registers = onchain.register_stale_partner_secrets(new_channel, ctx.block_number)
+    return TransitionResult(new_channel, events + registers)
 
 
 def _contract_balance_proof_updated(
@@ -1266,43 +1320,28 @@ def _contract_balance_proof_updated(
     event: sc.ContractReceiveChannelBalanceProofUpdated,
     ctx: TransitionContext,
 ) -> ChannelResult:
-    return _unchanged(channel)
-
-
-def _resolvable_unlock(
-    channel: ChannelState, sender: Address, slot: int, block_number: int
-) -> ev.ContractSendUnlock | None:
-    """The on-chain unlock of a lock that can be resolved in our favour now, if any."""
-    ours = sender == channel.our.address
-    end = channel.our if ours else channel.partner
-    lock = end.locks.get(slot)
-    if lock is None:
-        return None
-    registered = channel.registered_secrets.get(lock.secrethash)
-    claimable = registered is not None and registered <= lock.expiration
-    if ours:
-        if claimable or block_number <= lock.expiration:
-            return None  # the partner's to claim, or not yet returned to us
-    elif not claimable:
-        return None
-    receiver = channel.partner.address if ours else channel.our.address
-    return ev.ContractSendUnlock(
-        channel.channel_id, sender, receiver, lock, slot, tuple(end.tree.proof(slot))
-    )
-
-
-def _emit_unlocks(channel: ChannelState, block_number: int) -> ChannelResult:
-    """After settle: send the unlocks that pay us now, keep the rest pending."""
-    events: list[ev.Event] = []
-    remaining = set(channel.unlocks_pending)
-    for sender, slot in sorted(channel.unlocks_pending):
-        unlock = _resolvable_unlock(channel, sender, slot, block_number)
-        if unlock is not None:
-            events.append(unlock)
-            remaining.discard((sender, slot))
-    if not events:
+    """The closer's direction on chain now holds its proof of `event.nonce` (only ever higher)."""
+    side = _end_of(channel, event.closing_participant)
+    if side is None:
+        return _not_a_participant(channel, event.closing_participant)
+    end: EndState = getattr(channel, side)
+    if end.onchain_nonce is not None and event.nonce <= end.onchain_nonce:
         return _unchanged(channel)
-    return TransitionResult(replace(channel, unlocks_pending=frozenset(remaining)), events)
+    new_channel = _with_end(channel, side, replace(end, onchain_nonce=event.nonce))
+    if side == "our":
+        return TransitionResult(new_channel, [])
+    new_channel, registers = onchain.register_stale_partner_secrets(new_channel, ctx.block_number)
+    return TransitionResult(new_channel, registers)
+
+
+def _emit_unlocks(
+    channel: ChannelState, ctx: TransitionContext, block_number: int
+) -> ChannelResult:
+    """After settle: send the unlocks that pay us now and are due; all stay pending until seen."""
+    new_channel, events = onchain.emit_unlocks(
+        channel, block_number, ctx.unlock_retry_blocks, ctx.unlock_max_attempts
+    )
+    return TransitionResult(new_channel, events)
 
 
 def _contract_settled(
@@ -1310,24 +1349,19 @@ def _contract_settled(
 ) -> ChannelResult:
     if channel.status is ChannelStatus.SETTLED:
         return _unchanged(channel)
-    # a partner lock we refused is never claimed: it is not ours to resolve, and the refusal ends
-    refused = channel.refused_locks
-    pending = frozenset(
-        [(channel.our.address, slot) for slot in channel.our.locks]
-        + [
-            (channel.partner.address, slot)
-            for slot, lock in channel.partner.locks.items()
-            if lock.secrethash not in refused
-        ]
-    )
-    settled = replace(
-        channel, status=ChannelStatus.SETTLED, unlocks_pending=pending, refused_locks=frozenset()
-    )
-    result = _emit_unlocks(settled, ctx.block_number)
+    if event.locked1 is None or event.locked2 is None:
+        our_pool = partner_pool = None
+    elif channel.we_are_participant1:
+        our_pool, partner_pool = event.locked1, event.locked2
+    else:
+        our_pool, partner_pool = event.locked2, event.locked1
+    settled, problems = onchain.settle(channel, our_pool, partner_pool)
+    result = _emit_unlocks(settled, ctx, ctx.block_number)
     return TransitionResult(
         result.new_state,
         [
             ev.EventChannelStatusChanged(channel.channel_id, ChannelStatus.SETTLED.value),
+            *problems,
             *result.events,
         ],
     )
@@ -1356,7 +1390,11 @@ def _contract_secret_registered(
 ) -> ChannelResult:
     secrethash = event.secrethash
     in_ours = secrethash in channel.our.slot_of
-    if not in_ours and secrethash not in channel.partner.slot_of:
+    if (
+        not in_ours
+        and secrethash not in channel.partner.slot_of
+        and not onchain.mentions_after_close(channel, secrethash)
+    ):
         return _unchanged(channel)
     if secrethash in channel.registered_secrets:
         return _unchanged(channel)
@@ -1373,7 +1411,7 @@ def _contract_secret_registered(
             result = _unlock_ours(new_channel, event.secret, secrethash, ctx)
             return TransitionResult(result.new_state, events + result.events)
     if new_channel.status is ChannelStatus.SETTLED:
-        result = _emit_unlocks(new_channel, ctx.block_number)
+        result = _emit_unlocks(new_channel, ctx, ctx.block_number)
         return TransitionResult(result.new_state, events + result.events)
     return TransitionResult(new_channel, events)
 
@@ -1381,10 +1419,16 @@ def _contract_secret_registered(
 def _contract_lock_unlocked(
     channel: ChannelState, event: sc.ContractReceiveLockUnlocked, ctx: TransitionContext
 ) -> ChannelResult:
-    key = (event.sender, event.slot)
-    if key not in channel.unlocks_pending:
-        return _unchanged(channel)
-    return TransitionResult(replace(channel, unlocks_pending=channel.unlocks_pending - {key}), [])
+    return TransitionResult(onchain.unlock_seen(channel, event.sender, event.slot), [])
+
+
+def _contract_unlock_failed(
+    channel: ChannelState, event: sc.ContractReceiveUnlockFailed, ctx: TransitionContext
+) -> ChannelResult:
+    new_channel, events = onchain.unlock_failed(
+        channel, event.sender, event.slot, event.reason, ctx.block_number, ctx.unlock_retry_blocks
+    )
+    return TransitionResult(new_channel, events)
 
 
 def _contract_opened(
@@ -1484,7 +1528,7 @@ def _block(channel: ChannelState, block: sc.Block, ctx: TransitionContext) -> Ch
                 ev.EventChannelStatusChanged(channel.channel_id, ChannelStatus.SETTLING.value)
             )
     elif status is ChannelStatus.SETTLED and channel.unlocks_pending:
-        result = _emit_unlocks(channel, number)
+        result = _emit_unlocks(channel, ctx, number)
         channel = result.new_state
         events.extend(result.events)
     return TransitionResult(channel, events)
@@ -1526,6 +1570,7 @@ _HANDLERS: dict[type, _Handler] = {
     sc.ContractReceiveChannelCooperativelyClosed: _contract_cooperatively_closed,
     sc.ContractReceiveSecretRegistered: _contract_secret_registered,
     sc.ContractReceiveLockUnlocked: _contract_lock_unlocked,
+    sc.ContractReceiveUnlockFailed: _contract_unlock_failed,
 }
 
 

@@ -365,6 +365,18 @@ class EventActionFailed(msgspec.Struct, frozen=True):
     reason: str
 
 
+class EventUnlockFailed(msgspec.Struct, frozen=True):
+    """Our on-chain unlock of the lock in `slot` of `sender`'s direction was sent `attempts` times
+    and never seen mined; no more automatic tries. The lock stays pending (never forgotten):
+    `reason` is the last failure the shell reported."""
+
+    channel_id: ChannelId
+    sender: Address
+    slot: int
+    attempts: int
+    reason: str
+
+
 # --------------------------------------------------------------------------- EventInvalid*
 
 
@@ -451,7 +463,7 @@ EventInvalid = (
     | EventInvalidContractEvent
 )
 
-EventFailure = EventInvalid | EventPaymentSendFailed | EventActionFailed
+EventFailure = EventInvalid | EventPaymentSendFailed | EventActionFailed | EventUnlockFailed
 """What a shell reports as a failure: a rejected peer message, or one of our actions refused."""
 
 SendEvent = (
@@ -497,6 +509,7 @@ Event = (
     | EventChannelStatusChanged
     | EventPaymentSendFailed
     | EventActionFailed
+    | EventUnlockFailed
     | EventInvalid
 )
 """Every output of the core."""

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 import msgspec
 
 from channels.codec.eip712 import Domain, balance_proof_digest, balance_proof_struct_hash, lock_hash
+from channels.core.lockhistory import LockLog, unknown_log
 from channels.core.locktree import LockTree
 from channels.core.types import (
     EMPTY_LOCKS_ROOT,
@@ -116,6 +117,10 @@ class EndState(msgspec.Struct, frozen=True):
 
     `balance_proof` is the latest proof SENT BY this participant; `locks` maps each occupied slot
     of its locks tree to the lock in it, and `tree` is that tree (its root is the proof's root).
+    `history` logs every lock operation of this direction by nonce, so the tree of ANY proof it
+    signed can be rebuilt after a close (`channels.core.lockhistory`); `onchain_nonce` is the
+    nonce of this direction's proof stored on chain once the channel is closed (None before, 0
+    when none was submitted). After settle, `locks`/`tree` are those of the proof on chain.
     """
 
     address: Address
@@ -130,6 +135,8 @@ class EndState(msgspec.Struct, frozen=True):
     )  # index of `locks` by secrethash
     tree: LockTree = EMPTY_TREE
     pending_withdraw: PendingWithdraw | None = None
+    history: LockLog = msgspec.field(default_factory=unknown_log)
+    onchain_nonce: Nonce | None = None
 
     @property
     def effective_withdrawn(self) -> TokenAmount:
@@ -138,6 +145,23 @@ class EndState(msgspec.Struct, frozen=True):
         if pending is not None and pending.total_withdraw > self.withdrawn:
             return pending.total_withdraw
         return self.withdrawn
+
+
+class UnlockAttempt(msgspec.Struct, frozen=True):
+    """Our on-chain `unlock` of the lock in `slot` of `sender`'s direction, not yet seen mined.
+
+    Sent `attempts` times; the next try is due at `retry_at` (the backoff doubles each time);
+    `reason` is the last failure the shell reported (empty: none reported, the unlock was just not
+    seen on chain). After the last allowed attempt it `gave_up` (reported once) but stays here,
+    with the lock in `unlocks_pending`: never forgotten.
+    """
+
+    sender: Address
+    slot: int
+    attempts: int
+    retry_at: BlockNumber
+    reason: str = ""
+    gave_up: bool = False
 
 
 class ChannelStatus(enum.Enum):
@@ -177,6 +201,8 @@ class ChannelState(msgspec.Struct, frozen=True):
     register_requested: frozenset[SecretHash] = frozenset()
     # after settle: (sender, slot) of the locks still to resolve on chain with `unlock`
     unlocks_pending: frozenset[tuple[Address, int]] = frozenset()
+    # our unlock transactions sent for some of `unlocks_pending`, until each is seen on chain
+    unlock_attempts: tuple[UnlockAttempt, ...] = ()
     # secrethashes of partner locks we refused (LockRefused sent): we never claim them, and we
     # accept their removal (LockExpired) before expiry; each leaves when its lock leaves or at settle
     refused_locks: frozenset[SecretHash] = frozenset()

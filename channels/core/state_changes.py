@@ -323,8 +323,9 @@ class ContractReceiveChannelSettled(msgspec.Struct, frozen=True):
     channel_id: ChannelId
     balance1: TokenAmount
     balance2: TokenAmount
-    locked1: TokenAmount = ZERO_AMOUNT
-    locked2: TokenAmount = ZERO_AMOUNT
+    # None: not known (a test's or an old log's record); 0: nothing locked, no root kept on chain
+    locked1: TokenAmount | None = None
+    locked2: TokenAmount | None = None
 
 
 class ContractReceiveChannelCooperativelyClosed(msgspec.Struct, frozen=True):
@@ -363,6 +364,17 @@ class ContractReceiveLockUnlocked(msgspec.Struct, frozen=True):
     returned: TokenAmount
 
 
+class ContractReceiveUnlockFailed(msgspec.Struct, frozen=True):
+    """The chain refused our `unlock` of the lock in `slot` of `sender`'s direction (it reverted
+    or was not taken): the shell reports it so the lock stays pending with `reason`, to be tried
+    again after the core's backoff. Not an event log: the shell's own report of a transaction."""
+
+    channel_id: ChannelId
+    sender: Address
+    slot: int
+    reason: str
+
+
 StateChange = (
     Block
     | ActionTransfer
@@ -395,5 +407,6 @@ StateChange = (
     | ContractReceiveChannelCooperativelyClosed
     | ContractReceiveSecretRegistered
     | ContractReceiveLockUnlocked
+    | ContractReceiveUnlockFailed
 )
 """Every input of the core."""

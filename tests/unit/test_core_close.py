@@ -113,6 +113,11 @@ def test_unilateral_close_update_settle_and_unlock() -> None:
         == pair.a
     )
     assert not any(isinstance(e, ev.ContractSendUpdateBalanceProof) for e in closed[pair.a])
+    pair.chain(
+        sc.ContractReceiveChannelBalanceProofUpdated(
+            TX, BlockNumber(102), CHANNEL_ID, pair.a, Nonce(2)
+        )
+    )
     # messages for a closed channel are refused
     late = pair.step(pair.a, sc.ActionTransfer(CHANNEL_ID, TokenAmount(1), PaymentId(3)))
     assert isinstance(late[0], ev.EventPaymentSendFailed) and "not open" in late[0].reason
@@ -183,7 +188,9 @@ def test_expired_own_lock_is_unlocked_back_after_settle() -> None:
     assert pair.new_block(200)[pair.a] == []
     events = pair.new_block(201)[pair.a]
     assert [type(e) for e in events] == [ev.ContractSendUnlock]
-    assert not pair.views[pair.a].unlocks_pending
+    # sent, not forgotten: pending until the chain shows it resolved
+    assert pair.views[pair.a].unlocks_pending == {(pair.a, 0)}
+    assert [a.attempts for a in pair.views[pair.a].unlock_attempts] == [1]
 
 
 def test_chain_event_naming_a_stranger_is_flagged() -> None:
