@@ -33,32 +33,32 @@ import math
 import typing
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TypeVar
 
 import trio
 from msgspec.structs import replace
-from web3.exceptions import ProviderConnectionError, RequestTimedOut, TimeExhausted
 
 from channels import wire
 from channels.chain.client import Web3ChainClient
+from channels.chain.connection import Receipt
 from channels.chain.errors import ChainError
 from channels.chain.events import ChainFollower
-from channels.chain.executor import execute
+from channels.chain.executor import prepare
 from channels.chain.outage import ChainOutage
+from channels.chain.txmanager import DEFAULT_STALL_BLOCKS, TransactionManager, urgency
 from channels.core import events as ev
 from channels.core import state_changes as sc
 from channels.core.channel import TransitionContext, channel_transition
 from channels.core.node import channel_id_of, context_of, node_transition
 from channels.core.state import ChannelState, NodeState
 from channels.core.types import Address, BlockNumber, ChannelId
-from channels.records import OutboxBatch, OutboxMessage, replay
+from channels.records import OutboxBatch, OutboxMessage, OutboxTransaction, replay
 from channels.signer import LocalSigner
 from channels.store import CommitGroup, SqliteStore
 from channels.transport import Connection, DispatchTable, MalformedMessageError
 
 log = logging.getLogger(__name__)
-# a node that did not answer (refused, reset, timed out): the request may be tried again
-_NODE_UNREACHABLE = (OSError, ProviderConnectionError, RequestTimedOut, TimeExhausted)
 T = TypeVar("T")
 
 DEFAULT_GROUP_TARGET = 64  # state changes a commit group waits for ...
@@ -103,6 +103,7 @@ class _GroupWork:
     notices: list[ev.Event] = field(default_factory=list)
     size: int = 0  # state changes: what makes a group worth committing at once
     confirmations: int = 0  # outbox rows to delete (acknowledged messages)
+    signed: int = 0  # signed transactions recorded: commit at once (their sending waits for it)
 
 
 class AbusivePeerError(MalformedMessageError):
@@ -165,17 +166,24 @@ class NodeService:
         # messages of each row are still unacknowledged
         self._row_of: dict[int, str] = {}
         self._row_left: dict[str, int] = {}
-        # transactions the core asked for, each an outbox row until it was sent: after a crash
-        # the ones not yet sent are sent now (one already mined fails harmlessly)
+        # transactions the core asked for, each an outbox row until it is mined with
+        # confirmations: the event until it is signed, then the signed transaction (nonce, hash,
+        # raw bytes). After a crash an unsigned one is sent now (one already mined fails
+        # harmlessly at its estimate) and a signed one goes out again with the same nonce.
         self._tx_send, self._tx_receive = trio.open_memory_channel[
             tuple[str, ev.ContractSendEvent]
         ](math.inf)
+        self._signed_transactions: list[tuple[str, OutboxTransaction]] = []
+        self._tx_events: dict[str, ev.ContractSendEvent] = {}  # live transactions by row
+        self.transactions: TransactionManager | None = None  # while `run_transactions` runs
         for item in store.unconfirmed():
             batch = item.item
             if isinstance(batch, OutboxBatch):
                 self._track_row(item.key, batch.messages)
             elif item.key.startswith(TRANSACTION_PREFIX) and type(batch) in _CONTRACT_SEND_KINDS:
                 self._tx_send.send_nowait((item.key, batch))
+            elif item.key.startswith(TRANSACTION_PREFIX) and isinstance(batch, OutboxTransaction):
+                self._signed_transactions.append((item.key, batch))
         self.stats = ServiceStatistics()
         self._group: CommitGroup = store.begin_group()
         self._work = _GroupWork()
@@ -185,6 +193,8 @@ class NodeService:
         self._group_started = False  # the commit task knows the open group has begun
         self._commits_running = False
         self._last_commit_at = -math.inf  # trio time the last commit began
+        self._groups_sealed = 0  # groups handed to the commit thread ...
+        self._groups_durable = 0  # ... and those of them committed
         # one chain call at a time (py-evm is not thread-safe): services sharing a chain
         # connection in one process share the lock
         self._chain_lock = chain_lock or trio.Lock()
@@ -418,7 +428,7 @@ class NodeService:
     async def _wait_for_group(self) -> None:
         self._group_started = False
         with trio.move_on_after(CONFIRMATION_FLUSH) as idle:
-            while not (self._work.size or self._group.facts):
+            while not (self._work.size or self._group.facts or self._work.signed):
                 await self._park()
         if idle.cancelled_caught:  # quiet for a while: commit what was acknowledged, if anything
             return
@@ -449,7 +459,7 @@ class NodeService:
     async def commit_now(self) -> None:
         """Seal and commit the open group now, then act on it (also used at shutdown)."""
         group, work = self._group, self._work
-        if not (work.size or work.confirmations or group.facts or work.messages):
+        if not (work.size or work.confirmations or work.signed or group.facts or work.messages):
             self._committed.unpark_all()  # nothing to write: all of it is durable already
             return
         if work.messages:
@@ -465,7 +475,10 @@ class NodeService:
         self._group = self.store.begin_group()  # seals `group`
         self._work = _GroupWork()
         self._last_commit_at = trio.current_time()
+        self._groups_sealed += 1
+        sealed = self._groups_sealed
         await trio.to_thread.run_sync(self.store.commit, group)
+        self._groups_durable = max(self._groups_durable, sealed)
         self.stats.commits += 1
         self._act(work)
         self._committed.unpark_all()
@@ -582,41 +595,106 @@ class NodeService:
         async with self._chain_lock:
             return await trio.to_thread.run_sync(function, *args)
 
-    async def run_transactions(self, client: Web3ChainClient) -> None:
-        """Forever: send the transactions the core asked for, in order, once they are durable.
+    async def run_transactions(
+        self,
+        client: Web3ChainClient,
+        *,
+        confirmations: int = 0,
+        stall_blocks: int = DEFAULT_STALL_BLOCKS,
+        poll_interval: float = 0.5,
+    ) -> None:
+        """Forever: hand the transactions the core asked for, once durable, to a
+        `TransactionManager` (many in flight, by deadline, replaced when stalled, sent again
+        after a reorganisation, confirmed `confirmations` blocks deep). Each chain request holds
+        the chain lock for itself only: the follower never waits behind a transaction.
 
         A rejected transaction changes nothing on chain; the core learns the truth from the
         logs (e.g. the partner settled first), so it is recorded, not retried.
         """
-        async for key, transaction in self._tx_receive:
-            outage = ChainOutage(1.0)
-            while True:
-                try:
-                    async with self._chain_lock:
-                        await trio.to_thread.run_sync(execute, client, self.signer, transaction)
-                    self.stats.transactions_sent += 1
-                except ChainError as exc:
-                    self.stats.transactions_failed += 1
-                    self.chain_failures.append((transaction, exc))
-                    log.warning("transaction %s failed: %s", type(transaction).__name__, exc)
-                except _NODE_UNREACHABLE as exc:
-                    # the node did not answer (down, restarting, timed out): the transaction is
-                    # still owed, so it is tried again, never confirmed unsent
-                    level, retry = outage.failed(trio.current_time())
-                    if level:
-                        getattr(log, level)(
-                            "transaction %s not sent, the node did not answer (%s: %s); "
-                            "trying again in %.1f s",
-                            type(transaction).__name__,
-                            type(exc).__name__,
-                            exc,
-                            retry,
-                        )
-                    await trio.sleep(retry)
-                    continue
-                break
-            self._group.confirm(key)  # sent (or refused by the chain): not again after a restart
-            self._work.confirmations += 1
+        manager = TransactionManager(
+            client.connection,
+            client.account,
+            self,
+            client.manager_abi,
+            lock=self._chain_lock,
+            confirmations=confirmations,
+            stall_blocks=stall_blocks,
+            poll_interval=poll_interval,
+            outcome=self._transaction_outcome,
+        )
+        self.transactions = manager
+        for key, record in self._signed_transactions:
+            manager.restore(key, record)
+        self._signed_transactions = []
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(manager.run)
+                async for key, transaction in self._tx_receive:
+                    self._submit(manager, client, key, transaction)
+        finally:
+            self.transactions = None
+
+    def _submit(
+        self,
+        manager: TransactionManager,
+        client: Web3ChainClient,
+        key: str,
+        transaction: ev.ContractSendEvent,
+    ) -> None:
+        kind = type(transaction).__name__
+        try:
+            call = prepare(client, self.signer, transaction)
+        except (ValueError, TypeError) as exc:  # a digest not of this deployment: never sent
+            self.stats.transactions_failed += 1
+            log.error("transaction %s not sent: %s", kind, exc)
+            self.done(key)
+            return
+        self._tx_events[key] = transaction
+        priority, deadline = urgency(transaction, self._channels)
+        manager.submit(key, kind, call, priority, deadline)
+
+    def _transaction_outcome(self, key: str, kind: str, result: Receipt | ChainError) -> None:
+        """A transaction was mined (or refused): count it; a refusal is recorded, not retried."""
+        transaction = self._tx_events.pop(key, None)
+        if isinstance(result, ChainError):
+            self.stats.transactions_failed += 1
+            if transaction is not None:
+                self.chain_failures.append((transaction, result))
+            log.warning("transaction %s failed: %s", kind, result)
+        else:
+            self.stats.transactions_sent += 1
+
+    # -- the transaction manager's durability (`channels.chain.txmanager.Durable`) ---------
+
+    def record(self, key: str, record: OutboxTransaction) -> None:
+        """Replace outbox row `key` (the event) with its signed transaction, in the open group."""
+        self._group.add_unconfirmed(key, record)
+        self._work.signed += 1
+        if self._commit_waiting and not self._group_started:
+            self._group_started = True
+            self._wakeup.unpark_all()
+
+    async def flush(self) -> None:
+        """Return once everything recorded so far is durable (the open group committed)."""
+        if not self._work.signed:
+            return
+        target = self._groups_sealed + 1  # the open group, once sealed
+        if not self._commits_running:  # no commit loop (a one-off run): commit it here
+            await self.commit_now()
+        self._poke_signed()
+        while self._groups_durable < target:
+            await self._committed.park()
+
+    def _poke_signed(self) -> None:
+        if self._commit_waiting:
+            self._group_started = True
+            self._wakeup.unpark_all()
+
+    def done(self, key: str) -> None:
+        """Transaction row `key` mined with confirmations (or refused for good): let it go."""
+        self._tx_events.pop(key, None)
+        self._group.confirm(key)
+        self._work.confirmations += 1
 
 
 def _send_payloads(connection: Connection, payloads: list[bytes]) -> None:
@@ -686,9 +764,11 @@ async def run_on_chain(
     *,
     poll_interval: float = 0.5,
     confirmations: int = 0,
+    tx_confirmations: int | None = None,
 ) -> None:
     """Follow the chain into `service` and send its transactions; never returns. Peer frames wait
-    until the current head is known (start this before serving or connecting)."""
+    until the current head is known (start this before serving or connecting). A transaction's
+    outbox row is let go `tx_confirmations` blocks after it is mined (default: `confirmations`)."""
     service.await_chain_head()
     follower = ChainFollower(
         client.connection,
@@ -698,4 +778,11 @@ async def run_on_chain(
     )
     async with trio.open_nursery() as nursery:
         nursery.start_soon(service.follow_chain, follower, poll_interval)
-        nursery.start_soon(service.run_transactions, client)
+        nursery.start_soon(
+            partial(
+                service.run_transactions,
+                client,
+                confirmations=confirmations if tx_confirmations is None else tx_confirmations,
+                poll_interval=poll_interval,
+            )
+        )

@@ -468,7 +468,7 @@ class TransactionManager:
         """One pass over every job (raises when the node does not answer: nothing is lost)."""
         sched = self.scheduler
         self.head = head = int(await self._rpc(self.connection.block_number))
-        await self._sign_new()
+        await self.sign_queued()
         await self._broadcast(head)
         mined_count = await self._rpc(self.connection.account_nonce, self.account.address)
         for job in sched.to_look_up(mined_count):
@@ -487,7 +487,9 @@ class TransactionManager:
                 "" if job.nonce is None else f" with nonce {job.nonce}",
             )
 
-    async def _sign_new(self) -> None:
+    async def sign_queued(self) -> None:
+        """Sign and record the most urgent queued transactions (they leave at the next round,
+        once their records are durable)."""
         sched = self.scheduler
         jobs = sched.to_sign()
         if not jobs:
