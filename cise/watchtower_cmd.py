@@ -99,7 +99,12 @@ def add_bench_parser(bench_sub: Any) -> None:
     bench.add_argument("--frame", type=positive_int, default=256, help="requests a frame (<=1024)")
     bench.add_argument("--window", type=positive_int, default=8, help="frames unanswered at most")
     bench.add_argument("--block-time", type=float, default=1.0, help="seconds between blocks")
-    bench.add_argument("--chain", choices=("embedded", "anvil"), default="embedded")
+    bench.add_argument(
+        "--chain",
+        choices=("embedded", "anvil"),
+        default="anvil",
+        help="anvil (default: the chain runs apart, as a real node) or the in-process py-evm",
+    )
 
 
 def run_bench(args: argparse.Namespace) -> dict[str, Any]:

@@ -1,8 +1,8 @@
 """The watchtower benchmark (`cise bench watchtower`): durable requests per second, closes per block.
 
-Each run starts fresh: a chain (the embedded py-evm in this process, or a local anvil), contracts,
-`channels` channels between a guarded party and its partner opened in one block, and a tower in
-this process (its own sqlite file, synchronous=FULL; confirmations 0, a poll every 20 ms).
+Each run starts fresh: a chain (a local anvil by default, or the embedded py-evm in this process),
+contracts, `channels` channels between a guarded party and its partner opened in one block, and a
+tower in this process (its own sqlite file, synchronous=FULL; confirmations 0, a poll every 20 ms).
 
 - `requests_per_s`: a client process (`python -m watchtower.bench_peer`) builds `requests`
   MonitorRequests first (nonces rising round-robin over the channels; the partner's signed proof
@@ -16,7 +16,9 @@ this process (its own sqlite file, synchronous=FULL; confirmations 0, a poll eve
   one tower, nobody to stagger with) and sends its updates as fast as it can check and sign them;
   the figure is the most of its updates one block took. When every close is answered in the first
   block, it is a lower bound (`bounded_by_closes`); otherwise it is what the tower can get into one
-  block at that block time. Every channel must end with the guarded party's last nonce on chain.
+  block at that block time. `block_capacity` is how many updates a block's gas limit admits at the
+  tower's gas limit an update (anvil's 30M: 200), `updates_per_s` how fast the tower checks, signs
+  and sends them. Every channel must end with the guarded party's last nonce on chain.
 
 The result is the median of the runs, each run's figures under `per_run`. On the embedded chain the
 tower, the chain and the miner share one Python process: py-evm's execution of each update is in
@@ -102,7 +104,7 @@ def run_watchtower_bench(
     frame: int = 256,
     window: int = 8,
     block_time: float = 1.0,
-    chain: str = "embedded",
+    chain: str = "anvil",
 ) -> dict[str, Any]:
     """Run the benchmark `runs` times; the medians and every run's figures."""
     if chain not in CHAINS:
@@ -142,6 +144,7 @@ def run_watchtower_bench(
         "closes_in_one_block": channels,
         "bounded_by_closes": all(run["bounded_by_closes"] for run in per_run),
         "blocks_to_answer_all": median("blocks_to_answer_all"),
+        "block_capacity": min(run["block_capacity"] for run in per_run),
         "updates_per_s": round(median("updates_per_s")),
         "requests_per_commit": round(median("requests_per_commit"), 1),
         "runs": runs,
@@ -254,6 +257,7 @@ async def _run_once(
         "closes_handled_per_block": best,
         "bounded_by_closes": best == channels,
         "blocks_to_answer_all": max(per_block) - close_block,
+        "block_capacity": connection.block_gas_limit() // tower.update_gas,
         "updates_per_block": [per_block[b] for b in sorted(per_block)],
         "updates_per_s": tower.stats.updates_sent / max(tower.stats.send_seconds, 1e-9),
     }

@@ -11,7 +11,8 @@ from cise.main import main
 
 
 def test_the_benchmark_prints_its_figures(capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["bench", "watchtower", "--json", "--requests", "600", "--channels", "30"]
+    argv = ["bench", "watchtower", "--json", "--requests", "600", "--channels", "30", "--chain"]
+    argv.append("embedded")
     assert main([*argv, "--runs", "1", "--block-time", "0.3"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["requests_per_s"] > 0 and result["closes_handled_per_block"] > 0
