@@ -183,6 +183,7 @@ def _run_round(path: Path, wait: float, as_json: bool) -> int:
                     if as_json:
                         print(json.dumps(summary))
                     else:
+                        print(_round_line(summary), flush=True)
                         _print_history([summary])
                     return 0 if row.status in ("settled", "empty") else 1
             time.sleep(0.2)
@@ -239,6 +240,20 @@ def _print_status(out: dict[str, Any]) -> None:
             table.add_row(str(m["channel"]), m["partner"], m["since"], str(m["rounds_missed"]),
                           m["closed_at"] or "-")  # fmt: skip
         console.print(table)
+
+
+def _round_line(r: dict[str, Any]) -> str:
+    """One line saying what a round did, readable at any terminal width."""
+    if r["status"] == "empty":
+        return (
+            f"round {r['round']} empty: nothing owed above the hub's --settle-min, nothing sent "
+            "(see `cise settle status`)"
+        )
+    return (
+        f"round {r['round']} {r['status']}: {r['signed']} of {r['planned']} signed; "
+        f"{r['to_counterparties']} to counterparties, hub out {r['hub_withdrawn']}, "
+        f"re-deposited {r['redeposited']}; {r['gas_used']:,} gas"
+    )
 
 
 def _print_history(rounds: list[dict[str, Any]], title: str = "settlement rounds") -> None:
