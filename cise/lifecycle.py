@@ -12,6 +12,7 @@ command prints its one-line error and exits 2 instead of showing a traceback.
 
 from __future__ import annotations
 
+import errno
 import signal
 import sys
 import threading
@@ -47,6 +48,8 @@ def run_until_stopped(main: Callable[..., Awaitable[Any]], *args: Any, name: str
             outcome.signal = signal.SIGINT
         elif isinstance(inner, CliError):
             raise inner from None
+        elif isinstance(inner, OSError) and inner.errno in (errno.EADDRINUSE, errno.EACCES):
+            raise CliError(f"{name} cannot listen: {inner.strerror} ({inner})") from None
         else:
             raise
     if outcome.signal is not None:

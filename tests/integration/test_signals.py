@@ -244,3 +244,17 @@ def test_api_serve_on_a_taken_port_is_a_clear_error(net: Net) -> None:
         )  # fmt: skip
     assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr
     assert f"cannot serve on 127.0.0.1:{port}" in run.stderr, run.stderr
+
+
+def test_hub_serve_on_a_taken_port_is_a_clear_error(net: Net) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        run = subprocess.run(
+            [sys.executable, "-m", "cise.main",
+             *_cli(net.file, net.data, HUB_STOPPED, "hub", "serve", "--port", str(port))],
+            capture_output=True, text=True, timeout=START_S,
+        )  # fmt: skip
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr
+    assert "hub cannot listen" in run.stderr and "in use" in run.stderr, run.stderr
