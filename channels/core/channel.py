@@ -1425,9 +1425,7 @@ def _contract_lock_unlocked(
 def _contract_unlock_failed(
     channel: ChannelState, event: sc.ContractReceiveUnlockFailed, ctx: TransitionContext
 ) -> ChannelResult:
-    new_channel, events = onchain.unlock_failed(
-        channel, event.sender, event.slot, event.reason, ctx.block_number, ctx.unlock_retry_blocks
-    )
+    new_channel, events = onchain.unlock_failed(channel, event.sender, event.slot, event.reason)
     return TransitionResult(new_channel, events)
 
 

@@ -26,7 +26,10 @@ from channels.core.types import Address, BlockNumber, Secret, SecretHash, TokenA
 
 Changed = tuple[ChannelState, list[ev.Event]]
 
-_SETTLED_LOG = LockLog(bytearray(), 0, 0)  # after settle the trees on chain are final
+_SETTLED_LOG = LockLog(bytearray(), 0, 0)
+UNSCHEDULED = BlockNumber(
+    0
+)  # an attempt just sent: its retry is scheduled at the next head  # after settle the trees on chain are final
 _CLOSED = (ChannelStatus.CLOSING, ChannelStatus.CLOSED, ChannelStatus.SETTLING)
 
 
@@ -177,8 +180,16 @@ def emit_unlocks(
     `unlocks_pending` here: only a `LockUnlocked` seen on chain removes a lock."""
     attempts = {(a.sender, a.slot): a for a in channel.unlock_attempts}
     events: list[ev.Event] = []
+    scheduled = False
     for key in sorted(channel.unlocks_pending):
         attempt = attempts.get(key)
+        if attempt is not None and attempt.retry_at == UNSCHEDULED:
+            # the wait starts at the first head seen after sending, not at the block we knew
+            # when we sent (a catching-up node knows an old one): the unlock may be mined now
+            wait = retry_blocks << (attempt.attempts - 1)
+            attempts[key] = replace(attempt, retry_at=BlockNumber(block_number + wait))
+            scheduled = True
+            continue
         if attempt is not None and (attempt.gave_up or block_number < attempt.retry_at):
             continue
         unlock = resolvable_unlock(channel, key[0], key[1], block_number)
@@ -193,17 +204,14 @@ def emit_unlocks(
             attempts[key] = replace(attempt, gave_up=True, reason=reason)
             events.append(ev.EventUnlockFailed(channel.channel_id, key[0], key[1], tried, reason))
             continue
-        retry_at = BlockNumber(block_number + (retry_blocks << tried))
-        attempts[key] = UnlockAttempt(key[0], key[1], tried + 1, retry_at, reason)
+        attempts[key] = UnlockAttempt(key[0], key[1], tried + 1, UNSCHEDULED, reason)
         events.append(unlock)
-    if not events:
+    if not events and not scheduled:
         return channel, []
     return replace(channel, unlock_attempts=_ordered(attempts)), events
 
 
-def unlock_failed(
-    channel: ChannelState, sender: Address, slot: int, reason: str, block_number: int, retry: int
-) -> Changed:
+def unlock_failed(channel: ChannelState, sender: Address, slot: int, reason: str) -> Changed:
     """The shell reports our unlock of (sender, slot) refused: keep it pending with the reason;
     the backoff already scheduled decides the next try."""
     key = (sender, slot)
@@ -212,7 +220,7 @@ def unlock_failed(
     attempts = {(a.sender, a.slot): a for a in channel.unlock_attempts}
     attempt = attempts.get(key)
     if attempt is None:
-        attempt = UnlockAttempt(sender, slot, 1, BlockNumber(block_number + retry), reason)
+        attempt = UnlockAttempt(sender, slot, 1, UNSCHEDULED, reason)
     else:
         attempt = replace(attempt, reason=reason)
     attempts[key] = attempt

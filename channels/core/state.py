@@ -150,7 +150,8 @@ class EndState(msgspec.Struct, frozen=True):
 class UnlockAttempt(msgspec.Struct, frozen=True):
     """Our on-chain `unlock` of the lock in `slot` of `sender`'s direction, not yet seen mined.
 
-    Sent `attempts` times; the next try is due at `retry_at` (the backoff doubles each time);
+    Sent `attempts` times; the next try is due at `retry_at` (0 until the first head seen after
+    sending; the backoff doubles each time);
     `reason` is the last failure the shell reported (empty: none reported, the unlock was just not
     seen on chain). After the last allowed attempt it `gave_up` (reported once) but stays here,
     with the lock in `unlocks_pending`: never forgotten.
