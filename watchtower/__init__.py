@@ -9,6 +9,7 @@ pays it the reward named in the request at settle.
 - `messages`: the local API's frames and the tower's EIP-712 receipt.
 - `store`: the tower's sqlite file (O(1) per channel; nothing left of a settled channel).
 - `service`: the trio shell (API on 127.0.0.1, chain follower, update sender).
+- `sender`: the bulk update sender (checks in one JSON-RPC batch, local nonces, sends in one).
 - `client`: the guarded party's side (`TowerGuard`, sessions, request building).
 - `bench`, `bench_peer`: `cise bench watchtower`.
 
