@@ -64,4 +64,17 @@ def _measure(args: argparse.Namespace) -> dict[str, Any]:
         from cise.watchtower_cmd import run_bench as run_watchtower_bench
 
         return dict(run_watchtower_bench(args))
+    if args.bench == "deadlines":
+        from hub.bench_deadlines import DeadlineBenchError, run_deadlines_bench
+
+        if args.settle_timeout < 5:
+            raise CliError(
+                f"--settle-timeout is at least 5 (the contract's minimum), got {args.settle_timeout}"
+            )
+        try:
+            return run_deadlines_bench(
+                closes=args.closes, settle_timeout=args.settle_timeout, block_time=args.block_time
+            )
+        except DeadlineBenchError as exc:
+            raise BenchError(str(exc)) from exc
     raise AssertionError(args.bench)

@@ -159,6 +159,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     settlement.add_argument("--json", action="store_true", help="JSON only (the default output)")
     watchtower_cmd.add_bench_parser(bench_sub)
+    deadlines = bench_sub.add_parser(
+        "deadlines", help="a hub answering N stale closes at one block on anvil, in time"
+    )
+    deadlines.add_argument("--json", action="store_true", help="JSON only (the default output)")
+    deadlines.add_argument("--closes", type=positive_int, default=500, help="counterparty closes")
+    deadlines.add_argument(
+        "--settle-timeout", type=positive_int, default=20, help="challenge period in blocks (>= 5)"
+    )
+    deadlines.add_argument("--block-time", type=positive_int, default=2, help="seconds a block")
     return parser
 
 
