@@ -195,6 +195,7 @@ class NodeService:
         self._last_commit_at = -math.inf  # trio time the last commit began
         self._groups_sealed = 0  # groups handed to the commit thread ...
         self._groups_durable = 0  # ... and those of them committed
+        self._records_in_group = 0  # the group the newest signed transaction record is in
         # one chain call at a time (py-evm is not thread-safe): services sharing a chain
         # connection in one process share the lock
         self._chain_lock = chain_lock or trio.Lock()
@@ -670,16 +671,17 @@ class NodeService:
         """Replace outbox row `key` (the event) with its signed transaction, in the open group."""
         self._group.add_unconfirmed(key, record)
         self._work.signed += 1
+        self._records_in_group = self._groups_sealed + 1  # the open group, once sealed
         if self._commit_waiting and not self._group_started:
             self._group_started = True
             self._wakeup.unpark_all()
 
     async def flush(self) -> None:
         """Return once everything recorded so far is durable (the open group committed)."""
-        if not self._work.signed:
+        target = self._records_in_group  # the group holding the newest record (maybe sealed)
+        if self._groups_durable >= target:
             return
-        target = self._groups_sealed + 1  # the open group, once sealed
-        if not self._commits_running:  # no commit loop (a one-off run): commit it here
+        if target > self._groups_sealed and not self._commits_running:  # a one-off run
             await self.commit_now()
         self._poke_signed()
         while self._groups_durable < target:
