@@ -468,8 +468,11 @@ class TransactionManager:
         """One pass over every job (raises when the node does not answer: nothing is lost)."""
         sched = self.scheduler
         self.head = head = int(await self._rpc(self.connection.block_number))
-        await self.sign_queued()
-        await self._broadcast(head)
+        await self._broadcast(head)  # what an earlier round signed (or a restart restored)
+        # most urgent first, a chunk at a time: the first updates leave while later ones are
+        # still being estimated (a block full of closes is answered from its first block on)
+        while await self.sign_queued(CHUNK):
+            await self._broadcast(head)
         mined_count = await self._rpc(self.connection.account_nonce, self.account.address)
         for job in sched.to_look_up(mined_count):
             await self._look_up(job)
@@ -487,35 +490,37 @@ class TransactionManager:
                 "" if job.nonce is None else f" with nonce {job.nonce}",
             )
 
-    async def sign_queued(self) -> None:
-        """Sign and record the most urgent queued transactions (they leave at the next round,
-        once their records are durable)."""
+    async def sign_queued(self, limit: int | None = None) -> int:
+        """Sign and record the most urgent queued transactions (at most `limit`); they leave
+        once their records are durable (`_broadcast`). Returns how many were taken up."""
         sched = self.scheduler
-        jobs = sched.to_sign()
+        jobs = sched.to_sign()[:limit]
         if not jobs:
-            return
+            return 0
         fees = await self._rpc(self.connection.current_fees)
+        floor = sched.nonce_floor()
         for job in jobs:
-            if job.gas is None:
-                try:
-                    job.gas = await self._rpc(
-                        self.connection.estimate_with_margin,
-                        self.account.address,
-                        job.to,
-                        job.data,
-                        self.abi,
-                        job.function,
-                        job.value,
-                    )
-                except ChainError as exc:  # doomed now: costs nothing, nothing to send
-                    sched.finish(job)
-                    self.durable.done(job.key)
-                    self._report(job, exc)
-                    continue
-            nonce = await self._rpc(
-                self.connection.reserve_nonce, self.account.address, sched.nonce_floor()
-            )
+            try:  # one worker-thread hop (and one hold of the lock) for both requests
+                gas, nonce = await self._rpc(self._gas_and_nonce, job, floor)
+            except ChainError as exc:  # doomed now: costs nothing, nothing to send
+                sched.finish(job)
+                self.durable.done(job.key)
+                self._report(job, exc)
+                continue
+            job.gas = gas
             self._sign(job, nonce, fees)
+            floor = nonce + 1
+        return len(jobs)
+
+    def _gas_and_nonce(self, job: Job, floor: int) -> tuple[int, int]:
+        """(gas to send `job` with, a reserved nonce): the estimate first, so a doomed call
+        takes no nonce (worker thread)."""
+        gas = job.gas
+        if gas is None:
+            gas = self.connection.estimate_with_margin(
+                self.account.address, job.to, job.data, self.abi, job.function, job.value
+            )
+        return gas, self.connection.reserve_nonce(self.account.address, floor)
 
     def _sign(self, job: Job, nonce: int, fees: Fees) -> None:
         assert job.gas is not None
