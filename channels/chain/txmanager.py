@@ -327,7 +327,7 @@ def urgency(
             if (slot := channel.partner.slot_of.get(secrethash)) is not None
             and slot in channel.partner.locks
         ]
-        return PRIORITY_DEADLINE, min(expiries) - 1 if expiries else None
+        return PRIORITY_DEADLINE, min(expiries) if expiries else None  # registered <= expiration
     if isinstance(event, ev.ContractSendChannelWithdraw):
         return PRIORITY_CLOSE, int(event.expiry)
     if isinstance(event, ev.ContractSendChannelClose):

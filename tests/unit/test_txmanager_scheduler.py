@@ -156,3 +156,40 @@ def test_deadlines_at_risk_are_reported_once_per_head_until_mined() -> None:
     sign(s, a, 0)
     s.mined(a, 99, a.hashes[0], True)
     assert s.at_risk(99) == []
+
+
+def test_urgency_gives_updates_their_settle_block_and_registrations_their_lock_expiry() -> None:
+    from channels.chain.txmanager import urgency
+    from channels.codec.eip712 import secrethash_of
+    from channels.core import events as ev
+    from channels.core.state import BalanceProof, ChannelState, EndState, Lock
+    from channels.core.types import (
+        EMPTY_LOCKS_ROOT,
+        Address,
+        BlockNumber,
+        ChannelId,
+        Nonce,
+        Secret,
+        SecretHash,
+        TokenAmount,
+    )
+
+    secret = Secret(b"\x07" * 32)
+    secrethash = SecretHash(secrethash_of(secret))
+    partner = EndState(
+        Address(b"\x02" * 20),
+        locks={3: Lock(TokenAmount(5), BlockNumber(140), secrethash)},
+        slot_of={secrethash: 3},
+    )
+    channel = ChannelState(
+        ChannelId(9), EndState(Address(b"\x01" * 20)), partner, settle_timeout=20,
+        settle_block=BlockNumber(130),
+    )  # fmt: skip
+    channels = {ChannelId(9): channel}
+    proof = BalanceProof(ChannelId(9), Nonce(1), TokenAmount(1), TokenAmount(0), EMPTY_LOCKS_ROOT)
+    update = ev.ContractSendUpdateBalanceProof(ChannelId(9), partner.address, proof)
+    assert urgency(update, channels) == (PRIORITY_DEADLINE, 130)
+    # the contract counts a secret registered at a block <= the lock's expiration
+    assert urgency(ev.ContractSendSecretRegister(secret), channels) == (PRIORITY_DEADLINE, 140)
+    deposit = ev.ContractSendChannelDeposit(ChannelId(9), partner.address, TokenAmount(10))
+    assert urgency(deposit, channels) == (PRIORITY_ROUTINE, None)
