@@ -1,22 +1,32 @@
 """The tower's bulk sender (`watchtower.sender`) on py-evm and anvil: a batch's checks run in one
 request and an update that would revert is not sent (no gas, no nonce used); nonces assigned
-locally run on across batches sent before any is mined, none given twice; a node that cannot be
-asked sends nothing. Signed raw transactions are byte-identical to eth_account's."""
+locally run on across batches sent before any is mined, none given twice, and those of sends the
+node refused are given again; a node that cannot be asked sends nothing. Signed raw transactions are byte-identical to eth_account's."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import pytest
 from eth_account import Account
-from eth_utils import to_checksum_address
+from eth_utils.address import to_checksum_address
 
 from channels.chain.batch_rpc import BatchTransportError, HttpBatch
-from channels.chain.nodes import free_port
+from channels.chain.connection import Connection, SentTransaction
+from channels.chain.nodes import LocalNode, free_port, rpc_call
 from channels.chain.raw_tx import Fees, sign_transaction
 from channels.core.types import Address, BlockNumber, ChannelId
 from channels.signer import LocalSigner
-from tests.watchtower.towerfix import CLOSE_GAS, Actor, TowerChain, in_one_block, manager_send
+from tests.watchtower.towerfix import (
+    CLOSE_GAS,
+    SETTLE_TIMEOUT,
+    Actor,
+    TowerChain,
+    in_one_block,
+    make_tower_chain,
+    manager_send,
+)
 from watchtower.bench_peer import build_requests
 from watchtower.core import GuardedProof, RequestAccepted, TowerTerms, WatchedChannel, check_request
 from watchtower.sender import UpdateSender
@@ -30,17 +40,14 @@ def _closed_channels(chain: TowerChain, count: int) -> tuple[Actor, Actor, list[
     guarded, partner = chain.actors[0], chain.actors[1]
     chain.fund(partner, count * DEPOSIT)
     channels = [chain.open(partner, guarded, DEPOSIT) for _ in range(count)]
-    in_one_block(
-        chain,
-        [
-            lambda c=c: manager_send(
-                partner, "closeChannel", c, guarded.address, 0, 0, 0, b"\0" * 32, b"",
-                gas=CLOSE_GAS,
-            )
-            for c in channels
-        ],
-        "ChannelClosed",
-    )  # fmt: skip
+
+    def close(channel_id: ChannelId) -> Callable[[], SentTransaction]:
+        return lambda: manager_send(
+            partner, "closeChannel", channel_id, guarded.address, 0, 0, 0, b"\0" * 32, b"",
+            gas=CLOSE_GAS,
+        )  # fmt: skip
+
+    in_one_block(chain, [close(c) for c in channels], "ChannelClosed")
     return guarded, partner, channels
 
 
@@ -50,7 +57,13 @@ def _proofs(
     """Each channel's nonce-1 proof, as a tower holding it would (the core's own check)."""
     terms = TowerTerms(tower.address, chain.admin.domain(), 0)
     requests = build_requests(
-        guarded.signer, partner.signer, terms.domain, tower.address, channels, len(channels), 1
+        guarded.signer,
+        partner.signer,
+        terms.domain,
+        tower.address,
+        list(channels),
+        len(channels),
+        1,
     )
     proofs = []
     low, high = sorted((guarded.address, partner.address))
@@ -157,3 +170,28 @@ def test_fees_are_one_kind_or_the_other() -> None:
         Fees(max_fee=1, max_priority_fee=1, gas_price=1)
     with pytest.raises(ValueError, match="either"):
         Fees(max_fee=1)
+
+
+@pytest.mark.node
+def test_sends_the_node_refuses_give_their_nonces_back(anvil_node: LocalNode) -> None:
+    """A tower out of gas money: the node refuses every send; nothing holds those nonces, so the
+    same ones go out once it is funded again (no gap that would hold later updates back)."""
+    connection = Connection.from_url(anvil_node.url, anvil_node.private_keys)
+    chain = make_tower_chain(connection, "anvil", SETTLE_TIMEOUT)
+    guarded, partner, channels = _closed_channels(chain, 3)
+    tower = chain.actors[2]
+    sender = UpdateSender(tower.client, tower.signer, UPDATE_GAS)
+    proofs = _proofs(chain, guarded, partner, tower, channels)
+    start = _sent_count(chain, tower)
+    address, balance = "0x" + tower.address.hex(), connection.eth_balance(tower.address)
+    rpc_call(anvil_node.url, "anvil_setBalance", [address, hex(1)])
+    try:
+        report = sender.check_and_send(proofs)
+        assert not report.sent and [p.channel_id for p, _ in report.failed] == channels
+        assert all("funds" in str(error).lower() for _, error in report.failed)
+    finally:
+        rpc_call(anvil_node.url, "anvil_setBalance", [address, hex(balance)])
+    report = sender.check_and_send(proofs)
+    assert [tx.params["nonce"] for _, tx in report.sent] == [start, start + 1, start + 2]
+    assert [error for _, error in sender.wait_mined(report.sent)] == [None] * 3
+    assert [_on_chain_nonce(chain, guarded, partner, c) for c in channels] == [1, 1, 1]
