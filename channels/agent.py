@@ -17,8 +17,11 @@ so nothing secret is stored and a restarted payee still knows every secret it ha
 payee reveals a secret only for a lock that pays its invoice in full, and only once.
 
 This module must never reveal a secret for a lock that does not pay an invoice in full, never
-pay an invoice it did not ask for unless the policy accepts it, and never report a payment as
-paid or received before the state change saying so is durable.
+pay an invoice it did not ask for unless the policy accepts it, never report a payment as
+paid, received or failed before the state change saying so is durable, and never send an invoice
+(or a book, or a refusal) before the record it depends on is durable. Every record (payments,
+invoices, receipts) is a fact in the node's store, written in the commit group of the state change
+it belongs to: one commit pipeline per process (docs/decisions/2026-12-07-one-commit-pipeline.md).
 """
 
 from __future__ import annotations
@@ -350,6 +353,7 @@ class Agent:
                 f"payment {payment_id}: no outcome within {give_up_after} s ({record.status}{why})"
             )
         if record.status == "failed":
+            await self.service.wait_durable()  # reported only once its record is durable
             raise PaymentError(f"payment {payment_id} failed: {record.reason}")
         return PaymentOutcome(payment_id, Address(record.payee), record.amount, record.fee)
 
@@ -519,7 +523,8 @@ class Agent:
         self._signal(record.payment_id)
 
     def _refuse_invoice(self, invoice: wire.Invoice, reason: str) -> None:
-        self.service.send_routing(
+        # after the record of the payment it refuses (failed) is durable, as every answer is
+        self.service.send_routing_durable(
             self.hub,
             wire.InvoiceRefused(
                 payment_id=invoice.payment_id,
@@ -532,7 +537,9 @@ class Agent:
     # -- being paid -----------------------------------------------------------------------------
 
     def issue_invoice(self, payer: Address, amount: int, payment_id: int) -> wire.Invoice:
-        """Make (or repeat) the invoice for `payer`'s payment `payment_id` of `amount`."""
+        """Make (or repeat) the invoice for `payer`'s payment `payment_id` of `amount`. Its
+        record goes into the open commit group: send it with `service.send_routing_durable`,
+        never before (a payee killed in between refuses the lock that pays it)."""
         secret = self._secret_for(payer, payment_id)
         secrethash = secrethash_of(secret)
         record = self.invoices.get(secrethash)
@@ -576,7 +583,7 @@ class Agent:
             hashes.append(self.issue_invoice(payer, 0, payment_id).secrethash)
             if len(self.invoices) > before:
                 self._open_issued[payer] = self._open_issued.get(payer, 0) + 1
-        self.service.send_routing(
+        self.service.send_routing_durable(  # once the records of its invoices are durable
             self.hub,
             wire.InvoiceBook(
                 payer=payer,
@@ -614,7 +621,7 @@ class Agent:
         with trio.move_on_after(give_up_after):
             while self._invoice_status(secrethash) not in ("received", "refused"):
                 done = self._invoice_done.setdefault(secrethash, trio.Event())  # before sending
-                self.service.send_routing(self.hub, invoice)
+                self.service.send_routing_durable(self.hub, invoice)  # after its record
                 with trio.move_on_after(INVOICE_RETRY):
                     await done.wait()
         stored = self.invoices.get(secrethash) or self.service.store.fact(
@@ -634,7 +641,8 @@ class Agent:
 
     def cancel_invoice(self, payer: Address, payment_id: int) -> bool:
         """Withdraw an unpaid invoice: a lock for it that arrives later is refused. False when
-        it can no longer be withdrawn (its secret is revealed: the payment completes)."""
+        it can no longer be withdrawn (its secret is revealed: the payment completes). The
+        withdrawal is durable once `service.wait_durable()` returns: act on it only then."""
         secrethash = secrethash_of(self._secret_for(payer, payment_id))
         record = self.invoices.get(secrethash) or self.service.store.fact(
             f"{INVOICE_FACT}{secrethash.hex()}"
@@ -681,8 +689,8 @@ class Agent:
             amount = wire.amount_from_wire(message.amount)
             if message.count > 1 or amount == 0:
                 self._answer_book_request(message)
-            else:
-                self.service.send_routing(
+            else:  # the invoice leaves once its record is durable
+                self.service.send_routing_durable(
                     self.hub,
                     self.issue_invoice(Address(message.payer), amount, message.payment_id),
                 )

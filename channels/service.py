@@ -104,6 +104,9 @@ class _GroupWork:
     size: int = 0  # state changes: what makes a group worth committing at once
     confirmations: int = 0  # outbox rows to delete (acknowledged messages)
     signed: int = 0  # signed transactions recorded: commit at once (their sending waits for it)
+    # what waits for this group to be durable and commits it at once: messages that change no
+    # channel but depend on records of the group (an invoice after its record), and waiters
+    after: list[Callable[[], None]] = field(default_factory=list)
 
 
 class AbusivePeerError(MalformedMessageError):
@@ -314,6 +317,48 @@ class NodeService:
             self._group_started = True
             self._wakeup.unpark_all()
 
+    def send_routing_durable(self, recipient: Address, message: wire.RoutingMessage) -> None:
+        """Send a message that changes no channel once everything handled or recorded so far is
+        durable (an invoice only after its record: a payee killed in between would refuse the
+        lock that pays it). Not logged, not resent; dropped if `recipient` is offline by then."""
+
+        def send() -> None:
+            self.send_routing(recipient, message)
+
+        self.call_when_durable(send)
+
+    def call_when_durable(self, action: Callable[[], None]) -> None:
+        """Run `action` once everything handled or recorded so far is durable (after the open
+        group commits, in order with its messages; at once when nothing is waiting to commit)."""
+        if not self._pending() and self._groups_durable == self._groups_sealed:
+            action()  # every group before is durable already: no commit needed
+            return
+        self._work.after.append(action)
+        if self._commit_waiting and not self._group_started:  # worth a commit of its own
+            self._group_started = True
+            self._wakeup.unpark_all()
+
+    async def wait_durable(self) -> None:
+        """Return once everything handled or recorded so far is durable (`wait_committed` may
+        return after a commit that began before the last record was made)."""
+        done = trio.Event()
+        self.call_when_durable(done.set)
+        if not done.is_set() and not self._commits_running:  # no commit loop: commit here
+            await self.commit_now()
+        await done.wait()
+
+    def _pending(self) -> bool:
+        """Whether the open group holds anything to commit."""
+        work = self._work
+        return bool(
+            work.size
+            or work.confirmations
+            or work.signed
+            or work.messages
+            or work.after
+            or self._group.facts
+        )
+
     # -- receiving ------------------------------------------------------------------------------
 
     def dispatch_table(self) -> DispatchTable:
@@ -429,7 +474,9 @@ class NodeService:
     async def _wait_for_group(self) -> None:
         self._group_started = False
         with trio.move_on_after(CONFIRMATION_FLUSH) as idle:
-            while not (self._work.size or self._group.facts or self._work.signed):
+            while not (
+                self._work.size or self._group.facts or self._work.signed or self._work.after
+            ):
                 await self._park()
         if idle.cancelled_caught:  # quiet for a while: commit what was acknowledged, if anything
             return
@@ -461,8 +508,14 @@ class NodeService:
         """Seal and commit the open group now, then act on it (also used at shutdown)."""
         group, work = self._group, self._work
         if not (work.size or work.confirmations or work.signed or group.facts or work.messages):
-            self._committed.unpark_all()  # nothing to write: all of it is durable already
-            return
+            if work.after and self._groups_durable < self._groups_sealed:
+                pass  # a group before is still being written: run them after this one
+            else:
+                self._work.after = []
+                for action in work.after:
+                    action()
+                self._committed.unpark_all()  # nothing to write: all of it is durable already
+                return
         if work.messages:
             group.add_unconfirmed(
                 outbox_key(work.messages[0].message_id), OutboxBatch(work.messages)
@@ -506,6 +559,8 @@ class NodeService:
         if work.notices:
             for listener in self.listeners:
                 listener(work.notices)
+        for action in work.after:
+            action()
 
     def _send(self, connection: Connection, items: list[wire.FrameItem]) -> None:
         if connection.closed:
