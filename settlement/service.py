@@ -17,7 +17,10 @@ Each round (at the end of a period, when enough is owed, or when `cise settle ru
    to the settlement store before it is sent (a split retry's too);
 4. record the outcome: counterparties that did not sign are reported (`cise settle status`), and a
    channel whose counterparty has not signed for `close_unsigned_after_s` is closed unilaterally
-   with its latest balance proof.
+   with its latest balance proof. The decision is written to the settlement file first; the
+   node's close follows in its commit group, and is issued again at start for every channel the
+   file says was closed while the node still has it open (a stop before the node's group
+   committed): a non-signer's channel is closed exactly once, whatever the crash point.
 
 At start (and before every round) unfinished transactions are finished from the store: applied
 ones are recorded, unexpired ones the chain has not seen are sent again, and the rest are left to
@@ -44,7 +47,7 @@ from channels.chain.client import Web3ChainClient, ordered
 from channels.chain.errors import ChainError
 from channels.core import events as ev
 from channels.core import state_changes as sc
-from channels.core.state import BatchedBy
+from channels.core.state import BatchedBy, ChannelStatus
 from channels.core.types import Address, BlockNumber, ChannelId, TokenAmount
 from channels.service import NodeService
 from settlement.batch import (
@@ -533,10 +536,34 @@ class SettlementService:
                 miss.partner.hex(),
                 time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(miss.first_missed_at)),
             )
-            self.node.handle(sc.ActionClose(ChannelId(miss.channel_id)))
+            # one decision: durable in the settlement file first, then the node's close, which
+            # `_reissue_closes` issues again at start while the node's channel is still open (a
+            # stop before the node's group committed lost it)
             self.store.mark_closed(miss.channel_id, now)
+            self.node.handle(sc.ActionClose(ChannelId(miss.channel_id)))
             closed.append(miss.channel_id)
         return tuple(closed)
+
+    def _reissue_closes(self) -> tuple[int, ...]:
+        """Close again every channel the settlement file says the hub decided to close while the
+        node still has it open: the node's close never became durable (a stop in between).
+        Exactly once: a node that took the close has the channel `closing` or later."""
+        reissued = []
+        for miss in self.store.misses():
+            if miss.closed_at is None:
+                continue
+            channel = self.node.channels.get(ChannelId(miss.channel_id))
+            if channel is None or channel.status is not ChannelStatus.OPENED:
+                continue
+            log.warning(
+                "closing channel %d again: the hub decided to close it (0x%s did not sign) but "
+                "stopped before the close was durable",
+                miss.channel_id,
+                miss.partner.hex(),
+            )
+            self.node.handle(sc.ActionClose(ChannelId(miss.channel_id)))
+            reissued.append(miss.channel_id)
+        return tuple(reissued)
 
     def _report(
         self,
@@ -574,7 +601,9 @@ class SettlementService:
     # -- after a crash ------------------------------------------------------------------------
 
     async def _recover(self) -> None:
-        """Finish the rounds a stop left unfinished (see `settlement.rounds.recover`)."""
+        """Issue again the closes a stop lost, and finish the rounds a stop left unfinished (see
+        `settlement.rounds.recover`)."""
+        self._reissue_closes()
         for round_row in self.store.unfinished_rounds():
             rows = self.store.transactions(round_row.id)
             if not rows:

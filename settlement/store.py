@@ -98,7 +98,7 @@ CREATE TABLE IF NOT EXISTS misses (
     partner BLOB NOT NULL,
     first_missed_at REAL NOT NULL,
     rounds INTEGER NOT NULL,
-    closed_at REAL
+    closed_at REAL  -- when the hub decided to close it (the node's close follows, reissued at start)
 );
 CREATE TABLE IF NOT EXISTS requests (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -500,6 +500,8 @@ class SettlementStore:
             )
 
     def mark_closed(self, channel_id: int, now: float) -> None:
+        """The hub decided to close this channel (durable BEFORE the node's close is issued; the
+        service issues the close again at start while the node still has the channel open)."""
         with self._transaction() as db:
             db.execute("UPDATE misses SET closed_at = ? WHERE channel_id = ?", (now, channel_id))
 
