@@ -314,14 +314,16 @@ class Connection:
         abi: ContractAbi,
         function: str = "",
         value: int = 0,
+        block: BlockIdentifier | None = None,
     ) -> int:
         """The gas to send a call with: the estimate x 1.25 + 10,000 (the state may move a
-        little before it is mined); `ChainError` naming the custom error when it reverts now."""
+        little before it is mined); `ChainError` naming the custom error when it reverts now.
+        `block`: the state to estimate on (default: the block the transaction will land in)."""
         params: TxParams = {"from": sender, "data": data, "value": Wei(value)}
         if to is not None:
             params["to"] = _checksum(to)
         try:
-            estimate = self.w3.eth.estimate_gas(params, self._estimate_block)
+            estimate = self.w3.eth.estimate_gas(params, block or self._estimate_block)
         except Exception as exc:
             if is_revert(exc):
                 raise chain_error_from(exc, abi, function) from exc

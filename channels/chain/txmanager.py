@@ -517,9 +517,11 @@ class TransactionManager:
         takes no nonce (worker thread)."""
         gas = job.gas
         if gas is None:
-            gas = self.connection.estimate_with_margin(
-                self.account.address, job.to, job.data, self.abi, job.function, job.value
-            )
+            args = (self.account.address, job.to, job.data, self.abi, job.function, job.value)
+            try:  # on the head's state: a node estimating on "pending" runs its whole pool
+                gas = self.connection.estimate_with_margin(*args, "latest")
+            except ChainError:  # maybe valid only from the next block on, or after ours
+                gas = self.connection.estimate_with_margin(*args)
         return gas, self.connection.reserve_nonce(self.account.address, floor)
 
     def _sign(self, job: Job, nonce: int, fees: Fees) -> None:
