@@ -348,7 +348,10 @@ class AssetAgent:
                 if not use.event.prepaid and isinstance(exc, ChargeNotPaidError):
                     continue  # postpaid: the user owes it; keep asking
                 if agent.cancel_invoice(user, use.charge_id):
-                    await agent.service.wait_committed()  # the withdrawal is durable first
+                    # the withdrawal durable first (`wait_committed` may wake at the end of an
+                    # earlier group's commit): a crash before it would leave an invoice the
+                    # restarted agent accepts payment for, beside a use book saying refused
+                    await agent.service.wait_durable()
                     with self.ledger.transaction():
                         self.book.set_status(use.event.event_id, "refused", reason=str(exc))
                     self.stats.refused += 1

@@ -647,8 +647,8 @@ class Agent:
         record = self.invoices.get(secrethash) or self.service.store.fact(
             f"{INVOICE_FACT}{secrethash.hex()}"
         )
-        if not isinstance(record, InvoiceRecord) or record.status in ("refused",):
-            return True
+        if not isinstance(record, InvoiceRecord) or record.status in ("refused", "expired"):
+            return True  # nothing can pay it any more (an expired invoice refuses every lock)
         if record.status != "issued":
             return False
         refused = replace(record, status="refused")

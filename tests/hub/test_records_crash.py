@@ -17,14 +17,17 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import trio
 
 from channels import wire
 from channels.agent import Agent, PaymentError
-from channels.bench.synthetic import address_of
+from channels.bench.synthetic import address_of, hub_channels, open_service
+from channels.codec.eip712 import secrethash_of
 from channels.core import events as ev
+from channels.records import InvoiceRecord
 from channels.service import NodeService
 from tests.hub.recordcheck import record_mismatches
 from tests.hub.test_agent_peers import Peer, Peers, _wait_until, peers
@@ -163,3 +166,20 @@ async def test_an_agent_killed_at_any_step_of_a_payment_keeps_records_equal_to_i
         await _wait_until(lambda: not alice.service.channel_with(alice.hub).our.slot_of)  # type: ignore[union-attr]
         assert record_mismatches(alice) == []
         assert record_mismatches(washer) == []
+
+
+def test_an_expired_invoice_can_be_withdrawn(tmp_path: Path) -> None:
+    """An invoice whose lock expired unpaid refuses every later lock: withdrawing it succeeds
+    (before: it said "revealed, cannot withdraw", so an asset agent refusing a prepaid use kept
+    charging the user forever and never recorded the use as refused)."""
+    opening = hub_channels(address_of("hub"), [address_of("washer")], 10**6, 10**6)
+    service = open_service("washer", tmp_path / "washer.sqlite", opening)
+    try:
+        agent = Agent(service, address_of("hub"))
+        payer = address_of("alice")
+        secrethash = secrethash_of(agent._secret_for(payer, 5))
+        agent.invoices[secrethash] = InvoiceRecord(5, payer, 100, secrethash, status="expired")
+        assert agent.cancel_invoice(payer, 5)
+        assert agent.invoices[secrethash].status == "expired"  # unchanged: already final
+    finally:
+        service.store.close()
