@@ -188,19 +188,19 @@ class SettlementService:
         collection = self._collection
         if collection is None:
             return
+        signatures = []
         for event in events:
             if type(event) is not ev.EventBatchWithdrawSigned:
                 continue
             assert isinstance(event, ev.EventBatchWithdrawSigned)
             key = (int(event.channel_id), bytes(event.participant))
-            if (
-                collection.waiting.get(key) == event.total_withdraw
-                and event.expiry == collection.expiry
-                and self.store.record_signature(
-                    collection.round_id, key[0], Address(key[1]), event.signature
-                )
+            if collection.waiting.get(key) == event.total_withdraw and (
+                event.expiry == collection.expiry
             ):
-                del collection.waiting[key]
+                signatures.append((key[0], Address(key[1]), event.signature))
+        if signatures:  # all that this node commit brought, in one settlement-file transaction
+            for key in self.store.record_signatures(collection.round_id, signatures):
+                collection.waiting.pop(key, None)
         if not collection.waiting:
             collection.done.set()
 

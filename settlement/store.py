@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -307,13 +307,25 @@ class SettlementStore:
         self, round_id: int, channel_id: int, participant: Address, signature: bytes
     ) -> bool:
         """Keep a counterparty's signature of a planned item; False when no such item waits."""
+        return bool(self.record_signatures(round_id, [(channel_id, participant, signature)]))
+
+    def record_signatures(
+        self, round_id: int, signatures: Sequence[tuple[int, Address, bytes]]
+    ) -> list[tuple[int, bytes]]:
+        """Keep counterparties' signatures (channel, participant, signature) of planned items in
+        one transaction (one fsync for all those a node commit brought); the (channel,
+        participant) keys of the items that were waiting for them."""
+        recorded = []
         with self._transaction() as db:
-            cursor = db.execute(
-                "UPDATE items SET signature = ? WHERE round_id = ? AND channel_id = ?"
-                " AND participant = ? AND signature IS NULL",
-                (signature, round_id, channel_id, bytes(participant)),
-            )
-        return cursor.rowcount == 1
+            for channel_id, participant, signature in signatures:
+                cursor = db.execute(
+                    "UPDATE items SET signature = ? WHERE round_id = ? AND channel_id = ?"
+                    " AND participant = ? AND signature IS NULL",
+                    (signature, round_id, channel_id, bytes(participant)),
+                )
+                if cursor.rowcount == 1:
+                    recorded.append((channel_id, bytes(participant)))
+        return recorded
 
     def record_transaction(
         self,
