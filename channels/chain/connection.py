@@ -39,6 +39,7 @@ GAS_MARGIN_NUM, GAS_MARGIN_DEN = 5, 4  # send with estimate x 1.25: the state ma
 DEFAULT_PRIORITY_FEE = 10**9  # 1 gwei tip on EIP-1559 chains
 # how nodes say a raw transaction's nonce is already used (geth, anvil, besu, nethermind)
 _NONCE_TAKEN = ("nonce too low", "nonce is too low", "nonce has already been used", "oldnonce")
+_UNDERPRICED = ("underpriced", "less than block base fee", "fee too low", "feetoolow")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +71,11 @@ class Fees:
 
 class NonceTakenError(Exception):
     """The node already holds (or mined) another transaction of the account at this nonce."""
+
+
+class UnderpricedError(Exception):
+    """The node refused a transaction's fees: below the next block's base fee, or a replacement
+    that does not pay enough more than the transaction it replaces."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -399,8 +405,9 @@ class Connection:
 
     def broadcast(self, raw: bytes, abi: ContractAbi, function: str = "") -> None:
         """Hand a signed transaction to the node. A copy it already has is fine; `NonceTakenError`
-        when another transaction of the account holds the nonce; `ChainError` when the node
-        refuses it as reverting (the embedded chain runs it at once)."""
+        when another transaction of the account holds the nonce; `UnderpricedError` when its
+        fees are too low; `ChainError` when the node refuses it as reverting (the embedded chain
+        runs it at once)."""
         try:
             self.w3.eth.send_raw_transaction(raw)
         except Exception as exc:
@@ -409,6 +416,8 @@ class Connection:
                 return
             if any(words in text for words in _NONCE_TAKEN):
                 raise NonceTakenError(str(exc)) from exc
+            if any(words in text for words in _UNDERPRICED):
+                raise UnderpricedError(str(exc)) from exc
             if is_revert(exc):
                 raise chain_error_from(exc, abi, function) from exc
             raise

@@ -33,7 +33,13 @@ from eth_account.signers.local import LocalAccount
 from web3.exceptions import ProviderConnectionError, RequestTimedOut, TimeExhausted
 
 from channels.chain.abi import ContractAbi
-from channels.chain.connection import Connection, Fees, NonceTakenError, Receipt
+from channels.chain.connection import (
+    Connection,
+    Fees,
+    NonceTakenError,
+    Receipt,
+    UnderpricedError,
+)
 from channels.chain.errors import ChainError
 from channels.chain.executor import PreparedCall
 from channels.chain.outage import ChainOutage
@@ -118,15 +124,16 @@ class Job:
         )
 
 
-def bumped(old: Fees, current: Fees) -> Fees | None:
-    """The fees of a replacement for a transaction that paid `old`: 25 % more (at least the
-    current fees); None on a chain without fees (a replacement would change nothing)."""
+def bumped(old: Fees, current: Fees, num: int = BUMP_NUM, den: int = BUMP_DEN) -> Fees | None:
+    """The fees of a replacement for a transaction that paid `old`: `num/den` times as much
+    (25 % more by default; at least the current fees); None on a chain without fees (a
+    replacement would change nothing)."""
     if old.price == 0 and current.price == 0:
         return None
-    price = max(old.price * BUMP_NUM // BUMP_DEN + 1, current.price)
+    price = max(old.price * num // den + 1, current.price)
     if old.priority_fee is None or current.priority_fee is None:
         return Fees(price, None)
-    tip = max(old.priority_fee * BUMP_NUM // BUMP_DEN + 1, current.priority_fee)
+    tip = max(old.priority_fee * num // den + 1, current.priority_fee)
     return Fees(max(price, tip), tip)
 
 
@@ -542,6 +549,22 @@ class TransactionManager:
                 await self._rpc(self.connection.broadcast, job.raws[-1], self.abi, job.function)
             except NonceTakenError:  # mined already (ours, or another's): the look-up tells
                 self.scheduler.accepted(job, head)
+                continue
+            except UnderpricedError as exc:  # the base fee jumped: double, same nonce
+                current = await self._rpc(self.connection.current_fees)
+                fees = bumped(job.fees or current, current, 2, 1)
+                if fees is not None and job.nonce is not None:
+                    log.warning(
+                        "%s (%s): the node refused its fees (%s); signing nonce %d again at "
+                        "%d wei/gas",
+                        job.kind,
+                        job.key,
+                        exc,
+                        job.nonce,
+                        fees.price,
+                    )
+                    self._sign(job, job.nonce, fees)  # goes out next round, once recorded
+                    self.replacements += 1
                 continue
             except ChainError as exc:  # the node ran it and refused it: its nonce is free
                 released = await self._rpc(

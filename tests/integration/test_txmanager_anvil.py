@@ -233,3 +233,34 @@ async def test_a_restart_sends_a_recorded_transaction_with_the_same_nonce_never_
             assert receipt is not None and int(receipt["status"]) == 1
         assert connection.account_nonce(sender) == before + 3  # three, not four or six
         assert _records(path) == []
+
+
+@pytest.mark.timeout(120)
+async def test_a_stalled_transaction_is_replaced_with_the_same_nonce_and_a_higher_fee(
+    tmp_path: Path,
+) -> None:
+    with open_anvil(block_time=1) as node:
+        env = make_env(Connection.from_url(node.url, node.private_keys), "anvil")
+        sender = env.alice.client.account.address
+        before = env.connection.account_nonce(sender)
+        run = Run(env, tmp_path / "alice.sqlite", stall_blocks=2)
+        head = env.connection.block_number()
+        while env.connection.block_number() == head:  # noqa: ASYNC110  (right after a block)
+            await trio.sleep(0.02)
+        # the next block's base fee jumps 100-fold: a transaction priced on the head is stuck
+        rpc_call(node.url, "anvil_setNextBlockBaseFeePerGas", [hex(100 * 10**9)], timeout=5.0)
+        (key,) = run.submit(1)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run.service.run_commits)
+            nursery.start_soon(run.manager.run)
+            await _until(lambda: run.manager.pending == 0, 60)
+            await run.service.commit_now()
+            nursery.cancel_scope.cancel()
+        run.store.close()
+        assert run.manager.replacements >= 1
+        mined = run.outcomes[key]
+        assert isinstance(mined, Receipt)
+        first = env.connection.w3.eth.get_transaction(mined.transaction_hash)
+        assert int(first["nonce"]) == before  # the replacement kept the nonce ...
+        assert int(first["maxFeePerGas"]) > 100 * 10**9 * 7 // 8  # ... and paid what was due
+        assert env.connection.account_nonce(sender) == before + 1  # one transaction, not two
