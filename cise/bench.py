@@ -18,7 +18,7 @@ def run_bench(args: argparse.Namespace) -> int:
         raise CliError(f"bench {args.bench}: {exc}") from exc
     json.dump(result, sys.stdout, sort_keys=False)
     sys.stdout.write("\n")
-    return 0
+    return 0 if result.get("ok", True) else 1  # a campaign whose invariants failed
 
 
 def _measure(args: argparse.Namespace) -> dict[str, Any]:
@@ -76,5 +76,21 @@ def _measure(args: argparse.Namespace) -> dict[str, Any]:
                 closes=args.closes, settle_timeout=args.settle_timeout, block_time=args.block_time
             )
         except DeadlineBenchError as exc:
+            raise BenchError(str(exc)) from exc
+    if args.bench == "crash":
+        from pathlib import Path
+
+        from cise.campaign import CampaignConfig, CampaignError, run_campaign
+
+        config = CampaignConfig(
+            kills=args.kills,
+            seed=args.seed,
+            block_time=args.block_time,
+            batch=args.batch,
+            workdir=Path(args.workdir) if args.workdir else None,
+        )
+        try:
+            return run_campaign(config)
+        except (CampaignError, ValueError) as exc:
             raise BenchError(str(exc)) from exc
     raise AssertionError(args.bench)

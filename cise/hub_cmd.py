@@ -23,7 +23,7 @@ import trio
 from api.app import create_app
 from api.server import serve as serve_api
 from api.sources import ApiSources, hub_live_view
-from channels.agent import Agent, ChargePolicy, PaymentError
+from channels.agent import Agent, ChargePolicy, PaymentError, PaymentOutcome
 from channels.chain.client import Web3ChainClient
 from channels.chain.governance import GovernanceClient
 from channels.core.fees import FeeSchedule
@@ -79,6 +79,12 @@ def add_parsers(sub: Any) -> None:
     pay.add_argument("payee", help="payee address 0x...")
     pay.add_argument("amount", help="euros, e.g. 0.004321")
     pay.add_argument("--payment-id", type=positive_int, required=True, help="1 .. 2**64-1")
+    pay.add_argument(
+        "--count",
+        type=positive_int,
+        default=1,
+        help="pay N payments at once, ids ID .. ID+N-1; one JSON line each as it ends",
+    )
     receive = agent_ops.add_parser("receive", help="serve as a payee; prints JSON lines")
     _common(receive, default_account=2)
     _hubaddress_argument(receive)
@@ -177,6 +183,13 @@ def run(args: argparse.Namespace) -> int:
             raise CliError("the amount must be positive")
         service, client = _open(args)
         try:
+            if args.payment_id + args.count - 1 >= 2**64:
+                raise CliError("--payment-id + --count - 1 must stay below 2**64")
+            if args.count > 1:
+                return trio.run(
+                    _pay_many, service, client, hub, args.hub_port, payee, amount,
+                    args.payment_id, args.count,
+                )  # fmt: skip
             return trio.run(
                 _pay, service, client, hub, args.hub_port, payee, amount, args.payment_id
             )
@@ -346,19 +359,58 @@ async def _pay(
             return 1
         with trio.move_on_after(3 * CONFIRMATION_FLUSH):
             await agent.wait_delivered()  # a repeat of this command then resends nothing
-        print(
-            json.dumps(
-                {
-                    "payment_id": outcome.payment_id,
-                    "status": "completed",
-                    "payee": to_checksum(outcome.payee),
-                    "amount": outcome.amount,
-                    "fee": outcome.fee,
-                }
-            )
-        )
+        print(_outcome_json(outcome))
         nursery.cancel_scope.cancel()
     return 0
+
+
+def _outcome_json(outcome: PaymentOutcome) -> str:
+    return json.dumps(
+        {
+            "payment_id": outcome.payment_id,
+            "status": "completed",
+            "payee": to_checksum(outcome.payee),
+            "amount": outcome.amount,
+            "fee": outcome.fee,
+        }
+    )
+
+
+async def _pay_many(
+    service: NodeService,
+    client: Web3ChainClient,
+    hub: Address,
+    port: int,
+    payee: Address,
+    amount: int,
+    first_id: int,
+    count: int,
+) -> int:
+    """Pay ids first_id .. first_id+count-1 at once (each idempotent by id, as `_pay`); one JSON
+    line per payment as it ends (flushed: a parent may kill this payer with payments in flight).
+    Exit status 1 if any failed."""
+    failed = 0
+    async with trio.open_nursery() as nursery:
+        agent = await _with_agent(service, client, hub, port, nursery)
+
+        async def one(payment_id: int) -> None:
+            nonlocal failed
+            try:
+                outcome = await agent.pay(payee, amount, payment_id)
+            except PaymentError as exc:
+                failed += 1
+                line = {"payment_id": payment_id, "status": "failed", "reason": str(exc)}
+                print(json.dumps(line), flush=True)
+                return
+            print(_outcome_json(outcome), flush=True)
+
+        async with trio.open_nursery() as payments:
+            for payment_id in range(first_id, first_id + count):
+                payments.start_soon(one, payment_id)
+        with trio.move_on_after(3 * CONFIRMATION_FLUSH):
+            await agent.wait_delivered()
+        nursery.cancel_scope.cancel()
+    return 1 if failed else 0
 
 
 async def _receive(

@@ -168,6 +168,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--settle-timeout", type=positive_int, default=20, help="challenge period in blocks (>= 5)"
     )
     deadlines.add_argument("--block-time", type=positive_int, default=2, help="seconds a block")
+    crash = bench_sub.add_parser(
+        "crash", help="SIGKILL campaign on real cise processes on anvil; checks every invariant"
+    )
+    crash.add_argument("--json", action="store_true", help="JSON only (the default output)")
+    crash.add_argument("--kills", type=positive_int, default=24, help="SIGKILLs in all (>= 8)")
+    crash.add_argument("--seed", type=int, default=1, help="random seed of the kill schedule")
+    crash.add_argument("--block-time", type=positive_int, default=1, help="seconds a block")
+    crash.add_argument("--batch", type=positive_int, default=30, help="payments a payer process")
+    crash.add_argument("--workdir", metavar="DIR", help="keep the run's files and logs here")
     return parser
 
 
