@@ -12,16 +12,22 @@ file of `watchtower.store`:
   with the new cursor in one transaction before acting on them; settled channels and everything
   held for them are deleted.
 - the sender: at each new head, the duties whose turn came (`core.next_step`) are marked as sent
-  (durably), then `watchtower.sender` checks them all with eth_calls in one JSON-RPC batch (an
-  update that would revert, because another tower or the guarded party already submitted, or the
-  period is over, is not sent: no gas), signs those that passed with locally assigned nonces and
-  sends them in a second batch without waiting for any to be mined; their receipts are polled in
-  one request a poll in the background. So a block full of closes is answered by blocks full of
-  updates, not by one update a block.
+  (durably), then handed to the tower account's transaction manager
+  (`channels.chain.txmanager.TransactionManager`, the only sender of that account; its records
+  live in the tower's file, `watchtower.outbox`), each with its channel's settle block as its
+  deadline. On its batched path the manager checks a chunk of updates with eth_calls in one
+  JSON-RPC request (an update that would revert, because another tower or the guarded party
+  already submitted, or the period is over, is not sent: no gas), signs those that passed with
+  locally assigned nonces, records them durably and sends them in a second request without
+  waiting for any to be mined; it reads their receipts in one request a round. So a block full of
+  closes is answered by blocks full of updates, not by one update a block. An update not mined
+  within `stall_blocks` is replaced (same nonce, higher fee), one a reorganisation dropped goes
+  out again (same bytes), the most urgent go first, and a node that does not answer delays them.
 
 A restarted tower loads its file and continues from its cursor: a close it had seen is acted on as
-soon as its turn is (or was) due, within the challenge period; an update marked as sent but not seen
-on chain is sent again after `resend_after` blocks.
+soon as its turn is (or was) due, within the challenge period; an update it had signed goes out
+again with its nonce; an update marked as sent that the manager let go of but that is not seen on
+chain is handed over again after `resend_after` blocks (checked again first).
 
 It must never listen beyond 127.0.0.1, never acknowledge a request before it is durable, never
 send an update the core did not decide, and never sign anything but its receipts and its own
@@ -31,14 +37,15 @@ update transactions (the tower's key is its chain account's: checked at start).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 
 import trio
 
+from channels.chain.batch_rpc import ChainBatch
 from channels.chain.client import Web3ChainClient
-from channels.chain.connection import SentTransaction
+from channels.chain.connection import Receipt
+from channels.chain.errors import ChainError
 from channels.chain.events import ChainFollower
 from channels.chain.outage import (
     MAX_BACKOFF_S,
@@ -46,6 +53,7 @@ from channels.chain.outage import (
     OUTAGE_REPEAT_S,
     backoff_delay,
 )
+from channels.chain.txmanager import DEFAULT_STALL_BLOCKS, PRIORITY_DEADLINE, TransactionManager
 from channels.core.types import Address, BlockNumber, ChannelId, to_checksum
 from channels.signer import LocalSigner
 from channels.transport import Connection, DispatchTable, MalformedMessageError, serve_connections
@@ -68,17 +76,14 @@ from watchtower.core import (
     guard_state,
     next_step,
 )
-from watchtower.sender import UpdateSender
+from watchtower.outbox import TowerOutbox
+from watchtower.sender import KIND, UPDATE_GAS, transaction_key, update_call
 from watchtower.store import GuardKey, TowerStore
 
 log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
-# Gas limit of one updateBalanceProofFor (the estimate is skipped: an eth_call checks it first).
-# The most it used here is ~110k (uint96 amounts, a locks root, the reward slot written first); a
-# lower limit lets a block hold more of them, since a block's gas limit counts each one's limit.
-UPDATE_GAS = 150_000
-SEND_BATCH = 128  # updates checked in one request and sent in the next, under one chain lock
+SEND_BATCH = 128  # updates checked in one request and sent in the next (the manager's chunk)
 DEFAULT_POLL_INTERVAL = 0.5
 DEFAULT_CONFIRMATIONS = 1
 RECEIVE_SLICE = 64  # requests checked between two checkpoints
@@ -101,13 +106,15 @@ class TowerStatistics:
     refused: dict[str, int] = field(default_factory=dict)
     commits: int = 0
     closes_seen: int = 0
-    updates_sent: int = 0
+    updates_sent: int = 0  # taken by the node (each update once, however often replaced)
     updates_mined: int = 0
     updates_failed: int = 0  # reverted on chain (another update landed first)
     stood_down: int = 0  # not sent: the pre-check said someone else had already submitted
     missed: int = 0  # the challenge period ended before our update: should never happen
-    send_errors: int = 0  # the node failed to take an update (sent again later)
+    send_errors: int = 0  # outbox writes that failed (the manager's round is tried again)
     send_seconds: float = 0.0  # spent checking, signing and sending updates (updates_sent / it)
+    replacements: int = 0  # updates signed again with their nonce and a higher fee
+    resent_after_reorg: int = 0  # mined updates a reorganisation dropped, sent again
 
 
 class Watchtower:
@@ -126,6 +133,7 @@ class Watchtower:
         resend_after: int = RESEND_AFTER,
         update_gas: int = UPDATE_GAS,
         chain_lock: trio.Lock | None = None,
+        stall_blocks: int = DEFAULT_STALL_BLOCKS,
     ) -> None:
         if client.address != signer.address:
             raise ValueError("the chain client and the signer act for different accounts")
@@ -149,7 +157,6 @@ class Watchtower:
         # a sent update is seen on chain `confirmations` blocks after it is mined: wait for that
         self.resend_after = max(resend_after, confirmations + 2)
         self.update_gas = update_gas
-        self.sender = UpdateSender(client, signer, update_gas)
         self.terms = TowerTerms(Address(signer.address), client.domain(), min_reward)
         snapshot = store.load()
         self.channels: dict[ChannelId, WatchedChannel] = snapshot.channels
@@ -163,6 +170,24 @@ class Watchtower:
         self.stats = TowerStatistics()
         self._chain_lock = chain_lock or trio.Lock()
         self._db_lock = trio.Lock()
+        self.outbox = TowerOutbox(store, self._db_lock)
+        # the only sender of the tower's account: confirmed as deep as the follower reads
+        self.transactions = TransactionManager(
+            client.connection,
+            client.account,
+            self.outbox,
+            client.manager_abi,
+            lock=self._chain_lock,
+            confirmations=confirmations,
+            stall_blocks=stall_blocks,
+            poll_interval=poll_interval,
+            outcome=self._update_outcome,
+            on_sent=self._update_sent,
+            batch=ChainBatch.for_connection(client.connection),
+            chunk=SEND_BATCH,
+        )
+        for key, record in self.outbox.restorable():
+            self.transactions.restore(key, record)
         # the open commit group: accepted proofs and the answers that wait for them
         self._pending: dict[GuardKey, GuardedProof] = {}
         self._group: list[GuardedProof] = []
@@ -171,7 +196,6 @@ class Watchtower:
         self._submit_wakeup = trio.Event()
         self._refused_in_a_row: dict[Connection, int] = {}
         self._missed: set[GuardKey] = set()
-        self._in_flight: set[GuardKey] = set()  # sent, receipt not yet in: never sent twice
         self._polled = trio.Event()  # set after each completed follower poll
         self._committed = trio.Event()  # set after each commit
         self._chain_follower: ChainFollower | None = None
@@ -198,7 +222,8 @@ class Watchtower:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._run_commits)
             nursery.start_soon(self._follow)
-            nursery.start_soon(self._run_sender, nursery)
+            nursery.start_soon(self.transactions.run)
+            nursery.start_soon(self._run_sender)
             bound: int = await nursery.start(
                 partial(
                     serve_connections,
@@ -472,13 +497,15 @@ class Watchtower:
 
     # -- answering closes ---------------------------------------------------------------------
 
-    async def _run_sender(self, nursery: trio.Nursery) -> None:
-        """Forever: at each wake-up (a poll, a commit) send the updates whose turn came, one batch
-        at a time; their receipts are waited for in the background."""
+    async def _run_sender(self) -> None:
+        """Forever: at each wake-up (a poll, a commit, an outcome) mark the updates whose turn
+        came as sent (durably) and hand them to the transaction manager, which sends them
+        without waiting for any to be mined; let go of the records of updates it is done with."""
         while True:
             with trio.move_on_after(self.poll_interval):
                 await self._submit_wakeup.wait()
             self._submit_wakeup = trio.Event()
+            await self._write_outbox()
             due = self._due()
             if not due:
                 continue
@@ -488,19 +515,37 @@ class Watchtower:
                 await trio.to_thread.run_sync(self.store.mark_submitted, keys, head)
                 for key in keys:
                     self.submitted[key] = head
-            self._in_flight.update(keys)
-            sent = await self._send_updates([self.guards[key] for key in keys])
-            self._in_flight.difference_update(keys)
-            self._in_flight.update(proof.key for proof, _ in sent)
-            nursery.start_soon(self._wait_mined, sent)
+            for duty in due:
+                proof = self.guards.get(duty.key)
+                if proof is None:  # the channel settled meanwhile: nothing to answer
+                    continue
+                self.transactions.submit(
+                    transaction_key(proof),
+                    KIND,
+                    update_call(self.client, proof),
+                    PRIORITY_DEADLINE,
+                    int(duty.deadline),
+                    gas=self.update_gas,
+                )
+
+    async def _write_outbox(self) -> None:
+        """Let go of the records of updates the manager is done with (one transaction)."""
+        if not self.outbox.unwritten:
+            return
+        try:
+            await self.outbox.flush()
+        except Exception as exc:  # a full disk: the rows stay, written at the next wake-up
+            self.stats.send_errors += 1
+            log.warning("writing the transaction records failed: %s: %s", type(exc).__name__, exc)
 
     def _due(self) -> list[Duty]:
         due = []
         for key, duty in self.duties.items():
-            if key in self._in_flight:
-                continue
+            proof = self.guards.get(key)
+            if proof is None or self.transactions.holds(transaction_key(proof)):
+                continue  # nothing held, or its update is with the manager: never sent twice
             step = next_step(duty, self.head, self.submitted.get(key), self.resend_after)
-            if step is Step.SUBMIT and key in self.guards:
+            if step is Step.SUBMIT:
                 due.append(duty)
             elif step is Step.TOO_LATE and key not in self._missed:
                 self._missed.add(key)
@@ -512,65 +557,33 @@ class Watchtower:
                 )
         return due
 
-    async def _send_updates(
-        self, proofs: Sequence[GuardedProof]
-    ) -> list[tuple[GuardedProof, SentTransaction]]:
-        """Check and send the updates in batches of `SEND_BATCH` (`watchtower.sender`: one
-        request checks a batch, one sends those that passed), none waiting for another to be
-        mined; the chain lock is taken per batch, so blocks and polls go on between two. An
-        update the node failed to take (or a batch it did not answer) is tried again at the next
-        wake-up."""
-        sent: list[tuple[GuardedProof, SentTransaction]] = []
-        started = trio.current_time()
-        for first in range(0, len(proofs), SEND_BATCH):
-            chunk = proofs[first : first + SEND_BATCH]
-            try:
-                async with self._chain_lock:
-                    report = await trio.to_thread.run_sync(self.sender.check_and_send, chunk)
-            except Exception as exc:
-                for proof in chunk:
-                    self._send_failed(proof, exc)
-                continue
-            for proof, error in report.stood_down:
-                # someone already submitted this nonce or a higher one, or the period is over:
-                # the follower will see it, and sending would only burn gas
-                self.stats.stood_down += 1
-                log.info("not sending the update of channel %d: %s", proof.channel_id, error)
-            for proof, failure in report.failed:
-                self._send_failed(proof, failure)
-            self.stats.updates_sent += len(report.sent)
-            sent.extend(report.sent)
-        self.stats.send_seconds += trio.current_time() - started
-        return sent
+    def _update_sent(self, key: str, kind: str) -> None:
+        """The node took an update (first version)."""
+        self.stats.updates_sent += 1
+        self.stats.send_seconds = self.transactions.send_seconds
 
-    def _send_failed(self, proof: GuardedProof, exc: Exception) -> None:
-        self.stats.send_errors += 1
-        self.submitted.pop(proof.key, None)
-        log.warning(
-            "sending the update of channel %d failed: %s: %s",
-            proof.channel_id,
-            type(exc).__name__,
-            exc,
-        )
-
-    async def _wait_mined(self, sent: list[tuple[GuardedProof, SentTransaction]]) -> None:
-        """Wait for the receipts (no lock held); a sent update stays in flight, never sent twice,
-        until its receipt is in or the wait gave up (then `resend_after` applies)."""
-        try:
-            results = await trio.to_thread.run_sync(self.sender.wait_mined, sent)
-        finally:
-            self._in_flight.difference_update(proof.key for proof, _ in sent)
-        for proof, error in results:
-            if error is None:
-                self.stats.updates_mined += 1
-            else:
-                self.stats.updates_failed += 1
-                log.info("update of channel %d reverted: %s", proof.channel_id, error)
+    def _update_outcome(self, key: str, kind: str, result: Receipt | ChainError) -> None:
+        """An update mined, reverted on chain, or refused before it was sent."""
+        self.stats.replacements = self.transactions.replacements
+        self.stats.resent_after_reorg = self.transactions.resent_after_reorg
+        if isinstance(result, Receipt):
+            self.stats.updates_mined += 1
+        elif result.transaction_hash is None:
+            # the check (or the node) said it would revert: someone already submitted this nonce
+            # or a higher one, or the period is over; the follower will see it
+            self.stats.stood_down += 1
+            log.info("not sending the update %s: %s", key, result)
+        else:
+            self.stats.updates_failed += 1
+            log.info("update %s reverted: %s", key, result)
         self._submit_wakeup.set()
 
     # -- reading ------------------------------------------------------------------------------
 
     def statistics(self) -> TowerStatistics:
+        self.stats.replacements = self.transactions.replacements
+        self.stats.resent_after_reorg = self.transactions.resent_after_reorg
+        self.stats.send_seconds = self.transactions.send_seconds
         return self.stats
 
     async def wait_committed(self) -> None:

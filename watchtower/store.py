@@ -1,14 +1,17 @@
 """The watchtower's durable state: one sqlite file (WAL, synchronous=FULL).
 
-Three tables: `meta` (which tower, which network, and the chain cursor: the last block whose events
+Four tables: `meta` (which tower, which network, and the chain cursor: the last block whose events
 are applied), `channels` (the chain's open and closing channels, one row each, from confirmed
-events; deleted at settle or cooperative close) and `guards` (the one request held per channel and
-guarded party, with the block its update was last sent in). So the state is O(1) per channel, and
-nothing of a settled channel stays.
+events; deleted at settle or cooperative close), `guards` (the one request held per channel and
+guarded party, with the block its update was last sent in) and `transactions` (the update
+transactions the transaction manager signed and has not yet seen mined with confirmations: their
+nonce and every signed version, so a restart sends the same nonce again). So the state is O(1) per
+channel, and nothing of a settled channel stays.
 
 Every write is one transaction: the requests of a group (before they are acknowledged), a polled
 range of chain events together with the cursor (before anything is done about them), and the marks
-of updates about to be sent (before they leave). Records are stored as msgspec JSON, which carries
+of updates about to be sent (before they leave), the signed transactions (before their bytes
+leave). Records are stored as msgspec JSON, which carries
 uint96 amounts (msgpack stops at 2**64).
 
 It stores and returns what it is given: it must never decide anything (`watchtower.core` does),
@@ -28,6 +31,7 @@ import msgspec
 
 from channels.core.types import Address, BlockNumber, ChannelId, to_checksum
 from channels.ownership import Ownership, claim, connect_read_only
+from channels.records import OutboxTransaction
 from watchtower.core import GuardedProof, WatchedChannel
 
 SCHEMA_VERSION = "1"
@@ -48,12 +52,17 @@ CREATE TABLE IF NOT EXISTS guards (
     submitted_block INTEGER,  -- the block our update was last sent at (NULL: never)
     PRIMARY KEY (channel_id, guarded)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS transactions (
+    key TEXT PRIMARY KEY,
+    record BLOB NOT NULL  -- msgspec JSON of an OutboxTransaction
+) WITHOUT ROWID;
 """
 
 GuardKey = tuple[ChannelId, Address]
 
 _channel_decoder = msgspec.json.Decoder(WatchedChannel)
 _proof_decoder = msgspec.json.Decoder(GuardedProof)
+_transaction_decoder = msgspec.json.Decoder(OutboxTransaction)
 _encoder = msgspec.json.Encoder()
 
 
@@ -215,6 +224,25 @@ class TowerStore:
             self._db.executemany(
                 "UPDATE guards SET submitted_block = ? WHERE channel_id = ? AND guarded = ?",
                 [(block, channel_id, guarded) for channel_id, guarded in keys],
+            )
+
+    def transactions(self) -> list[tuple[str, OutboxTransaction]]:
+        """The signed transactions not yet let go (key, record)."""
+        return [
+            (key, _transaction_decoder.decode(record))
+            for key, record in self._db.execute("SELECT key, record FROM transactions")
+        ]
+
+    def commit_transactions(self, writes: Sequence[tuple[str, OutboxTransaction | None]]) -> None:
+        """Record signed transactions (a record) and let go of others (None), in one transaction."""
+        with self._transaction():
+            self._db.executemany(
+                "INSERT OR REPLACE INTO transactions (key, record) VALUES (?, ?)",
+                [(key, _encoder.encode(r)) for key, r in writes if r is not None],
+            )
+            self._db.executemany(
+                "DELETE FROM transactions WHERE key = ?",
+                [(key,) for key, r in writes if r is None],
             )
 
     def row_counts(self) -> tuple[int, int]:

@@ -70,11 +70,41 @@ class Prepared:
 
 @dataclass(frozen=True, slots=True)
 class MinedReceipt:
-    """The part of a receipt a bulk sender needs."""
+    """The part of a receipt a bulk sender needs (`logs` as `Connection.decode_logs` reads them:
+    topics, data and the transaction hash as bytes, numbers as ints, the address as 0x text)."""
 
     status: int
     block_number: int
     gas_used: int
+    transaction_hash: bytes = b""
+    logs: tuple[dict[str, Any], ...] = ()
+
+    def as_web3(self) -> dict[str, Any]:
+        """The receipt as `Connection.receipt_of` and `Connection.failure_of` read a web3 one."""
+        return {
+            "status": self.status,
+            "blockNumber": self.block_number,
+            "gasUsed": self.gas_used,
+            "transactionHash": self.transaction_hash,
+            "logs": list(self.logs),
+            "contractAddress": None,
+        }
+
+
+def _hex_bytes(text: object) -> bytes:
+    return bytes.fromhex(str(text)[2:])
+
+
+def _json_log(entry: dict[str, Any]) -> dict[str, Any]:
+    """A JSON-RPC log entry as `Connection.decode_logs` reads it."""
+    return {
+        "topics": [_hex_bytes(t) for t in entry.get("topics", [])],
+        "data": _hex_bytes(entry.get("data", "0x")),
+        "address": str(entry.get("address", "0x")),
+        "blockNumber": int(entry["blockNumber"], 16),
+        "transactionHash": _hex_bytes(entry["transactionHash"]),
+        "logIndex": int(entry["logIndex"], 16),
+    }
 
 
 class ChainBatch:
@@ -229,6 +259,8 @@ class HttpBatch(ChainBatch):
                     int(answer["status"], 16),
                     int(answer["blockNumber"], 16),
                     int(answer["gasUsed"], 16),
+                    _hex_bytes(answer["transactionHash"]),
+                    tuple(_json_log(entry) for entry in answer.get("logs") or ()),
                 )
             )
         return found
@@ -277,7 +309,11 @@ class Web3Batch(ChainBatch):
             else:
                 found.append(
                     MinedReceipt(
-                        int(receipt["status"]), int(receipt["blockNumber"]), int(receipt["gasUsed"])
+                        int(receipt["status"]),
+                        int(receipt["blockNumber"]),
+                        int(receipt["gasUsed"]),
+                        bytes(receipt["transactionHash"]),
+                        tuple(receipt.get("logs") or ()),
                     )
                 )
         return found

@@ -78,6 +78,22 @@ class UnderpricedError(Exception):
     that does not pay enough more than the transaction it replaces."""
 
 
+def send_failure(exc: Exception, abi: ContractAbi, function: str = "") -> Exception | None:
+    """What a node's answer `exc` to eth_sendRawTransaction means (as `Connection.broadcast`
+    raises it): None for a copy it already has; `NonceTakenError`, `UnderpricedError`, the
+    `ChainError` of a revert; else `exc` itself (the node did not take it, for another reason)."""
+    text = str(exc).lower()
+    if "already known" in text or "known transaction" in text or "already imported" in text:
+        return None
+    if any(words in text for words in _NONCE_TAKEN):
+        return NonceTakenError(str(exc))
+    if any(words in text for words in _UNDERPRICED):
+        return UnderpricedError(str(exc))
+    if is_revert(exc):
+        return chain_error_from(exc, abi, function)
+    return exc
+
+
 @dataclass(frozen=True, slots=True)
 class SentTransaction:
     """A transaction the node accepted, not yet known to be mined: `Connection.wait` for it.
@@ -411,16 +427,12 @@ class Connection:
         try:
             self.w3.eth.send_raw_transaction(raw)
         except Exception as exc:
-            text = str(exc).lower()
-            if "already known" in text or "known transaction" in text or "already imported" in text:
+            failure = send_failure(exc, abi, function)
+            if failure is None:
                 return
-            if any(words in text for words in _NONCE_TAKEN):
-                raise NonceTakenError(str(exc)) from exc
-            if any(words in text for words in _UNDERPRICED):
-                raise UnderpricedError(str(exc)) from exc
-            if is_revert(exc):
-                raise chain_error_from(exc, abi, function) from exc
-            raise
+            if failure is exc:
+                raise
+            raise failure from exc
 
     def receipt(self, tx_hash: bytes) -> Any | None:
         """The receipt of a mined transaction, None when it is not (or no longer) mined."""

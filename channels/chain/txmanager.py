@@ -15,6 +15,14 @@ Durable first: every signed version is recorded (`Durable.record`, then `flush`)
 bytes leave, so a restart sends the same nonce again rather than a second transaction; an item
 is let go (`Durable.done`) only once mined with confirmations, or refused by the chain for good.
 
+The batched path (`batch=`, a `channels.chain.batch_rpc.ChainBatch`; the watchtower uses it to
+answer a block full of closes in the next block): each chunk is checked in one JSON-RPC request
+(an eth_call of each transaction submitted with its gas, on the head's state: one that reverts is
+refused for good, takes no nonce and costs nothing), signed locally with `channels.chain.raw_tx`
+(coincurve, byte-identical to eth_account), recorded, and handed to the node in one request; the
+look-ups and confirmations read all their receipts in one request each. The decisions are the
+same `Scheduler`'s.
+
 It must never decide whether a transaction is wanted (the core does), never hold a chain
 request's lock while waiting for a block, and never sign two different calls with one nonce.
 """
@@ -24,6 +32,7 @@ from __future__ import annotations
 import enum
 import logging
 import math
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -32,15 +41,18 @@ import trio
 from eth_account.signers.local import LocalAccount
 from web3.exceptions import ProviderConnectionError, RequestTimedOut, TimeExhausted
 
+from channels.chain import raw_tx
 from channels.chain.abi import ContractAbi
+from channels.chain.batch_rpc import BatchTransportError, ChainBatch, MinedReceipt
 from channels.chain.connection import (
     Connection,
     Fees,
     NonceTakenError,
     Receipt,
     UnderpricedError,
+    send_failure,
 )
-from channels.chain.errors import ChainError
+from channels.chain.errors import ChainError, chain_error_from, is_revert
 from channels.chain.executor import PreparedCall
 from channels.chain.outage import ChainOutage
 from channels.codec.eip712 import secrethash_of
@@ -48,6 +60,7 @@ from channels.core import events as ev
 from channels.core.state import ChannelState
 from channels.core.types import ChannelId, SecretHash
 from channels.records import OutboxTransaction
+from channels.signer import LocalSigner
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -101,6 +114,9 @@ class Job:
     warned_at: int | None = None  # head of the last "at risk" line
     filler: bool = False  # a no-op filling a nonce gap left by a refused transaction
     reported: bool = False  # its outcome was given (a reorganisation may mine it again)
+    check: bool = False  # gas given at submit: an eth_call checks it instead of an estimate
+    went_out: bool = False  # the node took a version of it once (`on_sent` was called)
+    send_error: str | None = None  # the node's last refusal of it, not yet understood
 
     def order(self) -> tuple[float, int, int]:
         return (NO_DEADLINE if self.deadline is None else self.deadline, self.priority, self.seq)
@@ -356,16 +372,48 @@ class Durable(Protocol):
 
 
 Outcome = Callable[[str, str, "Receipt | ChainError"], None]
+Sent = Callable[[str, str], None]
 
 # a node that did not answer (refused, reset, timed out): the request may be tried again
-NODE_UNREACHABLE = (OSError, ProviderConnectionError, RequestTimedOut, TimeExhausted)
+NODE_UNREACHABLE = (
+    OSError,
+    ProviderConnectionError,
+    RequestTimedOut,
+    TimeExhausted,
+    BatchTransportError,
+)
+
+
+def _raw_fees(fees: Fees) -> raw_tx.Fees:
+    if fees.priority_fee is None:
+        return raw_tx.Fees(gas_price=fees.price)
+    return raw_tx.Fees(max_fee=fees.price, max_priority_fee=fees.priority_fee)
+
+
+def _fees_of(fees: raw_tx.Fees) -> Fees:
+    if fees.gas_price is not None:
+        return Fees(fees.gas_price, None)
+    assert fees.max_fee is not None and fees.max_priority_fee is not None
+    return Fees(fees.max_fee, fees.max_priority_fee)
+
+
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    """What one batched check of a chunk found (worker thread -> trio)."""
+
+    fees: Fees
+    passed: list[tuple[Job, int]]  # with the nonce reserved for each
+    doomed: list[tuple[Job, ChainError]]
+    unknown: list[tuple[Job, Exception]]  # the node could not say: checked again next round
 
 
 class TransactionManager:
     """Sends one account's transactions through `connection` (see the module docstring).
 
     `submit` queues one; `run` does the work forever. `outcome(key, kind, receipt | error)` is
-    called once per transaction: when mined (successful or reverted) or refused for good.
+    called once per transaction: when mined (successful or reverted) or refused for good;
+    `on_sent(key, kind)` once, when the node first takes it. With `batch` each chunk (`chunk`
+    transactions) is checked, signed and sent in bulk.
     """
 
     def __init__(
@@ -382,7 +430,12 @@ class TransactionManager:
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         poll_interval: float = 0.5,
         outcome: Outcome | None = None,
+        batch: ChainBatch | None = None,
+        chunk: int = CHUNK,
+        on_sent: Sent | None = None,
     ) -> None:
+        if chunk < 1:
+            raise ValueError("chunk >= 1")
         self.connection = connection
         self.account = account
         self.address = bytes.fromhex(account.address[2:])
@@ -397,18 +450,35 @@ class TransactionManager:
             max_in_flight=max_in_flight,
         )
         self.outcome = outcome
+        self.on_sent = on_sent
+        self.batch = batch
+        self.chunk = chunk
+        # the batched path signs with coincurve (`raw_tx`); the key stays the account's
+        self._signer = LocalSigner(bytes(account.key)) if batch is not None else None
         self.head = -1
         self.replacements = 0
         self.resent_after_reorg = 0
+        self.send_seconds = 0.0  # spent checking, signing, recording and sending new ones
         self._wake = trio.Event()
         self._unflushed = False  # signed versions recorded but not yet durable
+        self._deferred: set[str] = set()  # checks the node could not answer, this round
 
     # -- queueing
 
     def submit(
-        self, key: str, kind: str, call: PreparedCall, priority: int, deadline: int | None
+        self,
+        key: str,
+        kind: str,
+        call: PreparedCall,
+        priority: int,
+        deadline: int | None,
+        gas: int | None = None,
     ) -> None:
-        """Queue the transaction `call` under the durable key `key` (the same key twice: once)."""
+        """Queue the transaction `call` under the durable key `key` (the same key twice: once).
+        `gas`: its gas limit, with no estimate; an eth_call on the head's state checks it
+        before it is signed instead (one that reverts is refused for good, unsent)."""
+        if gas is not None and gas <= 0:
+            raise ValueError(f"{key}: gas must be above 0, got {gas}")
         self.scheduler.add(
             Job(
                 key=key,
@@ -418,6 +488,8 @@ class TransactionManager:
                 data=call.data,
                 priority=priority,
                 deadline=deadline,
+                gas=gas,
+                check=gas is not None,
             )
         )
         self._wake.set()
@@ -431,6 +503,10 @@ class TransactionManager:
     def pending(self) -> int:
         """Transactions not yet mined with confirmations (nor refused)."""
         return len(self.scheduler)
+
+    def holds(self, key: str) -> bool:
+        """Whether transaction `key` is queued or in flight (not yet let go)."""
+        return key in self.scheduler.jobs
 
     # -- running
 
@@ -474,17 +550,21 @@ class TransactionManager:
     async def round(self) -> None:
         """One pass over every job (raises when the node does not answer: nothing is lost)."""
         sched = self.scheduler
+        self._deferred = set()
         self.head = head = int(await self._rpc(self.connection.block_number))
         await self._broadcast(head)  # what an earlier round signed (or a restart restored)
         # most urgent first, a chunk at a time: the first updates leave while later ones are
         # still being estimated (a block full of closes is answered from its first block on)
-        while await self.sign_queued(CHUNK):
+        started = time.monotonic()
+        signed = 0
+        while taken := await self.sign_queued(self.chunk):
+            signed += taken
             await self._broadcast(head)
+        if signed:
+            self.send_seconds += time.monotonic() - started
         mined_count = await self._rpc(self.connection.account_nonce, self.account.address)
-        for job in sched.to_look_up(mined_count):
-            await self._look_up(job)
-        for job in sched.to_confirm(head):
-            await self._confirm(job, head)
+        await self._look_up_all(sched.to_look_up(mined_count))
+        await self._confirm_all(sched.to_confirm(head), head)
         await self._replace_stalled(head)
         for job in sched.at_risk(head):
             log.error(
@@ -501,41 +581,140 @@ class TransactionManager:
         """Sign and record the most urgent queued transactions (at most `limit`); they leave
         once their records are durable (`_broadcast`). Returns how many were taken up."""
         sched = self.scheduler
-        jobs = sched.to_sign()[:limit]
+        jobs = [job for job in sched.to_sign() if job.key not in self._deferred][:limit]
         if not jobs:
             return 0
+        if self.batch is not None:
+            return await self._sign_batched(jobs)
         fees = await self._rpc(self.connection.current_fees)
         floor = sched.nonce_floor()
         for job in jobs:
             try:  # one worker-thread hop (and one hold of the lock) for both requests
                 gas, nonce = await self._rpc(self._gas_and_nonce, job, floor)
             except ChainError as exc:  # doomed now: costs nothing, nothing to send
-                sched.finish(job)
-                self.durable.done(job.key)
-                self._report(job, exc)
+                self._doomed(job, exc)
                 continue
             job.gas = gas
             self._sign(job, nonce, fees)
             floor = nonce + 1
         return len(jobs)
 
+    def _doomed(self, job: Job, error: ChainError) -> None:
+        """`job` would revert now: refused for good before it took a nonce."""
+        self.scheduler.finish(job)
+        self.durable.done(job.key)
+        self._report(job, error)
+
     def _gas_and_nonce(self, job: Job, floor: int) -> tuple[int, int]:
-        """(gas to send `job` with, a reserved nonce): the estimate first, so a doomed call
-        takes no nonce (worker thread)."""
-        gas = job.gas
-        if gas is None:
-            args = (self.account.address, job.to, job.data, self.abi, job.function, job.value)
-            try:  # on the head's state: a node estimating on "pending" runs its whole pool
-                gas = self.connection.estimate_with_margin(*args, "latest")
-            except ChainError:  # maybe valid only from the next block on, or after ours
-                gas = self.connection.estimate_with_margin(*args)
+        """(gas to send `job` with, a reserved nonce): the estimate (or, for a job whose gas is
+        given, an eth_call) first, so a doomed call takes no nonce (worker thread)."""
+        gas = self._gas_of(job)
         return gas, self.connection.reserve_nonce(self.account.address, floor)
 
-    def _sign(self, job: Job, nonce: int, fees: Fees) -> None:
+    def _gas_of(self, job: Job) -> int:
+        """Its given gas once an eth_call passed, or the estimate (worker thread);
+        `ChainError` when it would revert now."""
+        if job.check:
+            self.connection.call(job.to, job.data, self.abi, job.function, sender=self.address)
+        if job.gas is not None:
+            return job.gas
+        args = (self.account.address, job.to, job.data, self.abi, job.function, job.value)
+        try:  # on the head's state: a node estimating on "pending" runs its whole pool
+            return self.connection.estimate_with_margin(*args, "latest")
+        except ChainError:  # maybe valid only from the next block on, or after ours
+            return self.connection.estimate_with_margin(*args)
+
+    async def _sign_batched(self, jobs: list[Job]) -> int:
+        """The batched path: check the chunk in one request (estimate those without a gas),
+        reserve nonces, sign them all off the trio thread, record them."""
+        found = await self._rpc(self._check_chunk, jobs, self.scheduler.nonce_floor())
+        for job, error in found.doomed:
+            self._doomed(job, error)
+        for job, exc in found.unknown:
+            self._deferred.add(job.key)
+            log.warning(
+                "%s (%s): the node could not check it (%s: %s); trying again next round",
+                job.kind,
+                job.key,
+                type(exc).__name__,
+                exc,
+            )
+        if found.passed:
+            signed = await trio.to_thread.run_sync(self._sign_raw_all, found.passed, found.fees)
+            for (job, nonce), (raw, tx_hash) in zip(found.passed, signed, strict=True):
+                self._signed(job, nonce, found.fees, raw, tx_hash)
+        return len(found.passed) + len(found.doomed)
+
+    def _check_chunk(self, jobs: list[Job], floor: int) -> _Checked:
+        """Worker thread: one batched eth_call per target of the jobs whose gas is given (an
+        estimate each for the others), then a nonce for each that passed, in order."""
+        assert self.batch is not None
+        passing: list[Job] = []
+        doomed: list[tuple[Job, ChainError]] = []
+        unknown: list[tuple[Job, Exception]] = []
+        fees: Fees | None = None
+        by_target: dict[bytes, list[Job]] = {}
+        for job in jobs:
+            if job.check and job.value == 0:  # eth_call in bulk (batch_rpc calls carry no value)
+                by_target.setdefault(job.to, []).append(job)
+        for target, group in by_target.items():
+            prepared, results = self.batch.prepare(
+                self.address, target, [job.data for job in group]
+            )
+            fees = _fees_of(prepared.fees)
+            for job, result in zip(group, results, strict=True):
+                if not isinstance(result, Exception):
+                    passing.append(job)
+                elif is_revert(result):
+                    doomed.append((job, chain_error_from(result, self.abi, job.function)))
+                else:
+                    unknown.append((job, result))
+        for job in jobs:
+            if job.check and job.value == 0:
+                continue
+            try:
+                job.gas = self._gas_of(job)
+            except ChainError as exc:
+                doomed.append((job, exc))
+                continue
+            passing.append(job)
+        if fees is None:
+            fees = self.connection.current_fees()
+        passing.sort(key=Job.order)
+        passed = []
+        for job in passing:
+            nonce = self.connection.reserve_nonce(self.account.address, floor)
+            passed.append((job, nonce))
+            floor = nonce + 1
+        return _Checked(fees, passed, doomed, unknown)
+
+    def _sign_raw_all(self, items: list[tuple[Job, int]], fees: Fees) -> list[tuple[bytes, bytes]]:
+        """Worker thread: sign each job with its nonce (no chain request)."""
+        return [self._sign_raw(job, nonce, fees) for job, nonce in items]
+
+    def _sign_raw(self, job: Job, nonce: int, fees: Fees) -> tuple[bytes, bytes]:
         assert job.gas is not None
-        raw, tx_hash = self.connection.sign_call(
-            self.account, job.to, job.data, job.value, job.gas, nonce, fees
+        if self._signer is None:
+            return self.connection.sign_call(
+                self.account, job.to, job.data, job.value, job.gas, nonce, fees
+            )
+        signed = raw_tx.sign_transaction(
+            self._signer,
+            chain_id=self.connection.chain_id,
+            nonce=nonce,
+            gas=job.gas,
+            fees=_raw_fees(fees),
+            to=job.to,
+            data=job.data,
+            value=job.value,
         )
+        return signed.raw, signed.transaction_hash
+
+    def _sign(self, job: Job, nonce: int, fees: Fees) -> None:
+        raw, tx_hash = self._sign_raw(job, nonce, fees)
+        self._signed(job, nonce, fees, raw, tx_hash)
+
+    def _signed(self, job: Job, nonce: int, fees: Fees, raw: bytes, tx_hash: bytes) -> None:
         self.scheduler.signed(job, nonce, fees, raw, tx_hash)
         self.durable.record(job.key, job.record())
         self._unflushed = True
@@ -544,51 +723,114 @@ class TransactionManager:
         if self._unflushed:  # durable first: no raw transaction leaves before its record
             await self.durable.flush()
             self._unflushed = False
-        for job in self.scheduler.to_broadcast():
+        jobs = self.scheduler.to_broadcast()
+        if not jobs:
+            return
+        if self.batch is not None:  # every one in one request, by nonce
+            answers = await self._rpc(self.batch.send_raw, [job.raws[-1] for job in jobs])
+            for job, answer in zip(jobs, answers, strict=True):
+                failure = (
+                    send_failure(answer, self.abi, job.function)
+                    if isinstance(answer, Exception)
+                    else None
+                )
+                await self._answered(job, head, failure)
+            return
+        for job in jobs:
             try:
                 await self._rpc(self.connection.broadcast, job.raws[-1], self.abi, job.function)
-            except NonceTakenError:  # mined already (ours, or another's): the look-up tells
-                self.scheduler.accepted(job, head)
+            except (NonceTakenError, UnderpricedError, ChainError) as exc:
+                await self._answered(job, head, exc)
                 continue
-            except UnderpricedError as exc:  # the base fee jumped: double, same nonce
-                current = await self._rpc(self.connection.current_fees)
-                fees = bumped(job.fees or current, current, 2, 1)
-                if fees is not None and job.nonce is not None:
-                    log.warning(
-                        "%s (%s): the node refused its fees (%s); signing nonce %d again at "
-                        "%d wei/gas",
-                        job.kind,
-                        job.key,
-                        exc,
-                        job.nonce,
-                        fees.price,
-                    )
-                    self._sign(job, job.nonce, fees)  # goes out next round, once recorded
-                    self.replacements += 1
-                continue
-            except ChainError as exc:  # the node ran it and refused it: its nonce is free
-                released = await self._rpc(
-                    self.connection.release_nonce, self.account.address, job.nonce or 0
-                )
-                filler = self.scheduler.refused(job, released, self.address)
-                if filler is not None:  # goes out next round, once recorded
-                    self._sign(filler, filler.nonce or 0, job.fees or Fees(0))
-                self.durable.done(job.key)
-                self._report(job, exc)
-                continue
+            await self._answered(job, head, None)
+
+    async def _answered(self, job: Job, head: int, failure: Exception | None) -> None:
+        """What the node's answer to a send of `job` means for it."""
+        if failure is None or isinstance(failure, NonceTakenError):
+            # taken (or mined already, ours or another's: the look-up tells)
             self.scheduler.accepted(job, head)
+            job.send_error = None
+            if not job.went_out and failure is None:
+                job.went_out = True
+                if self.on_sent is not None and not job.filler:
+                    self.on_sent(job.key, job.kind)
+            return
+        if isinstance(failure, UnderpricedError):  # the base fee jumped: double, same nonce
+            current = await self._rpc(self.connection.current_fees)
+            fees = bumped(job.fees or current, current, 2, 1)
+            if fees is not None and job.nonce is not None:
+                log.warning(
+                    "%s (%s): the node refused its fees (%s); signing nonce %d again at %d wei/gas",
+                    job.kind,
+                    job.key,
+                    failure,
+                    job.nonce,
+                    fees.price,
+                )
+                self._sign(job, job.nonce, fees)  # goes out next round, once recorded
+                self.replacements += 1
+            return
+        if isinstance(failure, ChainError):  # the node ran it and refused it: its nonce is free
+            released = await self._rpc(
+                self.connection.release_nonce, self.account.address, job.nonce or 0
+            )
+            filler = self.scheduler.refused(job, released, self.address)
+            if filler is not None:  # goes out next round, once recorded
+                self._sign(filler, filler.nonce or 0, job.fees or Fees(0))
+            self.durable.done(job.key)
+            self._report(job, failure)
+            return
+        # not taken for another reason (no gas money, a full pool): the same version again
+        # next round; its nonce stays its own
+        text = f"{type(failure).__name__}: {failure}"
+        if text != job.send_error:
+            job.send_error = text
+            log.warning(
+                "%s (%s): the node did not take nonce %s (%s); sending it again",
+                job.kind,
+                job.key,
+                job.nonce,
+                text,
+            )
+
+    async def _look_up_all(self, jobs: list[Job]) -> None:
+        if not jobs:
+            return
+        if self.batch is None:
+            for job in jobs:
+                await self._look_up(job)
+            return
+        hashes = [tx_hash for job in jobs for tx_hash in job.hashes]
+        receipts = await self._rpc(self.batch.receipts, hashes)
+        by_hash = dict(zip(hashes, receipts, strict=True))
+        for job in jobs:
+            found = next(
+                ((h, r) for h in reversed(job.hashes) if (r := by_hash.get(h)) is not None),
+                None,
+            )
+            if found is None:
+                await self._nonce_lost(job)
+                continue
+            tx_hash, receipt = found
+            await self._found_mined(job, tx_hash, receipt.as_web3())
 
     async def _look_up(self, job: Job) -> None:
         for tx_hash in reversed(job.hashes):
             receipt = await self._rpc(self.connection.receipt, tx_hash)
             if receipt is not None:
-                succeeded = int(receipt["status"]) == 1
-                self.scheduler.mined(job, int(receipt["blockNumber"]), tx_hash, succeeded)
-                await self._report_mined(job, receipt)
-                if self.scheduler.confirmations == 0:  # trusted once mined
-                    self.scheduler.finish(job)
-                    self.durable.done(job.key)
+                await self._found_mined(job, tx_hash, receipt)
                 return
+        await self._nonce_lost(job)
+
+    async def _found_mined(self, job: Job, tx_hash: bytes, receipt: Any) -> None:
+        succeeded = int(receipt["status"]) == 1
+        self.scheduler.mined(job, int(receipt["blockNumber"]), tx_hash, succeeded)
+        await self._report_mined(job, receipt)
+        if self.scheduler.confirmations == 0:  # trusted once mined
+            self.scheduler.finish(job)
+            self.durable.done(job.key)
+
+    async def _nonce_lost(self, job: Job) -> None:
         log.warning(
             "%s (%s): nonce %s was used by another transaction; signing it again",
             job.kind,
@@ -598,9 +840,22 @@ class TransactionManager:
         await self._rpc(self.connection.forget_nonces, self.account.address)
         self.scheduler.nonce_lost(job)
 
-    async def _confirm(self, job: Job, head: int) -> None:
-        assert job.mined_hash is not None
-        receipt = await self._rpc(self.connection.receipt, job.mined_hash)
+    async def _confirm_all(self, jobs: list[Job], head: int) -> None:
+        if not jobs:
+            return
+        if self.batch is None:
+            for job in jobs:
+                assert job.mined_hash is not None
+                receipt = await self._rpc(self.connection.receipt, job.mined_hash)
+                self._confirmed(job, head, receipt)
+            return
+        hashes = [job.mined_hash or b"" for job in jobs]
+        receipts: list[MinedReceipt | None] = await self._rpc(self.batch.receipts, hashes)
+        for job, found in zip(jobs, receipts, strict=True):
+            self._confirmed(job, head, None if found is None else found.as_web3())
+
+    def _confirmed(self, job: Job, head: int, receipt: Any | None) -> None:
+        """`job`, mined, `confirmations` deep by its old block: its receipt now (None: gone)."""
         if receipt is None:
             # a reorganisation dropped it: the same signed bytes go out again (same nonce)
             log.warning(
@@ -614,6 +869,7 @@ class TransactionManager:
             return
         block = int(receipt["blockNumber"])
         if block != job.mined_at:  # re-mined in another block: count again from there
+            assert job.mined_hash is not None
             self.scheduler.mined(job, block, job.mined_hash, int(receipt["status"]) == 1)
             if head < block + self.scheduler.confirmations:
                 return
