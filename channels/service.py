@@ -40,6 +40,7 @@ import trio
 from msgspec.structs import replace
 
 from channels import wire
+from channels.app_sends import ApplicationSends
 from channels.chain.client import Web3ChainClient
 from channels.chain.connection import Receipt
 from channels.chain.errors import ChainError
@@ -179,6 +180,8 @@ class NodeService:
         self._signed_transactions: list[tuple[str, OutboxTransaction]] = []
         self._tx_events: dict[str, ev.ContractSendEvent] = {}  # live transactions by row
         self.transactions: TransactionManager | None = None  # while `run_transactions` runs
+        # what applications (settlement batches, ledger anchors) send through the same manager
+        self.sends = ApplicationSends()
         for item in store.unconfirmed():
             batch = item.item
             if isinstance(batch, OutboxBatch):
@@ -187,6 +190,7 @@ class NodeService:
                 self._tx_send.send_nowait((item.key, batch))
             elif item.key.startswith(TRANSACTION_PREFIX) and isinstance(batch, OutboxTransaction):
                 self._signed_transactions.append((item.key, batch))
+                self.sends.restored(item.key)
         self.stats = ServiceStatistics()
         self._group: CommitGroup = store.begin_group()
         self._work = _GroupWork()
@@ -682,6 +686,7 @@ class NodeService:
         for key, record in self._signed_transactions:
             manager.restore(key, record)
         self._signed_transactions = []
+        self.sends.attach(manager)
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(manager.run)
@@ -689,6 +694,7 @@ class NodeService:
                     self._submit(manager, client, key, transaction)
         finally:
             self.transactions = None
+            self.sends.detach()
 
     def _submit(
         self,
@@ -710,20 +716,32 @@ class NodeService:
         manager.submit(key, kind, call, priority, deadline)
 
     def _transaction_outcome(self, key: str, kind: str, result: Receipt | ChainError) -> None:
-        """A transaction was mined (or refused): count it; a refusal is recorded, not retried."""
+        """A transaction was mined (or refused): count it; a refusal is recorded, not retried
+        (a refused unlock is reported to the core, which keeps the lock pending and tries again
+        after its backoff). An application's transaction goes back to it."""
         transaction = self._tx_events.pop(key, None)
         if isinstance(result, ChainError):
             self.stats.transactions_failed += 1
             if transaction is not None:
                 self.chain_failures.append((transaction, result))
             log.warning("transaction %s failed: %s", kind, result)
+            if isinstance(transaction, ev.ContractSendUnlock):
+                self.handle(
+                    sc.ContractReceiveUnlockFailed(
+                        transaction.channel_id, transaction.sender, transaction.slot, str(result)
+                    )
+                )
         else:
             self.stats.transactions_sent += 1
+        self.sends.outcome(key, result)
 
     # -- the transaction manager's durability (`channels.chain.txmanager.Durable`) ---------
 
     def record(self, key: str, record: OutboxTransaction) -> None:
-        """Replace outbox row `key` (the event) with its signed transaction, in the open group."""
+        """Replace outbox row `key` (the event) with its signed transaction, in the open group
+        (an application's transaction: in the application's store)."""
+        if self.sends.record(key, record):
+            return
         self._group.add_unconfirmed(key, record)
         self._work.signed += 1
         self._records_in_group = self._groups_sealed + 1  # the open group, once sealed
@@ -733,6 +751,7 @@ class NodeService:
 
     async def flush(self) -> None:
         """Return once everything recorded so far is durable (the open group committed)."""
+        await self.sends.flush()
         target = self._records_in_group  # the group holding the newest record (maybe sealed)
         if self._groups_durable >= target:
             return
@@ -749,6 +768,8 @@ class NodeService:
 
     def done(self, key: str) -> None:
         """Transaction row `key` mined with confirmations (or refused for good): let it go."""
+        if self.sends.done(key):
+            return
         self._tx_events.pop(key, None)
         self._group.confirm(key)
         self._work.confirmations += 1

@@ -14,7 +14,11 @@ Each round (at the end of a period, when enough is owed, or when `cise settle ru
    the estimate plus 20%; one too big for the block budget or that would revert is split in
    halves, and so is one that fails on chain (never sent again as it was), until a single item
    the chain refuses is excluded with the reason. Each transaction's exact arguments are written
-   to the settlement store before it is sent (a split retry's too);
+   to the settlement store before it is sent (a split retry's too). It goes out through the
+   node's transaction manager (`NodeService.sends`, due by the batch's expiry), which records
+   each signed version (nonce, fees, raw bytes) in the settlement store before it leaves; the
+   round waits for its outcome without holding the chain lock, so the node's chain follower
+   keeps following meanwhile;
 4. record the outcome: counterparties that did not sign are reported (`cise settle status`), and a
    channel whose counterparty has not signed for `close_unsigned_after_s` is closed unilaterally
    with its latest balance proof. The decision is written to the settlement file first; the
@@ -23,8 +27,9 @@ Each round (at the end of a period, when enough is owed, or when `cise settle ru
    committed): a non-signer's channel is closed exactly once, whatever the crash point.
 
 At start (and before every round) unfinished transactions are finished from the store: applied
-ones are recorded, unexpired ones the chain has not seen are sent again, and the rest are left to
-the next round (`settlement.rounds.recover`). The chain follower feeds the batch's
+ones are recorded, unexpired ones the chain has not seen are sent again (the signed version
+recorded before the stop, with its nonce, when there is one: never a second transaction), and the
+rest are left to the next round (`settlement.rounds.recover`). The chain follower feeds the batch's
 `ChannelWithdrawn` and `ChannelNewDeposit` events to the core as for any withdraw or deposit.
 
 The shell does I/O only: every decision is in `settlement.planner` and `settlement.rounds`. It must
@@ -40,15 +45,19 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import msgspec
 import trio
 
 from channels import wire
 from channels.chain.client import Web3ChainClient, ordered
 from channels.chain.errors import ChainError
+from channels.chain.executor import PreparedCall
+from channels.chain.txmanager import PRIORITY_CLOSE
 from channels.core import events as ev
 from channels.core import state_changes as sc
 from channels.core.state import BatchedBy, ChannelStatus
 from channels.core.types import Address, BlockNumber, ChannelId, TokenAmount
+from channels.records import OutboxTransaction
 from channels.service import NodeService
 from settlement.batch import (
     DepositItem,
@@ -87,6 +96,30 @@ from settlement.rounds import (
 from settlement.store import DepositRow, ItemRow, SettlementStore, TransactionRow
 
 log = logging.getLogger(__name__)
+KEY_PREFIX = "settle:"  # the node's transaction manager keys: settle:<round>:<tx index>
+
+
+def transaction_key(round_id: int, tx_index: int) -> str:
+    return f"{KEY_PREFIX}{round_id}:{tx_index}"
+
+
+class SignedRecords:
+    """The settlement store as the transaction manager's `Durable` for batch transactions: each
+    signed version is written (one sqlite transaction, synchronous=FULL) when it is signed, so
+    it is durable before the manager sends it."""
+
+    def __init__(self, store: SettlementStore) -> None:
+        self.store = store
+
+    def record(self, key: str, record: OutboxTransaction) -> None:
+        round_id, tx_index = (int(part) for part in key.removeprefix(KEY_PREFIX).split(":"))
+        self.store.record_signed(round_id, tx_index, msgspec.msgpack.encode(record))
+
+    async def flush(self) -> None:
+        """Nothing to do: `record` wrote it durably."""
+
+    def done(self, key: str) -> None:
+        """Nothing to do: the outcome is recorded by the round (the signed record stays)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +205,7 @@ class SettlementService:
         deployment = client.deployment
         store.claim(node.address, deployment.chain_id, deployment.manager)
         node.listeners.append(self._on_durable)
+        node.sends.add_durable(KEY_PREFIX, SignedRecords(store))
 
     def detach(self) -> None:
         """Stop listening to the hub's commits (a service used for one round, then dropped)."""
@@ -484,39 +518,52 @@ class SettlementService:
         )
 
     async def _send(self, row: TransactionRow, items: int, deposits: int) -> SentTransaction:
+        """Put a recorded batch transaction on chain through the node's transaction manager
+        (the version signed before a stop, if any, with its nonce) and record its outcome."""
         if row.withdraws:
-            call = functools.partial(
-                self.client.settle_hub_batch,
+            function = "settleHubBatch"
+            args: tuple[object, ...] = (
                 self.hub,
                 row.expiry,
                 row.hub_signature,
                 row.withdraws,
                 row.deposits,
-                gas=row.gas_limit,
             )
         else:  # re-deposits only: no withdraw to sign, so the plain batch function does
-            call = functools.partial(
-                self.client.settle_batch, row.expiry, b"", row.deposits, gas=row.gas_limit
-            )
-        try:
-            receipt = await self.node.chain_call(call)
-        except ChainError as exc:
-            log.warning("settlement transaction %d/%d failed: %s", row.round_id, row.tx_index, exc)
+            function, args = "settleBatch", (row.expiry, b"", row.deposits)
+        abi = self.client.manager_abi
+        call = PreparedCall(self.client.deployment.manager, abi.function(function).encode_call(args),
+                            abi, f"ChannelManager.{function}")  # fmt: skip
+        signed = self.store.signed(row.round_id, row.tx_index)
+        result = await self.node.sends.transact(
+            transaction_key(row.round_id, row.tx_index),
+            function,
+            call,
+            priority=PRIORITY_CLOSE,
+            deadline=row.expiry,
+            gas=row.gas_limit,
+            restored=None
+            if signed is None
+            else msgspec.msgpack.decode(signed, type=OutboxTransaction),
+        )
+        if isinstance(result, ChainError):
+            log.warning("settlement transaction %d/%d failed: %s", row.round_id, row.tx_index,
+                        result)  # fmt: skip
             # a transaction mined with status 0 cost its gas: keep what it cost and its hash
-            self.store.finish_transaction(row.round_id, row.tx_index, "reverted", error=str(exc),
-                                          tx_hash=exc.transaction_hash, gas_used=exc.gas_used)  # fmt: skip
-            return SentTransaction(row.tx_index, "reverted", exc.transaction_hash, exc.gas_used,
-                                   items, deposits, str(exc))  # fmt: skip
+            self.store.finish_transaction(row.round_id, row.tx_index, "reverted", error=str(result),
+                                          tx_hash=result.transaction_hash, gas_used=result.gas_used)  # fmt: skip
+            return SentTransaction(row.tx_index, "reverted", result.transaction_hash,
+                                   result.gas_used, items, deposits, str(result))  # fmt: skip
         self.store.finish_transaction(
             row.round_id,
             row.tx_index,
             "applied",
-            tx_hash=receipt.transaction_hash,
-            gas_used=receipt.gas_used,
-            block=receipt.block_number,
+            tx_hash=result.transaction_hash,
+            gas_used=result.gas_used,
+            block=result.block_number,
         )
         return SentTransaction(
-            row.tx_index, "applied", receipt.transaction_hash, receipt.gas_used, items, deposits
+            row.tx_index, "applied", result.transaction_hash, result.gas_used, items, deposits
         )
 
     async def _close_overdue(self, now: float) -> tuple[int, ...]:

@@ -9,7 +9,9 @@ items move to the smaller transactions that retry them), `excluded` (items the c
 alone, with the reason), `misses`
 (counterparties that did not sign, since when, and whether their channel was closed), and
 `requests` (`cise settle run` asking the running hub for a round now; the hub answers with the
-round's id). Amounts are stored as decimal text (uint96 does not fit sqlite's integers).
+round's id), and `signed` (each batch transaction as the node's transaction manager signed it:
+nonce, fees, every signed version; written before its raw bytes leave, so a restart sends the
+same nonce again rather than a second transaction). Amounts are stored as decimal text (uint96 does not fit sqlite's integers).
 
 Because a transaction's arguments are durable before it leaves, a hub that crashes mid-round
 finds them at start and finishes them (`settlement.rounds.recover` decides how), so nothing is
@@ -100,6 +102,12 @@ CREATE TABLE IF NOT EXISTS misses (
     rounds INTEGER NOT NULL,
     closed_at REAL  -- when the hub decided to close it (the node's close follows, reissued at start)
 );
+CREATE TABLE IF NOT EXISTS signed (
+    round_id INTEGER NOT NULL,
+    tx_index INTEGER NOT NULL,
+    record BLOB NOT NULL,  -- the transaction manager's record (msgpack), newest version last
+    PRIMARY KEY (round_id, tx_index)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS requests (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     requested_at REAL NOT NULL,
@@ -356,6 +364,26 @@ class SettlementStore:
                 "UPDATE deposits SET tx_index = ? WHERE round_id = ? AND channel_id = ?",
                 [(tx_index, round_id, c) for c in deposit_channels],
             )
+
+    def record_signed(self, round_id: int, tx_index: int, record: bytes) -> None:
+        """A batch transaction as signed (again, after a replacement), before it is sent."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO signed VALUES (?, ?, ?) ON CONFLICT (round_id, tx_index)"
+                " DO UPDATE SET record = excluded.record",
+                (round_id, tx_index, record),
+            )
+
+    def signed(self, round_id: int, tx_index: int) -> bytes | None:
+        """The signed record of a batch transaction (None: it was never signed)."""
+        try:
+            row = self._db.execute(
+                "SELECT record FROM signed WHERE round_id = ? AND tx_index = ?",
+                (round_id, tx_index),
+            ).fetchone()
+        except sqlite3.OperationalError:  # a file no hub of this version has opened yet
+            return None
+        return bytes(row[0]) if row else None
 
     def next_tx_index(self, round_id: int) -> int:
         """The index the round's next transaction gets (0 for its first)."""

@@ -62,10 +62,12 @@ class SettleNet:
 
 
 @asynccontextmanager
-async def settle_net(tmp: Path, members: Sequence[bytes] = ()) -> AsyncIterator[SettleNet]:
+async def settle_net(
+    tmp: Path, members: Sequence[bytes] = (), connection: Connection | None = None
+) -> AsyncIterator[SettleNet]:
     """The network; `members`: more addresses admitted at the start (the hub may open channels
-    with them)."""
-    connection = Connection.embedded()
+    with them); `connection`: the chain (default: a new embedded one)."""
+    connection = connection or Connection.embedded()
     keys = connection.dev_keys
     operator = Account.from_key(keys[0])
     founders = dev_founders(connection, operator)
