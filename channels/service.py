@@ -843,11 +843,15 @@ async def run_on_chain(
     poll_interval: float = 0.5,
     confirmations: int = 0,
     tx_confirmations: int | None = None,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Follow the chain into `service` and send its transactions; never returns. Peer frames wait
-    until the current head is known (start this before serving or connecting). A transaction's
-    outbox row is let go `tx_confirmations` blocks after it is mined (default: `confirmations`)."""
+    until the current head is known: start it with `await nursery.start(run_on_chain, ...)` before
+    serving or connecting, so that no frame can come in before the hold is in place. A
+    transaction's outbox row is let go `tx_confirmations` blocks after it is mined (default:
+    `confirmations`)."""
     service.await_chain_head()
+    task_status.started()
     follower = ChainFollower(
         client.connection,
         client.deployment,

@@ -426,7 +426,7 @@ async def _serve(
     chain_lock = trio.Lock()
     anchoring = _Anchoring()
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(run_on_chain, service, client)
+        await nursery.start(run_on_chain, service, client)
         agent = Agent(service, hub)
         agent.start(nursery, args.hub_port)
         with trio.move_on_after(READY_TIMEOUT) as scope:

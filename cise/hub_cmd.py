@@ -255,7 +255,7 @@ async def _serve_hub(
 ) -> None:
     hub = Hub(service, terms, low_water=low_water, top_up_to=top_up_to)
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(run_on_chain, service, client)
+        await nursery.start(run_on_chain, service, client)
         bound = await nursery.start(
             lambda task_status: hub.serve(port=port, task_status=task_status)
         )
@@ -328,7 +328,7 @@ async def _with_agent(
     policy: ChargePolicy | None = None,
 ) -> Agent:
     agent = Agent(service, hub) if policy is None else Agent(service, hub, accept_charge=policy)
-    nursery.start_soon(run_on_chain, service, client)
+    await nursery.start(run_on_chain, service, client)
     agent.start(nursery, port)
     with trio.move_on_after(READY_TIMEOUT) as scope:
         await agent.wait_ready()

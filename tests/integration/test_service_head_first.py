@@ -9,6 +9,7 @@ after the follower fed the current head: every decision on it is judged against 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import trio
@@ -68,8 +69,8 @@ async def test_a_restarted_node_learns_the_head_before_any_peer_frame(
     assert int(restarted.block_number) == stopped_at < head  # stale until it follows the chain
     with trio.fail_after(30):
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(lambda: run_on_chain(restarted, alice.client, poll_interval=0.05))
-            await trio.lowlevel.checkpoint()  # started as the hub and agents start it: first
+            # started as the hub and agents start it: the hold is in place once it has started
+            await nursery.start(partial(run_on_chain, restarted, alice.client, poll_interval=0.05))
             # the peer's frame arrives at once (a resend on reconnect)
             peer = _Peer(bytes(bob.address))
             await restarted._on_frame(peer, wire.Processed(message_ids=[1]))  # type: ignore[arg-type]
