@@ -50,7 +50,7 @@ from channels.core.types import Address, to_checksum
 from channels.records import PaymentRecord, core_record_codec
 from channels.signer import LocalSigner
 from channels.store import SqliteStore
-from cise.campaign_checks import Parties, check_all, settlement_rounds
+from cise.campaign_checks import Parties, check_all, settlement_rounds, wait_quiet
 from cise.campaign_procs import CampaignProcessError, Proc, Procs
 from cise.network import Network, load_network
 from cise.settle_cmd import FINISHED, open_settlement_store, settlement_path
@@ -65,6 +65,8 @@ ASSET_NAME = "crash-washer"
 READY_S = 90.0  # a (re)started process's ready line
 FINAL_PAY_S = 240.0  # the final pass over every payment id
 QUIET_S = 120.0  # locks resolved, shares paid, withdraws landed
+PROBES = 5  # fresh payments to each payee once the campaign is over
+PROBE_S = 90.0
 SERVICES = ("hub", "tower", "payee", "beneficiary", "user", "asset")
 # kinds of kill, and how often each is drawn beyond the one of each every schedule has
 KIND_WEIGHTS = {
@@ -91,6 +93,9 @@ class CampaignConfig:
     batch: int = 30  # payments a payer process pays at once
     settle_timeout: int = 40  # blocks: the challenge period
     settle_every: int = 8  # seconds between the hub's settlement rounds
+    lock_timeout: int = 15  # blocks: a payee down longer than ~10 s lets locks expire
+    long_outage: float = 0.3  # chance that an agent stays down `long_outage_s`
+    long_outage_s: tuple[float, float] = (8.0, 18.0)
     gap_s: tuple[float, float] = (1.0, 3.0)  # work between two kills
     workdir: Path | None = None  # kept after the run when given
 
@@ -164,7 +169,6 @@ def run_campaign(config: CampaignConfig) -> dict[str, Any]:
         for index, kind in enumerate(schedule):
             _step(run, index, kind)
         outcomes = _finish(run)
-        campaign_s = time.monotonic() - started
         parties = Parties(
             network_file=network_file,
             data=run.data,
@@ -178,8 +182,12 @@ def run_campaign(config: CampaignConfig) -> dict[str, Any]:
             tower=TOWER,
             asset_name=ASSET_NAME,
         )
+        quiet_s = wait_quiet(parties, QUIET_S)
+        probes = _probe(run)
+        campaign_s = time.monotonic() - started
         procs.close()  # every service stopped (SIGTERM) before its files are read
         invariants = check_all(parties, outcomes)
+        invariants["every_payee_reachable_after_the_campaign"] = _probe_invariant(probes)
         rounds = settlement_rounds(parties)
         uses = run.feeder.outcomes
         result: dict[str, Any] = {
@@ -199,8 +207,10 @@ def run_campaign(config: CampaignConfig) -> dict[str, Any]:
             "uses": dict(Counter(uses.values())),
             "settle_runs": [_settle_outcome(p) for p in run.settle_runs],
             "settlement_rounds": rounds,
+            "quiet_after_s": quiet_s,
             "kills_in_open_rounds": [k["round_open"] for k in run.kills if k.get("round_open")],
             "unexpected_exits": run.unexpected_exits,
+            "kill_log": run.kills,
             "invariants": invariants,
             "ok": all(v["ok"] for v in invariants.values()) and not run.unexpected_exits,
             "seconds": round(time.monotonic() - started, 1),
@@ -268,7 +278,8 @@ def _service_argv(run: _Run, name: str) -> tuple[list[str], str]:
     if name == "hub":
         argv = run.argv(HUB, "hub", "serve", "--port", str(run.ports["hub"]),
                         "--settle-every", str(run.config.settle_every), "--settle-min", "0.001",
-                        "--settle-collect", "3")  # fmt: skip
+                        "--settle-collect", "3", "--reveal-timeout", "5",
+                        "--lock-timeout", str(run.config.lock_timeout))  # fmt: skip
         return argv, "listening on 127.0.0.1:"
     if name == "tower":
         argv = run.argv(TOWER, "watchtower", "serve", "--port", str(run.ports["tower"]),
@@ -411,7 +422,11 @@ def _kill_and_restart(run: _Run, name: str, kill: dict[str, Any]) -> None:
     kill["process"] = name
     kill["was_running"] = proc.running()
     proc.kill()
-    time.sleep(run.rng.uniform(0.2, 1.5))
+    down = run.rng.uniform(0.2, 1.5)
+    if name in ("payee", "beneficiary", "user") and run.rng.random() < run.config.long_outage:
+        down = run.rng.uniform(*run.config.long_outage_s)  # past the locks' reveal window
+    kill["down_s"] = round(down, 1)
+    time.sleep(down)
     started = time.monotonic()
     _start_service(run, name)
     kill["restart_s"] = round(time.monotonic() - started, 1)
@@ -449,6 +464,38 @@ def _finish(run: _Run) -> dict[int, str]:
             item = json.loads(line)
             outcomes[int(item["payment_id"])] = str(item["status"])
     return outcomes
+
+
+def _probe(run: _Run) -> dict[str, dict[int, str]]:
+    """After the campaign: PROBES fresh payments from the payer to the payee, then to the
+    beneficiary (all restarted long ago): each must complete. Outcomes by payee and id."""
+    found: dict[str, dict[int, str]] = {}
+    for name, account in (("payee", PAYEE), ("beneficiary", BENEFICIARY)):
+        first = run.next_payment_id
+        run.next_payment_id += PROBES
+        argv = run.argv(PAYER, "agent", "pay", *run.hub_args(), run.addr[account], PAYMENT,
+                        "--payment-id", str(first), "--count", str(PROBES))  # fmt: skip
+        proc = run.procs.start(f"probe-{name}", argv)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.popen.wait(timeout=PROBE_S)
+        proc.stop()
+        found[name] = dict.fromkeys(range(first, first + PROBES), "no outcome")
+        for line in proc.lines:
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                item = json.loads(line)
+                reason = item.get("reason", "")
+                found[name][int(item["payment_id"])] = f"{item['status']} {reason}".strip()
+    return found
+
+
+def _probe_invariant(probes: dict[str, dict[int, str]]) -> dict[str, Any]:
+    findings = [
+        {"payee": name, "payment_id": payment_id, "outcome": outcome}
+        for name, outcomes in probes.items()
+        for payment_id, outcome in outcomes.items()
+        if outcome != "completed"
+    ]
+    return {"ok": not findings, "findings": findings}
 
 
 def _settle_outcome(proc: Proc) -> str:

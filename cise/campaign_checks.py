@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,6 +116,35 @@ def check_all(parties: Parties, outcomes: Mapping[int, str]) -> dict[str, dict[s
     return result.invariants
 
 
+def wait_quiet(parties: Parties, timeout: float) -> float | None:
+    """Poll (read-only) until no party has a lock, an unlock or a withdraw pending and the asset
+    has no use whose shares are being paid; the seconds it took, or None after `timeout` (then
+    the invariants report what is still pending)."""
+    network = load_network(parties.network_file)
+    connection = Connection.from_url(network.rpc_url, network.dev_keys)
+    started = time.monotonic()
+    ledgers = sorted(parties.data.glob("asset-*-ledger.sqlite"))
+    while time.monotonic() - started < timeout:
+        busy = False
+        for account in (parties.hub, parties.payer, parties.payee, parties.beneficiary,
+                        parties.user, parties.asset):  # fmt: skip
+            client = Web3ChainClient.from_key(connection, network.deployment, parties.keys[account])
+            state, _ = read_party_state(client, parties.store(account))
+            busy = busy or any(
+                c.our.locks or c.partner.locks or c.unlocks_pending
+                or c.our.pending_withdraw or c.partner.pending_withdraw
+                for c in state.channels.values()
+            )  # fmt: skip
+        if not busy and len(ledgers) == 1:
+            code, out, _ = _command(["asset", "status", parties.asset_name, "--ledger",
+                                     str(ledgers[0]), "--json"])  # fmt: skip
+            busy = code != 0 or json.loads(out)["uses_being_paid"] > 0
+        if not busy:
+            return round(time.monotonic() - started, 1)
+        time.sleep(2.0)
+    return None
+
+
 def _read(name: str, account: int, client: Web3ChainClient, path: Path) -> _Party:
     state, _ = read_party_state(client, path)
     store = SqliteStore(path, core_record_codec(), read_only=True)
@@ -150,7 +180,9 @@ def _payments_final(
         for r in payee.invoices
         if r.payer == payer.address and r.status == "received"
     }
-    completed = {i for i, r in payer.payments.items() if r.status == "completed"}
+    completed = {
+        i for i, r in payer.payments.items() if r.status == "completed" and r.payee == payee.address
+    }
     for payment_id in sorted(completed ^ set(received)):
         findings.append(
             {
@@ -455,4 +487,4 @@ def _tower_guards(result: _Result, parties: Parties, read: Mapping[str, _Party])
     result.add("tower_guards_the_payee", findings, nonce_lag=lag)
 
 
-__all__ = ["Parties", "check_all", "settlement_rounds"]
+__all__ = ["Parties", "check_all", "settlement_rounds", "wait_quiet"]

@@ -3,8 +3,8 @@
 What it is for: `cise.campaign` runs a hub, payees, an asset agent, a tower and payers as
 `python -m cise.main ...` children. Each child runs in its own process group (so a kill reaches
 everything it started), its stdout lines are collected by a reader thread (to wait for a ready
-line, or to count a payer's outcomes), its stderr goes to a file in the work directory (the
-process log a finding quotes; a restarted process appends to the same file).
+line, or to count a payer's outcomes) and kept in `<name>.out`, its stderr goes to `<name>.log`
+in the work directory (the process log a finding quotes; a restart appends to the same files).
 
 What it must never do: wait without a bound (every wait has a timeout), or leave a child running
 once `Procs.close` has run (SIGTERM to the group, then SIGKILL after `GRACE` seconds).
@@ -140,8 +140,11 @@ class Procs:
 
         def read() -> None:
             assert popen.stdout is not None
-            for line in popen.stdout:
-                proc.lines.append(line)
+            with (self.workdir / f"{name}.out").open("a") as out:
+                for line in popen.stdout:
+                    proc.lines.append(line)
+                    out.write(line)
+                    out.flush()
 
         proc.reader = threading.Thread(target=read, daemon=True, name=f"stdout-{name}")
         proc.reader.start()
