@@ -31,7 +31,7 @@ import trio
 from channels.chain.connection import Receipt
 from channels.chain.errors import ChainError
 from channels.chain.executor import PreparedCall
-from channels.chain.txmanager import Durable, Stage, TransactionManager
+from channels.chain.txmanager import Durable, TransactionManager
 from channels.records import OutboxTransaction
 
 Result = Receipt | ChainError
@@ -123,7 +123,8 @@ class ApplicationSends:
         gas: int | None = None,
         restored: OutboxTransaction | None = None,
     ) -> Result:
-        """Send `call` under `key` (with `gas`, or the manager's estimate) and return its
+        """Send `call` under `key` (with `gas`, checked by an eth_call, or the manager's
+        estimate) and return its
         outcome. With `restored` (its record from before a restart) the same signed version
         goes out again, same nonce. A key already in flight is waited for, not sent again."""
         waiter = self._waiters.get(key)
@@ -136,10 +137,7 @@ class ApplicationSends:
                 if restored is not None:
                     manager.restore(key, restored)
                     return
-                manager.submit(key, kind, call, priority, deadline)
-                job = manager.scheduler.jobs.get(key)
-                if gas is not None and job is not None and job.stage is Stage.QUEUED:
-                    job.gas = gas  # the application's estimate (before the manager signs it)
+                manager.submit(key, kind, call, priority, deadline, gas)
 
             if self._manager is not None:
                 hand_over(self._manager)

@@ -770,7 +770,7 @@ class NodeService:
         """Transaction row `key` mined with confirmations (or refused for good): let it go."""
         if self.sends.done(key):
             return
-        self._tx_events.pop(key, None)
+        # its event stays until the outcome (a refusal is let go before it is reported)
         self._group.confirm(key)
         self._work.confirmations += 1
 

@@ -437,12 +437,12 @@ async def _serve(
         asset = AssetAgent(agent, ledger, config)
         await nursery.start(asset.run)
         nursery.start_soon(
-            _keep_anchoring, asset, registry, chain_lock, args.anchor_every, anchoring
+            _keep_anchoring, asset, registry, chain_lock, args.anchor_every, anchoring, service
         )
         await _feed(args, asset, sorted("0x" + u.hex() for u in users or ()))
         with trio.move_on_after(args.settle_timeout):  # the uses under way finish
             await asset.wait_settled()
-        anchor = await anchoring.once(asset, registry, chain_lock)
+        anchor = await anchoring.once(asset, registry, chain_lock, service)
         fee_float = asset.record_float()
         head = ledger.head()
         unpaid = asset.book.share_failures()
@@ -721,12 +721,19 @@ class _Anchoring:
         self.mismatch: str | None = None
 
     async def once(
-        self, asset: AssetAgent, registry: AssetRegistryClient, chain_lock: trio.Lock
+        self,
+        asset: AssetAgent,
+        registry: AssetRegistryClient,
+        chain_lock: trio.Lock,
+        service: NodeService,
     ) -> Any:
+        """Anchor what is pending through the agent's node (its transaction manager)."""
         if self.mismatch is not None:
             return None
         try:
-            return await anchor_pending(asset.ledger, registry, asset.config.asset_id, chain_lock)
+            return await anchor_pending(
+                asset.ledger, registry, asset.config.asset_id, chain_lock, service.sends
+            )
         except AnchorMismatchError as exc:
             self.mismatch = f"anchoring stopped: {exc}"
             log.error("%s", self.mismatch)
@@ -741,11 +748,12 @@ async def _keep_anchoring(
     chain_lock: trio.Lock,
     every: float,
     anchoring: _Anchoring,
+    service: NodeService,
 ) -> None:
     """Anchor every `every` seconds; pick up a new split version when the chain has one."""
     while True:
         await trio.sleep(every)
-        await anchoring.once(asset, registry, chain_lock)
+        await anchoring.once(asset, registry, chain_lock, service)
         async with chain_lock:
             info = await trio.to_thread.run_sync(registry.asset_of, asset.config.asset_id)
         if info.split_version > asset.split.version:
