@@ -249,6 +249,7 @@ async def _run_once(
             f"{tower.stats.missed} missed"
         )
     best = max(per_block.values())
+    stats = tower.statistics()
     return {
         "requests_per_s": requests / ingest["seconds"],
         "ingest_seconds": ingest["seconds"],
@@ -261,7 +262,7 @@ async def _run_once(
             connection, max(per_block, key=per_block.__getitem__), best
         ),
         "updates_per_block": [per_block[b] for b in sorted(per_block)],
-        "updates_per_s": tower.stats.updates_sent / max(tower.stats.send_seconds, 1e-9),
+        "updates_per_s": stats.updates_sent / max(stats.send_seconds, 1e-9),
     }
 
 

@@ -556,12 +556,11 @@ class TransactionManager:
         # most urgent first, a chunk at a time: the first updates leave while later ones are
         # still being estimated (a block full of closes is answered from its first block on)
         started = time.monotonic()
-        signed = 0
-        while taken := await self.sign_queued(self.chunk):
-            signed += taken
+        while await self.sign_queued(self.chunk):
             await self._broadcast(head)
-        if signed:
-            self.send_seconds += time.monotonic() - started
+            now = time.monotonic()
+            self.send_seconds += now - started
+            started = now
         mined_count = await self._rpc(self.connection.account_nonce, self.account.address)
         await self._look_up_all(sched.to_look_up(mined_count))
         await self._confirm_all(sched.to_confirm(head), head)
