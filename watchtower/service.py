@@ -186,8 +186,8 @@ class Watchtower:
             batch=ChainBatch.for_connection(client.connection),
             chunk=SEND_BATCH,
         )
-        for key, record in self.outbox.restorable():
-            self.transactions.restore(key, record)
+        for key, record in self.outbox.restorable():  # signed before a restart: same nonce
+            self.transactions.restore(key, record, check=True)
         # the open commit group: accepted proofs and the answers that wait for them
         self._pending: dict[GuardKey, GuardedProof] = {}
         self._group: list[GuardedProof] = []

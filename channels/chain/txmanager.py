@@ -494,9 +494,11 @@ class TransactionManager:
         )
         self._wake.set()
 
-    def restore(self, key: str, record: OutboxTransaction) -> None:
-        """A transaction signed before a restart (its outbox record): same nonce, sent again."""
-        self.scheduler.restore(key, record)
+    def restore(self, key: str, record: OutboxTransaction, check: bool = False) -> None:
+        """A transaction signed before a restart (its outbox record): same nonce, sent again.
+        `check`: it was submitted with its gas (should its nonce be lost and it be signed
+        anew, an eth_call checks it first, as at submit)."""
+        self.scheduler.restore(key, record).check = check
         self._wake.set()
 
     @property
@@ -631,13 +633,15 @@ class TransactionManager:
             self._doomed(job, error)
         for job, exc in found.unknown:
             self._deferred.add(job.key)
-            log.warning(
-                "%s (%s): the node could not check it (%s: %s); trying again next round",
-                job.kind,
-                job.key,
-                type(exc).__name__,
-                exc,
-            )
+            text = f"{type(exc).__name__}: {exc}"
+            if text != job.send_error:  # once, not every round
+                job.send_error = text
+                log.warning(
+                    "%s (%s): the node could not check it (%s); trying again next round",
+                    job.kind,
+                    job.key,
+                    text,
+                )
         if found.passed:
             signed = await trio.to_thread.run_sync(self._sign_raw_all, found.passed, found.fees)
             for (job, nonce), (raw, tx_hash) in zip(found.passed, signed, strict=True):

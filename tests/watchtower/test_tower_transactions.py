@@ -76,6 +76,7 @@ class Guarding:
     guarded: Actor
     partner: Actor
     channel_id: ChannelId
+    path: Path
 
     @property
     def proof(self) -> GuardedProof:
@@ -99,6 +100,39 @@ class Guarding:
 
 
 @asynccontextmanager
+async def _tower(
+    chain: TowerChain, actor: Actor, path: Path, *, confirmations: int, stall_blocks: int = 3
+) -> AsyncIterator[tuple[Watchtower, int]]:
+    """A tower (one response slot: it answers every close at once) on `path`, serving until the
+    block ends (then cancelled without any graceful step, as a killed process would stop)."""
+    store = TowerStore(
+        path,
+        tower=actor.address,
+        chain_id=chain.deployment.chain_id,
+        manager=chain.deployment.manager,
+        start_cursor=BlockNumber(chain.deployment.block_number - 1),
+    )
+    tower = Watchtower(
+        actor.signer,
+        actor.client,
+        store,
+        confirmations=confirmations,
+        poll_interval=POLL,
+        spacing=SETTLE_TIMEOUT,
+        chain_lock=chain.lock,
+        stall_blocks=stall_blocks,
+    )
+    try:
+        async with trio.open_nursery() as nursery:
+            with trio.fail_after(STEP):
+                port: int = await nursery.start(tower.serve)
+            yield tower, port
+            nursery.cancel_scope.cancel()
+    finally:
+        store.close()
+
+
+@asynccontextmanager
 async def _guarding(
     tmp_path: Path, *, confirmations: int, stall_blocks: int = 3
 ) -> AsyncIterator[Guarding]:
@@ -108,41 +142,27 @@ async def _guarding(
         guarded, partner, actor = chain.actors[0], chain.actors[1], chain.actors[2]
         chain.fund(partner, DEPOSIT)
         channel_id = chain.open(partner, guarded, DEPOSIT)
-        store = TowerStore(
-            tmp_path / "tower.sqlite",
-            tower=actor.address,
-            chain_id=chain.deployment.chain_id,
-            manager=chain.deployment.manager,
-            start_cursor=BlockNumber(chain.deployment.block_number - 1),
-        )
-        tower = Watchtower(
-            actor.signer,
-            actor.client,
-            store,
-            confirmations=confirmations,
-            poll_interval=POLL,
-            spacing=SETTLE_TIMEOUT,
-            chain_lock=chain.lock,
-            stall_blocks=stall_blocks,
-        )
-        try:
-            async with trio.open_nursery() as nursery:
-                with trio.fail_after(STEP):
-                    port: int = await nursery.start(tower.serve)
-                await mine_until(chain, lambda: channel_id in tower.channels, "opened", 5)
-                [request] = build_requests(
-                    guarded.signer, partner.signer, guarded.client.domain(), actor.address,
-                    [channel_id], 1, 1,
-                )  # fmt: skip
-                endpoint = TowerEndpoint(actor.address, port)
-                async with open_tower_session(guarded.signer, endpoint) as session:
-                    with trio.fail_after(STEP):
-                        answers = await session.submit([request])
-                assert len(answers.receipts) == 1, answers
-                yield Guarding(chain, node, tower, actor, guarded, partner, channel_id)
-                nursery.cancel_scope.cancel()
-        finally:
-            store.close()
+        path = tmp_path / "tower.sqlite"
+        async with _tower(
+            chain, actor, path, confirmations=confirmations, stall_blocks=stall_blocks
+        ) as (tower, port):
+            g = Guarding(chain, node, tower, actor, guarded, partner, channel_id, path)
+            await _hand_over(g, port)
+            yield g
+
+
+async def _hand_over(g: Guarding, port: int) -> None:
+    """The guarded party hands its nonce-1 proof to the tower, once it sees the channel."""
+    await mine_until(g.chain, lambda: g.channel_id in g.tower.channels, "opened", 5)
+    [request] = build_requests(
+        g.guarded.signer, g.partner.signer, g.guarded.client.domain(), g.actor.address,
+        [g.channel_id], 1, 1,
+    )  # fmt: skip
+    endpoint = TowerEndpoint(g.actor.address, port)
+    async with open_tower_session(g.guarded.signer, endpoint) as session:
+        with trio.fail_after(STEP):
+            answers = await session.submit([request])
+    assert len(answers.receipts) == 1, answers
 
 
 async def test_a_dropped_update_is_replaced_with_the_same_nonce_and_a_higher_fee(
@@ -214,3 +234,44 @@ async def test_an_update_a_reorganisation_dropped_goes_out_again(tmp_path: Path)
         assert g.on_chain_nonce() == 1
         assert g.mined_count() == start + 1  # not a second transaction
         assert tower.stats.updates_mined == 1 and tower.stats.missed == 0  # reported once
+
+
+async def test_a_restarted_tower_sends_its_recorded_update_again_with_the_same_nonce(
+    tmp_path: Path,
+) -> None:
+    """Killed after its update was recorded and handed to the node, which then lost it (as if the
+    send never arrived): the restarted tower sends the recorded bytes again at once (same nonce,
+    same hash), not a second transaction after `resend_after` blocks."""
+    with _anvil_with_history() as node:
+        connection = Connection.from_url(node.url, node.private_keys)
+        chain = make_tower_chain(connection, "anvil", SETTLE_TIMEOUT)
+        guarded, partner, actor = chain.actors[0], chain.actors[1], chain.actors[2]
+        chain.fund(partner, DEPOSIT)
+        channel_id = chain.open(partner, guarded, DEPOSIT)
+        path = tmp_path / "tower.sqlite"
+        try:
+            async with _tower(chain, actor, path, confirmations=0) as (tower, port):
+                g = Guarding(chain, node, tower, actor, guarded, partner, channel_id, path)
+                await _hand_over(g, port)
+                start = g.mined_count()
+                connection.set_automine(False)
+                async with chain.lock:
+                    await trio.to_thread.run_sync(g.close)
+                await chain.mine(1)
+                await wait_until(lambda: tower.stats.updates_sent == 1, "the update sent")
+                key = transaction_key(g.proof)
+                recorded = tower.transactions.scheduler.jobs[key].hashes[-1]
+            # the tower is gone (cancelled mid-flight); the node loses what it held
+            rpc_call(node.url, "anvil_dropAllTransactions", [])
+            await chain.mine(1)
+            assert g.on_chain_nonce() == 0 and g.mined_count() == start
+            async with _tower(chain, actor, path, confirmations=0) as (again, _):
+                assert again.transactions.holds(key)  # restored from its file
+                await wait_until(lambda: again.stats.updates_sent == 1, "sent again at start")
+                mined = await mine_until(chain, lambda: g.on_chain_nonce() == 1, "landed", 3)
+                assert mined == 1
+        finally:
+            connection.set_automine(True)
+        receipt = connection.receipt(recorded)  # the very transaction recorded before
+        assert receipt is not None and int(receipt["status"]) == 1
+        assert g.mined_count() == start + 1  # one transaction, not two
