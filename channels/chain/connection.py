@@ -313,7 +313,10 @@ class Connection:
         params["gas"] = gas
         params.update(self._fees())
         with self._nonce_lock:
-            nonce = max(self._next_nonce.get(sender, 0), self.w3.eth.get_transaction_count(sender))
+            nonce = max(
+                self._next_nonce.get(sender, 0),
+                self.w3.eth.get_transaction_count(sender, "pending"),
+            )
             params["nonce"] = Nonce(nonce)
             raw = account.sign_transaction(cast(Any, params)).raw_transaction
             try:
