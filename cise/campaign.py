@@ -28,6 +28,7 @@ import contextlib
 import io
 import json
 import random
+import signal
 import subprocess
 import tempfile
 import threading
@@ -93,10 +94,13 @@ class CampaignConfig:
     batch: int = 30  # payments a payer process pays at once
     settle_timeout: int = 40  # blocks: the challenge period
     settle_every: int = 8  # seconds between the hub's settlement rounds
-    lock_timeout: int = 15  # blocks: a payee down longer than ~10 s lets locks expire
+    # blocks a payer's lock lives: the hub forwards it with `reveal-timeout` 5 blocks less, and a
+    # payee refuses a lock with less than its own reveal timeout (10 blocks) left; a payee down
+    # longer than ~10 s lets locks expire
+    lock_timeout: int = 25
     long_outage: float = 0.3  # chance that an agent stays down `long_outage_s`
-    long_outage_s: tuple[float, float] = (8.0, 18.0)
-    gap_s: tuple[float, float] = (1.0, 3.0)  # work between two kills
+    long_outage_s: tuple[float, float] = (6.0, 14.0)
+    gap_s: tuple[float, float] = (0.8, 2.4)  # work between two kills
     workdir: Path | None = None  # kept after the run when given
 
 
@@ -146,6 +150,9 @@ def run_campaign(config: CampaignConfig) -> dict[str, Any]:
     rng = random.Random(config.seed)
     schedule = kill_schedule(config.kills, rng)
     with contextlib.ExitStack() as stack:
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the children too
+            stack.callback(signal.signal, signal.SIGTERM, previous)
         if config.workdir is None:
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cise-crash-")))
         else:
@@ -219,6 +226,10 @@ def run_campaign(config: CampaignConfig) -> dict[str, Any]:
         }
         return result
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 # -- setup ------------------------------------------------------------------------------------
@@ -351,7 +362,11 @@ def _step(run: _Run, index: int, kind: str) -> None:
     _check_alive(run)
     payer = _ensure_payer(run)
     time.sleep(run.rng.uniform(*run.config.gap_s))
-    kill: dict[str, Any] = {"index": index, "kind": kind, "at_s": round(time.monotonic(), 1)}
+    kill: dict[str, Any] = {
+        "index": index,
+        "kind": kind,
+        "at_s": round(time.monotonic() - run.started, 1),
+    }
     if kind == "payer":
         if not payer.running():
             payer = _ensure_payer(run)

@@ -181,10 +181,10 @@ def run(args: argparse.Namespace) -> int:
         amount = parse_amount(args.amount)
         if amount <= 0:
             raise CliError("the amount must be positive")
+        if args.payment_id + args.count - 1 >= 2**64:
+            raise CliError("--payment-id + --count - 1 must stay below 2**64")
         service, client = _open(args)
         try:
-            if args.payment_id + args.count - 1 >= 2**64:
-                raise CliError("--payment-id + --count - 1 must stay below 2**64")
             if args.count > 1:
                 return trio.run(
                     _pay_many, service, client, hub, args.hub_port, payee, amount,
