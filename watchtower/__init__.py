@@ -8,8 +8,9 @@ pays it the reward named in the request at settle.
 - `core`: the decisions, pure (which requests to hold, chain events, when to answer a close).
 - `messages`: the local API's frames and the tower's EIP-712 receipt.
 - `store`: the tower's sqlite file (O(1) per channel; nothing left of a settled channel).
-- `service`: the trio shell (API on 127.0.0.1, chain follower, update sender).
-- `sender`: the bulk update sender (checks in one JSON-RPC batch, local nonces, sends in one).
+- `service`: the trio shell (API on 127.0.0.1, chain follower, updates handed to the account's
+  transaction manager, `channels.chain.txmanager`, on its batched path: its only sender).
+- `sender`: an update's call and durable key; `outbox`: the manager's records in the tower file.
 - `client`: the guarded party's side (`TowerGuard`, sessions, request building).
 - `bench`, `bench_peer`: `cise bench watchtower`.
 
