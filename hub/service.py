@@ -154,8 +154,15 @@ class Hub:
             else:
                 self._relay(Address(message.user), message)
         elif isinstance(message, wire.ErrorReply):
-            log.info(
-                "0x%s refused message %d: %s", sender.hex(), message.message_id, message.reason
+            # A refused channel message (it names its id) means the peer's view of the channel
+            # and ours now differ, and it will refuse every later proof we send it too: loud.
+            # A refused routing message (id 0) is routine.
+            log.log(
+                logging.WARNING if message.message_id else logging.INFO,
+                "0x%s refused message %d: %s",
+                sender.hex(),
+                message.message_id,
+                message.reason,
             )
         else:
             self._reply_error(connection, f"a hub takes no {type(message).__name__}")

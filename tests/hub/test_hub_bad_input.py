@@ -532,3 +532,31 @@ async def test_copies_of_proofs_the_hub_has_are_not_abuse(
                 ):
                     await trio.sleep(0.01)
             assert not connection.closed  # nine copies, limit five: still connected
+
+
+async def test_a_peer_refusing_one_of_our_channel_messages_is_logged_loudly(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A refused channel message means the two views of the channel now differ (the crash
+    campaign found a payee refusing every hub proof after one refusal, silently): the hub says so
+    at warning level, naming the peer, the message and the reason."""
+    caplog.set_level(logging.INFO, logger="hub.service")
+    async with running_hub(tmp_path, NAMES) as net:
+        mallory = net.raw["mallory"]
+        channels, balances = net.snapshot(), net.hub_balances()
+        async with mallory.connect(net.port) as connection:
+            await mallory.expect(lambda m: isinstance(m, wire.HubTerms))
+            connection.send_nowait(
+                wire.ErrorReply(message_id=4242, reason="lock already expired at block 7")
+            )
+            connection.send_nowait(wire.ErrorReply(message_id=0, reason="routine"))
+            with trio.fail_after(10):
+                while not any("routine" in r.getMessage() for r in caplog.records):  # noqa: ASYNC110
+                    await trio.sleep(0.01)
+        [loud] = [r for r in caplog.records if "4242" in r.getMessage()]
+        assert loud.levelno == logging.WARNING
+        assert "lock already expired at block 7" in loud.getMessage()
+        assert mallory.address.hex() in loud.getMessage()
+        [quiet] = [r for r in caplog.records if "routine" in r.getMessage()]
+        assert quiet.levelno == logging.INFO
+        assert_unchanged(net, channels, balances)
