@@ -195,6 +195,7 @@ def run_campaign(config: CampaignConfig) -> dict[str, Any]:
         procs.close()  # every service stopped (SIGTERM) before its files are read
         invariants = check_all(parties, outcomes)
         invariants["every_payee_reachable_after_the_campaign"] = _probe_invariant(probes)
+        invariants["no_payment_reported_failed_then_completed"] = _reported_invariant(run, outcomes)
         rounds = settlement_rounds(parties)
         uses = run.feeder.outcomes
         result: dict[str, Any] = {
@@ -501,6 +502,29 @@ def _probe(run: _Run) -> dict[str, dict[int, str]]:
                 reason = item.get("reason", "")
                 found[name][int(item["payment_id"])] = f"{item['status']} {reason}".strip()
     return found
+
+
+def _reported_invariant(run: _Run, outcomes: dict[int, str]) -> dict[str, Any]:
+    """A payer process that printed "failed" for an id told its operator the payment did not
+    happen: it must not have completed afterwards (a payer would pay again)."""
+    reported: dict[int, set[str]] = {}
+    for proc in run.procs.started:
+        if not proc.name.startswith("payer-"):
+            continue
+        for line in proc.lines:
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                item = json.loads(line)
+                reported.setdefault(int(item["payment_id"]), set()).add(str(item["status"]))
+    findings = [
+        {"payment_id": payment_id, "reported": sorted(seen), "final": outcomes.get(payment_id)}
+        for payment_id, seen in sorted(reported.items())
+        if "failed" in seen and outcomes.get(payment_id) == "completed"
+    ]
+    return {
+        "ok": not findings,
+        "findings": findings[:50],
+        "pending_reports": sum(1 for seen in reported.values() if "pending" in seen),
+    }
 
 
 def _probe_invariant(probes: dict[str, dict[int, str]]) -> dict[str, Any]:

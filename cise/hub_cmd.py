@@ -51,6 +51,7 @@ from settlement.store import SettlementStore
 from watchtower.client import TowerEndpoint, TowerGuard
 
 READY_TIMEOUT = 30.0
+PENDING_EXIT = 3  # `agent pay`: no outcome yet (a lock may still complete); pay the id again
 
 
 def add_parsers(sub: Any) -> None:
@@ -84,6 +85,11 @@ def add_parsers(sub: Any) -> None:
         type=positive_int,
         default=1,
         help="pay N payments at once, ids ID .. ID+N-1; one JSON line each as it ends",
+    )
+    pay.epilog = (
+        "Prints status completed (exit 0), failed (exit 1: the payment did not happen), or "
+        "pending (exit 3: no outcome in time, a lock may still complete; pay the same id again "
+        "to learn how it ended)."
     )
     receive = agent_ops.add_parser("receive", help="serve as a payee; prints JSON lines")
     _common(receive, default_account=2)
@@ -354,9 +360,10 @@ async def _pay(
         try:
             outcome = await agent.pay(payee, amount, payment_id)
         except PaymentError as exc:
-            print(json.dumps({"payment_id": payment_id, "status": "failed", "reason": str(exc)}))
+            status = _error_status(agent, payment_id, payee, amount)
+            print(json.dumps({"payment_id": payment_id, "status": status, "reason": str(exc)}))
             nursery.cancel_scope.cancel()
-            return 1
+            return 1 if status == "failed" else PENDING_EXIT
         with trio.move_on_after(3 * CONFIRMATION_FLUSH):
             await agent.wait_delivered()  # a repeat of this command then resends nothing
         print(_outcome_json(outcome))
@@ -388,18 +395,18 @@ async def _pay_many(
 ) -> int:
     """Pay ids first_id .. first_id+count-1 at once (each idempotent by id, as `_pay`); one JSON
     line per payment as it ends (flushed: a parent may kill this payer with payments in flight).
-    Exit status 1 if any failed."""
-    failed = 0
+    Exit status 1 if any failed, else PENDING_EXIT if any is still pending."""
+    unfinished = {"failed": 0, "pending": 0}
     async with trio.open_nursery() as nursery:
         agent = await _with_agent(service, client, hub, port, nursery)
 
         async def one(payment_id: int) -> None:
-            nonlocal failed
             try:
                 outcome = await agent.pay(payee, amount, payment_id)
             except PaymentError as exc:
-                failed += 1
-                line = {"payment_id": payment_id, "status": "failed", "reason": str(exc)}
+                status = _error_status(agent, payment_id, payee, amount)
+                unfinished[status] += 1
+                line = {"payment_id": payment_id, "status": status, "reason": str(exc)}
                 print(json.dumps(line), flush=True)
                 return
             print(_outcome_json(outcome), flush=True)
@@ -410,7 +417,20 @@ async def _pay_many(
         with trio.move_on_after(3 * CONFIRMATION_FLUSH):
             await agent.wait_delivered()
         nursery.cancel_scope.cancel()
-    return 1 if failed else 0
+    if unfinished["failed"]:
+        return 1
+    return PENDING_EXIT if unfinished["pending"] else 0
+
+
+def _error_status(agent: Agent, payment_id: int, payee: Address, amount: int) -> str:
+    """ "failed" when the payment's record says so; else "pending": the agent gave up waiting
+    (the payee or the hub away) while a lock it made may still complete or expire, or the
+    payment was never locked; paying the id again reports how it ended. Printing "failed" there
+    told an operator a payment had failed that then completed."""
+    record = agent.payments.get(payment_id)
+    if record is None or (record.payee, record.amount) != (payee, amount):
+        return "failed"  # refused before it began (bad arguments, an id used for another)
+    return "pending" if record.status in ("requested", "locked") else "failed"
 
 
 async def _receive(
@@ -450,4 +470,4 @@ async def _receive(
     return 0
 
 
-__all__ = ["READY_TIMEOUT", "add_parsers", "open_service", "run"]
+__all__ = ["PENDING_EXIT", "READY_TIMEOUT", "add_parsers", "open_service", "run"]
