@@ -27,7 +27,7 @@ from channels.store import SqliteStore
 from hub.mediator import MediationTerms
 from hub.service import Hub
 
-STEP_TIMEOUT = 120.0  # seconds any phase may take
+STEP_TIMEOUT = 300.0  # seconds any phase may take (against a node on a busy 2-core machine: 120 s was seen to pass)
 POLL_INTERVAL = 0.5  # seconds between chain polls of each party (py-evm holds the GIL meanwhile)
 
 
