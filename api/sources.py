@@ -45,6 +45,7 @@ from channels.codec.eip712 import Domain
 from channels.codec.keccak import keccak
 from channels.core.channel import get_capacity
 from channels.core.types import Address, ChannelId, to_checksum
+from channels.ownership import connect_read_only
 from hub.service import Hub
 from settlement.store import SettlementStore, SettlementStoreError
 from settlement.summary import round_summary, status_summary
@@ -238,11 +239,8 @@ def read_channels(sources: ApiSources) -> dict[str, Any]:
 
 
 def _read_only(path: Path) -> sqlite3.Connection:
-    """A read-only connection that leaves no file behind (`immutable` when no writer is active)."""
-    uri = path.resolve().as_uri() + "?mode=ro"
-    if not Path(f"{path}-wal").exists():
-        uri += "&immutable=1"
-    return sqlite3.connect(uri, uri=True)
+    """A read-only connection that leaves no file behind (`channels.ownership.connect_read_only`)."""
+    return connect_read_only(path)
 
 
 def read_ledger_file(path: Path) -> tuple[tuple[SignedEntry, ...], tuple[Anchor, ...]]:

@@ -168,13 +168,17 @@ def _read_owner(fd: int) -> Owner | None:
 
 
 def connect_read_only(path: str | Path, *, timeout: float = 5.0) -> sqlite3.Connection:
-    """A connection to the sqlite file `path` that cannot write it (`mode=ro`); takes no lock.
+    """A connection to the sqlite file `path` that cannot write it (`mode=ro`); takes no lock and
+    leaves no file behind.
 
-    The file must exist (sqlite would not create it in this mode). While the owner runs, its
-    WAL files are shared; when none runs, sqlite may leave empty `-wal`/`-shm` files beside it,
-    which hold no data. `timeout` is how long a read waits on a busy file.
+    The file must exist (sqlite would not create it in this mode). While a writer has the (WAL
+    mode) file open, its -wal and -shm files exist and the reader shares them. Without a -wal file
+    no writer is active, and `mode=ro` would create the -wal and -shm files and leave them:
+    `immutable=1` reads the file alone instead. `timeout` is how long a read waits on a busy file.
     """
     uri = Path(path).resolve().as_uri() + "?mode=ro"
+    if not Path(f"{path}-wal").exists():
+        uri += "&immutable=1"
     return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False,
                            timeout=timeout)  # fmt: skip
 

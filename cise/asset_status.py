@@ -25,7 +25,7 @@ from assets.use_book import ShareFailure
 from channels.core.types import to_checksum
 from channels.records import PaymentRecord
 from cise.errors import CliError
-from cise.ledger_files import _read_facts, _read_only, read_ledger
+from cise.ledger_files import read_facts, read_ledger, read_only
 from cise.money import euro
 
 
@@ -50,13 +50,13 @@ def unpaid_lines(failures: Iterable[ShareFailure]) -> list[str]:
 
 def _routing_fees(store: Path) -> tuple[int, int]:
     """(routing fees paid, payments completed) from the agent's store."""
-    payments = [r for r in _read_facts(store, "payment:") if isinstance(r, PaymentRecord)]
+    payments = [r for r in read_facts(store, "payment:") if isinstance(r, PaymentRecord)]
     done = [p for p in payments if p.status == "completed"]
     return sum(p.fee for p in done), len(done)
 
 
 def _last_anchor(path: Path) -> dict[str, int | None] | None:
-    db = _read_only(path)
+    db = read_only(path)
     try:
         row = db.execute(
             'SELECT "index", from_seq, to_seq, block FROM anchors ORDER BY "index" DESC LIMIT 1'

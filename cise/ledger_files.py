@@ -18,6 +18,7 @@ import msgspec
 from assets.ledger import Anchor, LedgerError, SignedEntry, decode_entry, entry_from_json
 from assets.use_book import FloatState, ShareFailure, float_state, share_failures
 from channels.input_limits import load_json
+from channels.ownership import connect_read_only
 from channels.records import InvoiceRecord, ReceiptRecord, core_record_codec
 from channels.store import StoreError
 from cise.errors import CliError
@@ -46,17 +47,9 @@ class LedgerFile:
     book: UseBookView | None = None
 
 
-def _read_only(path: Path) -> sqlite3.Connection:
-    """A read-only connection that leaves no file behind.
-
-    While a writer has the (WAL mode) file open its -wal and -shm files exist and a `mode=ro`
-    reader shares them. Without a -wal file no writer is active, and `mode=ro` would create the
-    -wal and -shm files and leave them: `immutable=1` reads the file alone instead.
-    """
-    uri = path.resolve().as_uri() + "?mode=ro"
-    if not Path(f"{path}-wal").exists():
-        uri += "&immutable=1"
-    return sqlite3.connect(uri, uri=True)
+def read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection that leaves no file behind (`channels.ownership.connect_read_only`)."""
+    return connect_read_only(path)
 
 
 def _tables(db: sqlite3.Connection, path: Path, what: str) -> set[str]:
@@ -68,7 +61,7 @@ def _tables(db: sqlite3.Connection, path: Path, what: str) -> set[str]:
 
 
 def _read_sqlite_ledger(path: Path) -> LedgerFile:
-    db = _read_only(path)
+    db = read_only(path)
     try:
         tables = _tables(db, path, "ledger file")
         if not {"entries", "anchors"} <= tables:
@@ -172,7 +165,7 @@ def read_ledger(path: Path, asset_id: bytes | None = None) -> LedgerFile:
     return ledger
 
 
-def _read_facts(path: Path, prefix: str) -> list[Any]:
+def read_facts(path: Path, prefix: str) -> list[Any]:
     """The facts under `prefix` of an agent's store, read-only (the agent may be running);
     `CliError` naming the first fact that does not decode."""
     records, broken = _read_facts_checked(path, prefix)
@@ -186,7 +179,7 @@ def _read_facts_checked(path: Path, prefix: str) -> tuple[list[Any], list[str]]:
     if not path.is_file():
         raise CliError(f"--store {path}: no such file")
     codec = core_record_codec()
-    db = _read_only(path)
+    db = read_only(path)
     try:
         if "facts" not in _tables(db, path, "agent store"):
             raise CliError(f"--store {path}: not an agent store (it has no facts table)")
@@ -212,12 +205,12 @@ def _read_facts_checked(path: Path, prefix: str) -> tuple[list[Any], list[str]]:
 
 def read_invoices(path: Path) -> list[InvoiceRecord]:
     """The invoices an agent issued as payee (what it was paid), from its store file."""
-    return [r for r in _read_facts(path, "invoice:") if isinstance(r, InvoiceRecord)]
+    return [r for r in read_facts(path, "invoice:") if isinstance(r, InvoiceRecord)]
 
 
 def read_receipts(path: Path) -> list[ReceiptRecord]:
     """The receipts an agent kept for the charges it paid, from its store file."""
-    return [r for r in _read_facts(path, "receipt:") if isinstance(r, ReceiptRecord)]
+    return [r for r in read_facts(path, "receipt:") if isinstance(r, ReceiptRecord)]
 
 
 def read_receipts_checked(path: Path) -> tuple[list[ReceiptRecord], list[str]]:
