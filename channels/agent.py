@@ -11,17 +11,24 @@ An `Agent` wraps a `NodeService` that holds one channel with the hub and gives i
   decides whether it pays unsolicited invoices).
 - `received`: every payment received, as it becomes durable; `balances()`.
 
+A payer obeys the network's governed limits itself (DESIGN: rights are enforced where money
+moves): the shell keeps `governed_fee_cap` and `hub_problem` current from the chain
+(`apply_governed_limits`), and each payment's fee, fixed when its lock is made, is checked against
+the cap known at that moment before the lock leaves (`channels.core.fee_cap`).
+
 The payee makes each secret (payee-generated secrets, DESIGN §3): it is derived from a signature
 of the agent's own key over a fixed digest (deterministic, RFC 6979), the payer and the payment id,
 so nothing secret is stored and a restarted payee still knows every secret it handed out. The
 payee reveals a secret only for a lock that pays its invoice in full, and only once.
 
 This module must never reveal a secret for a lock that does not pay an invoice in full, never
-pay an invoice it did not ask for unless the policy accepts it, never report a payment as
-paid, received or failed before the state change saying so is durable, and never send an invoice
-(or a book, or a refusal) before the record it depends on is durable. Every record (payments,
-invoices, receipts) is a fact in the node's store, written in the commit group of the state change
-it belongs to: one commit pipeline per process (docs/decisions/2026-12-07-one-commit-pipeline.md).
+pay an invoice it did not ask for unless the policy accepts it, never lock a fee above the
+governed hub fee cap it knows nor route through a hub it knows may not route, never report a
+payment as paid, received or failed before the state change saying so is durable, and never send
+an invoice (or a book, or a refusal) before the record it depends on is durable. Every record
+(payments, invoices, receipts) is a fact in the node's store, written in the commit group of the
+state change it belongs to: one commit pipeline per process
+(docs/decisions/2026-12-07-one-commit-pipeline.md).
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ from channels.codec.keccak import keccak
 from channels.core import events as ev
 from channels.core import state_changes as sc
 from channels.core.channel import get_balance, get_capacity, get_earnings
+from channels.core.fee_cap import route_fee_problem
 from channels.core.fees import FeeSchedule
 from channels.core.state import BatchedBy, ChannelState
 from channels.core.types import (
@@ -211,6 +219,9 @@ class Agent:
         self.terms: wire.HubTerms | None = None
         self.fees = FeeSchedule()
         self._terms_known = trio.Event()
+        # the governed limits as the shell last read them from the chain (None: none known)
+        self.governed_fee_cap: int | None = None
+        self.hub_problem: str | None = None  # why our hub may not route (not a hub member)
         self._seed = keccak(service.signer.sign_digest(SEED_DIGEST))
         self.payments: _Records[int, PaymentRecord] = _Records(
             {
@@ -295,6 +306,27 @@ class Agent:
             await self.service.wait_committed()
         # an acknowledgement received while a commit was writing goes into the next group
         await self.service.wait_committed()
+
+    def apply_governed_limits(self, fee_cap: int | None, hub_problem: str | None) -> None:
+        """The network's hub fee cap and our hub's standing, as the chain says now: every lock
+        made from here on is checked against them (one in flight keeps the fee it was made with).
+        """
+        if fee_cap != self.governed_fee_cap:
+            log.info("the network's hub fee cap is %s token units", fee_cap)
+            self._warn_terms_above_cap(fee_cap)
+        if hub_problem != self.hub_problem and hub_problem is not None:
+            log.warning("%s", hub_problem)
+        self.governed_fee_cap, self.hub_problem = fee_cap, hub_problem
+
+    def _warn_terms_above_cap(self, fee_cap: int | None) -> None:
+        if fee_cap is not None and self.terms is not None and self.fees.cap > fee_cap:
+            log.warning(
+                "the hub announces a fee cap of %d token units, above the network's %d: payments "
+                "whose fee exceeds %d are refused",
+                self.fees.cap,
+                fee_cap,
+                fee_cap,
+            )
 
     # -- secrets --------------------------------------------------------------------------------
 
@@ -494,6 +526,10 @@ class Agent:
             self._fail(record, "not connected to the hub, or no open channel with it")
             return
         fee = self.fees.fee(amount)
+        problem = self.hub_problem or route_fee_problem(fee, self.governed_fee_cap)
+        if problem is not None:  # refused before any lock leaves
+            self._fail(record, problem)
+            return
         locked = replace(record, fee=fee, secrethash=secrethash, status="locked")
         self.payments[record.payment_id] = locked
         self._payment_by_hash[secrethash] = record.payment_id
@@ -678,7 +714,10 @@ class Agent:
             except ValueError as exc:
                 log.error("the hub announced unusable terms (%s): not paying through it", exc)
                 return
+            changed = self.terms is None or self.terms.fee_cap != message.fee_cap
             self.terms = message
+            if changed:
+                self._warn_terms_above_cap(self.governed_fee_cap)
             self.connection_problem = None
             if self.blocks_from_hub and message.block_number > self.service.block_number:
                 self.service.handle(sc.Block(BlockNumber(message.block_number)))

@@ -4,7 +4,10 @@
 file): it restores the hub's log from `--data-dir`, follows the chain, listens on 127.0.0.1 and
 announces its fee (flat + ppm, never above `--fee-cap`). `cise agent pay` connects an account's
 agent to the hub, pays once and prints the outcome as JSON; `cise agent receive` serves as a
-payee until stopped (or for `--seconds`) and prints each payment received as a JSON line. Both
+payee until stopped (or for `--seconds`) and prints each payment received as a JSON line. On a
+governed network the hub and every agent follow the members' hub fee cap while they run
+(`channels.governed`): the hub lowers its announced fee to it, an agent refuses to lock a fee above
+it or to route through a hub that is not a member with the hub role. Both
 services exit 0 on SIGINT/SIGTERM (`cise.lifecycle`). Parsing, wiring and printing
 only: decisions are `channels` and `hub`.
 """
@@ -15,6 +18,7 @@ import argparse
 import json
 import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +30,10 @@ from api.sources import ApiSources, hub_live_view
 from channels.agent import Agent, ChargePolicy, PaymentError, PaymentOutcome
 from channels.chain.client import Web3ChainClient
 from channels.chain.governance import GovernanceClient
+from channels.chain.governed_limits import GovernedLimits, GovernedLimitsFollower
 from channels.core.fees import FeeSchedule
 from channels.core.types import Address, to_checksum
+from channels.governed import follow_governed_limits
 from channels.records import core_record_codec
 from channels.service import CONFIRMATION_FLUSH, NodeService, restore_chain_node, run_on_chain
 from channels.signer import LocalSigner
@@ -262,6 +268,9 @@ async def _serve_hub(
     hub = Hub(service, terms, low_water=low_water, top_up_to=top_up_to)
     async with trio.open_nursery() as nursery:
         await nursery.start(run_on_chain, service, client)
+        await _follow_limits(
+            nursery, client, None, lambda limits: hub.apply_governed_fee_cap(limits.hub_fee_cap)
+        )
         bound = await nursery.start(
             lambda task_status: hub.serve(port=port, task_status=task_status)
         )
@@ -335,6 +344,12 @@ async def _with_agent(
 ) -> Agent:
     agent = Agent(service, hub) if policy is None else Agent(service, hub, accept_charge=policy)
     await nursery.start(run_on_chain, service, client)
+    await _follow_limits(  # before the first payment: each is checked against the cap
+        nursery,
+        client,
+        hub,
+        lambda limits: agent.apply_governed_limits(limits.hub_fee_cap, limits.hub_problem),
+    )
     agent.start(nursery, port)
     with trio.move_on_after(READY_TIMEOUT) as scope:
         await agent.wait_ready()
@@ -344,6 +359,24 @@ async def _with_agent(
             f" ({agent.connection_problem or 'no terms announced'})"
         )
     return agent
+
+
+async def _follow_limits(
+    nursery: trio.Nursery,
+    client: Web3ChainClient,
+    hub: Address | None,
+    apply: Callable[[GovernedLimits], None],
+) -> None:
+    """On a governed network: read the hub fee cap (and `hub`'s standing) now, `apply` it, and
+    follow its changes in `nursery`. CliError when the chain cannot say."""
+    if not client.deployment.governed:
+        return
+    follower = GovernedLimitsFollower(client.connection, client.deployment, hub)
+    try:
+        await trio.to_thread.run_sync(follower.read)
+    except Exception as exc:
+        raise CliError(f"cannot read the network's hub fee cap: {exc}") from None
+    await nursery.start(follow_governed_limits, follower, apply)
 
 
 async def _pay(

@@ -7,17 +7,20 @@ pays), then its unacknowledged messages. Invoice messages are relayed between pa
 each only from the party it names (a payer cannot forge a payee's invoice). After each commit the
 hub checks the outgoing capacity of the channels it used and reports the ones running low
 (`low_capacity`), and tops them up from its internal balance on the channel manager when a
-liquidity policy is set (no ERC20 transfer).
+liquidity policy is set (no ERC20 transfer). The network's governed hub fee cap binds the hub
+while it runs: `apply_governed_fee_cap` lowers the announced fee to it (never above the operator's
+own) and announces the new terms to every connected peer at once.
 
 It must never forward anything the mediator did not decide, never serve a peer without a
-channel, and never relay a message on behalf of a party other than its sender.
+channel, never relay a message on behalf of a party other than its sender, and never charge or
+announce a fee above the governed cap it knows.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import trio
 
@@ -26,6 +29,7 @@ from channels.agent import PAYEE_OFFLINE
 from channels.core import events as ev
 from channels.core import state_changes as sc
 from channels.core.channel import get_capacity
+from channels.core.fee_cap import capped_schedule
 from channels.core.state import ChannelState
 from channels.core.types import Address, ChannelId, TokenAmount
 from channels.service import NodeService
@@ -70,8 +74,11 @@ class Hub:
     stats: HubStatistics = field(default_factory=HubStatistics)
     low_capacity: dict[ChannelId, LowCapacity] = field(default_factory=dict)
     topping_up: dict[ChannelId, int] = field(default_factory=dict)  # channel -> total deposit asked
+    governed_fee_cap: int | None = None  # the network's hub fee cap as last read (None: none)
+    configured: MediationTerms = field(init=False)  # the operator's terms, before any cap
 
     def __post_init__(self) -> None:
+        self.configured = self.terms
         if self.top_up_to and self.top_up_to <= self.low_water:
             raise ValueError("top_up_to must be above low_water (or 0 for no top-ups)")
         service = self.service
@@ -105,6 +112,36 @@ class Hub:
             reveal_timeout=self.terms.reveal_timeout,
             block_number=self.service.block_number,
         )
+
+    def apply_governed_fee_cap(self, cap: int | None) -> None:
+        """The network's hub fee cap is `cap` (as the chain says now): charge and announce at most
+        that from the next lock on, and tell every connected peer at once. A cap that rises again
+        restores the operator's own fee, never more."""
+        self.governed_fee_cap = cap
+        fees = capped_schedule(self.configured.fees, cap)
+        if fees == self.terms.fees:
+            return
+        own = self.configured.fees
+        log.log(
+            logging.WARNING if fees != own else logging.INFO,
+            "the network's hub fee cap is now %s token units: charging min(%d + amount * %d ppm, "
+            "%d) (configured: min(%d + amount * %d ppm, %d)); announcing the new terms",
+            cap,
+            fees.flat,
+            fees.ppm,
+            fees.cap,
+            own.flat,
+            own.ppm,
+            own.cap,
+        )
+        self.terms = replace(self.terms, fees=fees)
+        self.mediator.terms = self.terms
+        self._announce()
+
+    def _announce(self) -> None:
+        message = self.terms_message()
+        for peer in list(self.service.connections):
+            self.service.send_routing(peer, message)
 
     # -- peers ----------------------------------------------------------------------------------
 
@@ -154,9 +191,9 @@ class Hub:
             else:
                 self._relay(Address(message.user), message)
         elif isinstance(message, wire.ErrorReply):
-            # A refused channel message (it names its id) means the peer's view of the channel
-            # and ours now differ, and it will refuse every later proof we send it too: loud.
-            # A refused routing message (id 0) is routine.
+            # A refused channel message (it names its id): the node keeps a refused proof and
+            # sends it again later (`NodeService`), but the channel carries nothing new until
+            # the peer takes it: loud. A refused routing message (id 0) is routine.
             log.log(
                 logging.WARNING if message.message_id else logging.INFO,
                 "0x%s refused message %d: %s",
@@ -235,9 +272,7 @@ class Hub:
         """Forever: send the terms (with the chain head) to every connected peer."""
         while True:
             await trio.sleep(TERMS_INTERVAL)
-            message = self.terms_message()
-            for peer in list(self.service.connections):
-                self.service.send_routing(peer, message)
+            self._announce()
 
     async def serve(
         self,

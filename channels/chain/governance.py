@@ -611,6 +611,10 @@ class GovernanceClient:
 
     # ------------------------------------------------------------------ parameters
 
+    def hub_fee_cap(self) -> int:
+        """`hubFeeCap` now: the most a hub may charge for routing one payment (token units)."""
+        return int(self._parameters_view("hubFeeCap"))
+
     def parameters(self) -> NetworkParams:
         """Every governed parameter, read now."""
         block = self.connection.block_number()
