@@ -1,5 +1,9 @@
 """`cise gov propose|vote|queue|execute|status`: the members govern the network from a terminal.
 
+`code-of-conduct` prints the code of conduct the network records (its hash and URI) and, with
+`--check FILE`, whether a copy of the text is that version (exit 0), another one (exit 1, both
+hashes named) or cannot be read (exit 2).
+
 `propose` turns flags (`--settle-timeout 40 --admit 0x...`) into the calls of one proposal and a
 readable description (a title, then one sentence per call); the governor classes it ordinary or
 constitutional. `vote`, `queue` and `execute` take a proposal by its number in `status` (1, 2, ...)
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -22,6 +27,7 @@ from eth_account import Account
 
 from channels.chain.connection import Connection
 from channels.chain.deploy import Document
+from channels.chain.documents import CODE_OF_CONDUCT_HASH, document_hash, read_document
 from channels.chain.errors import ChainError
 from channels.chain.governance import (
     Call,
@@ -36,8 +42,8 @@ from channels.chain.governance import (
     latest_timestamp,
     parse_roles,
 )
-from channels.codec.keccak import keccak
 from channels.core.types import to_checksum
+from channels.input_limits import InputError
 from cise.arguments import address_argument, positive_int
 from cise.channel_cmd import parse_amount
 from cise.errors import CliError
@@ -138,6 +144,18 @@ def add_parsers(sub: Any) -> None:
             help="wait up to this long until it can be done (a dev chain mines on)",
         )
 
+    code = ops.add_parser(
+        "code-of-conduct",
+        help="the code of conduct the network records; --check FILE compares a copy with it",
+    )
+    add_common(code)
+    code.add_argument(
+        "--check",
+        metavar="FILE",
+        help="exit 0 if FILE is the text the chain records (keccak256 of its bytes), 1 if not",
+    )
+    code.add_argument("--json", action="store_true", help="one JSON object")
+
     status = ops.add_parser("status", help="the network's parameters and proposals")
     add_common(status)
     status.add_argument("proposal", nargs="?", help="show this proposal in detail")
@@ -213,6 +231,7 @@ def run(args: argparse.Namespace) -> int:
         "queue": _queue,
         "execute": _execute,
         "status": _status,
+        "code-of-conduct": _code_of_conduct,
     }
     return handlers[args.op](args)
 
@@ -276,11 +295,17 @@ def _document(args: argparse.Namespace, name: str) -> Document | None:
         return None
     if not uri:
         raise CliError(f"{flag} needs {flag}-uri (where members read the text)")
+    return Document(document_hash(_read(path, flag)), uri)
+
+
+def _read(path: str, flag: str) -> bytes:
+    """The exact bytes of a document file, or a `CliError` naming `flag`, the file and why."""
     try:
-        text = Path(path).read_text()
+        return read_document(Path(path))
+    except InputError as exc:
+        raise CliError(f"{flag}: {exc}") from None
     except OSError as exc:
-        raise CliError(f"{flag} {path}: {exc.strerror}") from None
-    return Document(keccak(text.encode()), uri)
+        raise CliError(f"{flag} {path}: {exc.strerror or exc}") from None
 
 
 def _propose(args: argparse.Namespace) -> int:
@@ -431,6 +456,54 @@ def _when(timestamp: int) -> str:
     if timestamp == 0:
         return "-"
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+# ----------------------------------------------------------------------------- code of conduct
+
+
+def _code_of_conduct(args: argparse.Namespace) -> int:
+    """Print the recorded code of conduct; with --check, compare a file's keccak256 with it."""
+    copy = None if args.check is None else _read(args.check, "--check")
+    client = open_governance(args, acting=False)
+    params = client.parameters()
+    recorded = params.code_of_conduct
+    shipped = recorded.hash == CODE_OF_CONDUCT_HASH
+    matches = None if copy is None else document_hash(copy) == recorded.hash
+    if args.json:
+        out: dict[str, Any] = {
+            "block": params.block_number,
+            "hash": "0x" + recorded.hash.hex(),
+            "uri": recorded.uri,
+            "shipped_with_this_cise": shipped,
+        }
+        if copy is not None:
+            out |= {"file": args.check, "file_hash": "0x" + document_hash(copy).hex()}
+            out["matches"] = matches
+        print(json.dumps(out))
+    else:
+        print(f"code of conduct on chain (block {params.block_number})")
+        print(f"  hash  0x{recorded.hash.hex()}")
+        print(f"  uri   {recorded.uri}")
+        print(
+            "  this version of cise ships it (docs/code-of-conduct.md)"
+            if shipped
+            else "  not the text this version of cise ships: the members adopted another one"
+        )
+    if copy is None:
+        return 0
+    if matches:
+        if not args.json:
+            print(
+                f"{args.check} is the code of conduct on chain (keccak256 0x{recorded.hash.hex()})"
+            )
+        return 0
+    print(
+        f"cise: {args.check} is not the code of conduct on chain: its keccak256 is "
+        f"0x{document_hash(copy).hex()}, the chain records 0x{recorded.hash.hex()} "
+        f"({recorded.uri})",
+        file=sys.stderr,
+    )
+    return 1
 
 
 # ----------------------------------------------------------------------------- status

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.37;
 
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
 
 import {IAssetRegistry} from "./interfaces/IAssetRegistry.sol";
@@ -20,13 +22,35 @@ import {IAssetRegistry} from "./interfaces/IAssetRegistry.sol";
 ///    first), which `anchorLedger` reads anyway to check for gaps.
 /// Metadata (hash and URI) and the split itself (beneficiaries and ppm) live only in the events; the
 /// split hash stored per version lets a contract check a split given to it in calldata.
-contract AssetRegistry is IAssetRegistry {
+///
+/// Split changes with consent (docs/decisions/2026-12-07-split-changes-with-consent.md): the operator's
+/// change lowers nobody's share without that beneficiary's EIP-712 `SplitConsent`, except its own and a
+/// settled pool's; a financing pool not yet repaid its cap is never lowered here (the governed registry
+/// adds the governance paths).
+contract AssetRegistry is IAssetRegistry, EIP712 {
     // ------------------------------------------------------------------ constants
 
     /// @notice Most beneficiaries one split may list.
     uint256 public constant MAX_BENEFICIARIES = 32;
     /// @notice What the parts of a split sum to: parts per million (DESIGN §2).
     uint256 public constant PPM_TOTAL = 1_000_000;
+    /// @notice The EIP-712 type hash of a beneficiary's consent to a split change (docs/protocol.md).
+    bytes32 public constant SPLIT_CONSENT_TYPEHASH =
+        keccak256("SplitConsent(bytes32 assetId,bytes32 splitHash,uint256 version,uint256 expiry)");
+
+    /// @dev Who changes a split, which decides whose consent it needs (see `_checkLowered`).
+    enum ChangeBy {
+        Operator,
+        Governance,
+        Constitution
+    }
+
+    /// @dev What a beneficiary is as a financing pool (see `_poolStanding`).
+    enum PoolStanding {
+        NotPool,
+        Unrepaid,
+        Settled
+    }
 
     // ------------------------------------------------------------------ storage
 
@@ -48,6 +72,9 @@ contract AssetRegistry is IAssetRegistry {
     mapping(bytes32 assetId => Asset) private _assets;
     mapping(bytes32 assetId => mapping(uint32 version => bytes32)) private _splitHashes;
     mapping(bytes32 assetId => mapping(uint64 index => Anchor)) private _anchors;
+
+    /// @dev The EIP-712 domain of the asset ledger's and the split consents' types: `CISE`/`1`.
+    constructor() EIP712("CISE", "1") {}
 
     // ------------------------------------------------------------------ assets
 
@@ -73,16 +100,10 @@ contract AssetRegistry is IAssetRegistry {
     }
 
     /// @inheritdoc IAssetRegistry
-    function changeSplit(bytes32 assetId, address[] calldata beneficiaries, uint32[] calldata ppm) external {
-        Asset storage asset = _requireOperator(assetId);
-        bytes32 splitHash = _checkedSplitHash(beneficiaries, ppm);
-
-        // Checked: only 2^32 - 1 changes of one asset's split could overflow it, and only its own
-        // operator can make them.
-        uint32 version = asset.splitVersion + 1;
-        asset.splitVersion = version;
-        _splitHashes[assetId][version] = splitHash;
-        emit SplitChanged(assetId, version, beneficiaries, ppm);
+    function changeSplit(bytes32 assetId, Split calldata current, Split calldata next, SplitConsent[] calldata consents)
+        external
+    {
+        _changeSplit(assetId, _requireOperator(assetId), current, next, consents, ChangeBy.Operator);
     }
 
     /// @inheritdoc IAssetRegistry
@@ -169,6 +190,15 @@ contract AssetRegistry is IAssetRegistry {
     }
 
     /// @inheritdoc IAssetRegistry
+    function splitConsentDigest(bytes32 assetId, bytes32 splitHash, uint256 version, uint256 expiry)
+        public
+        view
+        returns (bytes32)
+    {
+        return _hashTypedDataV4(keccak256(abi.encode(SPLIT_CONSENT_TYPEHASH, assetId, splitHash, version, expiry)));
+    }
+
+    /// @inheritdoc IAssetRegistry
     function anchorOf(bytes32 assetId, uint64 index)
         external
         view
@@ -198,14 +228,109 @@ contract AssetRegistry is IAssetRegistry {
     /// anyone who is not an active member.
     function _checkMembership(address account) internal view virtual {}
 
+    /// @dev Pool hook: whether `beneficiary` is a financing pool, and if so whether it still waits for
+    /// (part of) its cap. `NotPool` here (this contract alone knows no pools); `GovernedAssetRegistry`
+    /// asks the network's pool factory and the pool.
+    function _poolStanding(address beneficiary) internal view virtual returns (PoolStanding) {
+        beneficiary;
+        return PoolStanding.NotPool;
+    }
+
+    /// @dev What `_checkLowered` needs to know of one change besides the splits.
+    struct Change {
+        bytes32 assetId;
+        address operator;
+        bytes32 splitHash;
+        uint32 version;
+        ChangeBy by;
+    }
+
+    /// @dev Replaces the split of a known asset by the next version after checking that `current` is the
+    /// split in force, the split rules for `next`, and every lowered share (`_checkLowered`).
+    function _changeSplit(
+        bytes32 assetId,
+        Asset storage asset,
+        Split calldata current,
+        Split calldata next,
+        SplitConsent[] calldata consents,
+        ChangeBy by
+    ) internal {
+        uint32 version = asset.splitVersion;
+        if (keccak256(abi.encode(current.beneficiaries, current.ppm)) != _splitHashes[assetId][version]) {
+            revert AssetRegistryNotCurrentSplit(assetId, version);
+        }
+        bytes32 splitHash = _checkedSplitHash(next.beneficiaries, next.ppm);
+        // Checked: only 2^32 - 1 changes of one asset's split could overflow it, and only its operator
+        // or the network's governance can make them.
+        ++version;
+        _checkLowered(Change(assetId, asset.operator, splitHash, version, by), current, next, consents);
+
+        asset.splitVersion = version;
+        _splitHashes[assetId][version] = splitHash;
+        emit SplitChanged(assetId, version, next.beneficiaries, next.ppm);
+    }
+
+    /// @dev Walks the current and the new split together (both ascending) and, for every beneficiary
+    /// whose share goes down or away, applies `_needsConsent`; a consent it needs must be next in
+    /// `consents`. Every consent given must be used.
+    function _checkLowered(
+        Change memory change,
+        Split calldata current,
+        Split calldata next,
+        SplitConsent[] calldata consents
+    ) private view {
+        uint256 n = next.beneficiaries.length;
+        uint256 j;
+        uint256 used;
+        for (uint256 i; i < current.beneficiaries.length; ++i) {
+            address beneficiary = current.beneficiaries[i];
+            while (j < n && next.beneficiaries[j] < beneficiary) ++j;
+            uint32 kept = j < n && next.beneficiaries[j] == beneficiary ? next.ppm[j] : 0;
+            if (kept >= current.ppm[i] || !_needsConsent(beneficiary, change.operator, change.by)) continue;
+            if (used < consents.length && consents[used].beneficiary < beneficiary) {
+                revert AssetRegistrySplitConsentUnneeded(consents[used].beneficiary);
+            }
+            if (used == consents.length || consents[used].beneficiary != beneficiary) {
+                revert AssetRegistrySplitConsentMissing(beneficiary);
+            }
+            _checkConsent(change, consents[used]);
+            ++used;
+        }
+        if (used < consents.length) revert AssetRegistrySplitConsentUnneeded(consents[used].beneficiary);
+    }
+
+    /// @dev Whether lowering `beneficiary`'s share needs its consent; reverts when nobody but a
+    /// constitutional proposal may lower it (a financing pool not yet repaid its cap).
+    function _needsConsent(address beneficiary, address operator, ChangeBy by) private view returns (bool) {
+        if (by == ChangeBy.Constitution) return false;
+        PoolStanding standing = _poolStanding(beneficiary);
+        if (standing == PoolStanding.Unrepaid) revert AssetRegistrySplitLowersUnrepaidPool(beneficiary);
+        // Governance decides for a beneficiary that cannot or does not sign; a settled pool's receipts
+        // go on to the operator, so its share is the operator's to give.
+        return by == ChangeBy.Operator && beneficiary != operator && standing == PoolStanding.NotPool;
+    }
+
+    /// @dev Reverts unless `consent` is its beneficiary's unexpired signature of this change.
+    function _checkConsent(Change memory change, SplitConsent calldata consent) private view {
+        address beneficiary = consent.beneficiary;
+        // Expiries are block numbers, like every deadline of the protocol.
+        if (block.number > consent.expiry) revert AssetRegistrySplitConsentExpired(beneficiary, consent.expiry);
+        bytes32 digest = splitConsentDigest(change.assetId, change.splitHash, change.version, consent.expiry);
+        // tryRecover refuses a signature that is not 65 bytes, has a high s or recovers to nobody.
+        (address signer, ECDSA.RecoverError failure,) = ECDSA.tryRecover(digest, consent.signature);
+        if (failure != ECDSA.RecoverError.NoError || signer != beneficiary) {
+            revert AssetRegistrySplitConsentInvalid(beneficiary);
+        }
+    }
+
     // ------------------------------------------------------------------ internals
 
-    function _requireKnown(bytes32 assetId) private view returns (Asset storage asset) {
+    function _requireKnown(bytes32 assetId) internal view returns (Asset storage asset) {
         asset = _assets[assetId];
         if (asset.operator == address(0)) revert AssetRegistryUnknownAsset(assetId);
     }
 
-    function _requireOperator(bytes32 assetId) private view returns (Asset storage asset) {
+    function _requireOperator(bytes32 assetId) internal view returns (Asset storage asset) {
         asset = _requireKnown(assetId);
         if (msg.sender != asset.operator) revert AssetRegistryNotOperator(msg.sender);
     }

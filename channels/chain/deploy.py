@@ -6,6 +6,8 @@ token with the founding members admitted, the `CiseGovernor`, and the asset regi
 (`GovernedAssetRegistry`). Each contract learns the others' addresses in its constructor: the manager
 and the timelock name contracts deployed after them, whose addresses are computed from the
 deployer's nonce (and checked once deployed), so no set-up transaction and no set-up power remains.
+The code of conduct a network starts with is the repository's `docs/code-of-conduct.md`, recorded by
+the keccak256 of its bytes (`channels.chain.documents`).
 
 For dev and test chains, and for bootstrapping a new network. `deploy` without `founding_members`
 admits the public dev accounts: a production network must name its founders. It must never mint on
@@ -23,6 +25,7 @@ from eth_account.signers.local import LocalAccount
 
 from channels.chain.artifacts import Artifact, load_artifact
 from channels.chain.connection import Connection, Receipt
+from channels.chain.documents import CODE_OF_CONDUCT_HASH, CODE_OF_CONDUCT_URI
 from channels.chain.nodes import dev_private_keys
 from channels.codec.keccak import keccak
 from channels.core.types import Address, BlockNumber
@@ -32,18 +35,6 @@ TOKEN_NAME = "CISE Euro"
 TOKEN_SYMBOL = "cEUR"
 ALL_ROLES = 63  # Membership.ALL_ROLES: user, asset operator, servicer, hub, watchtower, financier
 
-DEV_CODE_OF_CONDUCT = (
-    "CISE code of conduct (development network).\n"
-    "1. Eligibility: members contribute to the circular economy as users, asset operators, "
-    "servicers, hubs, watchtowers or financiers, and apply accepting this code.\n"
-    "2. Rights and obligations: one member, one vote; members keep their channels funded, "
-    "settle honestly, and charge no more than the hub fee cap.\n"
-    "3. Decision making: proposals by members, decided by vote; admissions, suspensions and "
-    "parameters by ordinary proposals.\n"
-    "4. Constitutional arrangements: expulsions, this code, the admission rules and the rules of "
-    "governance change only by constitutional proposals (higher quorum, longer delay). Nobody's "
-    "funds are ever trapped by a decision: every member can always close, settle and withdraw.\n"
-)
 DEV_ADMISSION_RULES = (
     "CISE admission rules (development network): an applicant names its roles and accepts the "
     "code of conduct on chain; the members admit or reject it by an ordinary proposal.\n"
@@ -80,10 +71,8 @@ class GovernanceSettings:
     hub_fee_cap: int = 10_000  # token units per routed payment (€0.01)
     settlement_period: int = 86_400  # seconds
     code_of_conduct: Document = field(
-        default_factory=lambda: Document.of_text(
-            DEV_CODE_OF_CONDUCT, "urn:cise:dev:code-of-conduct:v1"
-        )
-    )
+        default_factory=lambda: Document(CODE_OF_CONDUCT_HASH, CODE_OF_CONDUCT_URI)
+    )  # docs/code-of-conduct.md (channels.chain.documents)
     admission_rules: Document = field(
         default_factory=lambda: Document.of_text(
             DEV_ADMISSION_RULES, "urn:cise:dev:admission-rules:v1"

@@ -39,6 +39,24 @@ interface IAssetRegistryErrors {
     error AssetRegistryUnknownAnchor(bytes32 assetId, uint64 index);
     /// @notice The asset has no split version `version` (versions are numbered 1, 2, 3, ...).
     error AssetRegistryUnknownSplitVersion(bytes32 assetId, uint32 version);
+    /// @notice The split given as the asset's current one is not its split version `version` (its hash
+    /// differs from `splitHashOf(assetId, version)`): a change applies to the split in force only.
+    error AssetRegistryNotCurrentSplit(bytes32 assetId, uint32 version);
+    /// @notice The change lowers or removes `beneficiary`'s share and carries no consent of it at the
+    /// place due (consents are listed in the ascending order of the beneficiaries they are for).
+    error AssetRegistrySplitConsentMissing(address beneficiary);
+    /// @notice A consent was given for `beneficiary`, whose share the change does not lower (or a
+    /// consent beyond the last one needed).
+    error AssetRegistrySplitConsentUnneeded(address beneficiary);
+    /// @notice `beneficiary`'s consent expired: `block.number > expiry`.
+    error AssetRegistrySplitConsentExpired(address beneficiary, uint256 expiry);
+    /// @notice `beneficiary`'s consent is not its signature of `SplitConsent(assetId, splitHash,
+    /// version, expiry)` for this asset, this new split and the next split version (a consent for
+    /// another split or asset, a replayed one, or a malformed or high-s signature).
+    error AssetRegistrySplitConsentInvalid(address beneficiary);
+    /// @notice The change lowers or removes the share of `pool`, a financing pool not yet repaid its cap:
+    /// only a constitutional proposal may (`GovernedAssetRegistry.changeSplitByConstitution`).
+    error AssetRegistrySplitLowersUnrepaidPool(address pool);
 }
 
 /// @title Events of the CISE asset registry (past tense, emitted right after the state change).
@@ -77,6 +95,27 @@ interface IAssetRegistryEvents {
 
 /// @title The CISE asset registry: assets, their revenue splits and their anchored revenue ledgers.
 interface IAssetRegistry is IAssetRegistryErrors, IAssetRegistryEvents {
+    /// @notice A split as a change names it: beneficiaries ascending, and the ppm of each.
+    struct Split {
+        /// @dev Who shares the use fees, ascending.
+        address[] beneficiaries;
+        /// @dev Each one's share in parts per million.
+        uint32[] ppm;
+    }
+
+    /// @notice One beneficiary's consent to a split change that lowers or removes its share: its EIP-712
+    /// signature of `SplitConsent(bytes32 assetId,bytes32 splitHash,uint256 version,uint256 expiry)`
+    /// (domain `CISE`/`1`/chainId/this registry), `splitHash` the new split's, `version` the new split
+    /// version (the current one + 1, so a consent is used at most once).
+    struct SplitConsent {
+        /// @dev Whose consent: the beneficiary whose share is lowered.
+        address beneficiary;
+        /// @dev The last block the consent is valid in.
+        uint256 expiry;
+        /// @dev 65 bytes r || s || v, low-s.
+        bytes signature;
+    }
+
     // ----------------------------------------------------------------- assets
 
     /// @notice Register a new asset operated by the caller, with split version 1.
@@ -98,12 +137,22 @@ interface IAssetRegistry is IAssetRegistryErrors, IAssetRegistryEvents {
         uint32[] calldata ppm
     ) external;
 
-    /// @notice Replace the asset's split by a new version (the current one + 1); operator only.
-    /// @dev The split rules of `registerAsset` apply.
+    /// @notice Replace the asset's split by a new version (the current one + 1); operator only, with the
+    /// consent of every beneficiary whose share it lowers or removes.
+    /// @dev The split rules of `registerAsset` apply to the new split. The current split is given in full
+    /// (only its hash is stored) and must hash to the current version's. A beneficiary whose share goes
+    /// down (or away) must have signed a `SplitConsent`, except: the operator itself (raising others or
+    /// adding a beneficiary at the operator's expense needs only the operator), and a financing pool that
+    /// was repaid its cap or failed (what it receives goes on to the operator anyway). A financing pool
+    /// not yet repaid its cap cannot be lowered by the operator at all
+    /// (`AssetRegistrySplitLowersUnrepaidPool`). Consents come in the ascending order of their
+    /// beneficiaries, exactly one per beneficiary that needs one.
     /// @param assetId The asset.
-    /// @param beneficiaries Who shares the use fees, ascending.
-    /// @param ppm Each beneficiary's share in parts per million.
-    function changeSplit(bytes32 assetId, address[] calldata beneficiaries, uint32[] calldata ppm) external;
+    /// @param current The current split (as its `SplitChanged` logged it).
+    /// @param next The new split.
+    /// @param consents The consents of the beneficiaries whose share goes down, ascending.
+    function changeSplit(bytes32 assetId, Split calldata current, Split calldata next, SplitConsent[] calldata consents)
+        external;
 
     /// @notice Replace the asset's agent key; operator only.
     /// @param assetId The asset.
@@ -155,6 +204,18 @@ interface IAssetRegistry is IAssetRegistryErrors, IAssetRegistryEvents {
     /// @param version A split version, 1..splitVersion.
     /// @return The split hash.
     function splitHashOf(bytes32 assetId, uint32 version) external view returns (bytes32);
+
+    /// @notice The EIP-712 digest a beneficiary signs to consent to the asset's split becoming the split of
+    /// hash `splitHash` as split version `version`, valid up to block `expiry`.
+    /// @param assetId The asset.
+    /// @param splitHash The new split's hash (`keccak256(abi.encode(beneficiaries, ppm))`).
+    /// @param version The new split version (the current one + 1).
+    /// @param expiry The last block the consent is valid in.
+    /// @return The digest (`keccak256(0x1901 || domainSeparator || hashStruct(SplitConsent))`).
+    function splitConsentDigest(bytes32 assetId, bytes32 splitHash, uint256 version, uint256 expiry)
+        external
+        view
+        returns (bytes32);
 
     /// @notice Anchor number `index` of the asset.
     /// @param assetId The asset.

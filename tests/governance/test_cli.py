@@ -61,7 +61,7 @@ def test_a_member_is_admitted_and_a_parameter_changed_from_the_command_line(
     # Applying takes an explicit acceptance of the code of conduct.
     assert cise(APPLICANT, "member", "apply", "--roles", "user,hub") == 2
     err = capsys.readouterr().err
-    assert "urn:cise:dev:code-of-conduct:v1" in err and "--accept-code-of-conduct 0x" in err
+    assert "docs/code-of-conduct.md#keccak256=0x" in err and "--accept-code-of-conduct 0x" in err
     accept = err.rsplit("--accept-code-of-conduct ", 1)[1].strip()
     assert cise(APPLICANT, "member", "apply", "--roles", "user,hub",
                 "--accept-code-of-conduct", accept) == 0  # fmt: skip
