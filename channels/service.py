@@ -14,7 +14,10 @@ Delivery is at-least-once and in order: every outgoing peer message stays in the
 memory and in sqlite) until its receiver acknowledges it with `Processed`, which it does only
 once the message's effects are durable on its side; on every (re)connection, and after a restart,
 the unacknowledged messages are sent again first, oldest first. A receiver that already has a
-message rejects the copy by its nonce and acknowledges it, so a copy changes nothing.
+message rejects the copy by its nonce and acknowledges it, so a copy changes nothing. A receiver
+that refuses the partner's next balance proof does not acknowledge it: the sender keeps it and
+sends it again after a growing delay, so a refusal that came from a passing view (a deposit or a
+block the receiver had not seen yet) heals, and no refusal leaves the two views of a channel apart.
 
 Applications decide through hooks: a `decider` sees each non-send event as it is produced and
 may return more state changes, which go into the same commit group (a hub forwards a lock in the
@@ -28,6 +31,7 @@ message before its effects are durable.
 
 from __future__ import annotations
 
+import enum
 import logging
 import math
 import typing
@@ -73,6 +77,11 @@ TRANSACTION_PREFIX = "tx:"
 # payment. Processes that run services set this (`sys.setswitchinterval`) at start.
 SWITCH_INTERVAL = 0.0001  # 0.1 ms
 CONFIRMATION_FLUSH = 1.0  # seconds without state changes after which acknowledgements commit
+# a peer refused one of our balance proofs (kept, not acknowledged): it goes again after this
+# many seconds, doubling up to the maximum while the peer keeps refusing, back to the first
+# delay once the peer acknowledges something
+REFUSED_RESEND_FIRST = 1.0
+REFUSED_RESEND_MAX = 60.0
 
 # Event kinds by what the shell does with them (a set lookup, not isinstance over a union)
 _SEND_KINDS = frozenset(typing.get_args(ev.SendEvent))
@@ -108,6 +117,23 @@ class _GroupWork:
     # what waits for this group to be durable and commits it at once: messages that change no
     # channel but depend on records of the group (an invoice after its record), and waiters
     after: list[Callable[[], None]] = field(default_factory=list)
+
+
+class _Refusal(enum.Enum):
+    """What a refused peer message is to its channel, which decides whether it is acknowledged.
+
+    COPY: a balance proof we already have (an honest peer resends after a reconnect).
+    NO_STATE: a message that carries no balance proof, or names no channel of ours.
+    NEW_STATE: the partner's next balance proof; not acknowledged, so its sender sends it again.
+    AFTER_GAP: a later proof behind one we have not taken; not acknowledged either. Like a new
+    state it counts against the peer (a flood of them is abuse); an honest sender dropped for it
+    reconnects and sends its kept messages again in order, which is how the channel heals.
+    """
+
+    COPY = "copy"
+    NO_STATE = "no state"
+    NEW_STATE = "new state"
+    AFTER_GAP = "after a gap"
 
 
 class AbusivePeerError(MalformedMessageError):
@@ -212,6 +238,11 @@ class NodeService:
         # against the block it stopped at (and reveal secrets of locks expired meanwhile)
         self._head_known = trio.Event()
         self._awaits_head = False
+        # refused balance proofs of ours, kept: per peer, when to send them again and from
+        # which message id on; and the delay the next refusal waits (`_resend_refused_later`)
+        self._refused_due: dict[Address, tuple[float, int]] = {}
+        self._refused_backoff: dict[Address, float] = {}
+        self._refused_wakeup = trio.lowlevel.ParkingLot()
 
     # -- state ----------------------------------------------------------------------------------
 
@@ -405,22 +436,31 @@ class NodeService:
             replies = self._work.replies.get(connection)
             if replies is None:
                 replies = self._work.replies[connection] = []
-            replies.append(wire.Processed(message_ids=[message.message_id]))
             for event in events:
                 if type(event) in _INVALID_KINDS:
                     self.stats.invalid_received += 1
                     reason: str = event.reason  # type: ignore[union-attr]
+                    standing = self._refusal_standing(message)
+                    if standing is _Refusal.COPY or standing is _Refusal.NO_STATE:
+                        # a copy, or a message that carries no state: acknowledging it loses
+                        # nothing. A new state is NOT acknowledged: its sender keeps it and
+                        # sends it again, so a refusal from a passing view (a deposit or a
+                        # block we had not seen yet) heals instead of splitting the channel
+                        replies.append(wire.Processed(message_ids=[message.message_id]))
                     replies.append(wire.ErrorReply(message_id=message.message_id, reason=reason))
-                    if not self._is_resent_copy(message):
+                    if standing is not _Refusal.COPY:
                         self._count_invalid(connection)
                     break
             else:
+                replies.append(wire.Processed(message_ids=[message.message_id]))
                 self._invalid_in_a_row.pop(connection, None)
         elif kind is wire.Processed:
             assert isinstance(item, wire.Processed)
             pending = self.unacked.get(sender)
             if pending is None:
                 return
+            if sender in self._refused_backoff:
+                del self._refused_backoff[sender]  # it takes our messages again
             # confirmations ride with the next group of state changes (or a slow flush): a
             # lost one only means a harmless resend after a restart
             for message_id in item.message_ids:
@@ -433,18 +473,81 @@ class NodeService:
                         del self._row_left[key]
                         self._group.confirm(key)
                         self._work.confirmations += 1
-        elif isinstance(item, wire.ROUTING_KINDS) and self.on_routing is not None:
-            self.on_routing(connection, item)  # type: ignore[arg-type]  # narrowed by the tuple
-        elif isinstance(item, wire.ErrorReply):
-            log.warning("0x%s refused message %d: %s", sender.hex(), item.message_id, item.reason)
+        elif isinstance(item, wire.ROUTING_KINDS):
+            if kind is wire.ErrorReply:
+                self._on_refusal(sender, item)  # type: ignore[arg-type]  # narrowed by kind
+            if self.on_routing is not None:
+                self.on_routing(connection, item)  # type: ignore[arg-type]  # by the tuple
+            elif kind is wire.ErrorReply:
+                log.warning(
+                    "0x%s refused message %d: %s",
+                    sender.hex(),
+                    item.message_id,  # type: ignore[union-attr]
+                    item.reason,  # type: ignore[union-attr]
+                )
 
-    def _is_resent_copy(self, message: wire.PeerMessage) -> bool:
-        """A balance proof we already have (an honest peer resends after a reconnect)."""
+    def _refusal_standing(self, message: wire.PeerMessage) -> _Refusal:
+        """What a refused `message` is to the channel (see `_Refusal`)."""
         nonce: int | None = getattr(message, "nonce", None)
         if nonce is None:
-            return False
+            return _Refusal.NO_STATE
         channel = self._channels.get(ChannelId(getattr(message, "channel_id", 0)))
-        return channel is not None and nonce <= channel.partner.balance_proof.nonce
+        if channel is None:
+            return _Refusal.NO_STATE  # no channel to split: nothing waits for it
+        current = channel.partner.balance_proof.nonce
+        if nonce <= current:
+            return _Refusal.COPY
+        if nonce > current + 1:
+            return _Refusal.AFTER_GAP
+        return _Refusal.NEW_STATE
+
+    def _on_refusal(self, peer: Address, reply: wire.ErrorReply) -> None:
+        """`peer` refused one of our messages: one it has not acknowledged goes again later."""
+        pending = self.unacked.get(peer)
+        if pending is not None and reply.message_id in pending:
+            delay = self._resend_refused_later(peer, reply.message_id)
+            log.info(
+                "message %d to 0x%s is kept and goes again in %.0f s",
+                reply.message_id,
+                peer.hex(),
+                delay,
+            )
+
+    def _resend_refused_later(self, peer: Address, message_id: int) -> float:
+        """Schedule our unacknowledged messages to `peer`, from `message_id` on, to go again;
+        returns the delay. One schedule per peer: a later refusal only moves its start back."""
+        due = self._refused_due.get(peer)
+        if due is not None:
+            self._refused_due[peer] = (due[0], min(due[1], message_id))
+            return max(0.0, due[0] - trio.current_time())
+        delay = self._refused_backoff.get(peer, REFUSED_RESEND_FIRST)
+        self._refused_backoff[peer] = min(2 * delay, REFUSED_RESEND_MAX)
+        self._refused_due[peer] = (trio.current_time() + delay, message_id)
+        self._refused_wakeup.unpark_all()
+        return delay
+
+    async def _run_refused_resends(self) -> None:
+        """Forever: send again what peers refused, when its delay is over (see `receive`)."""
+        while True:
+            if not self._refused_due:
+                await self._refused_wakeup.park()
+                continue
+            first = min(due for due, _ in self._refused_due.values())
+            with trio.move_on_at(first):
+                await self._refused_wakeup.park()
+            now = trio.current_time()
+            for peer, (due, from_id) in list(self._refused_due.items()):
+                if due > now:
+                    continue
+                del self._refused_due[peer]
+                pending = self.unacked.get(peer)
+                connection = self.connections.get(peer)
+                if not pending or connection is None or connection.closed:
+                    continue  # acknowledged meanwhile, or resent by the next connection anyway
+                payloads = [m.payload for i, m in pending.items() if i >= from_id]
+                if payloads:
+                    _send_payloads(connection, payloads)
+                    self.stats.messages_resent += len(payloads)
 
     def _count_invalid(self, connection: Connection) -> None:
         limit = self.max_invalid_in_a_row
@@ -501,10 +604,12 @@ class NodeService:
             raise RuntimeError("this service's commit loop is already running")
         self._commits_running = True
         try:
-            task_status.started()
-            while True:
-                await self._wait_for_group()
-                await self.commit_now()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._run_refused_resends)
+                task_status.started()
+                while True:
+                    await self._wait_for_group()
+                    await self.commit_now()
         finally:
             self._commits_running = False
 

@@ -457,8 +457,6 @@ def _receive_locked_transfer(
             reason = "lock amount must be positive and fit uint96"
         elif lock.expiration > UINT64_MAX:
             reason = "lock expiration does not fit uint64"
-        elif lock.expiration <= ctx.block_number:
-            reason = f"lock already expired at block {lock.expiration}"
         elif len(lock.secrethash) != 32:
             reason = "secrethash must be 32 bytes"
         elif lock.secrethash in partner.slot_of:
@@ -497,6 +495,27 @@ def _receive_locked_transfer(
     new_partner = replace(
         partner, balance_proof=proof, locks=locks, slot_of=slot_of, tree=tree, history=history
     )
+    if lock.expiration <= ctx.block_number:
+        # Expired by our view of the chain, maybe not by the sender's (its head lags ours). The
+        # proof itself is valid and signed: refusing it would leave the two views of the channel
+        # apart for good (every later proof of the sender builds on it). Take the proof, never
+        # act on the lock, and refuse it: the sender takes it out with its next proof.
+        return TransitionResult(
+            replace(
+                channel,
+                partner=new_partner,
+                refused_locks=channel.refused_locks | {lock.secrethash},
+            ),
+            [
+                ev.SendLockRefused(
+                    partner.address,
+                    channel.channel_id,
+                    lock.secrethash,
+                    f"lock already expired at block {lock.expiration} (our head is block "
+                    f"{ctx.block_number})",
+                )
+            ],
+        )
     return TransitionResult(
         replace(channel, partner=new_partner),
         [

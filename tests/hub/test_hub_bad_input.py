@@ -214,7 +214,6 @@ def _above_capacity(net: RawNet, mallory: RawPeer) -> wire.LockedTransfer:
             id="wrong-signature",
         ),
         pytest.param(_nonce_skips, "nonce 2 skips ahead (expected 1)", id="nonce-plus-two"),
-        pytest.param(_past_expiry, "lock already expired at block 90", id="past-expiry"),
         pytest.param(
             _above_capacity,
             f"lock amount {DEPOSIT + 1} exceeds the sender's capacity",
@@ -232,14 +231,39 @@ async def test_an_invalid_locked_transfer_gets_an_error_reply_and_changes_nothin
         async with mallory.connect(net.port) as connection:
             await mallory.expect(lambda m: isinstance(m, wire.HubTerms))
             connection.send_nowait(message)
-            await mallory.processed(message.message_id)  # acknowledged (a copy changes nothing)
             reply = await mallory.error_reply(message.message_id)
             assert reason in reply.reason
+            # not acknowledged: an honest sender keeps a refused proof and sends it again (a
+            # refusal from a passing view then heals instead of splitting the channel)
+            assert not any(
+                isinstance(m, wire.Processed) and message.message_id in m.message_ids
+                for m in mallory.received
+            )
             assert_unchanged(net, channels, balances)
             assert net.hub.stats.forwarded == 0
             assert not connection.closed  # a refused message is not abuse: still connected
             await others_still_pay(net, payment_id=1)
         assert net.hub.service.stats.invalid_received == 1
+
+
+async def test_a_lock_expired_by_the_hubs_head_is_taken_and_refused(tmp_path: Path) -> None:
+    """Mallory's head lags the hub's: its lock expires before the hub's head. The hub takes the
+    signed proof (acknowledged: the views stay equal), never forwards the lock, and refuses it."""
+    async with running_hub(tmp_path, NAMES) as net:
+        mallory = net.raw["mallory"]
+        balances = net.hub_balances()
+        message = _past_expiry(net, mallory)
+        async with mallory.connect(net.port) as connection:
+            await mallory.expect(lambda m: isinstance(m, wire.HubTerms))
+            connection.send_nowait(message)
+            await mallory.processed(message.message_id)
+            refusal = await mallory.seen(lambda m: isinstance(m, wire.LockRefused))
+            assert refusal.secrethash == message.secrethash
+            assert "lock already expired at block 90" in refusal.reason
+            assert not any(isinstance(m, wire.ErrorReply) for m in mallory.received)
+            assert net.hub.stats.forwarded == 0
+            assert net.hub_balances() == balances
+            await others_still_pay(net, payment_id=1)
 
 
 async def test_a_replayed_locked_transfer_is_refused_by_its_nonce(tmp_path: Path) -> None:

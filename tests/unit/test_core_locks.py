@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import typing
+
 import pytest
 from core_pair import CHANNEL_ID, Pair, invalid_reasons
 from msgspec.structs import replace
@@ -11,7 +13,7 @@ from channels.core import events as ev
 from channels.core import state_changes as sc
 from channels.core.channel import get_balance, get_capacity
 from channels.core.locktree import MAX_PENDING_LOCKS, LockTree
-from channels.core.state import Lock
+from channels.core.state import BalanceProof, Lock
 from channels.core.types import (
     Address,
     BlockNumber,
@@ -130,13 +132,48 @@ def _bob_rejects(pair: Pair, change: sc.StateChange, kind: type) -> str:
         ({"amount": 11}, "not the pending locks' sum"),
         ({"expiration": 130}, "locksRoot does not match"),
         ({"locks_root": b"\x05" * 32}, "locksRoot does not match"),
-        ({"expiration": 100}, "already expired"),
     ],
 )
 def test_bad_locked_transfers(tamper: dict[str, object], expected: str) -> None:
     pair = Pair()
     change = pair.receive(pair.a, _send_lock(pair), **tamper)
     assert expected in _bob_rejects(pair, change, ev.EventInvalidReceivedLockedTransfer)
+
+
+def test_a_lock_expired_by_the_receivers_head_is_taken_and_refused_not_rejected() -> None:
+    """The receiver's head is past the lock's expiration, the sender's is not. Rejecting the
+    signed proof would split the two views of the channel for good (every later proof of the
+    sender builds on it): the receiver takes the proof, never claims the lock, and refuses it;
+    the sender takes the lock out, and both views agree again."""
+    pair = Pair()
+    send = _send_lock(pair, expiration=110)  # sent at block 100
+    pair.block = 111  # the receiver's head is already past the expiration
+    received = pair.deliver(pair.a, send)
+    refusal = next(e for e in received if isinstance(e, ev.SendLockRefused))
+    assert "lock already expired at block 110" in refusal.reason
+    assert not any(isinstance(e, ev.EventLockedTransferReceived) for e in received)
+    assert not any(type(e) in typing.get_args(ev.EventInvalid) for e in received)
+    bob = pair.views[pair.b]
+    assert _unsigned(bob.partner.balance_proof) == _unsigned(pair.views[pair.a].our.balance_proof)
+    assert SECRETHASH in bob.refused_locks
+    # Bob's head passing the block changes nothing: he never asks to register a refused lock
+    pair.views[pair.b] = replace(bob, secrets={SECRETHASH: SECRET})
+    assert pair.step(pair.b, sc.Block(BlockNumber(112))) == []
+    events = pair.deliver(pair.b, refusal)
+    removal = next(e for e in events if isinstance(e, ev.SendLockExpired))
+    assert pair.deliver(pair.a, removal) == [
+        ev.EventLockExpired(CHANNEL_ID, pair.a, SECRETHASH, TokenAmount(10))
+    ]
+    alice, bob = pair.views[pair.a], pair.views[pair.b]
+    assert _unsigned(alice.our.balance_proof) == _unsigned(bob.partner.balance_proof)
+    assert alice.our.balance_proof.locked == 0 and not bob.partner.locks
+    assert not bob.refused_locks
+    # and the channel carries the next payment
+    assert any(isinstance(e, ev.EventPaymentReceived) for e in pair.pay(pair.a, 7))
+
+
+def _unsigned(proof: BalanceProof) -> BalanceProof:
+    return replace(proof, signature=b"")
 
 
 def test_locked_transfer_over_capacity_is_rejected() -> None:
