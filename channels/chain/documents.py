@@ -35,7 +35,7 @@ CODE_OF_CONDUCT_PATH: Final = "docs/code-of-conduct.md"
 """Where the text is, relative to the root of the CISE source repository."""
 
 CODE_OF_CONDUCT_HASH: Final = bytes.fromhex(
-    "510b6bbc5455997f3ae65301180a4ba454e2aea9b39190eca2d6b8a3870ee227"
+    "3fb3f3d6fdadf9b555b5f7bf3c1a405eb77771b2079d541287d1b30acae60ac2"
 )
 """keccak256 of the exact bytes of `CODE_OF_CONDUCT_PATH` (kept equal by a test)."""
 
