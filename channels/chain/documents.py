@@ -35,7 +35,7 @@ CODE_OF_CONDUCT_PATH: Final = "docs/code-of-conduct.md"
 """Where the text is, relative to the root of the CISE source repository."""
 
 CODE_OF_CONDUCT_HASH: Final = bytes.fromhex(
-    "3fb3f3d6fdadf9b555b5f7bf3c1a405eb77771b2079d541287d1b30acae60ac2"
+    "52a49506e91022e2e6b44ad3eac865097da4e7ea4a1b9e4347571956805e1c9f"
 )
 """keccak256 of the exact bytes of `CODE_OF_CONDUCT_PATH` (kept equal by a test)."""
 

@@ -8,6 +8,7 @@ named) or unreadable (2). Before, the network recorded a placeholder text behind
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
-from channels.chain.deploy import Document, GovernanceSettings
+from channels.chain.deploy import ORDINARY_CALLS, Document, GovernanceSettings
 from channels.chain.documents import (
     CODE_OF_CONDUCT_HASH,
     CODE_OF_CONDUCT_PATH,
@@ -74,6 +75,12 @@ def test_the_text_is_a_real_code_of_conduct() -> None:
     ):
         assert heading in text
     assert "urn:" not in text and b"\r" not in TEXT
+
+
+def test_the_ordinary_list_in_the_text_is_the_one_deploy_gives_the_governor() -> None:
+    text = TEXT.decode()
+    listed = text.split("is on the ordinary list:", 1)[1].split("Every other proposal is", 1)[0]
+    assert set(re.findall(r"`(\w+)`", listed)) == {function for _, function in ORDINARY_CALLS}
 
 
 def test_check_of_an_unreadable_file_exits_2_before_any_chain(
