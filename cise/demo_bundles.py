@@ -284,7 +284,11 @@ def _finance(connection: Connection, operator: LocalAccount, deployment: Deploym
         raise BundlesDemoError("machine-1's financing pool did not reach its target")
     split = split_of(POOL_MACHINE, pool)
     registry = AssetRegistryClient(connection, deployment, operator)
-    registry.change_split(asset_id_of(POOL_MACHINE), split.beneficiaries, split.ppm)
+    # The pool takes the financier's place: the financier consents (issue 19).
+    consent = registry.for_account(Account.from_key(key_of("financier"))).sign_split_consent(
+        asset_id_of(POOL_MACHINE), split.beneficiaries, split.ppm, connection.block_number() + 20
+    )
+    registry.change_split(asset_id_of(POOL_MACHINE), split.beneficiaries, split.ppm, [consent])
     return pool
 
 

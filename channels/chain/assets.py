@@ -7,7 +7,10 @@ the `Connection` pipeline, and a revert raises `ChainError` naming the contract'
 `asset_history` read one asset's events back from the chain's logs, so a client can rebuild every
 split version, the chain of operators and the anchors from the chain alone.
 
-`split_hash` mirrors the contract's `keccak256(abi.encode(beneficiaries, ppm))`; the ledger's
+`split_hash` mirrors the contract's `keccak256(abi.encode(beneficiaries, ppm))`; split changes with
+consent (who a change lowers, the signed `SplitConsent`s, a pool put in the split, the governance
+calls) are `channels.chain.split_changes` plus the client's `change_split`, `split_change_plan`,
+`put_pool_in_split` and `split_change_call`; the ledger's
 Merkle construction is `channels.codec.merkle`. Synchronous (the trio shell calls it via
 `trio.to_thread.run_sync`).
 
@@ -22,7 +25,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from eth_abi.abi import encode
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress, HexAddress, HexStr
@@ -33,21 +35,28 @@ from channels.chain.artifacts import load_artifact
 from channels.chain.connection import Connection, Receipt
 from channels.chain.deploy import Deployment
 from channels.chain.events import DEFAULT_MAX_RANGE
-from channels.codec.keccak import keccak
+from channels.chain.governance import Call
+from channels.chain.split_changes import (
+    LoweredBy,
+    LoweredShare,
+    SplitConsent,
+    lowered_shares,
+    sign_split_consent,
+    split_hash,
+    split_with_pool,
+)
+from channels.codec.eip712 import Domain
 from channels.core.types import Address, BlockNumber, to_checksum
+from channels.signer import LocalSigner
 
 MAX_BENEFICIARIES = 32  # AssetRegistry.MAX_BENEFICIARIES
 PPM_TOTAL = 1_000_000  # AssetRegistry.PPM_TOTAL: parts per million (DESIGN §2)
 CONTRACT = "AssetRegistry"  # how errors name it
-ABI_ARTIFACT = "GovernedAssetRegistry"  # the plain registry's ABI plus the membership error
+ABI_ARTIFACT = "GovernedAssetRegistry"  # the plain registry's ABI plus the governed network's
+POOL_FAILED = 2  # IFinancingPool.Status.Failed
 
 
 # --------------------------------------------------------------------------- pure helpers
-
-
-def split_hash(beneficiaries: Sequence[bytes], ppm: Sequence[int]) -> bytes:
-    """The contract's split hash: `keccak256(abi.encode(address[] beneficiaries, uint32[] ppm))`."""
-    return keccak(encode(["address[]", "uint32[]"], [list(beneficiaries), list(ppm)]))
 
 
 def canonical_split(parts: Mapping[Address, int]) -> tuple[tuple[Address, ...], tuple[int, ...]]:
@@ -325,7 +334,11 @@ class AssetRegistryPort(Protocol):
         ppm: Sequence[int],
     ) -> Receipt: ...
     def change_split(
-        self, asset_id: bytes, beneficiaries: Sequence[Address], ppm: Sequence[int]
+        self,
+        asset_id: bytes,
+        beneficiaries: Sequence[Address],
+        ppm: Sequence[int],
+        consents: Sequence[SplitConsent] = (),
     ) -> tuple[int, Receipt]: ...
     def set_agent(self, asset_id: bytes, agent: Address) -> Receipt: ...
     def set_metadata(self, asset_id: bytes, metadata_hash: bytes, metadata_uri: str) -> Receipt: ...
@@ -434,13 +447,103 @@ class AssetRegistryClient:
         )
 
     def change_split(
-        self, asset_id: bytes, beneficiaries: Sequence[Address], ppm: Sequence[int]
+        self,
+        asset_id: bytes,
+        beneficiaries: Sequence[Address],
+        ppm: Sequence[int],
+        consents: Sequence[SplitConsent] = (),
+        current: SplitChanged | None = None,
     ) -> tuple[int, Receipt]:
-        """changeSplit(...) (operator only): returns the new split version (from SplitChanged)."""
+        """changeSplit(...) (operator only): returns the new split version (from SplitChanged).
+
+        `current` is the split in force (read from the chain when not given); `consents` are those of
+        the beneficiaries whose share goes down (see `split_change_plan`), in any order.
+        """
+        asset_id = _bytes32(asset_id, "asset_id")
+        current = current or self.current_split(asset_id)
+        ordered = sorted(consents, key=lambda c: int.from_bytes(c.beneficiary, "big"))
         receipt = self._send(
-            "changeSplit", _bytes32(asset_id, "asset_id"), list(beneficiaries), list(ppm)
+            "changeSplit",
+            asset_id,
+            (list(current.beneficiaries), list(current.ppm)),
+            (list(beneficiaries), list(ppm)),
+            [c.as_abi() for c in ordered],
         )
         return int(receipt.event("SplitChanged").args["version"]), receipt
+
+    def sign_split_consent(
+        self,
+        asset_id: bytes,
+        beneficiaries: Sequence[Address],
+        ppm: Sequence[int],
+        expiry: int,
+        version: int | None = None,
+    ) -> SplitConsent:
+        """This client's account's consent to (beneficiaries, ppm) becoming the asset's split
+        `version` (default: the next one), valid up to block `expiry`. Signs only; sends nothing."""
+        asset_id = _bytes32(asset_id, "asset_id")
+        if version is None:
+            version = self.asset_of(asset_id).split_version + 1
+        return sign_split_consent(
+            LocalSigner(bytes(self._account.key)).sign_digest,
+            self.address,
+            self.consent_domain(),
+            asset_id,
+            beneficiaries,
+            ppm,
+            version,
+            expiry,
+        )
+
+    def put_pool_in_split(
+        self,
+        asset_id: bytes,
+        pool: Address,
+        ppm: int,
+        taken_from: Address | None = None,
+        consents: Sequence[SplitConsent] = (),
+    ) -> tuple[int, Receipt]:
+        """Put financing pool `pool` in the asset's split with `ppm` parts (added to its share if it
+        has one), taken from `taken_from`'s share (default: the asset's operator, who alone decides
+        that); returns the new split version. Taking from another beneficiary needs its consent
+        (`consents`, for the split `pool_split` returns) or an ordinary proposal
+        (`split_change_call`). Operator only; ValueError when `taken_from` has fewer parts.
+        """
+        beneficiaries, parts = self.pool_split(asset_id, pool, ppm, taken_from)
+        return self.change_split(asset_id, beneficiaries, parts, consents)
+
+    def pool_split(
+        self, asset_id: bytes, pool: Address, ppm: int, taken_from: Address | None = None
+    ) -> tuple[tuple[Address, ...], tuple[int, ...]]:
+        """The split `put_pool_in_split` would make: (beneficiaries, ppm) in the contract's order."""
+        taken_from = taken_from or self.asset_of(asset_id).operator
+        current = self.current_split(asset_id)
+        return canonical_split(split_with_pool(current.parts(), pool, ppm, taken_from))
+
+    def split_change_call(
+        self,
+        asset_id: bytes,
+        beneficiaries: Sequence[Address],
+        ppm: Sequence[int],
+        constitutional: bool = False,
+        current: SplitChanged | None = None,
+    ) -> Call:
+        """The proposal call that changes the asset's split without consents: an ordinary one
+        (`changeSplitByGovernance`, refused on execution when it lowers a financing pool not yet
+        repaid its cap), or with `constitutional` the one that may (`changeSplitByConstitution`,
+        which makes its proposal constitutional). `current` is pinned into the call: the members
+        vote on a change of the split they saw."""
+        asset_id = _bytes32(asset_id, "asset_id")
+        current = current or self.current_split(asset_id)
+        function = "changeSplitByConstitution" if constitutional else "changeSplitByGovernance"
+        data = self.abi.function(function).encode_call(
+            (
+                asset_id,
+                (list(current.beneficiaries), list(current.ppm)),
+                (list(beneficiaries), list(ppm)),
+            )
+        )
+        return Call(self._registry, 0, data)
 
     def set_agent(self, asset_id: bytes, agent: Address) -> Receipt:
         """setAgent(assetId, agent) (operator only)."""
@@ -494,6 +597,76 @@ class AssetRegistryClient:
     def split_hash_of(self, asset_id: bytes, version: int) -> bytes:
         """splitHashOf(assetId, version): equals `split_hash` of that version's split."""
         return bytes(self._view("splitHashOf", _bytes32(asset_id, "asset_id"), version)[0])
+
+    def current_split(self, asset_id: bytes) -> SplitChanged:
+        """The split in force: the `SplitChanged` of the current version, checked against the
+        stored split hash (LookupError when the logs hold no such split)."""
+        version = self.asset_of(asset_id).split_version
+        stored = self.split_hash_of(asset_id, version)
+        for event in reversed(self.asset_events(asset_id)):
+            if isinstance(event, SplitChanged) and event.version == version:
+                if event.split_hash != stored:
+                    break
+                return event
+        raise LookupError(
+            f"asset 0x{bytes(asset_id).hex()}: no SplitChanged log of split version {version} "
+            "with the stored split hash"
+        )
+
+    def consent_domain(self) -> Domain:
+        """The EIP-712 domain of split consents (and ledger entries): this registry."""
+        return Domain(self.connection.chain_id, self._registry)
+
+    def split_change_plan(
+        self,
+        asset_id: bytes,
+        beneficiaries: Sequence[Address],
+        ppm: Sequence[int],
+        current: SplitChanged | None = None,
+    ) -> tuple[LoweredShare, ...]:
+        """Who a change to (beneficiaries, ppm) lowers, ascending, and what each takes
+        (`LoweredBy`): the operator's own share and a settled pool's take nothing, a financing pool
+        not yet repaid its cap a constitutional proposal, anyone else its consent."""
+        current = current or self.current_split(asset_id)
+        operator = self.asset_of(asset_id).operator
+        new = dict(zip(beneficiaries, ppm, strict=True))
+
+        def needs(beneficiary: Address) -> LoweredBy:
+            if beneficiary == operator:
+                # the contract checks the pool first; the operator is never a pool
+                return LoweredBy.OPERATOR
+            return self.pool_standing(beneficiary) or LoweredBy.CONSENT
+
+        return lowered_shares(current.parts(), new, needs)
+
+    def pool_factory(self) -> Address | None:
+        """poolFactory(): the factory whose pools are protected; None when zero."""
+        factory = Address(self._view("poolFactory")[0])
+        return None if factory == bytes(20) else factory
+
+    def pool_standing(self, beneficiary: Address) -> LoweredBy | None:
+        """None when `beneficiary` is not a pool of the registry's factory; else whether it is a
+        pool not yet repaid its cap (`UNREPAID_POOL`) or repaid or failed (`SETTLED_POOL`), as the
+        contract reads it."""
+        factory = self.pool_factory()
+        if factory is None:
+            return None
+        factory_abi = load_artifact("FinancingPoolFactory").abi
+        spec = factory_abi.function("isPool")
+        raw = self.connection.call(factory, spec.encode_call((beneficiary,)), factory_abi, "isPool")
+        if not spec.decode_result(raw)[0]:
+            return None
+        pool_abi = load_artifact("FinancingPool").abi
+        state, cap = (pool_abi.function(name) for name in ("poolState", "cap"))
+        status, _, repaid, *_ = state.decode_result(
+            self.connection.call(beneficiary, state.encode_call(()), pool_abi, "poolState")
+        )
+        if int(status) == POOL_FAILED:
+            return LoweredBy.SETTLED_POOL
+        owed = cap.decode_result(
+            self.connection.call(beneficiary, cap.encode_call(()), pool_abi, "cap")
+        )[0]
+        return LoweredBy.UNREPAID_POOL if int(repaid) < int(owed) else LoweredBy.SETTLED_POOL
 
     def anchor_of(self, asset_id: bytes, index: int) -> Anchor:
         """anchorOf(assetId, index)."""
@@ -579,10 +752,14 @@ __all__ = [
     "AssetRegistryPort",
     "AssetTransferred",
     "LedgerAnchored",
+    "LoweredBy",
+    "LoweredShare",
     "MetadataChanged",
     "RegistryEvent",
     "SplitChanged",
+    "SplitConsent",
     "canonical_split",
     "split_hash",
+    "split_with_pool",
     "to_asset_event",
 ]

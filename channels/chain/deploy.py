@@ -156,7 +156,8 @@ def deploy(
     governed set, with `founding_members` (address -> roles; default: `dev_founders`) admitted.
 
     Order (one creation each, nothing else): manager, timelock, parameters, membership, governor,
-    registry. The manager keeps the nonce it had before governance existed, so its address (the
+    registry, pool factory (the registry is told the factory's address). The manager keeps the
+    nonce it had before governance existed, so its address (the
     EIP-712 verifying contract) does not change.
     """
     settings = settings or GovernanceSettings()
@@ -171,8 +172,8 @@ def deploy(
         token = Address(token_receipt.contract_address)
     sender = _address(deployer)
     nonce = connection.w3.eth.get_transaction_count(deployer.address)
-    manager, timelock, parameters, membership, governor, registry = (
-        create_address(sender, nonce + i) for i in range(6)
+    manager, timelock, parameters, membership, governor, registry, factory = (
+        create_address(sender, nonce + i) for i in range(7)
     )
     manager_receipt = _deploy_at(
         connection,
@@ -218,7 +219,7 @@ def deploy(
         list(founders),
         list(founders.values()),
     )
-    targets, selectors = _ordinary_calls(manager, parameters, membership)
+    targets, selectors = _ordinary_calls(manager, parameters, membership, registry)
     _deploy_at(
         connection,
         deployer,
@@ -234,11 +235,10 @@ def deploy(
         targets,
         selectors,
     )
-    _deploy_at(connection, deployer, registry, "GovernedAssetRegistry", membership)
-    factory = deploy_contract(
-        connection, deployer, load_artifact("FinancingPoolFactory"), token, registry, membership
-    ).contract_address
-    assert factory is not None
+    _deploy_at(
+        connection, deployer, registry, "GovernedAssetRegistry", membership, timelock, factory
+    )
+    _deploy_at(connection, deployer, factory, "FinancingPoolFactory", token, registry, membership)
     return Deployment(
         connection.chain_id,
         token,
@@ -250,7 +250,7 @@ def deploy(
         governor,
         timelock,
         parameters,
-        Address(factory),
+        factory,
     )
 
 
@@ -263,6 +263,7 @@ ORDINARY_CALLS: tuple[tuple[str, str], ...] = (
     ("Membership", "suspend"),
     ("Membership", "reinstate"),
     ("Membership", "setRoles"),
+    ("GovernedAssetRegistry", "changeSplitByGovernance"),
 )
 """The calls an ordinary proposal may make: everything else (expulsions, the code of conduct, the
 admission rules, the rules of governance) is constitutional."""
@@ -271,12 +272,13 @@ _ZERO = Address(b"\x00" * 20)
 
 
 def _ordinary_calls(
-    manager: Address, parameters: Address, membership: Address
+    manager: Address, parameters: Address, membership: Address, registry: Address
 ) -> tuple[list[Address], list[bytes]]:
     where = {
         "GovernedChannelManager": manager,
         "NetworkParameters": parameters,
         "Membership": membership,
+        "GovernedAssetRegistry": registry,
     }
     targets = [where[contract] for contract, _ in ORDINARY_CALLS]
     selectors = [

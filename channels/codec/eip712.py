@@ -27,6 +27,10 @@ MONITOR_REQUEST_TYPE = (
 SETTLEMENT_BATCH_TYPE = "SettlementBatch(bytes32 itemsHash,uint256 expiry)"
 # API-only (no contract checks it): a member's signed request to the HTTP API (`api/auth.py`).
 API_REQUEST_TYPE = "ApiRequest(string action,uint256 timestamp)"
+# domain: the asset registry as verifyingContract (like the asset ledger's types)
+SPLIT_CONSENT_TYPE = (
+    "SplitConsent(bytes32 assetId,bytes32 splitHash,uint256 version,uint256 expiry)"
+)
 DOMAIN_TYPE = "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
 
 BALANCE_PROOF_TYPEHASH = keccak(BALANCE_PROOF_TYPE.encode())
@@ -36,6 +40,7 @@ COOPERATIVE_CLOSE_TYPEHASH = keccak(COOPERATIVE_CLOSE_TYPE.encode())
 MONITOR_REQUEST_TYPEHASH = keccak(MONITOR_REQUEST_TYPE.encode())
 SETTLEMENT_BATCH_TYPEHASH = keccak(SETTLEMENT_BATCH_TYPE.encode())
 API_REQUEST_TYPEHASH = keccak(API_REQUEST_TYPE.encode())
+SPLIT_CONSENT_TYPEHASH = keccak(SPLIT_CONSENT_TYPE.encode())
 DOMAIN_TYPEHASH = keccak(DOMAIN_TYPE.encode())
 
 EMPTY_ROOT = b"\x00" * 32
@@ -183,6 +188,20 @@ def settlement_batch_digest(domain: Domain, items_hash: bytes, expiry: int) -> b
 def api_request_digest(domain: Domain, action: str, timestamp: int) -> bytes:
     """Digest of an ApiRequest, signed by the member asking the HTTP API for `action`."""
     return domain.digest(keccak(API_REQUEST_TYPEHASH + keccak(action.encode()) + u256(timestamp)))
+
+
+def split_consent_digest(
+    domain: Domain, asset_id: bytes, split_hash: bytes, version: int, expiry: int
+) -> bytes:
+    """Digest of a SplitConsent, signed by a beneficiary whose share a split change lowers.
+
+    `domain` is the asset registry's; `version` the new split version, `expiry` a block number.
+    """
+    return domain.digest(
+        keccak(
+            SPLIT_CONSENT_TYPEHASH + b32(asset_id) + b32(split_hash) + u256(version) + u256(expiry)
+        )
+    )
 
 
 def secrethash_of(secret: bytes) -> bytes:

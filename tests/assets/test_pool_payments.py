@@ -108,7 +108,11 @@ def _set_up_chain() -> tuple[Connection, Deployment, dict[str, Web3ChainClient],
     deadline = connection.block_number() + 100
     pool, _ = factory.create_pool(ASSET, TARGET, deadline, RETURN_PPM)
     beneficiaries, ppm = canonical_split({address["servicer"]: SERVICER_PPM, pool: POOL_PPM})
-    version, _ = registry.change_split(ASSET, beneficiaries, ppm)
+    # The servicer's share goes down: its consent (issue 19).
+    consent = registry.for_account(accounts["servicer"]).sign_split_consent(
+        ASSET, beneficiaries, ppm, expiry=connection.block_number() + 20
+    )
+    version, _ = registry.change_split(ASSET, beneficiaries, ppm, [consent])
     operator = clients["operator"]
     for name, amount in CONTRIBUTIONS.items():
         operator.mint(address[name], amount)

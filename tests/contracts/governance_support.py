@@ -115,7 +115,9 @@ def deploy_governed(chain: Chain) -> Governed:
     membership = deploy(chain, "Membership", admin.address, cm.address, params.address,
                         [f.address for f in founders], [ALL_ROLES, USER, HUB, FINANCIER])  # fmt: skip
     assert (cm.address, params.address, membership.address) == (cm_at, params_at, membership_at)
-    registry = deploy(chain, "GovernedAssetRegistry", membership.address)
+    registry = deploy(
+        chain, "GovernedAssetRegistry", membership.address, admin.address, ZERO_ADDRESS
+    )
     for actor in chain.actors:
         chain.tx(chain.token.functions.approve(cm.address, ALLOWANCE), actor)
     return Governed(chain, admin, cm, params, membership, registry, founders, outsiders)

@@ -12,9 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from cm_support import Actor, Chain, error_data, load_artifact, revert_data
+from cm_support import Actor, Chain, error_data, load_artifact, revert_data, sign
 from eth_tester.exceptions import TransactionFailed
-from eth_utils import keccak, to_checksum_address
+from eth_utils import keccak, to_canonical_address, to_checksum_address
+
+from channels.chain.assets import split_hash
+from channels.codec.eip712 import Domain, split_consent_digest
 
 PPM_TOTAL = 1_000_000
 ZERO_ADDRESS = "0x" + "00" * 20
@@ -84,6 +87,42 @@ class Registry:
             operator,
         )
 
+    def current(self, asset: bytes) -> tuple[list[str], list[int]]:
+        """The asset's split in force: the `SplitChanged` log whose split has the stored hash."""
+        return current_split(self.contract, asset)
+
+    def change(
+        self,
+        asset: bytes,
+        beneficiaries: Sequence[str],
+        ppm: Sequence[int],
+        consents: Sequence[tuple[str, int, bytes]] = (),
+        current: tuple[Sequence[str], Sequence[int]] | None = None,
+    ) -> Any:
+        """changeSplit from the split in force (or `current`) to (beneficiaries, ppm)."""
+        old = current or self.current(asset)
+        return self.f.changeSplit(
+            asset,
+            (list(old[0]), list(old[1])),
+            (list(beneficiaries), list(ppm)),
+            [tuple(c) for c in consents],
+        )
+
+    def consent(
+        self,
+        signer: Actor,
+        asset: bytes,
+        beneficiaries: Sequence[str],
+        ppm: Sequence[int],
+        version: int,
+        expiry: int,
+    ) -> tuple[str, int, bytes]:
+        """`signer`'s SplitConsent to (beneficiaries, ppm) becoming split `version` of `asset`."""
+        domain = Domain(self.chain.w3.eth.chain_id, to_canonical_address(self.address))
+        hashed = split_hash([to_canonical_address(b) for b in beneficiaries], list(ppm))
+        digest = split_consent_digest(domain, asset, hashed, version, expiry)
+        return signer.address, expiry, sign(signer.key, digest)
+
     def asset(self, asset: bytes) -> dict[str, Any]:
         values = self.f.assetOf(asset).call()
         names = ["operator", "agent", "splitVersion", "anchoredSeq", "anchorCount"]
@@ -105,6 +144,21 @@ class Registry:
         tx_hash = fn.transact({"from": address, "gas": 2_000_000})
         assert self.chain.w3.eth.wait_for_transaction_receipt(tx_hash).status == 0
         assert self.state() == before
+
+
+def current_split(registry: Any, asset: bytes) -> tuple[list[str], list[int]]:
+    """The split in force of `asset` on `registry`, from its logs, checked against the stored hash.
+
+    By hash, not by the last log: eth-tester keeps the logs of blocks a snapshot revert undid.
+    """
+    version = registry.functions.assetOf(asset).call()[2]
+    stored = registry.functions.splitHashOf(asset, version).call()
+    logs = registry.events.SplitChanged.get_logs(from_block=0, argument_filters={"assetId": asset})
+    for log in reversed(logs):
+        split = list(log["args"]["beneficiaries"]), list(log["args"]["ppm"])
+        if split_hash([to_canonical_address(b) for b in split[0]], split[1]) == stored:
+            return split
+    raise LookupError(f"no SplitChanged log of 0x{asset.hex()} has the stored split hash")
 
 
 def deploy_registry(chain: Chain) -> Registry:

@@ -90,6 +90,16 @@ TESTED_ERRORS = {
     "AssetRegistryZeroRoot",
     "AssetRegistryUnknownAnchor",
     "AssetRegistryUnknownSplitVersion",
+    # split changes with consent: asserted by test_split_consent.py and test_split_governance.py
+    "AssetRegistryNotCurrentSplit",
+    "AssetRegistrySplitConsentMissing",
+    "AssetRegistrySplitConsentUnneeded",
+    "AssetRegistrySplitConsentExpired",
+    "AssetRegistrySplitConsentInvalid",
+    "AssetRegistrySplitLowersUnrepaidPool",
+    # OpenZeppelin EIP712's (ShortStrings): only a name or version over 31 bytes, never "CISE"/"1"
+    "StringTooLong",
+    "InvalidShortString",
 }
 
 
@@ -255,20 +265,26 @@ def test_register_rejects_bad_splits(
 # --------------------------------------------------------------------------- changeSplit
 
 
-def test_change_split_adds_a_version(reg: Registry, actors, registered: bytes) -> None:
-    operator = actors[0]
-    first = reg.f.splitHashOf(registered, 1).call()
+def test_change_split_adds_a_version(reg: Registry, actors) -> None:
+    # Each version adds a beneficiary at the operator's expense: the operator alone decides.
+    operator, agent = actors[0], actors[1]
+    reg.register(operator, ASSET, agent, ([operator.address], [PPM_TOTAL]))
+    first = reg.f.splitHashOf(ASSET, 1).call()
+    parts = {operator.address: PPM_TOTAL}
     for version in (2, 3):
-        beneficiaries, ppm = make_split(version + 2, label=f"v{version}")
-        receipt = reg.tx(reg.f.changeSplit(registered, beneficiaries, ppm), operator)
+        parts[operator.address] -= 300_000
+        parts[address_of(f"v{version}")] = 300_000
+        beneficiaries = ascending(list(parts))
+        ppm = [parts[b] for b in beneficiaries]
+        receipt = reg.tx(reg.change(ASSET, beneficiaries, ppm), operator)
         assert reg.events(receipt, "SplitChanged") == [
-            {"assetId": registered, "version": version, "beneficiaries": beneficiaries, "ppm": ppm}
+            {"assetId": ASSET, "version": version, "beneficiaries": beneficiaries, "ppm": ppm}
         ]
-        assert reg.asset(registered)["splitVersion"] == version
-        assert reg.f.splitHashOf(registered, version).call() == split_hash(
+        assert reg.asset(ASSET)["splitVersion"] == version
+        assert reg.f.splitHashOf(ASSET, version).call() == split_hash(
             *raw_split(beneficiaries, ppm)
         )
-    assert reg.f.splitHashOf(registered, 1).call() == first
+    assert reg.f.splitHashOf(ASSET, 1).call() == first
 
 
 def test_change_split_is_for_the_operator_only(reg: Registry, actors, registered: bytes) -> None:
@@ -276,7 +292,7 @@ def test_change_split_is_for_the_operator_only(reg: Registry, actors, registered
     beneficiaries, ppm = make_split(2)
     for who in (agent, stranger):
         reg.assert_reverts(
-            reg.f.changeSplit(registered, beneficiaries, ppm),
+            reg.change(registered, beneficiaries, ppm),
             who,
             "AssetRegistryNotOperator",
             who.address,
@@ -286,7 +302,7 @@ def test_change_split_is_for_the_operator_only(reg: Registry, actors, registered
 def test_change_split_of_an_unknown_asset(reg: Registry, actors) -> None:
     beneficiaries, ppm = make_split(2)
     reg.assert_reverts(
-        reg.f.changeSplit(OTHER, beneficiaries, ppm),
+        reg.change(OTHER, beneficiaries, ppm, current=make_split(3)),
         actors[0],
         "AssetRegistryUnknownAsset",
         OTHER,
@@ -297,7 +313,7 @@ def test_change_split_of_an_unknown_asset(reg: Registry, actors) -> None:
 def test_change_split_checks_the_split_rules(
     reg: Registry, actors, registered: bytes, beneficiaries, ppm, error: str, args: tuple
 ) -> None:
-    reg.assert_reverts(reg.f.changeSplit(registered, beneficiaries, ppm), actors[0], error, *args)
+    reg.assert_reverts(reg.change(registered, beneficiaries, ppm), actors[0], error, *args)
 
 
 # --------------------------------------------------------------------------- setAgent
@@ -630,9 +646,10 @@ def test_gas(reg: Registry, actors) -> None:
     gas["anchor_ledger_next_by_operator"] = reg.tx(
         reg.f.anchorLedger(asset, 33, 48, root, leaves[-1]), operator
     ).gasUsed
-    beneficiaries = ascending([address_of(f"gas change {i}") for i in range(4)])
+    # Lowers nobody (the same beneficiaries, the same parts): no consent needed.
+    beneficiaries = ascending([address_of(f"gas 4 {i}") for i in range(4)])
     gas["change_split_4_beneficiaries"] = reg.tx(
-        reg.f.changeSplit(asset, beneficiaries, equal_ppm(4)), operator
+        reg.change(asset, beneficiaries, equal_ppm(4)), operator
     ).gasUsed
     gas["set_agent"] = reg.tx(reg.f.setAgent(asset, operator.address), operator).gasUsed
     gas["transfer_asset"] = reg.tx(reg.f.transferAsset(asset, agent.address), operator).gasUsed

@@ -198,13 +198,16 @@ def test_only_members_register_and_receive_assets(g: Governed) -> None:
     g.assert_reverts(_register(g, member, "b"), member, "AssetRegistryNotMember", member.address)
     # The asset it registered keeps its ledger and its split going.
     g.tx(reg.anchorLedger(asset, 1, 5, keccak(b"root"), keccak(b"head")), member)
-    g.tx(reg.changeSplit(asset, [g.founders[2].address], [1_000_000]), member)
+    split = ([g.founders[3].address], [1_000_000])  # lowers nobody: no consent needed
+    g.tx(reg.changeSplit(asset, split, split, []), member)
     g.tx(reg.transferAsset(asset, g.founders[2].address), member)
     assert reg.membership().call() == g.membership.address
 
 
 def test_registry_constructor_error(g: Governed) -> None:
-    got = constructor_revert(g.chain, "GovernedAssetRegistry", ZERO_ADDRESS)
+    got = constructor_revert(
+        g.chain, "GovernedAssetRegistry", ZERO_ADDRESS, g.gov.address, ZERO_ADDRESS
+    )
     assert got == error_data(g.registry.abi, "AssetRegistryZeroMembership")
 
 

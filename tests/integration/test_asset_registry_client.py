@@ -63,14 +63,16 @@ def test_registry_lifecycle_and_history(chain: ChainEnv) -> None:
 
     # Split version 1, given in any order: canonical_split puts it in the contract's order.
     parts_v1 = {beneficiary("maker"): 600_000, beneficiary("servicer"): 300_000}
-    parts_v1[beneficiary("platform")] = 100_000
+    parts_v1[operator.address] = 100_000  # the platform's share: the operator's own
     b1, p1 = canonical_split(parts_v1)
     receipt = operator.register_asset(ASSET, agent.address, META, URI, b1, p1)
     assert [e.name for e in receipt.events] == ["AssetRegistered", "SplitChanged"]
     assert operator.asset_of(ASSET) == AssetInfo(ASSET, operator.address, agent.address, 1, 0, 0)
     assert operator.split_hash_of(ASSET, 1) == split_hash(b1, p1)
 
-    b2, p2 = canonical_split({beneficiary("maker"): 500_000, beneficiary("financier"): 500_000})
+    # At the operator's expense only: no consent needed (tests/integration/test_split_consent_client.py).
+    parts_v2 = {beneficiary("maker"): 600_000, beneficiary("servicer"): 300_000}
+    b2, p2 = canonical_split({**parts_v2, beneficiary("financier"): 100_000})
     version, _ = operator.change_split(ASSET, b2, p2)
     assert version == 2
     assert operator.split_hash_of(ASSET, 2) == split_hash(b2, p2)

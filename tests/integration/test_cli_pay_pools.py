@@ -103,7 +103,10 @@ def test_pay_pools_pays_the_kept_shares_once_through_the_cli(
             connection, network.deployment, Account.from_key(keys[OPERATOR])
         )
         beneficiaries, ppm = canonical_split({addr[SERVICER]: 700_000, pool: 300_000})
-        version, _ = registry.change_split(asset_id, beneficiaries, ppm)
+        consent = registry.for_account(Account.from_key(keys[SERVICER])).sign_split_consent(
+            asset_id, beneficiaries, ppm, expiry=connection.block_number() + 20
+        )  # the servicer's share goes down: its consent (issue 19)
+        version, _ = registry.change_split(asset_id, beneficiaries, ppm, [consent])
         split = Split(version, beneficiaries, ppm)
         assert network.deployment.asset_registry is not None
         domain = Domain(network.deployment.chain_id, network.deployment.asset_registry)
