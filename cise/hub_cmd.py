@@ -334,7 +334,7 @@ def _charge_policy(assets: str, max_charge: int) -> ChargePolicy | None:
     return accept
 
 
-async def _with_agent(
+async def start_agent(
     service: NodeService,
     client: Web3ChainClient,
     hub: Address,
@@ -342,6 +342,9 @@ async def _with_agent(
     nursery: trio.Nursery,
     policy: ChargePolicy | None = None,
 ) -> Agent:
+    """The agent of `service` as `cise agent` runs it, in `nursery`: following the chain and the
+    governed limits (the hub fee cap, the hub's role), connected to the hub on 127.0.0.1:`port`
+    and ready (its terms known); CliError when no hub answered within READY_TIMEOUT."""
     agent = Agent(service, hub) if policy is None else Agent(service, hub, accept_charge=policy)
     await nursery.start(run_on_chain, service, client)
     await _follow_limits(  # before the first payment: each is checked against the cap
@@ -389,7 +392,7 @@ async def _pay(
     payment_id: int,
 ) -> int:
     async with trio.open_nursery() as nursery:
-        agent = await _with_agent(service, client, hub, port, nursery)
+        agent = await start_agent(service, client, hub, port, nursery)
         try:
             outcome = await agent.pay(payee, amount, payment_id)
         except PaymentError as exc:
@@ -431,7 +434,7 @@ async def _pay_many(
     Exit status 1 if any failed, else PENDING_EXIT if any is still pending."""
     unfinished = {"failed": 0, "pending": 0}
     async with trio.open_nursery() as nursery:
-        agent = await _with_agent(service, client, hub, port, nursery)
+        agent = await start_agent(service, client, hub, port, nursery)
 
         async def one(payment_id: int) -> None:
             try:
@@ -477,7 +480,7 @@ async def _receive(
     reward: int,
 ) -> int:
     async with trio.open_nursery() as nursery:
-        agent = await _with_agent(service, client, hub, port, nursery, policy)
+        agent = await start_agent(service, client, hub, port, nursery, policy)
         if towers:  # while we serve, our latest received proofs go to the towers
             TowerGuard(service, towers, reward=reward).start(nursery)
         print(json.dumps({"connected": to_checksum(service.address)}), flush=True)
@@ -503,4 +506,4 @@ async def _receive(
     return 0
 
 
-__all__ = ["PENDING_EXIT", "READY_TIMEOUT", "add_parsers", "open_service", "run"]
+__all__ = ["PENDING_EXIT", "READY_TIMEOUT", "add_parsers", "open_service", "run", "start_agent"]
