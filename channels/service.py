@@ -117,6 +117,26 @@ class _GroupWork:
     # what waits for this group to be durable and commits it at once: messages that change no
     # channel but depend on records of the group (an invoice after its record), and waiters
     after: list[Callable[[], None]] = field(default_factory=list)
+    # writes to the process's other durable files (settlement, ledger), run in the commit
+    # thread just before this group's own transaction (`write_durably`)
+    side_writes: list[_SideWrite] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _SideWrite:
+    """One write to another durable file of the process, and what came of it."""
+
+    write: Callable[[], Any]
+    then: Callable[[Any, BaseException | None], None]
+    result: Any = None
+    error: BaseException | None = None
+
+    def run(self) -> None:
+        """In the commit thread: run the write, keeping its result or its error."""
+        try:
+            self.result = self.write()
+        except Exception as exc:  # the caller gets it; the node's group is not the write's
+            self.error = exc
 
 
 class _Refusal(enum.Enum):
@@ -373,6 +393,39 @@ class NodeService:
             self._group_started = True
             self._wakeup.unpark_all()
 
+    def write_durably_soon(
+        self,
+        write: Callable[[], T],
+        then: Callable[[T | None, BaseException | None], None],
+    ) -> None:
+        """Run `write` (a transaction on another durable file of this process: the settlement
+        file, the asset ledger) in the commit thread, with the next group, just before the
+        group's own transaction; then call `then(result, error)` on this thread. Writes run in
+        the order they were asked, one at a time, never on this thread (each may fsync)."""
+        self._work.side_writes.append(_SideWrite(write, then))
+        if self._commit_waiting and not self._group_started:  # worth a commit of its own
+            self._group_started = True
+            self._wakeup.unpark_all()
+
+    async def write_durably(self, write: Callable[[], T]) -> T:
+        """`write_durably_soon`, awaited: returns `write`'s result once it is durable, or raises
+        its error. Everything this node handled before the call is durable too by then."""
+        done = trio.Event()
+        outcome: list[Any] = []
+
+        def then(result: T | None, error: BaseException | None) -> None:
+            outcome.append((result, error))
+            done.set()
+
+        self.write_durably_soon(write, then)
+        if not self._commits_running:  # no commit loop: commit here
+            await self.commit_now()
+        await done.wait()
+        result, error = outcome[0]
+        if error is not None:
+            raise error
+        return result  # type: ignore[no-any-return]  # `then` got write's own result
+
     async def wait_durable(self) -> None:
         """Return once everything handled or recorded so far is durable (`wait_committed` may
         return after a commit that began before the last record was made)."""
@@ -391,6 +444,7 @@ class NodeService:
             or work.signed
             or work.messages
             or work.after
+            or work.side_writes
             or self._group.facts
         )
 
@@ -582,7 +636,11 @@ class NodeService:
         self._group_started = False
         with trio.move_on_after(CONFIRMATION_FLUSH) as idle:
             while not (
-                self._work.size or self._group.facts or self._work.signed or self._work.after
+                self._work.size
+                or self._group.facts
+                or self._work.signed
+                or self._work.after
+                or self._work.side_writes
             ):
                 await self._park()
         if idle.cancelled_caught:  # quiet for a while: commit what was acknowledged, if anything
@@ -616,7 +674,14 @@ class NodeService:
     async def commit_now(self) -> None:
         """Seal and commit the open group now, then act on it (also used at shutdown)."""
         group, work = self._group, self._work
-        if not (work.size or work.confirmations or work.signed or group.facts or work.messages):
+        if not (
+            work.size
+            or work.confirmations
+            or work.signed
+            or group.facts
+            or work.messages
+            or work.side_writes
+        ):
             if work.after and self._groups_durable < self._groups_sealed:
                 pass  # a group before is still being written: run them after this one
             else:
@@ -640,7 +705,12 @@ class NodeService:
         self._last_commit_at = trio.current_time()
         self._groups_sealed += 1
         sealed = self._groups_sealed
-        await trio.to_thread.run_sync(self.store.commit, group)
+        if work.side_writes:
+            await trio.to_thread.run_sync(_commit_with_side_writes, self.store, group, work)
+            for side in work.side_writes:
+                side.then(side.result, side.error)
+        else:
+            await trio.to_thread.run_sync(self.store.commit, group)
         self._groups_durable = max(self._groups_durable, sealed)
         self.stats.commits += 1
         self._act(work)
@@ -878,6 +948,15 @@ class NodeService:
         # its event stays until the outcome (a refusal is let go before it is reported)
         self._group.confirm(key)
         self._work.confirmations += 1
+
+
+def _commit_with_side_writes(store: SqliteStore, group: CommitGroup, work: _GroupWork) -> None:
+    """In the commit thread: the group's writes to other files first (intent before effect: a
+    record of the settlement file or the ledger is durable before the node's state changes that
+    act on it), then the group itself."""
+    for side in work.side_writes:
+        side.run()
+    store.commit(group)
 
 
 def _send_payloads(connection: Connection, payloads: list[bytes]) -> None:

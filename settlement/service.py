@@ -44,6 +44,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import msgspec
 import trio
@@ -96,6 +97,7 @@ from settlement.rounds import (
 from settlement.store import DepositRow, ItemRow, SettlementStore, TransactionRow
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 KEY_PREFIX = "settle:"  # the node's transaction manager keys: settle:<round>:<tx index>
 
 
@@ -105,18 +107,33 @@ def transaction_key(round_id: int, tx_index: int) -> str:
 
 class SignedRecords:
     """The settlement store as the transaction manager's `Durable` for batch transactions: each
-    signed version is written (one sqlite transaction, synchronous=FULL) when it is signed, so
-    it is durable before the manager sends it."""
+    signed version is written (one sqlite transaction, synchronous=FULL) in the node's commit
+    thread with its next group, and `flush` waits for it, so it is durable before the manager
+    sends it."""
 
-    def __init__(self, store: SettlementStore) -> None:
+    def __init__(self, node: NodeService, store: SettlementStore) -> None:
+        self.node = node
         self.store = store
+        self._failure: BaseException | None = None
 
     def record(self, key: str, record: OutboxTransaction) -> None:
         round_id, tx_index = (int(part) for part in key.removeprefix(KEY_PREFIX).split(":"))
-        self.store.record_signed(round_id, tx_index, msgspec.msgpack.encode(record))
+        write = functools.partial(
+            self.store.record_signed, round_id, tx_index, msgspec.msgpack.encode(record)
+        )
+        self.node.write_durably_soon(write, self._written)
+
+    def _written(self, _: object, error: BaseException | None) -> None:
+        if error is not None and self._failure is None:
+            self._failure = error
 
     async def flush(self) -> None:
-        """Nothing to do: `record` wrote it durably."""
+        """Return once every record made so far is durable; raise if one could not be written
+        (the manager then sends nothing)."""
+        await self.node.wait_durable()
+        failure, self._failure = self._failure, None
+        if failure is not None:
+            raise failure
 
     def done(self, key: str) -> None:
         """Nothing to do: the outcome is recorded by the round (the signed record stays)."""
@@ -205,7 +222,7 @@ class SettlementService:
         deployment = client.deployment
         store.claim(node.address, deployment.chain_id, deployment.manager)
         node.listeners.append(self._on_durable)
-        node.sends.add_durable(KEY_PREFIX, SignedRecords(store))
+        node.sends.add_durable(KEY_PREFIX, SignedRecords(node, store))
 
     def detach(self) -> None:
         """Stop listening to the hub's commits (a service used for one round, then dropped)."""
@@ -233,10 +250,24 @@ class SettlementService:
             ):
                 signatures.append((key[0], Address(key[1]), event.signature))
         if signatures:  # all that this node commit brought, in one settlement-file transaction
-            for key in self.store.record_signatures(collection.round_id, signatures):
-                collection.waiting.pop(key, None)
-        if not collection.waiting:
+            write = functools.partial(self.store.record_signatures, collection.round_id, signatures)
+
+            def recorded(keys: list[tuple[int, bytes]] | None, error: BaseException | None) -> None:
+                if error is not None:
+                    log.error("settlement round %d: signatures not recorded: %s",
+                              collection.round_id, error)  # fmt: skip
+                for key in keys or ():
+                    collection.waiting.pop(key, None)
+                if not collection.waiting:
+                    collection.done.set()
+
+            self.node.write_durably_soon(write, recorded)
+        elif not collection.waiting:
             collection.done.set()
+
+    async def _write(self, write: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """A write to the settlement file, in the node's commit thread (never on this one)."""
+        return await self.node.write_durably(functools.partial(write, *args, **kwargs))
 
     # -- rounds -------------------------------------------------------------------------------
 
@@ -257,14 +288,15 @@ class SettlementService:
 
     async def _round(self, reason: str) -> RoundReport:
         now = self.clock()
-        self._publish_status(now)  # a round can take a while: what is owed stays current
+        await self._publish_status(now)  # a round can take a while: what is owed stays current
         if not await self._caught_up():
             block = self.node.block_number
-            round_id = self.store.start_round(
-                now=now, reason=reason, block=block, expiry=block, items=[], deposits=[]
-            )
+            round_id = await self._write(
+                self.store.start_round,
+                now=now, reason=reason, block=block, expiry=block, items=[], deposits=[],
+            )  # fmt: skip
             note = f"the chain follower is behind the last batch (block {self.node.block_number})"
-            self.store.set_round_status(round_id, "skipped", now=now, note=note)
+            await self._write(self.store.set_round_status, round_id, "skipped", now=now, note=note)
             return RoundReport(round_id, "skipped", reason, 0, 0, (), 0, 0, 0, ())
         block = self.node.block_number
         internal = await self.node.chain_call(self.client.balance_of, self.hub)
@@ -276,7 +308,8 @@ class SettlementService:
             hub_internal_balance=internal,
         )
         expiry = block + self.config.policy.expiry_blocks
-        round_id = self.store.start_round(
+        round_id = await self._write(
+            self.store.start_round,
             now=now,
             reason=reason,
             block=block,
@@ -297,18 +330,19 @@ class SettlementService:
             ],
         )
         if plan.empty:
-            self.store.set_round_status(round_id, "empty", now=now)
+            await self._write(self.store.set_round_status, round_id, "empty", now=now)
             return RoundReport(round_id, "empty", reason, 0, 0, (), 0, 0, 0, ())
         await self._collect(round_id, plan, expiry)
         rows = self.store.items(round_id)
         signed = _signed(rows)
         non_signers = self._non_signers(rows)
-        self.store.note_misses(list(non_signers.items()), now)
-        self.store.clear_misses(
+        await self._write(self.store.note_misses, list(non_signers.items()), now)
+        await self._write(
+            self.store.clear_misses,
             sorted(
                 {s.item.channel_id for s in signed}
                 - {r.channel_id for r in rows if r.signature is None}
-            )
+            ),
         )
         deposits = self._deposits(plan, hub_funds(internal, signed, self.hub))
         return await self.send_signed(round_id, deposits)
@@ -321,12 +355,12 @@ class SettlementService:
             raise ValueError(f"no settlement round {round_id}")
         rows = self.store.items(round_id)
         budget = gas_budget(await self.node.chain_call(self.client.connection.block_gas_limit))
-        self.store.set_round_status(round_id, "sending")
+        await self._write(self.store.set_round_status, round_id, "sending")
         queue = list(transactions(_signed(rows), deposits))
         sent = await self._settle(round_id, round_row.expiry, queue, budget)
         closed = await self._close_overdue(self.clock())
         status = self._outcome(round_id)
-        self.store.set_round_status(round_id, status, now=self.clock())
+        await self._write(self.store.set_round_status, round_id, status, now=self.clock())
         non_signers = self._non_signers(rows)
         return self._report(round_id, status, round_row.reason, rows, non_signers, sent, closed)
 
@@ -412,7 +446,7 @@ class SettlementService:
             head = await self.node.chain_call(self.client.block_number)
             if expired(expiry, head):
                 note = f"the batch expired at block {expiry} before it could be sent"
-                self._exclude(round_id, [transaction, *queue], note)
+                await self._exclude(round_id, [transaction, *queue], note)
                 break
             hub_signature, withdraws, deposits = self._pack(expiry, transaction)
             try:
@@ -429,7 +463,7 @@ class SettlementService:
             verdict = judge(transaction, estimate, budget)
             if verdict is Verdict.SEND:
                 assert estimate is not None
-                row = self._record(round_id, expiry, transaction,
+                row = await self._record(round_id, expiry, transaction,
                                    (hub_signature, withdraws, deposits), with_margin(estimate))  # fmt: skip
                 result = await self._send(row, len(transaction.items), len(transaction.deposits))
                 sent.append(result)
@@ -441,7 +475,7 @@ class SettlementService:
                          transaction.size, why)  # fmt: skip
                 queue[:0] = split(transaction)
             else:
-                self._exclude(round_id, [transaction], why)
+                await self._exclude(round_id, [transaction], why)
         return sent
 
     def _estimate(
@@ -453,7 +487,9 @@ class SettlementService:
             )
         return self.client.estimate_settle_batch(expiry, b"", deposits, cap=cap)
 
-    def _exclude(self, round_id: int, dropped: Sequence[BatchTransaction], reason: str) -> None:
+    async def _exclude(
+        self, round_id: int, dropped: Sequence[BatchTransaction], reason: str
+    ) -> None:
         withdraws = [(s.item.channel_id, Address(s.item.participant))
                      for t in dropped for s in t.items]  # fmt: skip
         deposits = [(d.channel_id, self.hub) for t in dropped for d in t.deposits]
@@ -461,7 +497,7 @@ class SettlementService:
             return
         log.warning("settlement round %d: %d items and %d re-deposits left out: %s", round_id,
                     len(withdraws), len(deposits), reason)  # fmt: skip
-        self.store.exclude(round_id, withdraws, deposits, reason)
+        await self._write(self.store.exclude, round_id, withdraws, deposits, reason)
 
     def _pack(self, expiry: int, transaction: BatchTransaction) -> tuple[bytes, bytes, bytes]:
         """(the hub's signature of the batch, the packed withdraws, the packed re-deposits)."""
@@ -474,7 +510,7 @@ class SettlementService:
         withdraws = pack_hub_withdraws(self.hub, items, [s.signature for s in transaction.items])
         return hub_signature, withdraws, pack_deposits(list(transaction.deposits))
 
-    def _record(
+    async def _record(
         self,
         round_id: int,
         expiry: int,
@@ -485,7 +521,8 @@ class SettlementService:
         """Make a signed batch transaction's arguments durable before it is sent."""
         hub_signature, withdraws, deposits = packed
         index = self.store.next_tx_index(round_id)
-        self.store.record_transaction(
+        await self._write(
+            self.store.record_transaction,
             round_id,
             index,
             expiry=expiry,
@@ -550,11 +587,13 @@ class SettlementService:
             log.warning("settlement transaction %d/%d failed: %s", row.round_id, row.tx_index,
                         result)  # fmt: skip
             # a transaction mined with status 0 cost its gas: keep what it cost and its hash
-            self.store.finish_transaction(row.round_id, row.tx_index, "reverted", error=str(result),
-                                          tx_hash=result.transaction_hash, gas_used=result.gas_used)  # fmt: skip
+            await self._write(self.store.finish_transaction, row.round_id, row.tx_index, "reverted",
+                              error=str(result), tx_hash=result.transaction_hash,
+                              gas_used=result.gas_used)  # fmt: skip
             return SentTransaction(row.tx_index, "reverted", result.transaction_hash,
                                    result.gas_used, items, deposits, str(result))  # fmt: skip
-        self.store.finish_transaction(
+        await self._write(
+            self.store.finish_transaction,
             row.round_id,
             row.tx_index,
             "applied",
@@ -575,7 +614,7 @@ class SettlementService:
                 continue
             channel = self.node.channels.get(ChannelId(miss.channel_id))
             if channel is None or not channel.is_open:
-                self.store.clear_misses([miss.channel_id])
+                await self._write(self.store.clear_misses, [miss.channel_id])
                 continue
             log.warning(
                 "closing channel %d: 0x%s has not signed a settlement since %s",
@@ -583,10 +622,13 @@ class SettlementService:
                 miss.partner.hex(),
                 time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(miss.first_missed_at)),
             )
-            # one decision: durable in the settlement file first, then the node's close, which
-            # `_reissue_closes` issues again at start while the node's channel is still open (a
-            # stop before the node's group committed lost it)
-            self.store.mark_closed(miss.channel_id, now)
+            # one decision, in one commit step of the node: the settlement file's record first,
+            # then the node's group with the close (`write_durably_soon` runs it just before the
+            # group). `_reissue_closes` issues the close again at start while the node's channel
+            # is still open (a stop between the two files' fsyncs)
+            self.node.write_durably_soon(
+                functools.partial(self.store.mark_closed, miss.channel_id, now), self._checked
+            )
             self.node.handle(sc.ActionClose(ChannelId(miss.channel_id)))
             closed.append(miss.channel_id)
         return tuple(closed)
@@ -654,7 +696,8 @@ class SettlementService:
         for round_row in self.store.unfinished_rounds():
             rows = self.store.transactions(round_row.id)
             if not rows:
-                self.store.set_round_status(
+                await self._write(
+                    self.store.set_round_status,
                     round_row.id,
                     "abandoned",
                     now=self.clock(),
@@ -667,8 +710,12 @@ class SettlementService:
                 if row.status == "signed":
                     await self._recover_transaction(row, block)
             status = self._outcome(round_row.id)
-            self.store.set_round_status(
-                round_row.id, status, now=self.clock(), note="finished after a restart"
+            await self._write(
+                self.store.set_round_status,
+                round_row.id,
+                status,
+                now=self.clock(),
+                note="finished after a restart",
             )
 
     async def _recover_transaction(self, row: TransactionRow, block: int) -> None:
@@ -691,8 +738,12 @@ class SettlementService:
             totals.append(deposit.total_deposit)
         decision = recover(on_chain, totals, expiry=row.expiry, block_number=block)
         if decision is not Recovery.RESEND:
-            self.store.finish_transaction(
-                row.round_id, row.tx_index, decision.value, error="found after a restart"
+            await self._write(
+                self.store.finish_transaction,
+                row.round_id,
+                row.tx_index,
+                decision.value,
+                error="found after a restart",
             )
             return
         result = await self._send(row, len(items), len(deposits))
@@ -700,7 +751,7 @@ class SettlementService:
             return
         transaction = self._rebuild(items, deposits)  # failed again: split, as in a round
         if after_failure(transaction) is Verdict.EXCLUDE:
-            self._exclude(row.round_id, [transaction], f"failed on chain: {result.error}")
+            await self._exclude(row.round_id, [transaction], f"failed on chain: {result.error}")
             return
         budget = gas_budget(await self.node.chain_call(self.client.connection.block_gas_limit))
         await self._settle(row.round_id, row.expiry, list(split(transaction)), budget)
@@ -738,16 +789,17 @@ class SettlementService:
             reason = "requested" if requests else self.due_reason(now)
             if reason is not None:
                 report = await self.settle_once(reason)
-                self.store.answer_requests(requests, report.round_id)
+                await self._write(self.store.answer_requests, requests, report.round_id)
                 log.info("settlement round %d: %s", report.round_id, report.status)
-            self._publish_status(self.clock())
+            await self._publish_status(self.clock())
             await trio.sleep(self.config.poll_s)
 
-    def _publish_status(self, now: float) -> None:
+    async def _publish_status(self, now: float) -> None:
         policy = self.config.policy
         last = self.store.last_settled_at() or self._started_at
         owed_now, in_flight = unsettled(self.node.channels.values())
-        self.store.set_status(
+        await self._write(
+            self.store.set_status,
             {
                 "updated_at": f"{now:.3f}",
                 "owed": str(owed_now),  # earned and not on chain, batches in flight included
@@ -756,8 +808,14 @@ class SettlementService:
                 "period_s": str(policy.period_s),
                 "amount_trigger": str(policy.amount_trigger),
                 "next_due_at": f"{last + policy.period_s:.3f}",
-            }
+            },
         )
+
+    def _checked(self, _: object, error: BaseException | None) -> None:
+        """A write made without waiting for it: one that failed is logged loudly (what it
+        records is also known elsewhere: the status is published again, a close is issued)."""
+        if error is not None:
+            log.error("a write to the settlement file %s failed: %s", self.store.path, error)
 
 
 def _signed(rows: Sequence[ItemRow]) -> list[SignedItem]:

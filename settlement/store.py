@@ -13,6 +13,10 @@ round's id), and `signed` (each batch transaction as the node's transaction mana
 nonce, fees, every signed version; written before its raw bytes leave, so a restart sends the
 same nonce again rather than a second transaction). Amounts are stored as decimal text (uint96 does not fit sqlite's integers).
 
+The running hub writes the file only from its node's commit thread (`NodeService.write_durably`:
+one pipeline for every durable file of the process, never an fsync on the trio thread), through
+a connection of its own; its reads use another connection and see what is committed.
+
 Because a transaction's arguments are durable before it leaves, a hub that crashes mid-round
 finds them at start and finishes them (`settlement.rounds.recover` decides how), so nothing is
 applied twice and nothing signed is lost. The hub owns the file (`channels.ownership`: a second
@@ -202,6 +206,7 @@ class SettlementStore:
         self.path = str(path)
         self._access = "read" if read_only else "requests" if requests_only else "owner"
         self._ownership: Ownership | None = None
+        self._writer: sqlite3.Connection | None = None
         if self._access == "owner":
             self._ownership = claim(self.path)  # before anything is written
         elif not Path(path).is_file():
@@ -213,10 +218,17 @@ class SettlementStore:
                 uri = Path(path).resolve().as_uri() + "?mode=rw"
                 self._db = sqlite3.connect(uri, uri=True, isolation_level=None)
             else:
+                # the owner writes through its own connection, which the hub uses from its
+                # node's commit thread (`NodeService.write_durably`), never from the trio
+                # thread; reads use `_db` and see what is committed
+                self._writer = sqlite3.connect(
+                    self.path, isolation_level=None, check_same_thread=False
+                )
+                self._writer.execute("PRAGMA journal_mode=WAL")
+                self._writer.execute("PRAGMA synchronous=FULL")
+                self._writer.execute("PRAGMA busy_timeout=5000")
+                self._writer.executescript(_SCHEMA)
                 self._db = sqlite3.connect(self.path, isolation_level=None)
-                self._db.execute("PRAGMA journal_mode=WAL")
-                self._db.execute("PRAGMA synchronous=FULL")
-                self._db.executescript(_SCHEMA)
             self._db.execute("PRAGMA busy_timeout=5000")
         except sqlite3.Error as exc:
             self._release()
@@ -232,6 +244,8 @@ class SettlementStore:
 
     def close(self) -> None:
         self._db.close()
+        if self._writer is not None:
+            self._writer.close()
         self._release()
 
     @contextmanager
@@ -242,13 +256,14 @@ class SettlementStore:
                 f"{self.path} is open {'read-only' if self._access == 'read' else 'for round requests only'}"
                 ": the hub that owns it writes it"
             )
-        self._db.execute("BEGIN IMMEDIATE")
+        db = self._db if self._writer is None else self._writer
+        db.execute("BEGIN IMMEDIATE")
         try:
-            yield self._db
+            yield db
         except BaseException:
-            self._db.execute("ROLLBACK")
+            db.execute("ROLLBACK")
             raise
-        self._db.execute("COMMIT")
+        db.execute("COMMIT")
 
     # -- ownership ------------------------------------------------------------------------------
 

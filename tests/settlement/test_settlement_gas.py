@@ -194,7 +194,7 @@ async def test_what_is_owed_stays_shown_while_a_batch_does_not_land(tmp_path: Pa
         await wait_for(
             lambda: any(c.partner.pending_withdraw is not None for c in hub_view.values())
         )  # the washer's signed withdraw is in flight until its expiry
-        service._publish_status(time.time())
+        await service._publish_status(time.time())
         shown = summary.status_summary(store, time.time())
         assert shown["owed_to_counterparties_units"] == 700_000  # not €0 while it is unsettled
         assert shown["owed_in_flight_units"] == 700_000
