@@ -1,11 +1,15 @@
-"""`cise finance create|contribute|status|sync|claim|refund`: co-financing an asset.
+"""`cise finance create|contribute|bind|status|sync|claim|refund`: co-financing an asset.
 
-An asset's operator opens a financing pool (a target, a deadline in blocks, the agreed return);
-members contribute; once the target is reached the funds go to the supplier (or the operator);
-the pool, a beneficiary in the asset's split, is repaid from use fees and its contributors claim
-pro rata up to principal times return; a pool that misses its target refunds. Every command acts for
-one account of a network file and prints one JSON object. Parsing, wiring and printing only: the
-rules are the pool contract's (`contracts_solidity/FinancingPool.sol`).
+A financier opens a financing pool (a target, a deadline in blocks, the agreed return). Without
+`--share` (the asset's operator, a registered asset) the funds go to the supplier (or the operator)
+as soon as the target is reached, and the operator then puts the pool in the split. With `--share
+PPM` the pool has an agreed share of the asset's split and may finance an asset not registered yet
+(a planned asset): what it raises is held until the named operator registers the asset with the
+pool in its split and runs `cise finance bind` (then the supplier is paid); not bound by the
+deadline, every contributor takes its contribution back with `refund`. The pool is repaid from use
+fees and its contributors claim pro rata up to principal times return. Every command acts for one
+account of a network file and prints one JSON object. Parsing, wiring and printing only: the rules
+are the pool contract's (`contracts_solidity/FinancingPool.sol`).
 """
 
 from __future__ import annotations
@@ -16,8 +20,9 @@ from typing import Any
 
 from eth_account import Account
 
+from channels.chain.assets import AssetRegistryClient
 from channels.chain.errors import ChainError
-from channels.chain.financing import FinancingPoolClient
+from channels.chain.financing import FinancingPoolClient, PoolTerms
 from channels.core.types import Address, to_checksum
 from cise.arguments import address_argument, positive_int
 from cise.channel_cmd import open_account, parse_amount
@@ -25,13 +30,14 @@ from cise.errors import CliError
 from cise.ledger_cmd import parse_asset_id
 from cise.money import euro
 
-STATUS_NAMES = {0: "open", 1: "funded", 2: "failed"}
+STATUS_NAMES = {0: "open", 1: "funded", 2: "failed", 3: "raised"}
+PPM_TOTAL = 1_000_000
 
 
 def add_parsers(sub: Any) -> None:
     finance = sub.add_parser("finance", help="co-financing: pools repaid from an asset's use fees")
     ops = finance.add_subparsers(dest="op", required=True, metavar="OP")
-    create = ops.add_parser("create", help="open a pool for an asset (its operator's account)")
+    create = ops.add_parser("create", help="open a pool for an asset, registered or planned")
     _common(create, default_account=0)
     create.add_argument("asset", help="asset id: 0x + 64 hex, or its name")
     create.add_argument("--target", required=True, help="euros to raise")
@@ -39,6 +45,14 @@ def add_parsers(sub: Any) -> None:
     create.add_argument("--return", dest="return_ppm", type=int, default=1_050_000,
                         help="repaid up to principal x this/1,000,000 (default 1,050,000)")  # fmt: skip
     create.add_argument("--supplier", help="who receives the funds (default: the operator)")
+    create.add_argument("--share", type=positive_int, metavar="PPM",
+                        help="the pool's share of the asset's split (ppm): paid out only once the "
+                             "asset is registered with the pool in its split and bound")  # fmt: skip
+    create.add_argument("--operator", help="with --share: who will operate the asset and bind it "
+                        "(default: the asset's operator, or this account for a planned asset)")  # fmt: skip
+    bind = ops.add_parser("bind", help="bind a registered asset to its pool (its operator)")
+    _common(bind, default_account=0)
+    bind.add_argument("pool", help="the pool's address 0x...")
     contribute = ops.add_parser("contribute", help="put money into a pool (a member's account)")
     _common(contribute, default_account=1)
     contribute.add_argument("pool", help="the pool's address 0x...")
@@ -72,17 +86,7 @@ def _client(args: argparse.Namespace) -> tuple[FinancingPoolClient, Address]:
 
 def run(args: argparse.Namespace) -> int:
     if args.op == "create":
-        asset_id = parse_asset_id(args.asset)
-        target = parse_amount(args.target)
-        supplier = address_argument(args.supplier, "--supplier") if args.supplier else None
-        if target <= 0:
-            raise CliError("--target must be positive")
-        finance, _ = _client(args)
-        deadline = finance.connection.block_number() + args.blocks
-        return _chain(
-            lambda: finance.create_pool(asset_id, target, deadline, args.return_ppm, supplier),
-            lambda result: {"pool": to_checksum(result[0]), "deadline_block": deadline},
-        )
+        return _create(args)
     pool = address_argument(args.pool, "pool")
     if args.op == "contribute":
         amount = parse_amount(args.amount)
@@ -96,6 +100,8 @@ def run(args: argparse.Namespace) -> int:
 
         return _chain(contribute, lambda result: {"contributed": result[0]})
     finance, _ = _client(args)
+    if args.op == "bind":
+        return _bind(args, finance, pool)
     if args.op == "sync":
         return _chain(
             lambda: finance.sync(pool),
@@ -106,6 +112,93 @@ def run(args: argparse.Namespace) -> int:
     if args.op == "refund":
         return _chain(lambda: finance.refund(pool), lambda result: {"refunded": result[0]})
     return _status(finance, pool)
+
+
+def _create(args: argparse.Namespace) -> int:
+    asset_id = parse_asset_id(args.asset)
+    target = parse_amount(args.target)
+    supplier = address_argument(args.supplier, "--supplier") if args.supplier else None
+    if target <= 0:
+        raise CliError("--target must be positive")
+    if args.share is None:
+        if args.operator:
+            raise CliError("--operator goes with --share (a pool bound to the asset)")
+        finance, _ = _client(args)
+        deadline = finance.connection.block_number() + args.blocks
+        return _chain(
+            lambda: finance.create_pool(asset_id, target, deadline, args.return_ppm, supplier),
+            lambda result: {"pool": to_checksum(result[0]), "deadline_block": deadline},
+        )
+    if args.share > PPM_TOTAL:
+        raise CliError(f"--share {args.share}: at most {PPM_TOTAL} ppm")
+    finance, _ = _client(args)
+    operator = address_argument(args.operator, "--operator") if args.operator else None
+    registered = _operator_of(args, finance, asset_id)
+    operator = operator or registered or finance.address
+    deadline = finance.connection.block_number() + args.blocks
+    return _chain(
+        lambda: finance.create_planned_pool(
+            asset_id, operator, target, deadline, args.return_ppm, args.share, supplier
+        ),
+        lambda result: {
+            "pool": to_checksum(result[0]),
+            "deadline_block": deadline,
+            "share_ppm": args.share,
+            "operator": to_checksum(operator),
+            "asset_registered": registered is not None,
+        },
+    )
+
+
+def _registry(args: argparse.Namespace, finance: FinancingPoolClient) -> AssetRegistryClient:
+    key, client, _ = open_account(args, create=False)
+    if client.deployment.asset_registry is None:
+        raise CliError("this network has no asset registry")
+    return AssetRegistryClient(finance.connection, client.deployment, Account.from_key(key))
+
+
+def _operator_of(
+    args: argparse.Namespace, finance: FinancingPoolClient, asset_id: bytes
+) -> Address | None:
+    """The asset's operator; None when it is not registered (a planned asset)."""
+    try:
+        return _registry(args, finance).asset_of(asset_id).operator
+    except ChainError as exc:
+        if "AssetRegistryUnknownAsset" in str(exc):
+            return None
+        raise CliError(f"the asset registry: {exc}") from None
+
+
+def _bind(args: argparse.Namespace, finance: FinancingPoolClient, pool: Address) -> int:
+    """Bind the pool's asset with its current split, read from the registry's logs."""
+    terms = _terms(finance, pool)
+    if terms.share_ppm == 0:
+        raise CliError(f"{to_checksum(pool)} has no agreed share: it was paid out at its target")
+    registry = _registry(args, finance)
+    try:
+        version = registry.asset_of(terms.asset_id).split_version
+        split = registry.asset_history(terms.asset_id).split(version)
+    except ChainError as exc:
+        print(json.dumps({"error": str(exc)}))
+        return 1
+    except LookupError as exc:
+        raise CliError(str(exc)) from None
+    return _chain(
+        lambda: finance.bind(pool, terms.asset_id, split.beneficiaries, split.ppm),
+        lambda _: {
+            "bound": "0x" + terms.asset_id.hex(),
+            "split_version": version,
+            "share_ppm": split.parts().get(pool, 0),
+            "paid": euro(terms.target),
+        },
+    )
+
+
+def _terms(finance: FinancingPoolClient, pool: Address) -> PoolTerms:
+    try:
+        return finance.terms(pool)
+    except ChainError as exc:
+        raise CliError(f"{to_checksum(pool)} is not a pool of this network: {exc}") from None
 
 
 def _chain(action: Any, shape: Any) -> int:
@@ -123,20 +216,26 @@ def _status(finance: FinancingPoolClient, pool: Address) -> int:
     try:
         terms, state = finance.terms(pool), finance.state(pool)
         position = finance.position(pool, finance.address)
+        owed = finance.outstanding(pool)
     except ChainError as exc:
         raise CliError(f"{to_checksum(pool)} is not a pool of this network: {exc}") from None
+    bound = {}
+    if terms.share_ppm:
+        bound = {"share_ppm": terms.share_ppm, "operator": to_checksum(terms.planned_operator)}
     print(
         json.dumps(
             {
                 "pool": to_checksum(pool),
                 "asset": "0x" + terms.asset_id.hex(),
                 "status": STATUS_NAMES.get(state.status, str(state.status)),
+                **bound,
                 "target": euro(terms.target),
                 "raised": euro(state.raised),
                 "deadline_block": terms.deadline,
                 "return": terms.return_ppm / 1_000_000,
                 "cap": euro(terms.cap),
                 "repaid": euro(state.repaid),
+                "owed": euro(owed),  # what the asset still owes the contributors
                 "to_operator": euro(state.to_operator),
                 "contributors": state.contributors,
                 "you": {

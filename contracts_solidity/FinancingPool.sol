@@ -16,6 +16,11 @@ import {IMembership} from "./interfaces/IMembership.sol";
 /// pool is a beneficiary in the asset's split: its shares arrive as plain token transfers, `sync` accounts
 /// them, and the contributors claim them pro rata up to the cap (principal x agreed return); beyond the
 /// cap, `sync` sends receipts on to the asset's operator.
+/// A pool with an agreed share (`sharePpm > 0`, created by `createPlannedPool`; decision note
+/// 2026-12-07-financing-innovations.md) may finance an asset that is not registered yet (a planned asset):
+/// reaching the target only holds the funds (status Raised); they go to the supplier when the named
+/// operator binds the registered asset, whose current split must pay the pool at least `sharePpm`. Not
+/// bound by the deadline, the pool fails and every contributor takes its contribution back.
 /// @dev Rounding (decision note 2026-11-26-financing-pool.md), no unit is ever created or lost:
 ///  - The target and every contribution are multiples of `granule` = 1e6 / gcd(returnPpm, 1e6), so each
 ///    contributor's cap `contribution * returnPpm / 1e6` and the pool's `cap` are whole numbers and the
@@ -61,6 +66,11 @@ contract FinancingPool is IFinancingPool {
     uint64 public immutable deadline;
     /// @notice The agreed return in ppm of the principal (1,080,000 = 1.08x).
     uint256 public immutable returnPpm;
+    /// @notice The pool's agreed share of the asset's split in ppm; zero for a pool paid out at its
+    /// target without binding (`createPool`).
+    uint32 public immutable sharePpm;
+    /// @notice Who must operate the asset and bind it (pools with a share); zero otherwise.
+    address public immutable plannedOperator;
     /// @notice What the contributors get back in total: `target * returnPpm / 1e6` (exact).
     uint256 public immutable cap;
     /// @notice Every amount is a multiple of this: 1e6 / gcd(returnPpm, 1e6).
@@ -77,45 +87,50 @@ contract FinancingPool is IFinancingPool {
     /// @param token_ The network's token.
     /// @param registry_ The asset registry.
     /// @param membership_ The membership contract; zero for a pool open to anyone.
-    /// @param creator Who creates the pool (the factory passes its caller): the asset's operator.
-    /// @param assetId_ A registered asset.
-    /// @param supplier_ Who receives the funds; zero for the operator.
-    /// @param target_ Units to raise (see `IFinancingPoolFactory.createPool`).
-    /// @param deadline_ The last block a contribution is accepted in.
-    /// @param returnPpm_ The agreed return in ppm.
+    /// @param creator Who creates the pool (the factory passes its caller): for a pool without a share,
+    /// the asset's operator.
+    /// @param terms The pool's terms (see `IFinancingPoolFactory.createPool` and `createPlannedPool`).
     constructor(
         IERC20 token_,
         IAssetRegistry registry_,
         IMembership membership_,
         address creator,
-        bytes32 assetId_,
-        address supplier_,
-        uint256 target_,
-        uint64 deadline_,
-        uint32 returnPpm_
+        Terms memory terms
     ) {
         if (address(token_) == address(0) || address(registry_) == address(0)) revert FinancingPoolZeroAddress();
-        // Only the operator is needed (an unknown asset reverts AssetRegistryUnknownAsset).
-        // slither-disable-next-line unused-return
-        (address operator,,,,) = registry_.assetOf(assetId_);
-        if (creator != operator) revert FinancingPoolNotOperator(creator);
-        if (target_ == 0 || target_ > MAX_TARGET) revert FinancingPoolInvalidTarget(target_);
-        if (returnPpm_ < MIN_RETURN_PPM || returnPpm_ > MAX_RETURN_PPM) revert FinancingPoolInvalidReturn(returnPpm_);
-        if (deadline_ <= block.number) revert FinancingPoolDeadlineNotInFuture(deadline_, block.number);
-        uint256 granule_ = PPM_TOTAL / _gcd(returnPpm_, PPM_TOTAL);
-        if (target_ % granule_ != 0) revert FinancingPoolInexactAmount(target_, granule_);
+        if (terms.sharePpm == 0) {
+            // Paid out at the target: only the operator may open it (an unknown asset reverts
+            // AssetRegistryUnknownAsset).
+            // slither-disable-next-line unused-return
+            (address operator,,,,) = registry_.assetOf(terms.assetId);
+            if (creator != operator) revert FinancingPoolNotOperator(creator);
+            if (terms.operator != address(0)) revert FinancingPoolInvalidShare(terms.sharePpm);
+        } else {
+            // Paid out at binding: the asset may not exist yet; its operator-to-be is named.
+            if (terms.sharePpm > PPM_TOTAL) revert FinancingPoolInvalidShare(terms.sharePpm);
+            if (terms.operator == address(0)) revert FinancingPoolZeroAddress();
+        }
+        if (terms.target == 0 || terms.target > MAX_TARGET) revert FinancingPoolInvalidTarget(terms.target);
+        if (terms.returnPpm < MIN_RETURN_PPM || terms.returnPpm > MAX_RETURN_PPM) {
+            revert FinancingPoolInvalidReturn(terms.returnPpm);
+        }
+        if (terms.deadline <= block.number) revert FinancingPoolDeadlineNotInFuture(terms.deadline, block.number);
+        uint256 granule_ = PPM_TOTAL / _gcd(terms.returnPpm, PPM_TOTAL);
+        if (terms.target % granule_ != 0) revert FinancingPoolInexactAmount(terms.target, granule_);
 
         token = token_;
         registry = registry_;
         membership = membership_;
-        assetId = assetId_;
+        assetId = terms.assetId;
         // Zero is meaningful: the asset's operator receives the funds.
         // slither-disable-next-line missing-zero-check
-        supplier = supplier_;
-        target = target_;
-        deadline = deadline_;
-        returnPpm = returnPpm_;
-        cap = target_ * returnPpm_ / PPM_TOTAL;
+        supplier = terms.supplier;
+        target = terms.target;
+        deadline = terms.deadline;
+        returnPpm = terms.returnPpm;
+        sharePpm = terms.sharePpm;
+        plannedOperator = terms.operator;
+        cap = terms.target * terms.returnPpm / PPM_TOTAL;
         granule = granule_;
     }
 
@@ -125,17 +140,17 @@ contract FinancingPool is IFinancingPool {
     function contribute(uint256 amount) external returns (uint256 taken) {
         if (_funded) revert FinancingPoolAlreadyFunded();
         if (block.number > deadline) revert FinancingPoolDeadlinePassed(deadline, block.number);
+        // Only a pool with a share stops here: one without is funded when it reaches the target.
+        if (_raised == target) revert FinancingPoolTargetReached(assetId);
         if (amount == 0) revert FinancingPoolZeroAmount();
         if (amount % granule != 0) revert FinancingPoolInexactAmount(amount, granule);
-        IMembership members = membership;
-        if (address(members) != address(0) && !members.isActiveMember(msg.sender)) {
-            revert FinancingPoolNotMember(msg.sender);
-        }
+        _checkMember(msg.sender);
         uint256 raised = _raised;
         uint256 remaining = target - raised;
         taken = amount < remaining ? amount : remaining;
         raised += taken;
-        bool reached = raised == target;
+        // A pool with a share holds what it raised until it is bound (`bind` pays the recipient).
+        bool reached = raised == target && sharePpm == 0;
         address recipient = reached ? _recipient() : address(0);
 
         Position storage position = _positions[msg.sender];
@@ -168,6 +183,37 @@ contract FinancingPool is IFinancingPool {
         emit PoolRefunded(assetId, msg.sender, amount);
 
         token.safeTransfer(msg.sender, amount);
+    }
+
+    /// @inheritdoc IFinancingPool
+    function bind(bytes32 assetId_, address[] calldata beneficiaries, uint32[] calldata ppm) external {
+        uint32 share = sharePpm;
+        if (share == 0) revert FinancingPoolNothingToBind();
+        if (_funded) revert FinancingPoolAlreadyBound(assetId);
+        if (assetId_ != assetId) revert FinancingPoolWrongAsset(assetId, assetId_);
+        if (block.number > deadline) revert FinancingPoolDeadlinePassed(deadline, block.number);
+        uint256 raised = _raised;
+        if (raised != target) revert FinancingPoolNotRaised(raised, target);
+        // An unknown asset reverts AssetRegistryUnknownAsset.
+        // slither-disable-next-line unused-return
+        (address operator,, uint32 version,,) = registry.assetOf(assetId_);
+        if (msg.sender != operator || operator != plannedOperator) revert FinancingPoolNotOperator(msg.sender);
+        if (registry.splitHashOf(assetId_, version) != keccak256(abi.encode(beneficiaries, ppm))) {
+            revert FinancingPoolSplitMismatch(assetId_, version);
+        }
+        uint256 found = 0;
+        for (uint256 i = 0; i < beneficiaries.length && i < ppm.length; ++i) {
+            if (beneficiaries[i] == address(this)) found = ppm[i];
+        }
+        if (found < share) revert FinancingPoolShareMissing(found, share);
+
+        address recipient = _recipient();
+        _funded = true;
+        _tracked -= raised;
+        emit PoolBound(assetId_, operator, version, found);
+        emit PoolFunded(assetId_, recipient, raised);
+
+        token.safeTransfer(recipient, raised);
     }
 
     // ------------------------------------------------------------------ repaying
@@ -241,6 +287,11 @@ contract FinancingPool is IFinancingPool {
     }
 
     /// @inheritdoc IFinancingPool
+    function outstanding() external view returns (uint256) {
+        return _funded ? cap - _repaid : 0;
+    }
+
+    /// @inheritdoc IFinancingPool
     function poolState()
         external
         view
@@ -255,6 +306,7 @@ contract FinancingPool is IFinancingPool {
     {
         if (_funded) status = uint8(Status.Funded);
         else if (block.number > deadline) status = uint8(Status.Failed);
+        else if (_raised == target) status = uint8(Status.Raised);
         else status = uint8(Status.Open);
         uint256 balance = token.balanceOf(address(this));
         uint256 tracked = _tracked;
@@ -274,6 +326,14 @@ contract FinancingPool is IFinancingPool {
         (operator,,,,) = registry.assetOf(assetId);
     }
 
+    /// @dev A pool with a membership admits its active members only.
+    function _checkMember(address account) private view {
+        IMembership members = membership;
+        if (address(members) != address(0) && !members.isActiveMember(account)) {
+            revert FinancingPoolNotMember(account);
+        }
+    }
+
     function _recipient() private view returns (address) {
         address supplier_ = supplier;
         return supplier_ == address(0) ? _operator() : supplier_;
@@ -286,11 +346,17 @@ contract FinancingPool is IFinancingPool {
 }
 
 /// @title CISE financing pool factory
-/// @notice One per network: creates an asset's financing pools (only its operator may) and records them,
-/// so that an asset's history knows its pools from one address (`FinancingPoolCreated`, `poolOf`).
+/// @notice One per network: creates an asset's financing pools and records them, so that an asset's
+/// history knows its pools from one address (`FinancingPoolCreated`, `poolOf`). With a membership, only
+/// active members holding the financier role may create pools (issue 19).
 /// @dev Pools are full contracts (`new`), not clones: their parameters are immutables, which keeps
 /// `contribute`, `sync` and `claim` cheap; creating one costs about a million gas, once per financing.
 contract FinancingPoolFactory is IFinancingPoolFactory {
+    /// @notice `Membership.ROLE_FINANCIER`: the role a member needs to create pools.
+    uint16 public constant ROLE_FINANCIER = 32;
+    /// @notice `Membership.Status.Active` as stored.
+    uint8 private constant _ACTIVE = 2;
+
     /// @notice The network's token.
     IERC20 public immutable token;
     /// @notice The network's asset registry.
@@ -318,12 +384,38 @@ contract FinancingPoolFactory is IFinancingPoolFactory {
         external
         returns (address pool)
     {
-        pool = address(
-            new FinancingPool(token, registry, membership, msg.sender, assetId, supplier, target, deadline, returnPpm)
-        );
-        _pools[assetId].push(pool);
+        pool = _create(IFinancingPool.Terms(assetId, supplier, address(0), target, deadline, returnPpm, 0));
+    }
+
+    /// @inheritdoc IFinancingPoolFactory
+    function createPlannedPool(
+        bytes32 assetId,
+        address operator,
+        address supplier,
+        uint256 target,
+        uint64 deadline,
+        uint32 returnPpm,
+        uint32 sharePpm
+    ) external returns (address pool) {
+        if (sharePpm == 0) revert FinancingPoolFactoryZeroShare();
+        pool = _create(IFinancingPool.Terms(assetId, supplier, operator, target, deadline, returnPpm, sharePpm));
+        emit PlannedPoolCreated(assetId, pool, operator, sharePpm);
+    }
+
+    /// @dev The role check, then the pool (its constructor checks the terms), recorded.
+    function _create(IFinancingPool.Terms memory terms) private returns (address pool) {
+        IMembership members = membership;
+        if (address(members) != address(0)) {
+            // slither-disable-next-line unused-return
+            (uint8 status, uint16 roles,,) = members.memberOf(msg.sender);
+            if (status != _ACTIVE || roles & ROLE_FINANCIER == 0) revert FinancingPoolFactoryNotFinancier(msg.sender);
+        }
+        pool = address(new FinancingPool(token, registry, members, msg.sender, terms));
+        _pools[terms.assetId].push(pool);
         _isPool[pool] = true;
-        emit FinancingPoolCreated(assetId, pool, msg.sender, supplier, target, deadline, returnPpm);
+        emit FinancingPoolCreated(
+            terms.assetId, pool, msg.sender, terms.supplier, terms.target, terms.deadline, terms.returnPpm
+        );
     }
 
     /// @inheritdoc IFinancingPoolFactory

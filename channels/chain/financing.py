@@ -1,7 +1,9 @@
 """The financing pool binding: `FinancingPoolClient`, its records and event decoding.
 
 One typed method per function of `contracts_solidity/FinancingPool.sol` (a pool) and its
-`FinancingPoolFactory` (one per network), built like `AssetRegistryClient`: transactions are signed
+`FinancingPoolFactory` (one per network; `create_planned_pool` opens a pool with an agreed share of
+the split, for an asset registered or not yet, which pays out only when `bind` proves the asset's
+current split pays it), built like `AssetRegistryClient`: transactions are signed
 locally with this client's account and sent through the `Connection` pipeline; a revert raises
 `ChainError` naming the contract's custom error (`FinancingPoolClaimAboveEntitlement`, ...). Events
 decode into frozen records; `pool_events` reads one pool's events back from the chain's logs, and
@@ -14,7 +16,7 @@ Synchronous (the trio shell calls it via `trio.to_thread.run_sync`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +31,7 @@ from channels.core.types import Address, BlockNumber
 POOL = "FinancingPool"
 FACTORY = "FinancingPoolFactory"
 ZERO_ADDRESS = Address(b"\0" * 20)
-OPEN, FUNDED, FAILED = 0, 1, 2  # FinancingPool.Status
+OPEN, FUNDED, FAILED, RAISED = 0, 1, 2, 3  # FinancingPool.Status
 
 
 def _bytes32(value: bytes, what: str) -> bytes:
@@ -53,6 +55,8 @@ class PoolTerms:
     return_ppm: int
     cap: int
     granule: int
+    share_ppm: int = 0  # the agreed share of the split; 0: paid out at the target, no binding
+    planned_operator: Address = ZERO_ADDRESS  # who must operate the asset and bind it (share > 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +105,24 @@ class FinancingPoolCreated(FinancingEvent):
     target: int
     deadline: int
     return_ppm: int
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedPoolCreated(FinancingEvent):
+    """The pool just created pays out only once `operator` binds the asset with `share_ppm` for it."""
+
+    pool: Address
+    operator: Address
+    share_ppm: int
+
+
+@dataclass(frozen=True, slots=True)
+class PoolBound(FinancingEvent):
+    """`operator` bound the asset: its split `version` pays the pool `share_ppm`."""
+
+    operator: Address
+    version: int
+    share_ppm: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +178,8 @@ class PoolClaimed(FinancingEvent):
 
 PoolEvent = (
     FinancingPoolCreated
+    | PlannedPoolCreated
+    | PoolBound
     | PoolContributed
     | PoolFunded
     | PoolRefunded
@@ -185,6 +209,26 @@ def _created(e: DecodedEvent) -> FinancingPoolCreated:
         target=int(a["target"]),
         deadline=int(a["deadline"]),
         return_ppm=int(a["returnPpm"]),
+    )
+
+
+def _planned(e: DecodedEvent) -> PlannedPoolCreated:
+    a = e.args
+    return PlannedPoolCreated(
+        **_where(e),
+        pool=Address(a["pool"]),
+        operator=Address(a["operator"]),
+        share_ppm=int(a["sharePpm"]),
+    )
+
+
+def _bound(e: DecodedEvent) -> PoolBound:
+    a = e.args
+    return PoolBound(
+        **_where(e),
+        operator=Address(a["operator"]),
+        version=int(a["version"]),
+        share_ppm=int(a["sharePpm"]),
     )
 
 
@@ -237,6 +281,8 @@ def _claimed(e: DecodedEvent) -> PoolClaimed:
 
 DECODERS: Mapping[str, Callable[[DecodedEvent], PoolEvent]] = {
     "FinancingPoolCreated": _created,
+    "PlannedPoolCreated": _planned,
+    "PoolBound": _bound,
     "PoolContributed": _contributed,
     "PoolFunded": _funded,
     "PoolRefunded": _refunded,
@@ -344,6 +390,41 @@ class FinancingPoolClient:
         )
         return Address(receipt.event("FinancingPoolCreated").args["pool"]), receipt
 
+    def create_planned_pool(
+        self,
+        asset_id: bytes,
+        operator: Address,
+        target: int,
+        deadline: int,
+        return_ppm: int,
+        share_ppm: int,
+        supplier: Address | None = None,
+    ) -> tuple[Address, Receipt]:
+        """createPlannedPool(...) as a financier: a pool for `asset_id` (registered or planned) that
+        pays the supplier (or `operator`) only when `operator` binds the asset with `share_ppm`."""
+        receipt = self._send(
+            self.factory,
+            self.factory_abi,
+            FACTORY,
+            "createPlannedPool",
+            _bytes32(asset_id, "asset_id"),
+            operator,
+            supplier or ZERO_ADDRESS,
+            target,
+            deadline,
+            return_ppm,
+            share_ppm,
+        )
+        return Address(receipt.event("FinancingPoolCreated").args["pool"]), receipt
+
+    def bind(
+        self, pool: Address, asset_id: bytes, beneficiaries: Sequence[Address], ppm: Sequence[int]
+    ) -> Receipt:
+        """bind(assetId, split) as the asset's operator: the asset's current split, in full."""
+        key = _bytes32(asset_id, "asset_id")
+        # The registry's errors (an unknown asset) bubble up through the pool.
+        return self._send(pool, self.factory_abi, POOL, "bind", key, list(beneficiaries), list(ppm))
+
     def approve(self, pool: Address, amount: int, token: Address) -> Receipt:
         """The token's approve(pool, amount): a pool takes contributions by transferFrom."""
         return self._send(token, self.token_abi, "Token", "approve", pool, amount)
@@ -392,6 +473,8 @@ class FinancingPoolClient:
             return_ppm=int(one("returnPpm")),
             cap=int(one("cap")),
             granule=int(one("granule")),
+            share_ppm=int(one("sharePpm")),
+            planned_operator=Address(one("plannedOperator")),
         )
 
     def state(self, pool: Address) -> PoolState:
@@ -401,6 +484,10 @@ class FinancingPoolClient:
     def position(self, pool: Address, account: Address) -> PoolPosition:
         """positionOf(account)."""
         return PoolPosition(*(int(v) for v in self._pool_view(pool, "positionOf", account)))
+
+    def outstanding(self, pool: Address) -> int:
+        """outstanding(): what the asset still owes the contributors (0 unless funded)."""
+        return int(self._pool_view(pool, "outstanding")[0])
 
     def claimable(self, pool: Address, account: Address) -> int:
         """claimable(account)."""
@@ -452,9 +539,12 @@ __all__ = [
     "FAILED",
     "FUNDED",
     "OPEN",
+    "RAISED",
     "FinancingEvent",
     "FinancingPoolClient",
     "FinancingPoolCreated",
+    "PlannedPoolCreated",
+    "PoolBound",
     "PoolClaimed",
     "PoolContributed",
     "PoolEvent",

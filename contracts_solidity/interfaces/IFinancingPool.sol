@@ -34,6 +34,22 @@ interface IFinancingPoolErrors {
     error FinancingPoolNotFailed();
     /// @notice The caller has no contribution left to refund.
     error FinancingPoolNothingToRefund(address account);
+    /// @notice A pool's agreed share of the split is above `PPM_TOTAL`, or a named operator without one.
+    error FinancingPoolInvalidShare(uint32 sharePpm);
+    /// @notice A contribution to a pool with a share that raised its target and waits to be bound.
+    error FinancingPoolTargetReached(bytes32 assetId);
+    /// @notice `bind` on a pool without an agreed share (it was paid out at its target).
+    error FinancingPoolNothingToBind();
+    /// @notice `bind` on a pool already bound (to `assetId`).
+    error FinancingPoolAlreadyBound(bytes32 assetId);
+    /// @notice `bind` names another asset than the pool's.
+    error FinancingPoolWrongAsset(bytes32 expected, bytes32 got);
+    /// @notice `bind` before the pool raised its target.
+    error FinancingPoolNotRaised(uint256 raised, uint256 target);
+    /// @notice The split given to `bind` is not the asset's current split `version`.
+    error FinancingPoolSplitMismatch(bytes32 assetId, uint32 version);
+    /// @notice The asset's current split pays the pool `found` ppm, less than its agreed `sharePpm`.
+    error FinancingPoolShareMissing(uint256 found, uint32 sharePpm);
     /// @notice A claim above what the caller is entitled to now.
     error FinancingPoolClaimAboveEntitlement(uint256 requested, uint256 entitled);
 }
@@ -57,17 +73,40 @@ interface IFinancingPoolEvents {
     );
     /// @notice The contributors' cap (principal x agreed return) is reached: later receipts go to the operator.
     event PoolRepaid(bytes32 indexed assetId, uint256 cap);
+    /// @notice `operator` bound the registered asset to the pool: its split `version` pays the pool
+    /// `sharePpm` (at least the agreed share); `PoolFunded` follows in the same transaction.
+    event PoolBound(bytes32 indexed assetId, address indexed operator, uint32 version, uint256 sharePpm);
     /// @notice `contributor` claimed `amount` units of repayment (its total claimed is `claimed`).
     event PoolClaimed(bytes32 indexed assetId, address indexed contributor, uint256 amount, uint256 claimed);
 }
 
 /// @title A CISE financing pool: members co-finance one asset and are repaid from its use fees.
 interface IFinancingPool is IFinancingPoolErrors, IFinancingPoolEvents {
-    /// @notice Where a pool stands: 0 open (raising), 1 funded (repaying), 2 failed (refunding).
+    /// @notice Where a pool stands: 0 open (raising), 1 funded (repaying), 2 failed (refunding),
+    /// 3 raised (a pool with a share: target reached, waiting to be bound before its deadline).
     enum Status {
         Open,
         Funded,
-        Failed
+        Failed,
+        Raised
+    }
+
+    /// @notice A pool's terms, as the factory passes them to its constructor.
+    /// @param assetId The asset financed (registered, or planned: its id as it will be registered).
+    /// @param supplier Who receives the funds; zero for the asset's operator.
+    /// @param operator Who must operate the asset and bind it (a pool with a share); zero otherwise.
+    /// @param target Units to raise.
+    /// @param deadline The last block a contribution (or the binding) is accepted in.
+    /// @param returnPpm The agreed return in ppm of the principal.
+    /// @param sharePpm The pool's agreed share of the asset's split; zero: paid out at the target.
+    struct Terms {
+        bytes32 assetId;
+        address supplier;
+        address operator;
+        uint256 target;
+        uint64 deadline;
+        uint32 returnPpm;
+        uint32 sharePpm;
     }
 
     /// @notice Contribute up to `amount` units (ERC20 `transferFrom` the caller: approve the pool first).
@@ -77,6 +116,16 @@ interface IFinancingPool is IFinancingPoolErrors, IFinancingPoolEvents {
     /// @param amount A positive multiple of `granule`.
     /// @return taken What was taken (the same multiple of `granule`, possibly less than `amount`).
     function contribute(uint256 amount) external returns (uint256 taken);
+
+    /// @notice Bind the registered asset to a pool with a share (its named operator, the asset's operator
+    /// now): the asset's current split must pay the pool at least `sharePpm`. The raised target goes to
+    /// the recipient (the supplier, or the operator); the pool is funded and repaid like any other.
+    /// @dev Before the deadline, once the target is raised, once. The split is given in full and checked
+    /// against the registry's hash of the current version.
+    /// @param assetId_ The pool's asset (a confirmation: another id reverts `FinancingPoolWrongAsset`).
+    /// @param beneficiaries The asset's current split, as registered (ascending).
+    /// @param ppm Each beneficiary's share.
+    function bind(bytes32 assetId_, address[] calldata beneficiaries, uint32[] calldata ppm) external;
 
     /// @notice Take back the caller's whole contribution from a failed pool (deadline passed below target).
     /// @return amount What was paid back.
@@ -112,6 +161,11 @@ interface IFinancingPool is IFinancingPoolErrors, IFinancingPoolEvents {
         view
         returns (uint256 contributed, uint256 claimed, uint256 entitled, uint256 cap);
 
+    /// @notice What the asset still owes the contributors: `cap - repaid` once funded, 0 before (and
+    /// for a failed pool).
+    /// @return The units still owed.
+    function outstanding() external view returns (uint256);
+
     /// @notice The pool's state.
     /// @return status `Status` as uint8.
     /// @return raised Units contributed (the target once funded).
@@ -131,6 +185,10 @@ interface IFinancingPoolFactoryErrors {
     error FinancingPoolFactoryZeroAddress();
     /// @notice The asset has no pool number `index`.
     error FinancingPoolFactoryUnknownPool(bytes32 assetId, uint256 index);
+    /// @notice The caller is not an active member with the financier role (networks with a membership).
+    error FinancingPoolFactoryNotFinancier(address caller);
+    /// @notice `createPlannedPool` with a zero share (use `createPool`).
+    error FinancingPoolFactoryZeroShare();
 }
 
 /// @title Events of the CISE financing pool factory.
@@ -146,12 +204,17 @@ interface IFinancingPoolFactoryEvents {
         uint64 deadline,
         uint32 returnPpm
     );
+    /// @notice The pool just created (`FinancingPoolCreated` before it) is paid out only when `operator`
+    /// binds the asset with at least `sharePpm` of its split for the pool.
+    event PlannedPoolCreated(bytes32 indexed assetId, address indexed pool, address indexed operator, uint32 sharePpm);
 }
 
 /// @title The CISE financing pool factory: one per network, the record of which pools an asset has.
 interface IFinancingPoolFactory is IFinancingPoolFactoryErrors, IFinancingPoolFactoryEvents {
-    /// @notice Create a financing pool for an asset the caller operates.
-    /// @dev The pool's constructor checks everything (`IFinancingPoolErrors`); its errors bubble up.
+    /// @notice Create a financing pool for an asset the caller operates, paid out when it reaches its
+    /// target (the pool must then be put in the asset's split).
+    /// @dev A financier only (with a membership: `FinancingPoolFactoryNotFinancier`). The pool's
+    /// constructor checks everything else (`IFinancingPoolErrors`); its errors bubble up.
     /// @param assetId A registered asset operated by the caller.
     /// @param supplier Who receives the funds at the target; zero for the asset's operator at that time.
     /// @param target Units to raise: positive, <= 2^96 - 1, a multiple of the return's granule.
@@ -161,6 +224,28 @@ interface IFinancingPoolFactory is IFinancingPoolFactoryErrors, IFinancingPoolFa
     function createPool(bytes32 assetId, address supplier, uint256 target, uint64 deadline, uint32 returnPpm)
         external
         returns (address pool);
+
+    /// @notice Create a pool with an agreed share of the asset's split, for an asset registered or not
+    /// yet (a planned asset): what it raises is held until `operator`, operating the registered asset,
+    /// binds it (`IFinancingPool.bind`) before `deadline`; unbound at the deadline, it refunds.
+    /// @dev A financier only. The pool's constructor checks the terms (errors as for `createPool`).
+    /// @param assetId The asset's id, as it is or will be registered.
+    /// @param operator Who must operate the asset and bind it, not zero.
+    /// @param supplier Who receives the funds at binding; zero for the operator.
+    /// @param target Units to raise (as for `createPool`).
+    /// @param deadline The last block a contribution or the binding is accepted in.
+    /// @param returnPpm Agreed return (as for `createPool`).
+    /// @param sharePpm The pool's share of the asset's split, 1 .. 1,000,000 ppm.
+    /// @return pool The new pool's address (put it in the asset's split with `sharePpm`).
+    function createPlannedPool(
+        bytes32 assetId,
+        address operator,
+        address supplier,
+        uint256 target,
+        uint64 deadline,
+        uint32 returnPpm,
+        uint32 sharePpm
+    ) external returns (address pool);
 
     /// @notice How many pools the asset has had.
     /// @param assetId Any asset id.
