@@ -8,6 +8,7 @@ machine POSTs to); it prints one JSON outcome per event, anchors the ledger on c
 `--anchor-every` seconds and at the end, and follows split changes on chain. `cise asset pay-pools`
 (the agent's account) pays each financing pool in the asset's split the shares the agent kept for
 it, from its internal balance on chain, once the ledger checks out against the chain.
+`cise asset split propose|sign|show|apply`, `set-agent` and `transfer` are `cise.asset_split_cmd`.
 `cise asset status` prints what the agent's ledger file says: uses, revenue, the shares not paid
 (per beneficiary), the fee float and the last anchor against the ledger head (informational: exit 0
 unless it cannot read; findings are `cise ledger verify`'s).
@@ -80,6 +81,7 @@ from channels.core.types import Address, TokenAmount, to_checksum
 from channels.input_limits import MAX_JSON_BYTES, InputError, check_json, load_json, read_json_file
 from channels.service import NodeService, run_on_chain
 from channels.signer import LocalSigner
+from cise import asset_split_cmd
 from cise.arguments import address_argument, positive_int
 from cise.asset_status import add_status_parser, asset_status, unpaid_lines
 from cise.channel_cmd import open_account, parse_amount
@@ -141,6 +143,7 @@ def add_parsers(sub: Any) -> None:
     _add_lifecycle_parsers(ops)
     add_status_parser(ops)
     _add_pay_pools_parser(ops)
+    asset_split_cmd.add_parsers(ops, _common)
 
 
 def _add_pay_pools_parser(ops: Any) -> None:
@@ -246,6 +249,8 @@ def run(args: argparse.Namespace) -> int:
         return _pay_pools(args)
     if args.op == "status":
         return asset_status(args)
+    if args.op in ("split", "set-agent", "transfer"):
+        return asset_split_cmd.run(args)
     return _run(args)
 
 
@@ -443,7 +448,7 @@ async def _serve(
         with trio.move_on_after(args.settle_timeout):  # the uses under way finish
             await asset.wait_settled()
         anchor = await anchoring.once(asset, registry, chain_lock, service)
-        fee_float = asset.record_float()
+        fee_float = await asset.record_float()
         head = ledger.head()
         unpaid = asset.book.share_failures()
         summary: dict[str, object] = {

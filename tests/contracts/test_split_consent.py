@@ -9,6 +9,7 @@ governed registry's pool protection and governance paths are in test_split_gover
 from __future__ import annotations
 
 import pytest
+from eth_account.messages import encode_typed_data
 from eth_utils import keccak, to_canonical_address
 from registry_support import PPM_TOTAL, Registry, address_of, ascending, deploy_registry
 
@@ -266,3 +267,36 @@ def test_the_digest_view_is_the_python_digest(reg: Registry) -> None:
         b"SplitConsent(bytes32 assetId,bytes32 splitHash,uint256 version,uint256 expiry)"
     )
     assert PPM_TOTAL == 1_000_000
+
+
+def test_the_digest_is_eth_accounts_typed_data(reg: Registry) -> None:
+    # The third implementation: eth_account's generic EIP-712 encoder over the type of docs/protocol.md.
+    chain_id, split = reg.chain.w3.eth.chain_id, keccak(b"another split")
+    signable = encode_typed_data(
+        full_message={
+            "types": {
+                "EIP712Domain": [
+                    {"name": "name", "type": "string"},
+                    {"name": "version", "type": "string"},
+                    {"name": "chainId", "type": "uint256"},
+                    {"name": "verifyingContract", "type": "address"},
+                ],
+                "SplitConsent": [
+                    {"name": "assetId", "type": "bytes32"},
+                    {"name": "splitHash", "type": "bytes32"},
+                    {"name": "version", "type": "uint256"},
+                    {"name": "expiry", "type": "uint256"},
+                ],
+            },
+            "primaryType": "SplitConsent",
+            "domain": {
+                "name": "CISE",
+                "version": "1",
+                "chainId": chain_id,
+                "verifyingContract": reg.address,
+            },
+            "message": {"assetId": ASSET, "splitHash": split, "version": 5, "expiry": 99},
+        }
+    )
+    expected = keccak(b"\x19" + signable.version + signable.header + signable.body)
+    assert reg.f.splitConsentDigest(ASSET, split, 5, 99).call() == expected
