@@ -12,4 +12,6 @@ echo "== mypy";          mypy channels hub assets watchtower settlement api cise
 echo "== import-linter"; lint-imports
 echo "== artifacts";     node scripts/compile_contracts.mjs --check
 echo "== slither";       SLITHER="$PWD/.venv-slither/bin/slither" bash scripts/slither.sh
-echo "== pytest";        python -m pytest -q -p no:cacheprovider "$@"
+# two xdist workers (the slow tests wait on nodes and processes, not the CPU); tests that need a
+# fixed port share an xdist_group; the 30 slowest tests close every log
+echo "== pytest";        python -m pytest -q -p no:cacheprovider -n 2 --dist loadgroup --durations=30 "$@"

@@ -146,7 +146,8 @@ def open_hostile_env(folder: Path) -> Iterator[HostileEnv]:
             )  # fmt: skip
             processes.append(asset)
             listening = json.loads(_first_line(asset, "listening"))["listening"]
-            api = _spawn(["api", "serve", "--network", str(network_file), "--data-dir", str(data)])
+            api = _spawn(["api", "serve", "--network", str(network_file), "--data-dir", str(data),
+                          "--port", "0"])  # fmt: skip
             processes.append(api)
             api_line = _first_line(api, "api listening on http://127.0.0.1:")
             yield HostileEnv(

@@ -21,7 +21,9 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.node
+# The README starts `cise chain` on 8545 and the hub on 7700 as written: fixed ports, so under
+# pytest-xdist these tests share one group (one worker) and no other test may use those ports.
+pytestmark = [pytest.mark.node, pytest.mark.xdist_group("readme-fixed-ports")]
 
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
