@@ -19,6 +19,7 @@ import json
 import math
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -269,7 +270,11 @@ async def _serve_hub(
     async with trio.open_nursery() as nursery:
         await nursery.start(run_on_chain, service, client)
         await _follow_limits(
-            nursery, client, None, lambda limits: hub.apply_governed_fee_cap(limits.hub_fee_cap)
+            nursery,
+            service,
+            client,
+            None,
+            lambda limits: hub.apply_governed_fee_cap(limits.hub_fee_cap),
         )
         bound = await nursery.start(
             lambda task_status: hub.serve(port=port, task_status=task_status)
@@ -349,6 +354,7 @@ async def start_agent(
     await nursery.start(run_on_chain, service, client)
     await _follow_limits(  # before the first payment: each is checked against the cap
         nursery,
+        service,
         client,
         hub,
         lambda limits: agent.apply_governed_limits(limits.hub_fee_cap, limits.hub_problem),
@@ -366,6 +372,7 @@ async def start_agent(
 
 async def _follow_limits(
     nursery: trio.Nursery,
+    service: NodeService,
     client: Web3ChainClient,
     hub: Address | None,
     apply: Callable[[GovernedLimits], None],
@@ -376,10 +383,12 @@ async def _follow_limits(
         return
     follower = GovernedLimitsFollower(client.connection, client.deployment, hub)
     try:
-        await trio.to_thread.run_sync(follower.read)
+        await service.chain_call(follower.read)
     except Exception as exc:
         raise CliError(f"cannot read the network's hub fee cap: {exc}") from None
-    await nursery.start(follow_governed_limits, follower, apply)
+    await nursery.start(
+        partial(follow_governed_limits, follower, apply, chain_call=service.chain_call)
+    )
 
 
 async def _pay(
