@@ -31,11 +31,12 @@ for a use that was not paid in full, and never pay a share that is not in the le
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar
 
 import trio
 
@@ -67,6 +68,7 @@ from channels.core.types import Address
 from channels.records import PaymentRecord
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 OutcomeStatus = Literal["charged", "accepted", "duplicate", "rejected", "refused"]
 _OUTCOME_OF_STATUS: dict[str, OutcomeStatus] = {
@@ -145,6 +147,8 @@ class AssetAgent:
         self._slots = trio.Semaphore(config.in_flight)
         self._owed = 0  # share amounts being paid and not paid yet (not spare for fees)
         self._float_lock = trio.Lock()
+        # one ledger append at a time: it reads the head, then waits for its write to be durable
+        self._append_lock = trio.Lock()
         self._nursery: trio.Nursery | None = None
         self.on_paid: Callable[[UseRow], None] | None = None  # called as each use is paid
         saved = self.book.service_rules()
@@ -179,12 +183,21 @@ class AssetAgent:
 
     # -- service events ---------------------------------------------------------------------------
 
-    def record_service(self, body: ServiceBody) -> int:
+    async def _write(self, write: Callable[[], T]) -> T:
+        """A write to the ledger file (ledger and use book), made durable in the node's commit
+        thread with its next group (`NodeService.write_durably`), never on this thread."""
+        return await self.agent.service.write_durably(write)
+
+    async def record_service(self, body: ServiceBody) -> int:
         """Append a servicer's signed event (counter-signed by our entry); its ledger seq.
 
         `ServiceEventError` (nothing changed) when the servicer did not sign it, may not record
         events for this asset, dates it before the previous one or in the future, or its id is
         taken. The same event again returns its seq (idempotent)."""
+        async with self._append_lock:  # checked against the ledger as it will be appended to
+            return await self._record_service_now(body)
+
+    async def _record_service_now(self, body: ServiceBody) -> int:
         earlier = self.book.service_event_seq(body.event_id)
         if earlier is not None:
             entry = self.ledger.entry(earlier)
@@ -197,23 +210,27 @@ class AssetAgent:
             raise ServiceEventError(f"dated {body.time}, in the future")
         splits = {self.split.version: self.split}
         self._service_rules.check(body, self.config.asset_id, self.config.domain, splits)
-        return self._append_event(body, body.time)
+        return await self._append_event(body, body.time)
 
     async def service_json(self, document: object) -> tuple[int, dict[str, object]]:
         """The HTTP `POST /service` route: a servicer's signed event as JSON → (status, answer)."""
         try:
-            seq = self.record_service(service_event_from_json(document))
+            seq = await self.record_service(service_event_from_json(document))
         except ServiceEventError as exc:
             return 400, {"error": str(exc)}
         return 200, {"recorded": True, "seq": seq}
 
-    def admit_servicer(self, servicer: bytes, *, admitted: bool = True, note: str = "") -> int:
+    async def admit_servicer(
+        self, servicer: bytes, *, admitted: bool = True, note: str = ""
+    ) -> int:
         """Admit (or remove) a servicer that is not in the split; the admission's ledger seq."""
-        event_id = f"admission-{servicer.hex()}-{self.ledger.count() + 1}"
-        body = AdmissionBody(event_id, servicer, admitted, note)
-        return self._append_event(body, int(self.config.clock()))
+        async with self._append_lock:
+            event_id = f"admission-{servicer.hex()}-{self.ledger.count() + 1}"
+            body = AdmissionBody(event_id, servicer, admitted, note)
+            return await self._append_event(body, int(self.config.clock()))
 
-    def _append_event(self, body: ServiceBody | AdmissionBody, time: int) -> int:
+    async def _append_event(self, body: ServiceBody | AdmissionBody, time: int) -> int:
+        """Append a service or admission entry (the caller holds `_append_lock`)."""
         head = self.ledger.head()
         seq, prev = (1, bytes(32)) if head is None else (head[0] + 1, head[1])
         entry = make_entry(
@@ -226,13 +243,19 @@ class AssetAgent:
             body=body,
         )
         rules = self._service_rules
-        rules.see(entry)
+        probe = ServiceRules(rules.admitted, rules.last_service_time, rules.ended_at_seq)
+        probe.see(entry)
         state = ServiceRulesState(
-            tuple(sorted(rules.admitted)), rules.last_service_time, rules.ended_at_seq
+            tuple(sorted(probe.admitted)), probe.last_service_time, probe.ended_at_seq
         )
-        with self.ledger.transaction():
-            self.ledger.append(entry)
-            self.book.record_service_event(body.event_id, seq, state)
+
+        def write() -> None:
+            with self.ledger.transaction():
+                self.ledger.append(entry)
+                self.book.record_service_event(body.event_id, seq, state)
+
+        await self._write(write)
+        rules.see(entry)  # only once it is durable: a failed write changes nothing
         return seq
 
     def set_split(self, split: Split, kept: Iterable[bytes] = ()) -> None:
@@ -272,8 +295,17 @@ class AssetAgent:
         fee = price_use(self.config.tariff, event.units, event.at)
         charge_id = charge_payment_id(self.config.asset_id, event.event_id)
         self.guard.accept(event)
-        with self.ledger.transaction():
-            self.book.accept(event, fee, charge_id, self.guard.snapshot())
+        guard_state = self.guard.snapshot()
+
+        def accept() -> None:
+            with self.ledger.transaction():
+                self.book.accept(event, fee, charge_id, guard_state)
+
+        try:
+            await self._write(accept)
+        except BaseException:
+            self._slots.release()
+            raise
         self.stats.accepted += 1
         use = UseRow(event, "accepted", fee, charge_id, None, "")
         if not event.prepaid:
@@ -322,7 +354,7 @@ class AssetAgent:
         try:
             entry = None
             if use.fee == 0 or await self._charged(use):
-                entry = self._append(use)
+                entry = await self._append(use)
                 self.stats.latencies.append(trio.current_time() - started)
                 self._send_receipt(use, entry)
             if reply is not None:
@@ -352,14 +384,28 @@ class AssetAgent:
                     # earlier group's commit): a crash before it would leave an invoice the
                     # restarted agent accepts payment for, beside a use book saying refused
                     await agent.service.wait_durable()
-                    with self.ledger.transaction():
-                        self.book.set_status(use.event.event_id, "refused", reason=str(exc))
+                    await self._write(
+                        functools.partial(
+                            self._set_status, use.event.event_id, "refused", reason=str(exc)
+                        )
+                    )
                     self.stats.refused += 1
                     return False
                 # the secret is out: the payment completes, wait for it
 
-    def _append(self, use: UseRow) -> SignedEntry:
+    def _set_status(
+        self, event_id: str, status: str, *, seq: int | None = None, reason: str = ""
+    ) -> None:
+        """In the commit thread: a use's new status, in its own transaction."""
+        with self.ledger.transaction():
+            self.book.set_status(event_id, status, seq=seq, reason=reason)
+
+    async def _append(self, use: UseRow) -> SignedEntry:
         """Append the use's ledger entry and mark it ledgered, in one commit."""
+        async with self._append_lock:
+            return await self._append_now(use)
+
+    async def _append_now(self, use: UseRow) -> SignedEntry:
         split = self.split
         amounts = split_fee(use.fee, split)
         shares = []
@@ -391,12 +437,17 @@ class AssetAgent:
             time=use.event.at,
             body=body,
         )
-        with self.ledger.transaction():
-            self.ledger.append(entry)
-            self.book.set_status(use.event.event_id, "ledgered", seq=seq)
-            for payee, (slot, count) in payees.items():
-                if self._payees.get(payee) != (slot, count):
-                    self.book.save_payee(payee, slot, count)
+        before = self._payees
+
+        def write() -> None:
+            with self.ledger.transaction():
+                self.ledger.append(entry)
+                self.book.set_status(use.event.event_id, "ledgered", seq=seq)
+                for payee, (slot, count) in payees.items():
+                    if before.get(payee) != (slot, count):
+                        self.book.save_payee(payee, slot, count)
+
+        await self._write(write)
         self._payees = payees
         self.stats.ledgered += 1
         return entry
@@ -423,8 +474,7 @@ class AssetAgent:
                 nursery.start_soon(self._pay_share, entry.seq, share, paid)
         if not all(paid):
             return False  # a share was given up on: the use stays open (resumed on restart)
-        with self.ledger.transaction():
-            self.book.set_status(use.event.event_id, "paid", seq=entry.seq)
+        await self._write(lambda: self._set_status(use.event.event_id, "paid", seq=entry.seq))
         return True
 
     async def _pay_share(self, seq: int, share: Share, paid: list[bool]) -> None:
@@ -453,7 +503,7 @@ class AssetAgent:
                 if self._known_failed(payment_id):
                     attempt += 1
                     self.stats.share_retries += 1
-                    self._record_failure(seq, share, attempt, str(exc))
+                    await self._record_failure(seq, share, attempt, str(exc))
                 log.warning("share %d to 0x%s not paid yet: %s", payment_id, beneficiary.hex(), exc)
                 if attempt <= MAX_ATTEMPTS:
                     await trio.sleep(delay)
@@ -462,8 +512,12 @@ class AssetAgent:
             self.stats.shares_paid += 1
             self.stats.routing_fees += outcome.fee
             if attempt or failed_before:
-                with self.ledger.transaction():
-                    self.book.clear_share_failure(share.payment_id)
+
+                def clear() -> None:
+                    with self.ledger.transaction():
+                        self.book.clear_share_failure(share.payment_id)
+
+                await self._write(clear)
             return True
         log.error(
             "share %d of seq %d to 0x%s: giving up after %d attempts (see `cise asset status`)",
@@ -481,12 +535,16 @@ class AssetAgent:
             record = self.agent.service.store.fact(f"{PAYMENT_FACT}{payment_id}")
         return isinstance(record, PaymentRecord) and record.status == "failed"
 
-    def _record_failure(self, seq: int, share: Share, attempts: int, reason: str) -> None:
+    async def _record_failure(self, seq: int, share: Share, attempts: int, reason: str) -> None:
         failure = ShareFailure(
             seq, share.payment_id, bytes(share.beneficiary), share.amount, attempts, reason
         )
-        with self.ledger.transaction():
-            self.book.record_share_failure(failure)
+
+        def write() -> None:
+            with self.ledger.transaction():
+                self.book.record_share_failure(failure)
+
+        await self._write(write)
 
     async def _keep_float(self) -> None:
         """Top the fee float up (`assets.fee_float`) before a share is paid, when it is short."""
@@ -511,9 +569,9 @@ class AssetAgent:
             )
             if await funder(channel.channel_id, total):
                 self.stats.float_top_ups += 1
-            self.record_float()
+            await self.record_float()
 
-    def record_float(self) -> FloatState | None:
+    async def record_float(self) -> FloatState | None:
         """Save the fee float as it is now in the use book (for `cise asset status`)."""
         channel = self.agent.service.channel_with(self.agent.hub)
         if channel is None:
@@ -526,8 +584,12 @@ class AssetAgent:
             channel.our.deposit,
             int(self.config.clock()),
         )
-        with self.ledger.transaction():
-            self.book.save_float(state)
+
+        def write() -> None:
+            with self.ledger.transaction():
+                self.book.save_float(state)
+
+        await self._write(write)
         return state
 
 

@@ -73,14 +73,17 @@ class AnchorRecord:
 
 
 class LedgerStore:
-    """One asset's ledger in one sqlite file; not thread-safe (one writer, as the agent is)."""
+    """One asset's ledger in one sqlite file. One writer at a time (the agent writes only from
+    its node's commit thread, in order); reads may come from another thread."""
 
     def __init__(self, path: str | Path) -> None:
         in_memory = str(path) in (":memory:", "")
         # StoreInUseError (naming the owner) before anything is written when another has it
         self._ownership: Ownership | None = None if in_memory else claim(path)
         try:
-            self.db = sqlite3.connect(str(path), isolation_level=None)  # explicit transactions
+            # explicit transactions; the running asset agent writes from its node's commit
+            # thread (`NodeService.write_durably`) and reads from the trio thread
+            self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
             self._savepoints = 0

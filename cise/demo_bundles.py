@@ -418,14 +418,14 @@ async def _run_machine(
     outcomes[name] = []
     for index, event in enumerate(events):
         if name == REPAIRED and index == len(events) // 2:
-            _repair(asset, at=event.at - 1)
+            await _repair(asset, at=event.at - 1)
         outcomes[name].append(await asset.handle(event))
 
 
 REPAIRED = "machine-1"
 
 
-def _repair(asset: AssetAgent, at: int) -> None:
+async def _repair(asset: AssetAgent, at: int) -> None:
     """The maintenance company signs its repair; the machine's agent counter-signs it in its
     ledger (a service event between two wash cycles)."""
     body = sign_service_event(
@@ -440,7 +440,7 @@ def _repair(asset: AssetAgent, at: int) -> None:
         servicer=address_of("maintenance"),
         split_version=asset.split.version,
     )
-    asset.record_service(body)
+    await asset.record_service(body)
 
 
 def _received_from(net: LocalNet, name: str, payers: Iterable[Address]) -> int:

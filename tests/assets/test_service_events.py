@@ -58,10 +58,10 @@ async def test_every_kind_of_service_event_is_recorded_between_uses(tmp_path: Pa
         seqs = []
         for action in range(1, 7):  # inspection .. relocation; end of life last
             body = signed("maintenance", action, AT + 10 + action, f"svc-{action}")
-            seqs.append(a.asset.record_service(body))
+            seqs.append(await a.asset.record_service(body))
         with trio.fail_after(10):
             assert (await a.asset.handle(use(20))).status == "charged"
-        assert a.asset.record_service(signed("maintenance", 7, AT + 30, "svc-7")) == 9
+        assert await a.asset.record_service(signed("maintenance", 7, AT + 30, "svc-7")) == 9
         with trio.fail_after(10):
             after = await a.asset.handle(use(40))
         assert after.status == "rejected" and "end of life" in after.reason
@@ -71,13 +71,13 @@ async def test_every_kind_of_service_event_is_recorded_between_uses(tmp_path: Pa
         verify_chain(entries, ASSET_ID, a.asset.address, REGISTRY_DOMAIN, splits={1: split()})
         verify_service_events(entries, ASSET_ID, REGISTRY_DOMAIN, {1: split()})
         # the same event again is answered with its seq (idempotent), changing nothing
-        assert a.asset.record_service(signed("maintenance", 1, AT + 11, "svc-1")) == 2
+        assert await a.asset.record_service(signed("maintenance", 1, AT + 11, "svc-1")) == 2
         assert a.ledger.count() == 9
 
 
 async def test_bad_service_events_are_refused_and_change_nothing(tmp_path: Path) -> None:
     async with running_asset(tmp_path, extra=("stranger",)) as a:
-        a.asset.record_service(signed("maintenance", 2, AT + 100, "svc-1"))
+        await a.asset.record_service(signed("maintenance", 2, AT + 100, "svc-1"))
         forged = replace(signed("maintenance", 2, AT + 101, "svc-2"), details="changed after")
         cases = {
             "neither a beneficiary": signed("stranger", 1, AT + 101, "svc-3"),
@@ -88,14 +88,14 @@ async def test_bad_service_events_are_refused_and_change_nothing(tmp_path: Path)
         }
         for problem, body in cases.items():
             with pytest.raises(ServiceEventError, match=problem):
-                a.asset.record_service(body)
+                await a.asset.record_service(body)
         assert a.ledger.count() == 1
         # an admitted servicer may record; a removed one may not
-        a.asset.admit_servicer(address_of("stranger"), note="refurbisher under contract")
-        assert a.asset.record_service(signed("stranger", 5, AT + 110, "svc-6")) == 3
-        a.asset.admit_servicer(address_of("stranger"), admitted=False)
+        await a.asset.admit_servicer(address_of("stranger"), note="refurbisher under contract")
+        assert await a.asset.record_service(signed("stranger", 5, AT + 110, "svc-6")) == 3
+        await a.asset.admit_servicer(address_of("stranger"), admitted=False)
         with pytest.raises(ServiceEventError, match="neither a beneficiary"):
-            a.asset.record_service(signed("stranger", 1, AT + 120, "svc-7"))
+            await a.asset.record_service(signed("stranger", 1, AT + 120, "svc-7"))
         status, answer = await a.asset.service_json({"event_id": "x"})
         assert status == 400 and "missing field" in str(answer["error"])
         entries = list(a.ledger.entries())
