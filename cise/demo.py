@@ -23,9 +23,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from assets.history import lifecycle
+from channels.chain.assets import AssetRegistryClient, canonical_split
 from channels.chain.client import Web3ChainClient
 from channels.chain.connection import Connection
 from channels.chain.deploy import Deployment, deploy
+from channels.chain.errors import ChainError
 from channels.chain.nodes import dev_private_keys
 from channels.core import events as ev
 from channels.core import state_changes as sc
@@ -54,6 +56,8 @@ from cise.demo_bundles import (
     run_bundles,
 )
 from cise.demo_bundles import TERMS as BUNDLES_TERMS
+from cise.demo_bundles import address_of as bundles_address_of
+from cise.demo_bundles import key_of as bundles_key_of
 from cise.ledger_cmd import ChainView, chain_facts
 from cise.ledger_print import print_lifecycle
 from cise.money import UNITS_PER_EURO, euro
@@ -282,6 +286,40 @@ def _bundles(actors: Actors, console: Console, uses: int, keep_dir: Path | None 
         f"as `cise ledger verify` does; {result.receipts} receipts kept by the users; the hub earned {euro(result.hub_fees)}; "
         "per-asset and per-beneficiary totals reconcile exactly with the ledgers and the "
         "channels; each wallet changed by exactly its payments"
+    )
+    _consented_split_change(actors, console)
+
+
+def _consented_split_change(actors: Actors, console: Console) -> None:
+    """A split change lowering a servicer's share, applied with that servicer's signed consent."""
+    name, moved = "machine-2", 50_000
+    asset_id = asset_id_of(name)
+    registry = AssetRegistryClient(actors.connection, actors.deployment, actors.operator_account)
+    current = registry.current_split(asset_id)
+    parts = current.parts()
+    maintenance, manufacturer = (
+        bundles_address_of("maintenance"),
+        bundles_address_of("manufacturer"),
+    )
+    parts[maintenance] -= moved
+    parts[manufacturer] += moved
+    beneficiaries, ppm = canonical_split(parts)
+    servicer = registry.for_account(Account.from_key(bundles_key_of("maintenance")))
+    expiry = actors.connection.block_number() + 20
+    try:  # first without the servicer's consent: the registry must refuse
+        registry.change_split(asset_id, beneficiaries, ppm, (), current)
+    except ChainError as exc:
+        if exc.name != "AssetRegistrySplitConsentMissing":
+            raise
+    else:
+        raise DemoError("the registry lowered the maintenance share without its consent")
+    consent = servicer.sign_split_consent(asset_id, beneficiaries, ppm, expiry)
+    version, receipt = registry.change_split(asset_id, beneficiaries, ppm, [consent], current)
+    console.print(
+        f"   consented split change: {name}'s maintenance share "
+        f"{(parts[maintenance] + moved) / 10_000:g}% -> {parts[maintenance] / 10_000:g}% (to the "
+        f"manufacturer), signed by maintenance (EIP-712 SplitConsent), applied as split version "
+        f"{version} ({receipt.gas_used:,} gas); without the signature the registry refused it"
     )
 
 

@@ -23,6 +23,8 @@ def test_demo_on_embedded_chain(capsys: pytest.CaptureFixture[str]) -> None:
     assert "each wallet changed by exactly its payments" in out
     assert "end-of-day settlement: every party signed its withdraw" in out
     assert "machine-1's financing pool" in out and "paid them on chain" in out
+    assert "consented split change: machine-2's maintenance share 25% -> 20%" in out
+    assert "signed by maintenance (EIP-712 SplitConsent), applied as split version 2" in out
 
 
 @pytest.mark.node
