@@ -467,6 +467,7 @@ class GovernanceClient:
             .merged(self.parameters_abi)
             .merged(self.timelock_abi)
             .merged(self.manager_abi)
+            .merged(load_artifact("GovernedAssetRegistry").abi)  # split changes by proposal
         )
 
     @classmethod
