@@ -78,6 +78,7 @@ _OUTCOME_OF_STATUS: dict[str, OutcomeStatus] = {
     "refused": "refused",
 }
 
+RECEIPT_WAIT = 10.0  # seconds a resumed use waits for the hub before resending its receipt
 SHARE_RETRY = 1.0  # seconds before a failed share is tried again (doubling, at most 30 s)
 DEFAULT_IN_FLIGHT = 256
 DEFAULT_CHARGE_TIMEOUT = 30.0
@@ -340,6 +341,11 @@ class AssetAgent:
                     f"use {use.event.event_id!r} is ledgered but seq {use.seq} is not"
                 )
             try:
+                # a stop right after the ledger commit may have kept the receipt from leaving:
+                # send it again (the user keeps one per charge, so a copy changes nothing)
+                with trio.move_on_after(RECEIPT_WAIT):
+                    await self.agent.wait_ready()
+                self._send_receipt(use, entry)
                 await self._pay_shares(entry, use)
             finally:
                 self._slots.release()
@@ -453,7 +459,8 @@ class AssetAgent:
         return entry
 
     def _send_receipt(self, use: UseRow, entry: SignedEntry) -> None:
-        self.agent.service.send_routing(
+        """Send the user its use's ledger entry (through the hub; not resent but by `_resume`)."""
+        sent = self.agent.service.send_routing(
             self.agent.hub,
             wire.UseReceipt(
                 asset=self.address,
@@ -462,6 +469,8 @@ class AssetAgent:
                 entry=entry.encode(),
             ),
         )
+        if not sent:
+            log.info("receipt of use %r not sent: the hub is not connected", use.event.event_id)
 
     async def _pay_shares(self, entry: SignedEntry, use: UseRow) -> bool:
         """Pay every share of `entry` that is not paid yet, then mark the use paid (True)."""

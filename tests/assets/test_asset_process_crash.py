@@ -113,3 +113,35 @@ async def test_the_asset_process_stopped_midway_keeps_ledger_book_and_channel_in
                 await trio.sleep(0.02)
         assert record_mismatches(asset.agent) == []
         scope.cancel()
+
+
+async def test_a_receipt_kept_from_leaving_by_a_stop_is_sent_after_the_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The process stops after uses are ledgered and before their receipts left (played by
+    sending none in the first run): after the restart, each user holds the receipt of every use
+    that was still open. Before, a resumed use only paid its shares: the receipt was lost."""
+    names = ["asset", *USERS, *BENEFICIARIES]
+    async with running_net(tmp_path, names, without_agent=["asset"]) as net:
+        with monkeypatch.context() as patch:
+            patch.setattr(AssetAgent, "_send_receipt", lambda self, use, entry: None)
+            asset, scope = await net.nursery.start(_run_asset, tmp_path, net.opening, net.port)
+            with trio.fail_after(30):
+                for n in range(1, USES + 1):
+                    await asset.handle(use(n, USERS[n % 2], prepaid=False))
+                while _past(asset) < 6:  # noqa: ASYNC110  # the agent's tasks move it
+                    await trio.sleep(0.005)
+            ledgered = [u for u in asset.book.open_uses() if u.status == "ledgered"]
+            scope.cancel()  # no checkpoint in between: these were open at the stop
+            await trio.sleep(0.1)
+        assert ledgered, "no use was between its ledger entry and its shares at the stop"
+        asset, scope = await net.nursery.start(_run_asset, tmp_path, net.opening, net.port)
+        with trio.fail_after(30):
+            for open_use in ledgered:
+                [name] = [u for u in USERS if address_of(u) == open_use.event.user_address]
+                user = net.agents[name]
+                while not any(  # noqa: ASYNC110
+                    r.payment_id == open_use.charge_id for r in user.receipts(asset.address)
+                ):
+                    await trio.sleep(0.02)
+        scope.cancel()
