@@ -300,3 +300,26 @@ def test_the_digest_is_eth_accounts_typed_data(reg: Registry) -> None:
     )
     expected = keccak(b"\x19" + signable.version + signable.header + signable.body)
     assert reg.f.splitConsentDigest(ASSET, split, 5, 99).call() == expected
+
+
+def test_gas_of_consented_changes(reg: Registry, people, registered) -> None:
+    """Gas of a change of the 3-way split: lowering nobody, one beneficiary, two (-s shows it)."""
+    operator, servicer, supplier, _ = people
+    gas: dict[str, int] = {}
+    raised = _moved(registered, operator.address, servicer.address, 10_000)
+    gas["at the operator's expense"] = reg.tx(reg.change(ASSET, *_split(raised)), operator).gasUsed
+    one = _split(_moved(raised, servicer.address, operator.address, 20_000))
+    consent = reg.consent(servicer, ASSET, *one, version=3, expiry=_expiry(reg))
+    gas["one consent"] = reg.tx(reg.change(ASSET, *one, consents=[consent]), operator).gasUsed
+    parts = _moved(_moved(dict(zip(*one, strict=True)), servicer.address, operator.address, 1),
+                   supplier.address, operator.address, 1)  # fmt: skip
+    two = _split(parts)
+    expiry = _expiry(reg)
+    consents = sorted((reg.consent(p, ASSET, *two, version=4, expiry=expiry)
+                       for p in (servicer, supplier)), key=lambda c: int(c[0], 16))  # fmt: skip
+    gas["two consents"] = reg.tx(reg.change(ASSET, *two, consents=consents), operator).gasUsed
+    print("\nchangeSplit gas, 3 beneficiaries (tx gasUsed):")
+    for name, used in gas.items():
+        print(f"  {name:28} {used:>8,}")
+    assert gas["one consent"] - gas["at the operator's expense"] < 15_000
+    assert gas["two consents"] <= CONSENTED_CHANGE_MAX + 15_000
