@@ -51,6 +51,7 @@ from channels.core import state_changes as sc
 from channels.core.channel import get_balance, get_capacity, get_earnings
 from channels.core.fee_cap import route_fee_problem
 from channels.core.fees import FeeSchedule
+from channels.core.hub_terms import payee_lock_time_problem
 from channels.core.state import BatchedBy, ChannelState
 from channels.core.types import (
     UINT96_MAX,
@@ -217,6 +218,8 @@ class Agent:
         self._finishing: dict[bytes, PaymentRecord] = {}
         self._receiving: dict[bytes, InvoiceRecord] = {}
         self.terms: wire.HubTerms | None = None
+        # why the hub's announced lock terms make every payment to us fail (None: they do not)
+        self.lock_time_problem: str | None = None
         self.fees = FeeSchedule()
         self._terms_known = trio.Event()
         # the governed limits as the shell last read them from the chain (None: none known)
@@ -716,6 +719,11 @@ class Agent:
                 return
             changed = self.terms is None or self.terms.fee_cap != message.fee_cap
             self.terms = message
+            self.lock_time_problem = payee_lock_time_problem(
+                message.lock_timeout, message.reveal_timeout, self.service.reveal_timeout
+            )
+            if self.lock_time_problem is not None:
+                log.error("%s", self.lock_time_problem)
             if changed:
                 self._warn_terms_above_cap(self.governed_fee_cap)
             self.connection_problem = None

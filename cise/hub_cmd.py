@@ -490,6 +490,8 @@ async def _receive(
 ) -> int:
     async with trio.open_nursery() as nursery:
         agent = await start_agent(service, client, hub, port, nursery, policy)
+        if agent.lock_time_problem is not None:  # every payment to us would be refused
+            raise CliError(agent.lock_time_problem)
         if towers:  # while we serve, our latest received proofs go to the towers
             TowerGuard(service, towers, reward=reward).start(nursery)
         print(json.dumps({"connected": to_checksum(service.address)}), flush=True)

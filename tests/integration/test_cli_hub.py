@@ -147,3 +147,40 @@ def test_a_hub_may_not_announce_a_fee_cap_above_the_networks(
         argv = _cli(network_file, tmp_path / "data", HUB, "hub", "serve", "--fee-cap", "0.02")
         assert main(argv) == 2
         assert "above the network's hub fee cap €0.010000" in capsys.readouterr().err
+
+
+def test_a_payee_refuses_to_serve_behind_hub_terms_that_leave_it_too_little_time(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`hub serve --lock-timeout 16 --reveal-timeout 5` leaves a forwarded lock 11 blocks; a
+    payee (reveal timeout 10) would refuse every lock as expiring too soon. Before, nothing
+    said so: `agent receive` served and every payment to it failed. Now it names the numbers
+    and the --lock-timeout that works, and exits 2."""
+    data = tmp_path / "data"
+    with running_chain(tmp_path / "network.json", settle_timeout=20) as network_file:
+        network = load_network(network_file)
+        hub, machine = (Address(LocalSigner(network.dev_keys[i]).address) for i in (HUB, MACHINE))
+        assert main(_cli(network_file, data, HUB, "channel", "open", to_checksum(machine),
+                         "--deposit", "1")) == 0  # fmt: skip
+        capsys.readouterr()
+        hub_process = _spawn(
+            _cli(network_file, data, HUB, "hub", "serve", "--lock-timeout", "16",
+                 "--reveal-timeout", "5")
+        )  # fmt: skip
+        try:
+            assert hub_process.stdout is not None
+            line = hub_process.stdout.readline()
+            assert "listening on 127.0.0.1:" in line, line + _stop(hub_process)[1]
+            port = line.rsplit(":", 1)[1].strip()
+            receiver = subprocess.run(
+                [sys.executable, "-m", "cise.main",
+                 *_cli(network_file, data, MACHINE, "agent", "receive", "--hub", to_checksum(hub),
+                       "--hub-port", port, "--seconds", "30")],
+                capture_output=True, text=True, timeout=120,
+            )  # fmt: skip
+        finally:
+            _stop(hub_process)
+        assert receiver.returncode == 2, (receiver.stdout, receiver.stderr)
+        assert "leave a lock forwarded to us 11 blocks; we need 12" in receiver.stderr
+        assert "--lock-timeout must be at least 17" in receiver.stderr
+        assert "Traceback" not in receiver.stderr
