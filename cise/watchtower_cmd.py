@@ -28,6 +28,7 @@ from typing import Any
 import trio
 from eth_account import Account
 
+from channels.chain.txmanager import DEFAULT_STALL_BLOCKS
 from channels.core.types import Address, BlockNumber, parse_address, to_checksum
 from channels.records import core_record_codec
 from channels.service import read_chain_node
@@ -72,6 +73,12 @@ def add_parsers(sub: Any) -> None:
         "--poll-interval", type=float, default=DEFAULT_POLL_INTERVAL, help="seconds between polls"
     )
     serve.add_argument("--min-reward", default="0", help="euros: refuse requests paying less")
+    serve.add_argument(
+        "--stall-blocks",
+        type=positive_int,
+        default=DEFAULT_STALL_BLOCKS,
+        help="blocks an update may stay unmined before it is replaced with a higher fee",
+    )
     status = ops.add_parser("status", help="which channels are guarded up to which nonce")
     _common(status)
     status.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -183,6 +190,7 @@ def _serve(args: argparse.Namespace) -> int:
             confirmations=args.confirmations,
             poll_interval=args.poll_interval,
             min_reward=min_reward,
+            stall_blocks=args.stall_blocks,
         )
         return run_until_stopped(_serve_tower, tower, args.port, name="watchtower")
     finally:

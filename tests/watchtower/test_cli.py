@@ -100,7 +100,7 @@ def test_serve_hire_status_and_a_sigkill_mid_challenge_period(
     assert cli(1, "channel", "receive", str(tmp_path / "pay.jsonl"))[0] == 0
 
     serve = ["--network", str(network_file), "--account", str(tower_index), "--data-dir", str(data),
-             "--poll-interval", "0.05", "--confirmations", "1"]  # fmt: skip
+             "--poll-interval", "0.05", "--confirmations", "1", "--stall-blocks", "5"]  # fmt: skip
     tower_db = tower_file(data, tower.address)
     with tower_process(serve) as (_, port):
         chain.connection.mine(1)  # the open is confirmed

@@ -39,6 +39,17 @@ def test_bad_arguments_are_clear_errors(
     assert not (tmp_path / "data").exists()
 
 
+def test_a_stall_of_zero_blocks_is_refused_by_the_parser(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    where = ["--network", str(tmp_path / "none.json"), "--data-dir", str(tmp_path / "data")]
+    with pytest.raises(SystemExit) as exited:
+        main(["watchtower", "serve", "--stall-blocks", "0", *where])
+    assert exited.value.code == 2
+    assert "--stall-blocks: must be positive" in capsys.readouterr().err
+    assert not (tmp_path / "data").exists()
+
+
 def test_status_of_a_tower_that_never_ran_says_so(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
