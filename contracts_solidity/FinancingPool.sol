@@ -320,8 +320,10 @@ contract FinancingPool is IFinancingPool {
         return uint256(_repaid) * contributed / target;
     }
 
-    /// @dev The asset's operator now (it may have been transferred since the pool was created).
+    /// @dev The asset's operator now (it may have been transferred since the pool was created); for a
+    /// pool with a share not bound (its asset may never have been registered), the named operator.
     function _operator() private view returns (address operator) {
+        if (sharePpm != 0 && !_funded) return plannedOperator;
         // slither-disable-next-line unused-return
         (operator,,,,) = registry.assetOf(assetId);
     }

@@ -135,7 +135,8 @@ interface IFinancingPool is IFinancingPoolErrors, IFinancingPoolEvents {
     /// fees, paid as plain transfers). Anyone may call it; a call with nothing new does nothing.
     /// @dev Funded pool: up to `cap - repaid` become claimable by the contributors, the rest goes to the
     /// asset's current operator. Failed pool: everything beyond the unrefunded contributions goes to
-    /// the operator. Reverts `FinancingPoolStillOpen` while the pool is open.
+    /// the operator (for a pool with a share, never bound: its named operator, as the asset may not
+    /// exist). Reverts `FinancingPoolStillOpen` while the pool is open.
     /// @return toContributors Units added to the contributors' repayment.
     /// @return toOperator Units paid to the operator.
     function sync() external returns (uint256 toContributors, uint256 toOperator);

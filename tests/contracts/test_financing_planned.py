@@ -183,7 +183,8 @@ def test_bad_bindings_are_refused(fin: Financing) -> None:
     fin.assert_reverts(p.bind(PLANNED, *low), other, "FinancingPoolNotOperator", other.address,
                        pools=(pool,))  # fmt: skip
     # The operator raises the pool's share by a new split version: the binding follows the current one.
-    fin.tx(fin.gov.registry.functions.changeSplit(PLANNED, *split), op)
+    # Only the operator's own share goes down: no consent needed.
+    fin.tx(fin.gov.registry.functions.changeSplit(PLANNED, low, split, []), op)
     fin.assert_reverts(p.bind(PLANNED, *low), op, "FinancingPoolSplitMismatch", PLANNED, 2,
                        pools=(pool,))  # fmt: skip
     fin.tx(p.bind(PLANNED, *split), op)
@@ -210,7 +211,9 @@ def test_a_registered_asset_binds_once_its_split_pays_the_pool(fin: Financing) -
              fin.gov.founders[1].address: 500_000}  # fmt: skip
     beneficiaries = sorted(parts, key=lambda a: int(a, 16))
     split = (beneficiaries, [parts[b] for b in beneficiaries])
-    fin.tx(fin.gov.registry.functions.changeSplit(ASSET, *split), fin.operator)
+    current = sorted([fin.operator.address, fin.gov.founders[1].address], key=lambda a: int(a, 16))
+    was = (current, [500_000, 500_000])  # only the operator's own share goes down: no consent
+    fin.tx(fin.gov.registry.functions.changeSplit(ASSET, was, split, []), fin.operator)
     receipt = fin.tx(pool.functions.bind(ASSET, *split), fin.operator)
     assert fin.chain.events(receipt, "PoolBound", pool)[0]["version"] == 2
 
@@ -235,3 +238,17 @@ def test_unbound_at_the_deadline_every_contributor_is_refunded(fin: Financing) -
         fin.tx(p.refund(), who)
         assert fin.chain.tokens(who) == before + amount
     assert fin.chain.tokens(pool.address) == 0 and p.outstanding().call() == 0
+
+
+def test_fees_at_a_failed_pool_of_an_unregistered_asset_go_to_its_named_operator(
+    fin: Financing,
+) -> None:
+    pool = _planned(fin, deadline_in=20)
+    fin.contribute(pool, fin.gov.founders[1], 600_000)
+    fin.chain.mine(25)
+    fin.pay(pool, 7)  # the asset was never registered: the registry knows no operator
+    before = fin.chain.tokens(fin.operator)
+    receipt = fin.tx(pool.functions.sync(), fin.gov.founders[2])
+    assert fin.chain.events(receipt, "PoolSynced", pool)[0]["operator"] == fin.operator.address
+    assert fin.chain.tokens(fin.operator) == before + 7
+    assert fin.chain.tokens(pool.address) == 600_000  # the contribution stays refundable
