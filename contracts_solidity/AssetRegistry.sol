@@ -231,8 +231,7 @@ contract AssetRegistry is IAssetRegistry, EIP712 {
     /// @dev Pool hook: whether `beneficiary` is a financing pool, and if so whether it still waits for
     /// (part of) its cap. `NotPool` here (this contract alone knows no pools); `GovernedAssetRegistry`
     /// asks the network's pool factory and the pool.
-    function _poolStanding(address beneficiary) internal view virtual returns (PoolStanding) {
-        beneficiary;
+    function _poolStanding(address /* beneficiary */ ) internal view virtual returns (PoolStanding) {
         return PoolStanding.NotPool;
     }
 
@@ -280,8 +279,8 @@ contract AssetRegistry is IAssetRegistry, EIP712 {
         SplitConsent[] calldata consents
     ) private view {
         uint256 n = next.beneficiaries.length;
-        uint256 j;
-        uint256 used;
+        uint256 j = 0;
+        uint256 used = 0;
         for (uint256 i; i < current.beneficiaries.length; ++i) {
             address beneficiary = current.beneficiaries[i];
             while (j < n && next.beneficiaries[j] < beneficiary) ++j;
@@ -316,7 +315,9 @@ contract AssetRegistry is IAssetRegistry, EIP712 {
         // Expiries are block numbers, like every deadline of the protocol.
         if (block.number > consent.expiry) revert AssetRegistrySplitConsentExpired(beneficiary, consent.expiry);
         bytes32 digest = splitConsentDigest(change.assetId, change.splitHash, change.version, consent.expiry);
-        // tryRecover refuses a signature that is not 65 bytes, has a high s or recovers to nobody.
+        // tryRecover refuses a signature that is not 65 bytes, has a high s or recovers to nobody; its
+        // third value only details the failure, which the error below does not report.
+        // slither-disable-next-line unused-return
         (address signer, ECDSA.RecoverError failure,) = ECDSA.tryRecover(digest, consent.signature);
         if (failure != ECDSA.RecoverError.NoError || signer != beneficiary) {
             revert AssetRegistrySplitConsentInvalid(beneficiary);

@@ -49,7 +49,7 @@ interface IGovernedAssetRegistryErrors {
 /// @title Events a governed network's asset registry adds.
 interface IGovernedAssetRegistryEvents {
     /// @notice The registry now asks `factory` which beneficiaries are financing pools (zero: none).
-    event PoolFactorySet(address factory);
+    event PoolFactorySet(address indexed factory);
 }
 
 /// @title What a governed network's asset registry adds: membership, pool protection, governance.
