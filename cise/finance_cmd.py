@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 from eth_account import Account
@@ -25,6 +26,7 @@ from channels.chain.errors import ChainError
 from channels.chain.financing import FinancingPoolClient, PoolTerms
 from channels.core.types import Address, to_checksum
 from cise.arguments import address_argument, positive_int
+from cise.asset_split_cmd import Proposal, write_proposal
 from cise.channel_cmd import open_account, parse_amount
 from cise.errors import CliError
 from cise.ledger_cmd import parse_asset_id
@@ -50,6 +52,13 @@ def add_parsers(sub: Any) -> None:
                              "asset is registered with the pool in its split and bound")  # fmt: skip
     create.add_argument("--operator", help="with --share: who will operate the asset and bind it "
                         "(default: the asset's operator, or this account for a planned asset)")  # fmt: skip
+    create.add_argument("--from", dest="taken_from", metavar="BENEFICIARY",
+                        help="with --share, a registered asset: whose share the pool's is taken "
+                             "from (default: the operator's)")  # fmt: skip
+    create.add_argument("--proposal", type=Path, metavar="FILE",
+                        help="with --share, a registered asset: write the split change here for "
+                             "`cise asset split sign|apply` (needed unless this account is the "
+                             "operator and the share is its own: then it is applied at once)")  # fmt: skip
     bind = ops.add_parser("bind", help="bind a registered asset to its pool (its operator)")
     _common(bind, default_account=0)
     bind.add_argument("pool", help="the pool's address 0x...")
@@ -131,23 +140,91 @@ def _create(args: argparse.Namespace) -> int:
         )
     if args.share > PPM_TOTAL:
         raise CliError(f"--share {args.share}: at most {PPM_TOTAL} ppm")
+    taken_from = address_argument(args.taken_from, "--from") if args.taken_from else None
     finance, _ = _client(args)
+    registry = _registry(args, finance)
     operator = address_argument(args.operator, "--operator") if args.operator else None
-    registered = _operator_of(args, finance, asset_id)
+    registered = _operator_of(registry, asset_id)
+    if registered is None and (taken_from or args.proposal):
+        raise CliError("--from and --proposal are for a registered asset: a planned asset is "
+                       "registered with the pool in its first split")  # fmt: skip
     operator = operator or registered or finance.address
+    applies_now = registered == finance.address and taken_from in (None, registered)
+    if registered is not None and not applies_now and args.proposal is None:
+        raise CliError("--proposal FILE: the split change needs the operator's apply (and the "
+                       "consent of the beneficiary it lowers)")  # fmt: skip
+    if registered is not None:
+        _check_share(registry, asset_id, taken_from or registered, args.share)
     deadline = finance.connection.block_number() + args.blocks
-    return _chain(
-        lambda: finance.create_planned_pool(
+    try:
+        pool, _ = finance.create_planned_pool(
             asset_id, operator, target, deadline, args.return_ppm, args.share, supplier
-        ),
-        lambda result: {
-            "pool": to_checksum(result[0]),
-            "deadline_block": deadline,
-            "share_ppm": args.share,
-            "operator": to_checksum(operator),
-            "asset_registered": registered is not None,
-        },
+        )
+    except ChainError as exc:
+        print(json.dumps({"error": str(exc)}))
+        return 1
+    out: dict[str, object] = {
+        "pool": to_checksum(pool),
+        "deadline_block": deadline,
+        "share_ppm": args.share,
+        "operator": to_checksum(operator),
+        "asset_registered": registered is not None,
+    }
+    if registered is not None:
+        out.update(_split_change(args, registry, asset_id, pool, taken_from, applies_now))
+    print(json.dumps(out))
+    return 0
+
+
+def _check_share(
+    registry: AssetRegistryClient, asset_id: bytes, taken_from: Address, share: int
+) -> None:
+    """Refuse before creating anything a split change that cannot be made."""
+    try:
+        parts = registry.current_split(asset_id).parts()
+    except (ChainError, LookupError) as exc:
+        raise CliError(f"the asset's split: {exc}") from None
+    if parts.get(taken_from, 0) < share:
+        raise CliError(
+            f"--from {to_checksum(taken_from)} has {parts.get(taken_from, 0)} ppm of the split, "
+            f"fewer than --share {share}"
+        )
+
+
+def _split_change(
+    args: argparse.Namespace,
+    registry: AssetRegistryClient,
+    asset_id: bytes,
+    pool: Address,
+    taken_from: Address | None,
+    applies_now: bool,
+) -> dict[str, object]:
+    """Put the new pool in the registered asset's split: at once (the operator's own share), or
+    as a proposal file for `cise asset split sign|apply`."""
+    try:
+        if applies_now:
+            version, _ = registry.put_pool_in_split(asset_id, pool, args.share)
+            return {"split_version": version, "next": "contribute; once raised: cise finance bind"}
+        beneficiaries, ppm = registry.pool_split(asset_id, pool, args.share, taken_from)
+        current = registry.current_split(asset_id)
+    except (ChainError, LookupError, ValueError) as exc:
+        return {"split_error": str(exc)}
+    proposal = Proposal(
+        chain_id=registry.connection.chain_id,
+        registry=registry.registry,
+        asset_id=asset_id,
+        version=current.version + 1,
+        expiry=registry.connection.block_number() + args.blocks,
+        current=current.parts(),
+        split=dict(zip(beneficiaries, ppm, strict=True)),
+        consents={},
     )
+    write_proposal(args.proposal, proposal)
+    return {
+        "split_proposal": str(args.proposal),
+        "next": f"cise asset split sign {args.proposal} (the beneficiary lowered), then "
+        f"cise asset split apply {args.proposal} (the operator); once raised: cise finance bind",
+    }
 
 
 def _registry(args: argparse.Namespace, finance: FinancingPoolClient) -> AssetRegistryClient:
@@ -157,12 +234,10 @@ def _registry(args: argparse.Namespace, finance: FinancingPoolClient) -> AssetRe
     return AssetRegistryClient(finance.connection, client.deployment, Account.from_key(key))
 
 
-def _operator_of(
-    args: argparse.Namespace, finance: FinancingPoolClient, asset_id: bytes
-) -> Address | None:
+def _operator_of(registry: AssetRegistryClient, asset_id: bytes) -> Address | None:
     """The asset's operator; None when it is not registered (a planned asset)."""
     try:
-        return _registry(args, finance).asset_of(asset_id).operator
+        return registry.asset_of(asset_id).operator
     except ChainError as exc:
         if "AssetRegistryUnknownAsset" in str(exc):
             return None
@@ -176,8 +251,8 @@ def _bind(args: argparse.Namespace, finance: FinancingPoolClient, pool: Address)
         raise CliError(f"{to_checksum(pool)} has no agreed share: it was paid out at its target")
     registry = _registry(args, finance)
     try:
-        version = registry.asset_of(terms.asset_id).split_version
-        split = registry.asset_history(terms.asset_id).split(version)
+        split = registry.current_split(terms.asset_id)
+        version = split.version
     except ChainError as exc:
         print(json.dumps({"error": str(exc)}))
         return 1
