@@ -45,6 +45,7 @@ class Network:
                 "timelock": _optional(d.timelock),
                 "network_parameters": _optional(d.parameters),
                 "financing_factory": _optional(d.financing_factory),
+                "treasury": _optional(d.treasury),
                 "dev_private_keys": ["0x" + key.hex() for key in self.dev_keys],
             },
             indent=2,
@@ -99,6 +100,7 @@ def load_network(path: Path) -> Network:
         timelock = _optional_address(raw, "timelock")
         parameters = _optional_address(raw, "network_parameters")
         financing_factory = _optional_address(raw, "financing_factory")
+        treasury = _optional_address(raw, "treasury")
     except ValueError as exc:
         raise NetworkFileError(f"network file: {exc}") from None
     rpc_url = _field(raw, "rpc_url", str)
@@ -119,5 +121,6 @@ def load_network(path: Path) -> Network:
         timelock,
         parameters,
         financing_factory,
+        treasury,
     )
     return Network(rpc_url, deployment, tuple(_key(k, i) for i, k in enumerate(keys)))

@@ -5,7 +5,7 @@ import {INetworkParameters} from "./interfaces/INetworkParameters.sol";
 
 /// @title CISE network parameters
 /// @notice The parameters the members govern (DESIGN §4) that no other contract holds: the hub fee cap,
-/// the settlement period, and the two founding documents, the code of conduct and the admission rules
+/// the settlement period, the treasury's part of hub fee income (0 at deployment), and the two founding documents, the code of conduct and the admission rules
 /// (each by the hash of its text and a URI). Only the network's timelock changes them, so every change
 /// is a passed proposal; which changes are constitutional is the governor's classification.
 /// @dev The challenge period lives in the channel manager (`GovernedChannelManager.setSettleTimeout`),
@@ -17,6 +17,8 @@ contract NetworkParameters is INetworkParameters {
     uint256 public constant MIN_SETTLEMENT_PERIOD = 1 hours;
     /// @notice The longest settlement period: 90 days.
     uint256 public constant MAX_SETTLEMENT_PERIOD = 90 days;
+    /// @notice The largest governed part of a hub's fee income paid to the treasury: 20%.
+    uint256 public constant MAX_TREASURY_FEE_PPM = 200_000;
 
     /// @inheritdoc INetworkParameters
     address public immutable governance;
@@ -33,6 +35,8 @@ contract NetworkParameters is INetworkParameters {
     bytes32 public admissionRulesHash;
     /// @inheritdoc INetworkParameters
     string public admissionRulesURI;
+    /// @inheritdoc INetworkParameters
+    uint256 public treasuryFeePpm;
 
     /// @param governance_ The timelock that executes the network's passed proposals.
     /// @param hubFeeCap_ The initial hub fee cap.
@@ -71,6 +75,15 @@ contract NetworkParameters is INetworkParameters {
     /// @inheritdoc INetworkParameters
     function setSettlementPeriod(uint256 newSettlementPeriod) external onlyGovernance {
         _setSettlementPeriod(newSettlementPeriod);
+    }
+
+    /// @inheritdoc INetworkParameters
+    function setTreasuryFeePpm(uint256 newTreasuryFeePpm) external onlyGovernance {
+        if (newTreasuryFeePpm > MAX_TREASURY_FEE_PPM) {
+            revert NetworkParametersTreasuryFeeOutOfRange(newTreasuryFeePpm, MAX_TREASURY_FEE_PPM);
+        }
+        treasuryFeePpm = newTreasuryFeePpm;
+        emit TreasuryFeePpmSet(newTreasuryFeePpm);
     }
 
     /// @inheritdoc INetworkParameters

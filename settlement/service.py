@@ -95,6 +95,7 @@ from settlement.rounds import (
     with_margin,
 )
 from settlement.store import DepositRow, ItemRow, SettlementStore, TransactionRow
+from settlement.treasury_payer import TreasuryPayer
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -223,6 +224,7 @@ class SettlementService:
         store.claim(node.address, deployment.chain_id, deployment.manager)
         node.listeners.append(self._on_durable)
         node.sends.add_durable(KEY_PREFIX, SignedRecords(node, store))
+        self.treasury = TreasuryPayer(node, client, store, clock=clock)
 
     def detach(self) -> None:
         """Stop listening to the hub's commits (a service used for one round, then dropped)."""
@@ -331,6 +333,7 @@ class SettlementService:
         )
         if plan.empty:
             await self._write(self.store.set_round_status, round_id, "empty", now=now)
+            await self.treasury.after_round(round_id)
             return RoundReport(round_id, "empty", reason, 0, 0, (), 0, 0, 0, ())
         await self._collect(round_id, plan, expiry)
         rows = self.store.items(round_id)
@@ -345,7 +348,11 @@ class SettlementService:
             ),
         )
         deposits = self._deposits(plan, hub_funds(internal, signed, self.hub))
-        return await self.send_signed(round_id, deposits)
+        report = await self.send_signed(round_id, deposits)
+        # the community treasury's part of the fee income (settlement.treasury_payer): after the
+        # batch, whose hub withdraws fund it; recorded before it is paid
+        await self.treasury.after_round(round_id)
+        return report
 
     async def send_signed(self, round_id: int, deposits: Sequence[DepositItem] = ()) -> RoundReport:
         """The sending half of a round whose signatures are in the store: put its signed items
@@ -717,6 +724,7 @@ class SettlementService:
                 now=self.clock(),
                 note="finished after a restart",
             )
+        await self.treasury.recover()
 
     async def _recover_transaction(self, row: TransactionRow, block: int) -> None:
         items = [i for i in self.store.items(row.round_id) if i.tx_index == row.tx_index]

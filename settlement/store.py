@@ -11,7 +11,10 @@ alone, with the reason), `misses`
 `requests` (`cise settle run` asking the running hub for a round now; the hub answers with the
 round's id), and `signed` (each batch transaction as the node's transaction manager signed it:
 nonce, fees, every signed version; written before its raw bytes leave, so a restart sends the
-same nonce again rather than a second transaction). Amounts are stored as decimal text (uint96 does not fit sqlite's integers).
+same nonce again rather than a second transaction), `treasury_counted` (each channel's net
+received - sent when the hub's fee income was last counted) and `treasury_payments` (the
+community treasury's part of a round's fee income, recorded before it is paid; `settlement.treasury`).
+Amounts are stored as decimal text (uint96 does not fit sqlite's integers).
 
 The running hub writes the file only from its node's commit thread (`NodeService.write_durably`:
 one pipeline for every durable file of the process, never an fsync on the trio thread), through
@@ -117,7 +120,43 @@ CREATE TABLE IF NOT EXISTS requests (
     requested_at REAL NOT NULL,
     round_id INTEGER
 );
+CREATE TABLE IF NOT EXISTS treasury_counted (
+    channel_id INTEGER PRIMARY KEY,
+    net TEXT NOT NULL  -- received - sent in the channel when its income was last counted
+);
+CREATE TABLE IF NOT EXISTS treasury_payments (
+    round_id INTEGER PRIMARY KEY,
+    income TEXT NOT NULL,  -- the hub's fee income counted in this round
+    ppm INTEGER NOT NULL,  -- the governed part in force
+    amount TEXT NOT NULL,  -- floor(income * ppm / 1e6), owed to the treasury
+    treasury BLOB NOT NULL,
+    status TEXT NOT NULL,  -- owed (recorded, not yet landed) or paid
+    attempt INTEGER NOT NULL DEFAULT 0,  -- a failed attempt (nothing moved) is followed by another
+    signed BLOB,  -- the current attempt as the transaction manager signed it
+    tx_hash BLOB,
+    gas_used INTEGER,
+    error TEXT NOT NULL DEFAULT '',
+    recorded_at REAL NOT NULL
+);
 """
+
+
+@dataclass(frozen=True, slots=True)
+class TreasuryPaymentRow:
+    """The treasury's part of one round's fee income, recorded before it is paid."""
+
+    round_id: int
+    income: int
+    ppm: int
+    amount: int
+    treasury: Address
+    status: str  # owed or paid
+    attempt: int
+    signed: bytes | None
+    tx_hash: bytes | None
+    gas_used: int | None
+    error: str
+    recorded_at: float
 
 
 class SettlementStoreError(Exception):
@@ -615,6 +654,91 @@ class SettlementStore:
         rows = self._db.execute("SELECT key, value FROM meta WHERE key LIKE 'status.%'")
         return {k.removeprefix("status."): v for k, v in rows.fetchall()}
 
+    # -- the community treasury's part of the fee income (settlement.treasury) -----------------
+
+    def treasury_counted(self) -> dict[int, int]:
+        """channel -> its net (received - sent) when the hub's fee income was last counted."""
+        rows = self._db.execute("SELECT channel_id, net FROM treasury_counted").fetchall()
+        return {int(c): int(n) for c, n in rows}
+
+    def record_treasury_share(
+        self,
+        round_id: int,
+        *,
+        counted: dict[int, int],
+        income: int,
+        ppm: int,
+        amount: int,
+        treasury: Address,
+        now: float,
+    ) -> None:
+        """In one transaction: the channels' nets now counted, and (when `amount` > 0) the
+        treasury's part owed for round `round_id`."""
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT INTO treasury_counted (channel_id, net) VALUES (?, ?)"
+                " ON CONFLICT (channel_id) DO UPDATE SET net = excluded.net",
+                [(c, str(n)) for c, n in sorted(counted.items())],
+            )
+            if amount > 0:
+                db.execute(
+                    "INSERT INTO treasury_payments (round_id, income, ppm, amount, treasury,"
+                    " status, recorded_at) VALUES (?, ?, ?, ?, ?, 'owed', ?)",
+                    (round_id, str(income), ppm, str(amount), bytes(treasury), now),
+                )
+
+    def record_treasury_signed(self, round_id: int, attempt: int, record: bytes) -> None:
+        """The current attempt of round `round_id`'s payment as signed (before it leaves)."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE treasury_payments SET signed = ? WHERE round_id = ? AND attempt = ?",
+                (record, round_id, attempt),
+            )
+
+    def treasury_paid(self, round_id: int, tx_hash: bytes, gas_used: int | None) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE treasury_payments SET status = 'paid', tx_hash = ?, gas_used = ?,"
+                " error = '' WHERE round_id = ?",
+                (tx_hash, gas_used, round_id),
+            )
+
+    def treasury_failed(self, round_id: int, error: str) -> None:
+        """The current attempt moved nothing: the next one is a new transaction."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE treasury_payments SET attempt = attempt + 1, signed = NULL, error = ?"
+                " WHERE round_id = ? AND status = 'owed'",
+                (error, round_id),
+            )
+
+    def treasury_payments(self, status: str | None = None) -> list[TreasuryPaymentRow]:
+        """The treasury's parts recorded (of `status` only, if given), oldest first."""
+        query = (
+            "SELECT round_id, income, ppm, amount, treasury, status, attempt, signed, tx_hash,"
+            " gas_used, error, recorded_at FROM treasury_payments"
+        )
+        args: tuple[str, ...] = ()
+        if status is not None:
+            query, args = query + " WHERE status = ?", (status,)
+        return [
+            TreasuryPaymentRow(
+                int(r[0]),
+                int(r[1]),
+                int(r[2]),
+                int(r[3]),
+                Address(bytes(r[4])),
+                str(r[5]),
+                int(r[6]),
+                None if r[7] is None else bytes(r[7]),
+                None if r[8] is None else bytes(r[8]),
+                r[9],
+                str(r[10]),
+                float(r[11]),
+            )
+            for r in self._db.execute(query + " ORDER BY round_id", args).fetchall()
+        ]
+
 
 __all__ = [
     "DepositRow",
@@ -625,4 +749,5 @@ __all__ = [
     "SettlementStore",
     "SettlementStoreError",
     "TransactionRow",
+    "TreasuryPaymentRow",
 ]

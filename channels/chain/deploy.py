@@ -3,7 +3,8 @@
 A network is: the Token (unless one is given), and the governed set (DESIGN §4) — the channel
 manager (`GovernedChannelManager`), its `CiseTimelock`, the `NetworkParameters`, the `Membership`
 token with the founding members admitted, the `CiseGovernor`, and the asset registry
-(`GovernedAssetRegistry`). Each contract learns the others' addresses in its constructor: the manager
+(`GovernedAssetRegistry`), the financing pools' factory and the community `Treasury` (owned by the
+timelock). Each contract learns the others' addresses in its constructor: the manager
 and the timelock name contracts deployed after them, whose addresses are computed from the
 deployer's nonce (and checked once deployed), so no set-up transaction and no set-up power remains.
 The code of conduct a network starts with is the repository's `docs/code-of-conduct.md`, recorded by
@@ -100,6 +101,9 @@ class Deployment:
     parameters: Address | None = None
     # the financing pools' factory (issue 5); None for a network deployed before it existed
     financing_factory: Address | None = None
+    # the community treasury (issue 19.5), owned by the timelock; None for a network deployed
+    # before it existed
+    treasury: Address | None = None
 
     @property
     def governed(self) -> bool:
@@ -156,7 +160,7 @@ def deploy(
     governed set, with `founding_members` (address -> roles; default: `dev_founders`) admitted.
 
     Order (one creation each, nothing else): manager, timelock, parameters, membership, governor,
-    registry, pool factory (the registry is told the factory's address). The manager keeps the
+    registry, pool factory (the registry is told the factory's address), treasury. The manager keeps the
     nonce it had before governance existed, so its address (the
     EIP-712 verifying contract) does not change.
     """
@@ -172,8 +176,8 @@ def deploy(
         token = Address(token_receipt.contract_address)
     sender = _address(deployer)
     nonce = connection.w3.eth.get_transaction_count(deployer.address)
-    manager, timelock, parameters, membership, governor, registry, factory = (
-        create_address(sender, nonce + i) for i in range(7)
+    manager, timelock, parameters, membership, governor, registry, factory, treasury = (
+        create_address(sender, nonce + i) for i in range(8)
     )
     manager_receipt = _deploy_at(
         connection,
@@ -219,7 +223,7 @@ def deploy(
         list(founders),
         list(founders.values()),
     )
-    targets, selectors = _ordinary_calls(manager, parameters, membership, registry)
+    targets, selectors = _ordinary_calls(manager, parameters, membership, registry, treasury)
     _deploy_at(
         connection,
         deployer,
@@ -239,6 +243,7 @@ def deploy(
         connection, deployer, registry, "GovernedAssetRegistry", membership, timelock, factory
     )
     _deploy_at(connection, deployer, factory, "FinancingPoolFactory", token, registry, membership)
+    _deploy_at(connection, deployer, treasury, "Treasury", token, timelock)
     return Deployment(
         connection.chain_id,
         token,
@@ -251,6 +256,7 @@ def deploy(
         timelock,
         parameters,
         factory,
+        treasury,
     )
 
 
@@ -258,6 +264,8 @@ ORDINARY_CALLS: tuple[tuple[str, str], ...] = (
     ("GovernedChannelManager", "setSettleTimeout"),
     ("NetworkParameters", "setHubFeeCap"),
     ("NetworkParameters", "setSettlementPeriod"),
+    ("NetworkParameters", "setTreasuryFeePpm"),
+    ("Treasury", "payOut"),
     ("Membership", "admit"),
     ("Membership", "rejectApplication"),
     ("Membership", "suspend"),
@@ -272,9 +280,14 @@ _ZERO = Address(b"\x00" * 20)
 
 
 def _ordinary_calls(
-    manager: Address, parameters: Address, membership: Address, registry: Address
+    manager: Address,
+    parameters: Address,
+    membership: Address,
+    registry: Address,
+    treasury: Address,
 ) -> tuple[list[Address], list[bytes]]:
     where = {
+        "Treasury": treasury,
         "GovernedChannelManager": manager,
         "NetworkParameters": parameters,
         "Membership": membership,

@@ -35,7 +35,7 @@ CODE_OF_CONDUCT_PATH: Final = "docs/code-of-conduct.md"
 """Where the text is, relative to the root of the CISE source repository."""
 
 CODE_OF_CONDUCT_HASH: Final = bytes.fromhex(
-    "4e9096847da3a8ae9c8d4ec6a15fe88f6fb2e793176940d883ed37b987787cd0"
+    "754c7d057a3d1e61284ccd0cf094d0e1f7be39cbaa31420eda46e703d7667dd0"
 )
 """keccak256 of the exact bytes of `CODE_OF_CONDUCT_PATH` (kept equal by a test)."""
 

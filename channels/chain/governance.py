@@ -215,6 +215,26 @@ class NetworkParams:
     active_members: int
 
 
+@dataclass(frozen=True, slots=True)
+class Payout:
+    """One payout of the community treasury (its `PaidOut` event)."""
+
+    block_number: int
+    to: Address
+    amount: int  # token units
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class TreasuryStatus:
+    """The community treasury of a network, read now."""
+
+    address: Address
+    balance: int  # token units
+    fee_ppm: int  # the governed part of hub fee income (NetworkParameters.treasuryFeePpm)
+    payouts: tuple[Payout, ...]
+
+
 # --------------------------------------------------------------------------- calls and sentences
 
 
@@ -231,6 +251,8 @@ class ProposalCalls:
             "CiseGovernor": _some(deployment.governor),
             "CiseTimelock": _some(deployment.timelock),
         }
+        if deployment.treasury is not None:
+            self._targets["Treasury"] = deployment.treasury
 
     def _call(self, contract: str, function: str, *args: Any) -> Call:
         data = load_artifact(contract).abi.function(function).encode_call(args)
@@ -248,6 +270,16 @@ class ProposalCalls:
     def set_settlement_period(self, seconds: int) -> Call:
         """Seconds between periodic net settlements."""
         return self._call("NetworkParameters", "setSettlementPeriod", seconds)
+
+    def set_treasury_fee_ppm(self, ppm: int) -> Call:
+        """Millionths of every hub's fee income paid to the treasury each settlement round."""
+        return self._call("NetworkParameters", "setTreasuryFeePpm", ppm)
+
+    def pay_out(self, to: Address, amount: int, reason: str) -> Call:
+        """Pay `amount` token units out of the community treasury to `to`."""
+        if "Treasury" not in self._targets:
+            raise ValueError("this network has no treasury (deployed before it existed)")
+        return self._call("Treasury", "payOut", to, amount, reason)
 
     # documents (constitutional)
     def set_code_of_conduct(self, document: Document) -> Call:
@@ -359,6 +391,10 @@ class ProposalCalls:
                 return f"set the hub fee cap to {_euro(units)} per routed payment"
             case ("NetworkParameters", "setSettlementPeriod", (int(seconds),)):
                 return f"set the settlement period to {duration_text(seconds)}"
+            case ("NetworkParameters", "setTreasuryFeePpm", (int(ppm),)):
+                return f"pay {ppm / 10_000:g}% of every hub's fee income to the treasury"
+            case ("Treasury", "payOut", (bytes(to), int(units), str(why))):
+                return f"pay {_euro(units)} from the treasury to {to_checksum(to)} ({why})"
             case ("NetworkParameters", "setCodeOfConduct", (bytes(digest), str(uri))):
                 return f"replace the code of conduct with the document 0x{digest.hex()} at {uri}"
             case ("NetworkParameters", "setAdmissionRules", (bytes(digest), str(uri))):
@@ -468,6 +504,7 @@ class GovernanceClient:
             .merged(self.timelock_abi)
             .merged(self.manager_abi)
             .merged(load_artifact("GovernedAssetRegistry").abi)  # split changes by proposal
+            .merged(load_artifact("Treasury").abi)  # payouts by proposal
         )
 
     @classmethod
@@ -653,6 +690,29 @@ class GovernanceClient:
             constitutional_delay=int(self._governor_view("constitutionalDelay")),
             active_members=self.active_members(),
         )
+
+    def treasury_fee_ppm(self) -> int:
+        """`treasuryFeePpm` now: millionths of its fee income a hub pays the treasury per round."""
+        return int(self._parameters_view("treasuryFeePpm"))
+
+    def treasury(self) -> TreasuryStatus:
+        """The community treasury now: its balance, the governed part and every payout."""
+        address = self._deployment.treasury
+        if address is None:
+            raise ValueError("this network has no treasury (deployed before it existed)")
+        abi = load_artifact("Treasury").abi
+        balance = int(self._view(address, abi, "Treasury", "balance")[0])
+        payouts = tuple(
+            Payout(
+                int(event.block_number),
+                Address(bytes(event.args["to"])),
+                int(event.args["amount"]),
+                str(event.args["reason"]),
+            )
+            for event in self._logs(address, abi, None)
+            if event.name == "PaidOut"
+        )
+        return TreasuryStatus(address, balance, self.treasury_fee_ppm(), payouts)
 
     # ------------------------------------------------------------------ proposals
 

@@ -11,6 +11,8 @@ interface INetworkParametersErrors {
     error NetworkParametersHubFeeCapOutOfRange(uint256 hubFeeCap, uint256 max);
     /// @notice The settlement period is outside `[MIN_SETTLEMENT_PERIOD, MAX_SETTLEMENT_PERIOD]`.
     error NetworkParametersSettlementPeriodOutOfRange(uint256 settlementPeriod, uint256 min, uint256 max);
+    /// @notice The treasury's part of hub fee income is above `MAX_TREASURY_FEE_PPM`.
+    error NetworkParametersTreasuryFeeOutOfRange(uint256 treasuryFeePpm, uint256 max);
     /// @notice A document hash is zero (a document is always named by the hash of its text).
     error NetworkParametersZeroDocumentHash();
 }
@@ -21,6 +23,8 @@ interface INetworkParametersEvents {
     event HubFeeCapSet(uint256 hubFeeCap);
     /// @notice Channels are now settled on chain every `settlementPeriod` seconds.
     event SettlementPeriodSet(uint256 settlementPeriod);
+    /// @notice Hubs now pay `treasuryFeePpm` millionths of their fee income to the treasury each round.
+    event TreasuryFeePpmSet(uint256 treasuryFeePpm);
     /// @notice The code of conduct is now the document of hash `documentHash` found at `uri`.
     event CodeOfConductSet(bytes32 documentHash, string uri);
     /// @notice The admission rules are now the document of hash `documentHash` found at `uri`.
@@ -38,6 +42,11 @@ interface INetworkParameters is INetworkParametersErrors, INetworkParametersEven
     /// @notice Set the settlement period (governance only).
     /// @param newSettlementPeriod Seconds between periodic net settlements, within the hard bounds.
     function setSettlementPeriod(uint256 newSettlementPeriod) external;
+
+    /// @notice Set the treasury's part of every hub's fee income (governance only).
+    /// @param newTreasuryFeePpm Millionths of the fee income a hub pays to the treasury each settlement
+    /// round, at most `MAX_TREASURY_FEE_PPM`.
+    function setTreasuryFeePpm(uint256 newTreasuryFeePpm) external;
 
     /// @notice Replace the code of conduct (governance only; constitutional by default).
     /// @param documentHash keccak256 of the document's text, not zero.
@@ -60,6 +69,10 @@ interface INetworkParameters is INetworkParametersErrors, INetworkParametersEven
     /// @notice Seconds between periodic net settlements.
     /// @return The period.
     function settlementPeriod() external view returns (uint256);
+
+    /// @notice Millionths of its fee income a hub pays to the community treasury each settlement round.
+    /// @return The part, in ppm (0 at deployment).
+    function treasuryFeePpm() external view returns (uint256);
 
     /// @notice The hash of the current code of conduct (what applicants accept).
     /// @return The hash.
