@@ -41,7 +41,9 @@ from cise.main import main
 from cise.network import load_network
 from tests.integration.test_cli_channel import running_chain
 
-pytestmark = pytest.mark.node
+# Timing-bound process test (SIGKILLs, 1-second blocks): under pytest-xdist it shares one group
+# with the others like it, so no two of them compete for the two cores at once.
+pytestmark = [pytest.mark.node, pytest.mark.xdist_group("timing-bound-processes")]
 
 HUB, USER, MACHINE = 4, 5, 6
 AMOUNT = 1_000  # €0.001 a payment

@@ -48,6 +48,9 @@ def _report(result: dict[str, Any], workdir: Path) -> str:
 # A passing run takes about 3.5 minutes here; a failing one waits out its bounded waits (quiet,
 # final pass, probes) before it can report which invariant failed: give it the time to say so.
 @pytest.mark.timeout(600)
+# A timing-bound process test (SIGKILLs, 1-second blocks): under pytest-xdist it shares one group
+# with the others like it, so no two of them compete for the two cores at once.
+@pytest.mark.xdist_group("timing-bound-processes")
 def test_a_seeded_crash_campaign_keeps_every_invariant(tmp_path: Path) -> None:
     result = run_campaign(
         CampaignConfig(kills=KILLS, seed=SEED, block_time=1, workdir=tmp_path / "run")

@@ -42,7 +42,9 @@ from cise.main import main
 from cise.network import Network
 from tests.integration.test_cli_agent_restarts import Process
 
-pytestmark = pytest.mark.node
+# Timing-bound process test (SIGKILLs, 1-second blocks): under pytest-xdist it shares one group
+# with the others like it, so no two of them compete for the two cores at once.
+pytestmark = [pytest.mark.node, pytest.mark.xdist_group("timing-bound-processes")]
 
 OPERATOR, HUB, PAYER, PAYEE = 0, 4, 5, 6
 EURO = 1_000_000
