@@ -37,6 +37,7 @@ from channels.chain.governance import (
     ProposalState,
     ProposalStatus,
     Support,
+    TreasuryStatus,
     describe_proposal,
     duration_text,
     latest_timestamp,
@@ -122,6 +123,22 @@ def add_parsers(sub: Any) -> None:
         "--timelock-delay", type=int, metavar="SECONDS", help="delay of ordinary proposals"
     )
     propose.add_argument("--constitutional-delay", type=int, metavar="SECONDS")
+    propose.add_argument(
+        "--treasury-fee-ppm",
+        type=int,
+        metavar="PPM",
+        help="millionths of every hub's fee income paid to the treasury each round",
+    )
+    propose.add_argument(
+        "--pay-out",
+        action="append",
+        default=[],
+        metavar="ADDR=EUR",
+        help="pay from the community treasury (reason: --pay-out-reason)",
+    )
+    propose.add_argument(
+        "--pay-out-reason", default="", metavar="TEXT", help="why (recorded with each payout)"
+    )
 
     vote = ops.add_parser("vote", help="vote on a proposal (one member, one vote)")
     add_common(vote)
@@ -155,6 +172,12 @@ def add_parsers(sub: Any) -> None:
         help="exit 0 if FILE is the text the chain records (keccak256 of its bytes), 1 if not",
     )
     code.add_argument("--json", action="store_true", help="one JSON object")
+
+    treasury = ops.add_parser(
+        "treasury", help="the community treasury: balance, governed part, payouts"
+    )
+    add_common(treasury)
+    treasury.add_argument("--json", action="store_true", help="one JSON object")
 
     status = ops.add_parser("status", help="the network's parameters and proposals")
     add_common(status)
@@ -232,6 +255,7 @@ def run(args: argparse.Namespace) -> int:
         "execute": _execute,
         "status": _status,
         "code-of-conduct": _code_of_conduct,
+        "treasury": _treasury,
     }
     return handlers[args.op](args)
 
@@ -283,6 +307,21 @@ def build_calls(client: GovernanceClient, args: argparse.Namespace) -> list[Call
             if value < 0:
                 raise CliError(f"--{name.replace('_', '-')} must not be negative")
             out.append(build_number(value))
+    if args.treasury_fee_ppm is not None:
+        if args.treasury_fee_ppm < 0:
+            raise CliError("--treasury-fee-ppm must not be negative")
+        out.append(calls.set_treasury_fee_ppm(args.treasury_fee_ppm))
+    for item in args.pay_out:
+        address, sep, amount = item.partition("=")
+        if not sep:
+            raise CliError(f"--pay-out: {item!r} is not ADDRESS=EUR")
+        reason = args.pay_out_reason.strip() or "payout by proposal"
+        try:
+            out.append(
+                calls.pay_out(address_argument(address, "--pay-out"), parse_amount(amount), reason)
+            )
+        except ValueError as exc:
+            raise CliError(f"--pay-out: {exc}") from None
     return out
 
 
@@ -504,6 +543,48 @@ def _code_of_conduct(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 1
+
+
+# ----------------------------------------------------------------------------- treasury
+
+
+def _treasury(args: argparse.Namespace) -> int:
+    """The community treasury: address, balance, the governed part, every payout."""
+    client = open_governance(args, acting=False)
+    if client.deployment.treasury is None:
+        raise CliError(
+            f"the network in {args.network} has no treasury (it was deployed before it existed)"
+        )
+    status = client.treasury()
+    if args.json:
+        print(json.dumps(treasury_json(status)))
+        return 0
+    print(f"community treasury {to_checksum(status.address)}")
+    print(f"  balance       {euro(status.balance)}")
+    print(f"  governed part {status.fee_ppm:,} ppm of every hub's fee income per settlement round")
+    print(f"payouts ({len(status.payouts)})")
+    for payout in status.payouts:
+        print(f"  block {payout.block_number:<8} {euro(payout.amount):>16} to "
+              f"{to_checksum(payout.to)}  {payout.reason}")  # fmt: skip
+    return 0
+
+
+def treasury_json(status: TreasuryStatus) -> dict[str, Any]:
+    """The treasury as JSON values (amounts in token units)."""
+    return {
+        "address": to_checksum(status.address),
+        "balance": status.balance,
+        "fee_ppm": status.fee_ppm,
+        "payouts": [
+            {
+                "block": p.block_number,
+                "to": to_checksum(p.to),
+                "amount": p.amount,
+                "reason": p.reason,
+            }
+            for p in status.payouts
+        ],
+    }
 
 
 # ----------------------------------------------------------------------------- status
