@@ -87,8 +87,9 @@ class InnovationPool(RuleBasedStateMachine):
         units=st.integers(1, 8),
         share=st.integers(1, 999_999),
         deadline_in=st.integers(12, 50),
+        stage=st.sampled_from(["open", "raised", "bound"]),
     )
-    def create(self, return_ppm: int, units: int, share: int, deadline_in: int) -> None:
+    def create(self, return_ppm: int, units: int, share: int, deadline_in: int, stage: str) -> None:
         granule = 1_000_000 // _gcd(return_ppm, 1_000_000)
         self.granule = granule
         self.share = share
@@ -106,6 +107,13 @@ class InnovationPool(RuleBasedStateMachine):
         for who in self.contributors:
             self.fin.approve(self.pool, who)
         self.model = Model(target, deadline, return_ppm)
+        # Two thirds of the examples start raised, half of those bound: more of them repay and claim.
+        if stage != "open":
+            self.contribute(who=0, units=max(units // 2, 1))
+            if self.m.raised < target:
+                self.contribute(who=1, units=units)
+        if stage == "bound":
+            self.register_and_bind(enough=True)
 
     @property
     def m(self) -> Model:
@@ -214,6 +222,8 @@ class InnovationPool(RuleBasedStateMachine):
         m.repaid += to_contributors
         m.tracked += to_contributors
         m.balance -= arrived - to_contributors  # the rest went to the operator
+        if m.bound and to_contributors:
+            event("repaid")
 
     @precondition(lambda self: self.model is not None and self.m.bound)
     @rule(who=st.integers(0, 4))
