@@ -49,6 +49,7 @@ _SCHEMAS: dict[str, Any] = {
             "membership": _ADDRESS_OR_NULL,
             "governor": _ADDRESS_OR_NULL,
             "financing_factory": _ADDRESS_OR_NULL,
+            "treasury": _ADDRESS_OR_NULL,
             "block_number": _INT,
             "settle_timeout": _INT,
             "parameters": {
@@ -59,7 +60,9 @@ _SCHEMAS: dict[str, Any] = {
                             "hub_fee_cap_units": _UNITS,
                             "settlement_period_s": _INT,
                             "settle_timeout_blocks": _INT,
-                        }
+                        },
+                        # the community treasury, on a network that has one
+                        {"treasury_fee_ppm": _INT, "treasury_balance_units": _UNITS},
                     ),
                 ]
             },

@@ -131,7 +131,8 @@ def read_network(sources: ApiSources) -> dict[str, Any]:
     parameters: dict[str, Any] | None = None
     settle_timeout = d.settle_timeout
     if d.governed:
-        p = GovernanceClient(sources.connection, d, None).parameters()
+        governance = GovernanceClient(sources.connection, d, None)
+        p = governance.parameters()
         settle_timeout = p.settle_timeout
         parameters = {
             "hub_fee_cap_units": p.hub_fee_cap,
@@ -151,6 +152,9 @@ def read_network(sources: ApiSources) -> dict[str, Any]:
                 "uri": p.code_of_conduct.uri,
             },
         }
+        if d.treasury is not None:  # the community treasury (issue 19.5)
+            parameters["treasury_fee_ppm"] = governance.treasury_fee_ppm()
+            parameters["treasury_balance_units"] = governance.treasury_balance()
     return {
         "chain_id": d.chain_id,
         "manager": _checksum(d.manager),
@@ -159,6 +163,7 @@ def read_network(sources: ApiSources) -> dict[str, Any]:
         "membership": _checksum(d.membership),
         "governor": _checksum(d.governor),
         "financing_factory": _checksum(d.financing_factory),
+        "treasury": _checksum(d.treasury),
         "block_number": int(sources.connection.block_number()),
         "settle_timeout": settle_timeout,
         "parameters": parameters,

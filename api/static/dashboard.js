@@ -112,7 +112,7 @@ function drawNetwork(net, members) {
     " · block ", el("b", { testid: "network-block", text: int(net.block_number) }),
     ` · settle timeout ${net.settle_timeout} blocks`);
   set("members-count", int(members.count));
-  const contracts = ["manager", "token", "registry", "membership", "governor", "financing_factory"];
+  const contracts = ["manager", "token", "registry", "membership", "governor", "financing_factory", "treasury"];
   $("network").replaceChildren(...contracts.filter((c) => net[c]).flatMap((c) => [
     el("dt", { text: c.replace(/_/g, " ") }), el("dd", { text: short(net[c]), title: net[c], class: "mono" }),
   ]));

@@ -695,13 +695,21 @@ class GovernanceClient:
         """`treasuryFeePpm` now: millionths of its fee income a hub pays the treasury per round."""
         return int(self._parameters_view("treasuryFeePpm"))
 
+    def treasury_balance(self) -> int:
+        """What the community treasury holds now (token units)."""
+        address = self._deployment.treasury
+        if address is None:
+            raise ValueError("this network has no treasury (deployed before it existed)")
+        abi = load_artifact("Treasury").abi
+        return int(self._view(address, abi, "Treasury", "balance")[0])
+
     def treasury(self) -> TreasuryStatus:
         """The community treasury now: its balance, the governed part and every payout."""
         address = self._deployment.treasury
         if address is None:
             raise ValueError("this network has no treasury (deployed before it existed)")
         abi = load_artifact("Treasury").abi
-        balance = int(self._view(address, abi, "Treasury", "balance")[0])
+        balance = self.treasury_balance()
         payouts = tuple(
             Payout(
                 int(event.block_number),
