@@ -1,4 +1,4 @@
-"""docs/co-financing.md's command block, run exactly as written (read from the file, so the document
+"""The README's co-financing block, run exactly as written (read from the README, so the README
 and this test cannot differ) in one bash session on the anvil chain it starts: a financier opens a
 pool for a planned asset, two members fund it, the operator registers the asset with the pool in its
 first split and binds it (the supplier is paid), a use is charged through the hub, the machine pays
@@ -22,13 +22,14 @@ import pytest
 pytestmark = [pytest.mark.node, pytest.mark.xdist_group("readme-fixed-ports")]
 
 REPO = Path(__file__).resolve().parents[2]
-DOC = REPO / "docs" / "co-financing.md"
+README = REPO / "README.md"
 BLOCK = re.compile(r"^```bash\n(.*?)^```", re.DOTALL | re.MULTILINE)
+WALK = "cise finance create"  # as tests/integration/test_readme.py tells the walk from the tour
 EURO = 1_000_000
 
 
 def walk_block() -> str:
-    (block,) = BLOCK.findall(DOC.read_text())
+    (block,) = [b for b in BLOCK.findall(README.read_text()) if WALK in b]
     return block
 
 
