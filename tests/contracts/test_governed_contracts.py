@@ -37,6 +37,7 @@ PARAMETERS_ERRORS = {
     "NetworkParametersHubFeeCapOutOfRange",
     "NetworkParametersSettlementPeriodOutOfRange",
     "NetworkParametersZeroDocumentHash",
+    "NetworkParametersTreasuryFeeOutOfRange",
 }
 REGISTRY_ERRORS = {"AssetRegistryNotMember", "AssetRegistryZeroMembership"}
 
@@ -265,6 +266,19 @@ def test_parameter_setters(g: Governed) -> None:
     g.assert_reverts(m.applyForMembership(1, CODE_OF_CONDUCT), outsider,
                      "MembershipCodeOfConductMismatch", CODE_OF_CONDUCT, new_code)  # fmt: skip
     g.tx(m.applyForMembership(1, new_code), outsider)
+
+
+def test_treasury_fee_setter(g: Governed) -> None:
+    p, member = g.params.functions, g.founders[0]
+    assert (p.treasuryFeePpm().call(), p.MAX_TREASURY_FEE_PPM().call()) == (0, 200_000)
+    g.assert_reverts(p.setTreasuryFeePpm(1), member, "NetworkParametersNotGovernance",
+                     member.address)  # fmt: skip
+    g.assert_reverts(p.setTreasuryFeePpm(200_001), g.gov,
+                     "NetworkParametersTreasuryFeeOutOfRange", 200_001, 200_000)  # fmt: skip
+    for ppm in (200_000, 0):
+        receipt = g.tx(p.setTreasuryFeePpm(ppm), g.gov)
+        assert g.events(receipt, "TreasuryFeePpmSet", g.params) == [{"treasuryFeePpm": ppm}]
+        assert p.treasuryFeePpm().call() == ppm
 
 
 def test_parameters_constructor_errors(g: Governed) -> None:
