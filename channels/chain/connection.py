@@ -16,6 +16,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ GAS_MARGIN_NUM, GAS_MARGIN_DEN = 5, 4  # send with estimate x 1.25: the state ma
 DEFAULT_PRIORITY_FEE = 10**9  # 1 gwei tip on EIP-1559 chains
 # how nodes say a raw transaction's nonce is already used (geth, anvil, besu, nethermind)
 _NONCE_TAKEN = ("nonce too low", "nonce is too low", "nonce has already been used", "oldnonce")
+_PY_EVM_NONCE = re.compile(r"invalid transaction nonce: expected (\d+), but got (\d+)")
 _UNDERPRICED = ("underpriced", "less than block base fee", "fee too low", "feetoolow")
 
 
@@ -85,13 +87,20 @@ def send_failure(exc: Exception, abi: ContractAbi, function: str = "") -> Except
     text = str(exc).lower()
     if "already known" in text or "known transaction" in text or "already imported" in text:
         return None
-    if any(words in text for words in _NONCE_TAKEN):
+    if any(words in text for words in _NONCE_TAKEN) or _py_evm_nonce_taken(text):
         return NonceTakenError(str(exc))
     if any(words in text for words in _UNDERPRICED):
         return UnderpricedError(str(exc))
     if is_revert(exc):
         return chain_error_from(exc, abi, function)
     return exc
+
+
+def _py_evm_nonce_taken(text: str) -> bool:
+    """py-evm (the embedded chain) says "invalid transaction nonce: expected N, but got M" for a
+    nonce above the account's too: only M below N means the nonce is used."""
+    found = _PY_EVM_NONCE.search(text)
+    return found is not None and int(found.group(2)) < int(found.group(1))
 
 
 @dataclass(frozen=True, slots=True)

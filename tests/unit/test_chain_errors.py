@@ -8,6 +8,7 @@ from eth_abi.abi import encode
 from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
 
 from channels.chain.abi import ContractAbi
+from channels.chain.connection import NonceTakenError, send_failure
 from channels.chain.errors import ChainError, chain_error_from, is_revert, revert_data
 
 ABI = ContractAbi([{"type": "error", "name": "Bad", "inputs": [{"name": "x", "type": "uint256"}]}])
@@ -54,3 +55,18 @@ def test_unknown_revert_keeps_the_message() -> None:
     assert isinstance(error, ChainError) and error.name == "Reverted"
     assert error.data == bytes.fromhex("12345678")
     assert not is_revert(ConnectionError("refused"))
+
+
+def test_a_used_nonce_is_recognised_in_each_nodes_words_and_a_high_one_is_not() -> None:
+    """A signed transaction already mined before a stop is re-sent at start: the node's answer
+    must read as "nonce taken" (the manager then looks for its receipt) on every backend,
+    including the embedded chain's py-evm, which words a nonce above the account's the same way."""
+    taken = [
+        "nonce too low",  # geth, anvil
+        "Nonce too low. Expected nonce to be 7 but got 5.",  # ganache
+        "Invalid transaction nonce: Expected 7, but got 5",  # py-evm
+    ]
+    for text in taken:
+        assert isinstance(send_failure(Exception(text), ABI), NonceTakenError), text
+    ahead = Exception("Invalid transaction nonce: Expected 5, but got 7")
+    assert not isinstance(send_failure(ahead, ABI), NonceTakenError)
