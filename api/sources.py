@@ -39,7 +39,7 @@ from channels.chain.assets import AssetHistory, AssetRegistered, AssetRegistryCl
 from channels.chain.client import ChannelState, Web3ChainClient
 from channels.chain.connection import Connection
 from channels.chain.deploy import Deployment
-from channels.chain.financing import FAILED, FUNDED, OPEN, FinancingPoolClient
+from channels.chain.financing import FAILED, FUNDED, OPEN, RAISED, FinancingPoolClient
 from channels.chain.governance import GovernanceClient, roles_text
 from channels.codec.eip712 import Domain
 from channels.codec.keccak import keccak
@@ -56,7 +56,7 @@ _READ_ONLY_KEY = keccak(b"cise api: read-only chain client")
 ROUNDS_SHOWN = 50
 LOG_RANGE = 2_000  # blocks per eth_getLogs call
 KIND_NAMES = {KIND_USE: "use", KIND_SERVICE: "service", KIND_ADMISSION: "admission"}
-POOL_STATUS = {OPEN: "open", FUNDED: "funded", FAILED: "failed"}
+POOL_STATUS = {OPEN: "open", FUNDED: "funded", FAILED: "failed", RAISED: "raised"}
 
 
 class NotFoundError(LookupError):
