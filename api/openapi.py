@@ -172,7 +172,10 @@ _SCHEMAS: dict[str, Any] = {
                     {
                         "pool": _ADDRESS,
                         "asset_id": {"type": "string", "pattern": ASSET_ID_PATTERN},
-                        "status": {"type": "string", "enum": ["open", "raised", "funded", "failed"]},
+                        "status": {
+                            "type": "string",
+                            "enum": ["open", "raised", "funded", "failed"],
+                        },
                         "target_units": _UNITS,
                         "raised_units": _UNITS,
                         "repaid_units": _UNITS,
