@@ -67,7 +67,10 @@ from settlement.planner import SettlementPolicy
 from settlement.service import RoundReport, SettlementConfig, SettlementService
 from settlement.store import SettlementStore
 
-DAY_START = (int(time.time()) // 86_400 - 1) * 86_400 + 7 * 3_600  # yesterday 07:00 UTC
+# 07:00 UTC three days ago: a day of a few cycles spreads them by random gaps of many hours, and
+# "yesterday" put the last ones after now when the demo ran early in the day (the meter rejects
+# readings from the future)
+DAY_START = (int(time.time()) // 86_400 - 3) * 86_400 + 7 * 3_600
 TERMS = MediationTerms(FeeSchedule(flat=0, ppm=1_000, cap=2_000), reveal_timeout=5, lock_timeout=40)
 USER_DEPOSIT = 100 * UNITS_PER_EURO
 USER_BUDGET = {"user-5": 3 * UNITS_PER_EURO}  # a user whose wallet policy stops at €3 a day
