@@ -172,7 +172,7 @@ def test_a_payer_survives_the_payee_and_the_hub_being_killed_and_restarted(
             )
             service = open_service(keys[USER], client, data / f"party-{to_checksum(user)}.sqlite")
             try:
-                outcomes, hub_process, payee = trio.run(
+                outcomes, back_from, hub_process, payee = trio.run(
                     _campaign, service, client, hub, machine, port, hub_process, payee,
                     start_hub, start_payee,
                 )  # fmt: skip
@@ -190,7 +190,10 @@ def test_a_payer_survives_the_payee_and_the_hub_being_killed_and_restarted(
         assert payer_channel is not None and not payer_channel.our.locks
         failed = {i for i, o in outcomes.items() if o != "completed"}
         completed = set(outcomes) - failed
-        assert len(completed) > len(outcomes) // 2, outcomes
+        # while a peer was down payments fail cleanly (how many depends on how long a restart
+        # takes on a loaded machine); once both were back, most of the stream completes again
+        after = {i for i in outcomes if i >= back_from}
+        assert after and len(completed & after) > len(after) // 2, (back_from, outcomes)
         for payment_id in outcomes:
             record = records[f"payment:{payment_id}"]
             if payment_id in completed:
@@ -227,9 +230,10 @@ async def _campaign(
     payee: Process,
     start_hub: Callable[[], Process],
     start_payee: Callable[[], Process],
-) -> tuple[dict[int, str], Process, Process]:
+) -> tuple[dict[int, str], int, Process, Process]:
     """Pay continuously while the payee, then the hub, is killed and restarted; then pay on
-    (books again). Returns each payment's outcome and the processes now running."""
+    (books again). Returns each payment's outcome, the first payment id started once both peers
+    were back, and the processes now running."""
     agent = Agent(service, hub)
     outcomes: dict[int, str] = {}
     next_id = 2
@@ -284,9 +288,11 @@ async def _campaign(
             hub_process = await trio.to_thread.run_sync(start_hub)
             with trio.fail_after(30):
                 await agent.wait_ready()
+            back_from[0] = next_id
             restarted.set()
 
         killed_in_flight: list[int] = []
+        back_from = [0]
         with trio.fail_after(60):
             async with trio.open_nursery() as work:
                 restarted = trio.Event()
@@ -308,4 +314,4 @@ async def _campaign(
                 await trio.sleep(0.1)
             await agent.wait_delivered()
         nursery.cancel_scope.cancel()
-    return outcomes, hub_process, payee
+    return outcomes, back_from[0], hub_process, payee
