@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -119,6 +120,29 @@ class Proposal:
 
     def new_split(self) -> tuple[tuple[Address, ...], tuple[int, ...]]:
         return canonical_split(self.split)
+
+    @classmethod
+    def opened(
+        cls,
+        registry: AssetRegistryClient,
+        asset_id: bytes,
+        current: SplitChanged,
+        split: tuple[Sequence[Address], Sequence[int]],
+        expiry_blocks: int,
+    ) -> Proposal:
+        """A new proposal to change `current` (the split in force) to `split`, its consents valid
+        for `expiry_blocks` from the chain's head; no consent yet."""
+        beneficiaries, ppm = split
+        return cls(
+            chain_id=registry.connection.chain_id,
+            registry=registry.registry,
+            asset_id=asset_id,
+            version=current.version + 1,
+            expiry=registry.connection.block_number() + expiry_blocks,
+            current=current.parts(),
+            split=dict(zip(beneficiaries, ppm, strict=True)),
+            consents={},
+        )
 
 
 def read_proposal(path: Path) -> Proposal:
@@ -224,15 +248,8 @@ def _propose(args: argparse.Namespace) -> int:
             f"this account ({to_checksum(registry.address)}) is not the asset's operator "
             f"({to_checksum(info.operator)})"
         )
-    proposal = Proposal(
-        chain_id=registry.connection.chain_id,
-        registry=registry.registry,
-        asset_id=asset_id,
-        version=current.version + 1,
-        expiry=registry.connection.block_number() + args.expiry_blocks,
-        current=current.parts(),
-        split=dict(zip(beneficiaries, ppm, strict=True)),
-        consents={},
+    proposal = Proposal.opened(
+        registry, asset_id, current, (beneficiaries, ppm), args.expiry_blocks
     )
     write_proposal(args.out, proposal)
     _print(registry, proposal, _plan(registry, proposal))

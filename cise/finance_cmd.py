@@ -209,16 +209,7 @@ def _split_change(
         current = registry.current_split(asset_id)
     except (ChainError, LookupError, ValueError) as exc:
         return {"split_error": str(exc)}
-    proposal = Proposal(
-        chain_id=registry.connection.chain_id,
-        registry=registry.registry,
-        asset_id=asset_id,
-        version=current.version + 1,
-        expiry=registry.connection.block_number() + args.blocks,
-        current=current.parts(),
-        split=dict(zip(beneficiaries, ppm, strict=True)),
-        consents={},
-    )
+    proposal = Proposal.opened(registry, asset_id, current, (beneficiaries, ppm), args.blocks)
     write_proposal(args.proposal, proposal)
     return {
         "split_proposal": str(args.proposal),
