@@ -6,7 +6,10 @@ network) and mints tokens to the founders; `outsider` funds a fresh key that is 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -68,3 +71,15 @@ def make_env() -> GovEnv:
     for founder in founders:
         minter.mint(address_of(founder), 1_000 * EURO)
     return GovEnv(connection, deployment, founders)
+
+
+CISE = Path(sys.executable).with_name("cise")
+RUN_S = 120  # one `cise` process: imports (web3, py-evm) and a few calls to a local node
+
+
+def run_cise(*argv: str) -> subprocess.CompletedProcess[str]:
+    """`cise argv...` as its own process (as a user runs it), bounded by RUN_S."""
+    assert CISE.exists(), f"no cise command beside {sys.executable}"
+    return subprocess.run(
+        [str(CISE), *argv], capture_output=True, text=True, timeout=RUN_S, check=False
+    )

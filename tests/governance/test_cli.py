@@ -4,7 +4,6 @@ propose, vote, queue, execute, status), and their clear errors without one."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,19 +12,13 @@ from eth_account import Account
 from channels.chain.connection import Connection
 from channels.chain.deploy import Deployment, deploy
 from channels.chain.governance import GovernanceClient, advance_time
-from channels.chain.nodes import LocalNode, open_anvil
+from channels.chain.nodes import LocalNode
 from channels.codec.keccak import keccak
 from channels.core.types import Address, BlockNumber
 from cise.main import main
 from cise.network import Network
 
 APPLICANT = 10  # the network file's extra dev account: funded, not a founder
-
-
-@pytest.fixture(scope="module")
-def anvil() -> Iterator[LocalNode]:
-    with open_anvil() as node:  # its own node: these tests move its clock
-        yield node
 
 
 def _network_file(tmp_path: Path, node: LocalNode) -> tuple[Path, Connection, Deployment]:

@@ -5,9 +5,6 @@ a proposal paying out of it and setting the part is ordinary."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,26 +12,12 @@ from eth_account import Account
 
 from channels.chain.client import Web3ChainClient
 from channels.chain.governance import GovernanceClient, pass_proposal
-from channels.chain.nodes import LocalNode, open_anvil
+from channels.chain.nodes import LocalNode
 from channels.core.types import Address, to_checksum
+from tests.governance.govfix import run_cise
 from tests.governance.test_cli import _network_file
 
-CISE = Path(sys.executable).with_name("cise")
-RUN_S = 120  # one `cise` process: imports and a few calls to a local node
 RECIPIENT = Address(bytes.fromhex("42" * 20))
-
-
-@pytest.fixture(scope="module")
-def anvil() -> Iterator[LocalNode]:
-    with open_anvil() as node:
-        yield node
-
-
-def _cise(*argv: str) -> subprocess.CompletedProcess[str]:
-    assert CISE.exists(), f"no cise command beside {sys.executable}"
-    return subprocess.run(
-        [str(CISE), *argv], capture_output=True, text=True, timeout=RUN_S, check=False
-    )
 
 
 @pytest.mark.node
@@ -43,7 +26,7 @@ def test_cise_gov_treasury_shows_balance_part_and_payouts(tmp_path: Path, anvil:
     treasury = deployment.treasury
     assert treasury is not None
     common = ("--network", str(network))
-    empty = _cise("gov", "treasury", *common, "--json")
+    empty = run_cise("gov", "treasury", *common, "--json")
     assert empty.returncode == 0, empty.stderr
     assert json.loads(empty.stdout) == {
         "address": to_checksum(treasury), "balance": 0, "fee_ppm": 0, "payouts": [],
@@ -52,7 +35,7 @@ def test_cise_gov_treasury_shows_balance_part_and_payouts(tmp_path: Path, anvil:
     minter = Web3ChainClient(connection, deployment, founders[0])
     minter.mint(minter.address, 5_000_000)
     minter.transfer_token(treasury, 5_000_000)  # a deposit is a plain transfer
-    proposed = _cise(
+    proposed = run_cise(
         "gov", "propose", *common, "--treasury-fee-ppm", "50000",
         "--pay-out", f"{to_checksum(RECIPIENT)}=1.25", "--pay-out-reason", "meetup venue",
     )  # fmt: skip
@@ -69,7 +52,7 @@ def test_cise_gov_treasury_shows_balance_part_and_payouts(tmp_path: Path, anvil:
         gov.calls.pay_out(RECIPIENT, 1_250_000, "meetup venue"),
     ]
     pass_proposal(connection, deployment, founders, calls, "Treasury by vote")
-    shown = _cise("gov", "treasury", *common, "--json")
+    shown = run_cise("gov", "treasury", *common, "--json")
     assert shown.returncode == 0, shown.stderr
     status = json.loads(shown.stdout)
     assert (status["balance"], status["fee_ppm"]) == (3_750_000, 50_000)
@@ -77,7 +60,7 @@ def test_cise_gov_treasury_shows_balance_part_and_payouts(tmp_path: Path, anvil:
     assert (payout["to"], payout["amount"], payout["reason"]) == (
         to_checksum(RECIPIENT), 1_250_000, "meetup venue",
     )  # fmt: skip
-    text = _cise("gov", "treasury", *common)
+    text = run_cise("gov", "treasury", *common)
     assert text.returncode == 0, text.stderr
     assert f"community treasury {to_checksum(treasury)}" in text.stdout
     assert "balance       €3.750000" in text.stdout
@@ -88,5 +71,5 @@ def test_cise_gov_treasury_shows_balance_part_and_payouts(tmp_path: Path, anvil:
 @pytest.mark.node
 def test_a_bad_pay_out_flag_is_a_clear_error(tmp_path: Path, anvil: LocalNode) -> None:
     network, _, _ = _network_file(tmp_path, anvil)
-    bad = _cise("gov", "propose", "--network", str(network), "--pay-out", "0x42")
+    bad = run_cise("gov", "propose", "--network", str(network), "--pay-out", "0x42")
     assert bad.returncode == 2 and "--pay-out: '0x42' is not ADDRESS=EUR" in bad.stderr

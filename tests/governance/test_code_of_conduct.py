@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,17 +22,15 @@ from channels.chain.documents import (
     document_hash,
 )
 from channels.chain.governance import Role
-from channels.chain.nodes import LocalNode, open_anvil
+from channels.chain.nodes import LocalNode
 from channels.codec.keccak import keccak
 from channels.core.types import Address
 from cise.main import main
-from tests.governance.govfix import GovEnv
+from tests.governance.govfix import GovEnv, run_cise
 from tests.governance.test_cli import APPLICANT, _network_file
 
 ROOT = Path(__file__).resolve().parents[2]
 TEXT = (ROOT / CODE_OF_CONDUCT_PATH).read_bytes()
-CISE = Path(sys.executable).with_name("cise")
-RUN_S = 120  # one `cise` process: imports (web3, py-evm) and a few calls to a local node
 
 
 def test_the_repository_file_is_what_a_deployed_network_records(env: GovEnv) -> None:
@@ -94,32 +89,19 @@ def test_check_of_an_unreadable_file_exits_2_before_any_chain(
     assert f"--check {tmp_path}: Is a directory" in capsys.readouterr().err
 
 
-@pytest.fixture(scope="module")
-def anvil() -> Iterator[LocalNode]:
-    with open_anvil() as node:
-        yield node
-
-
-def _cise(*argv: str) -> subprocess.CompletedProcess[str]:
-    assert CISE.exists(), f"no cise command beside {sys.executable}"
-    return subprocess.run(
-        [str(CISE), *argv], capture_output=True, text=True, timeout=RUN_S, check=False
-    )
-
-
 @pytest.mark.node
 def test_cise_gov_code_of_conduct_against_a_node(tmp_path: Path, anvil: LocalNode) -> None:
     network, _, _ = _network_file(tmp_path, anvil)
     common = ("--network", str(network))
     chain_hash = "0x" + keccak(TEXT).hex()
 
-    shown = _cise("gov", "code-of-conduct", *common)
+    shown = run_cise("gov", "code-of-conduct", *common)
     assert shown.returncode == 0, shown.stderr
     assert f"hash  {chain_hash}" in shown.stdout
     assert f"uri   {CODE_OF_CONDUCT_URI}" in shown.stdout
     assert "this version of cise ships it" in shown.stdout
 
-    same = _cise("gov", "code-of-conduct", *common, "--check", str(ROOT / CODE_OF_CONDUCT_PATH))
+    same = run_cise("gov", "code-of-conduct", *common, "--check", str(ROOT / CODE_OF_CONDUCT_PATH))
     assert same.returncode == 0, same.stderr
     assert f"is the code of conduct on chain (keccak256 {chain_hash})" in same.stdout
 
@@ -127,7 +109,7 @@ def test_cise_gov_code_of_conduct_against_a_node(tmp_path: Path, anvil: LocalNod
     modified.write_bytes(TEXT.replace(b"one member, one vote", b"one member, two votes", 1))
     other_hash = "0x" + keccak(modified.read_bytes()).hex()
     assert other_hash != chain_hash
-    changed = _cise("gov", "code-of-conduct", *common, "--check", str(modified), "--json")
+    changed = run_cise("gov", "code-of-conduct", *common, "--check", str(modified), "--json")
     assert changed.returncode == 1, changed.stderr
     assert (
         f"{modified} is not the code of conduct on chain: its keccak256 is {other_hash}, "
@@ -143,26 +125,26 @@ def test_cise_gov_code_of_conduct_against_a_node(tmp_path: Path, anvil: LocalNod
         "matches": False,
     }
 
-    missing = _cise("gov", "code-of-conduct", *common, "--check", str(tmp_path / "none.md"))
+    missing = run_cise("gov", "code-of-conduct", *common, "--check", str(tmp_path / "none.md"))
     assert missing.returncode == 2
     assert "--check" in missing.stderr and "No such file or directory" in missing.stderr
     assert "Traceback" not in missing.stderr
 
     # An applicant accepts the repository file's hash.
-    applied = _cise(
+    applied = run_cise(
         "member", "apply", *common, "--account", str(APPLICANT), "--roles", "servicer",
         "--accept-code-of-conduct", chain_hash,
     )  # fmt: skip
     assert applied.returncode == 0, applied.stderr
     assert json.loads(applied.stdout)["code_of_conduct"] == chain_hash
     applicant = Account.from_key(keccak(b"cise gov cli test applicant")).address
-    shown_member = _cise("member", "show", applicant, *common, "--json")
+    shown_member = run_cise("member", "show", applicant, *common, "--json")
     assert json.loads(shown_member.stdout)["status"] == "applied"
 
     # A proposed new code is hashed from its exact bytes (CRLF line endings included).
     crlf = tmp_path / "code-v2.md"
     crlf.write_bytes(TEXT.replace(b"\n", b"\r\n"))
-    proposed = _cise(
+    proposed = run_cise(
         "gov", "propose", *common, "--code-of-conduct", str(crlf),
         "--code-of-conduct-uri", "docs/code-of-conduct.md#v2",
     )  # fmt: skip
