@@ -29,6 +29,12 @@ class Network:
     deployment: Deployment
     dev_keys: tuple[bytes, ...]
 
+    @property
+    def dev(self) -> bool:
+        """A dev network (written by `cise chain`): its accounts' keys are the public test keys in
+        the file, and commands may name an account by its index (`--account 3`)."""
+        return bool(self.dev_keys)
+
     def to_json(self) -> str:
         d = self.deployment
         return json.dumps(
@@ -124,3 +130,9 @@ def load_network(path: Path) -> Network:
         treasury,
     )
     return Network(rpc_url, deployment, tuple(_key(k, i) for i, k in enumerate(keys)))
+
+
+def open_network(path: Path) -> Network:
+    """The network file a command runs on, read and validated (every command that uses the chain
+    starts here; the check that its chain and code are CISE's belongs here too)."""
+    return load_network(path)
