@@ -103,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     api_cmd.add_parsers(sub)
 
+    from cise import account_cmd, network_cmd, token_cmd
+
+    account_cmd.add_parsers(sub)
+    network_cmd.add_parsers(sub)
+    token_cmd.add_parsers(sub)
+
     bench = sub.add_parser("bench", help="benchmarks; print one JSON object")
     bench_sub = bench.add_subparsers(dest="bench", required=True, metavar="BENCH")
     direct = bench_sub.add_parser("direct", help="direct payments between two processes")
@@ -245,6 +251,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             from cise import gov_cmd
 
             return gov_cmd.run(args)
+        if args.command in ("account", "network", "token"):
+            from cise import account_cmd, network_cmd, token_cmd
+
+            runner = {"account": account_cmd, "network": network_cmd, "token": token_cmd}
+            return runner[args.command].run(args)
         if args.command == "member":
             from cise import member_cmd
 
