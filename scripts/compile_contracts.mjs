@@ -1,6 +1,9 @@
 #!/usr/bin/env node
 // Compile contracts_solidity/ with the pinned solc-js (standard JSON) and write one artifact per
-// contract, {abi, bytecode, deployedBytecode}, with sorted keys and a trailing newline:
+// contract, {abi, bytecode, deployedBytecode, immutableReferences}, with sorted keys and a trailing
+// newline (immutableReferences: the runtime code's byte ranges, [{start, length}] sorted by start,
+// that the constructor fills with immutables, so a deployed contract's code can be compared with
+// deployedBytecode with those ranges masked):
 //   contracts_solidity/*.sol       -> channels/contracts/<Name>.json   (shipped in the Python package)
 //   contracts_solidity/test/*.sol  -> tests/contracts/artifacts/<Name>.json (test harnesses only)
 //
@@ -92,6 +95,15 @@ function sortKeys(value) {
   return value;
 }
 
+/** solc's {astId: [{start, length}]} as one list of ranges sorted by start (ids are not stable). */
+function immutableRanges(references) {
+  const ranges = [];
+  for (const refs of Object.values(references || {})) {
+    for (const { start, length } of refs) ranges.push({ length, start });
+  }
+  return ranges.sort((a, b) => a.start - b.start);
+}
+
 /** Map of repo-relative artifact path -> file text. */
 export function artifacts(output) {
   const files = {};
@@ -104,6 +116,7 @@ export function artifacts(output) {
         abi: c.abi,
         bytecode: `0x${c.evm.bytecode.object}`,
         deployedBytecode: `0x${c.evm.deployedBytecode.object}`,
+        immutableReferences: immutableRanges(c.evm.deployedBytecode.immutableReferences),
       };
       files[`${outDir}/${name}.json`] = `${JSON.stringify(sortKeys(artifact), null, 2)}\n`;
     }

@@ -1,4 +1,5 @@
-"""Compiled contract artifacts (`channels/contracts/<Name>.json`: abi, bytecode, deployedBytecode).
+"""Compiled contract artifacts (`channels/contracts/<Name>.json`: abi, bytecode, deployedBytecode,
+immutableReferences).
 
 The JSON files are produced by `scripts/compile_contracts.mjs` and shipped inside the package, so
 using the chain client needs no node or solc. This module only reads them; it must never compile.
@@ -19,12 +20,17 @@ ARTIFACTS_DIR = Path(__file__).resolve().parent.parent / "contracts"
 
 @dataclass(frozen=True, slots=True)
 class Artifact:
-    """One compiled contract: its ABI codec and creation/runtime bytecode."""
+    """One compiled contract: its ABI codec and creation/runtime bytecode.
+
+    `immutable_ranges` are the (start, length) byte ranges of the runtime code that the constructor
+    fills with immutables: a deployed contract's code equals `deployed_bytecode` outside them.
+    """
 
     name: str
     abi: ContractAbi
     bytecode: bytes
     deployed_bytecode: bytes
+    immutable_ranges: tuple[tuple[int, int], ...] = ()
 
 
 def _hex(text: str) -> bytes:
@@ -51,4 +57,7 @@ def load_artifact(name: str, directory: Path | None = None) -> Artifact:
         ContractAbi(raw["abi"]),
         _hex(raw["bytecode"]),
         _hex(raw.get("deployedBytecode", "")),
+        tuple(
+            (int(ref["start"]), int(ref["length"])) for ref in raw.get("immutableReferences", ())
+        ),
     )
