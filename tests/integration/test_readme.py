@@ -2,8 +2,9 @@
 
 Block 1 (the two set-up commands): command 1 runs as written in a fresh copy of the repository (a
 new venv, `pip install -e .`, `cise demo`); command 2 is this very suite, which CI runs. The
-co-financing walk, a session of its own, is `test_cli_cofinancing_walk`. Every other block runs as
-written in one bash session in a temporary folder, against the `cise chain` it starts,
+co-financing walk, a session of its own, is `test_cli_cofinancing_walk`; the real-network path
+(keystore accounts on a permissioned chain) is `test_permissioned_network`. Every other block runs
+as written in one bash session in a temporary folder, against the `cise chain` it starts,
 with `set -euo pipefail`: a command that fails fails the test. Each block's output is then checked for
 what the README's text says the block does. Background services the blocks start must still be
 alive at the end (no command may stop another), and each must exit 0 on SIGTERM.
@@ -35,6 +36,9 @@ MARK = "@@ README block {} @@"
 # the co-financing walk is a session of its own (it starts and stops its own chain): its test is
 # tests/integration/test_cli_cofinancing_walk.py; every other block runs here, in one session
 WALK = "cise finance create"
+# the real-network path (keystore accounts on a permissioned chain) is a session of its own too:
+# tests/integration/test_permissioned_network.py runs it on anvil in that configuration
+REAL = "cise network deploy"
 
 
 def readme_blocks() -> list[str]:
@@ -44,8 +48,9 @@ def readme_blocks() -> list[str]:
 
 
 def tour_blocks() -> list[str]:
-    """The blocks after the set-up one that run in one session (all but the co-financing walk)."""
-    return [block for block in readme_blocks()[1:] if WALK not in block]
+    """The blocks after the set-up one that run in one session (all but the co-financing walk and
+    the real-network path)."""
+    return [b for b in readme_blocks()[1:] if WALK not in b and REAL not in b]
 
 
 def test_setup_commands_are_the_two_of_the_brief() -> None:
