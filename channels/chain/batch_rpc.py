@@ -6,7 +6,7 @@ send: ~5 round trips an update, each of which also waits for the GIL behind the 
 threads. `ChainBatch.for_connection` gives one object with four bulk operations:
 
 - `prepare(sender, to, datas)`: the sender's next nonce (pending included), the fees (as
-  `Connection` picks them: 2 x base fee + tip, or the gas price) and an eth_call of each `datas`
+  `Connection` picks them, `pick_fees`) and an eth_call of each `datas`
   on the latest block, in one request: each result is the returned bytes or the exception
   (`is_revert` and `chain_error_from` read it as they read web3's);
 - `send_raw(raws)`: eth_sendRawTransaction of each, in order, in one request: each a hash or the
@@ -38,7 +38,7 @@ from web3 import Web3
 from web3.exceptions import TransactionNotFound
 from web3.types import TxParams
 
-from channels.chain.connection import Connection
+from channels.chain.connection import Connection, pick_fees
 from channels.chain.raw_tx import Fees
 from channels.core.types import to_checksum
 
@@ -122,10 +122,10 @@ class ChainBatch:
         return Web3Batch(connection)
 
     def _fees(self, base_fee: int | None, gas_price: int) -> Fees:
-        if base_fee is None:
-            return Fees(gas_price=gas_price)
-        tip = self.connection.priority_fee
-        return Fees(max_fee=2 * base_fee + tip, max_priority_fee=tip)
+        fees = pick_fees(base_fee, gas_price, self.connection.priority_fee)  # Connection's rule
+        if fees.priority_fee is None:
+            return Fees(gas_price=fees.price)
+        return Fees(max_fee=fees.price, max_priority_fee=fees.priority_fee)
 
     def prepare(
         self, sender: bytes, to: bytes, datas: Sequence[bytes]

@@ -71,6 +71,18 @@ class Fees:
     priority_fee: int | None = None
 
 
+def pick_fees(base_fee: int | None, gas_price: int, priority_fee: int) -> Fees:
+    """The fees to send with, from the latest block's base fee (None: a legacy chain) and the
+    node's eth_gasPrice: legacy pays the gas price; EIP-1559 pays up to 2 x base fee + tip. On a
+    chain with a zero base fee the tip is at most what the node asks (eth_gasPrice), so a
+    free-gas chain (Besu QBFT / GoQuorum: base fee 0, gas price 0) gets zero fees and an account
+    holding no ether can send."""
+    if base_fee is None:
+        return Fees(gas_price, None)
+    tip = min(priority_fee, gas_price) if base_fee == 0 else priority_fee
+    return Fees(2 * base_fee + tip, tip)
+
+
 class NonceTakenError(Exception):
     """The node already holds (or mined) another transaction of the account at this nonce."""
 
@@ -517,11 +529,16 @@ class Connection:
             time.sleep(RECEIPT_POLL)
 
     def _fees(self) -> TxParams:
+        """The fee fields of a transaction sent now: EIP-1559 when the latest block has a base
+        fee, legacy otherwise (`pick_fees`; eth_gasPrice is read only when it matters)."""
         base_fee = self.w3.eth.get_block("latest").get("baseFeePerGas")
-        if base_fee is None:
-            return {"gasPrice": self.w3.eth.gas_price}
-        tip = self.priority_fee
-        return {"maxFeePerGas": Wei(2 * int(base_fee) + tip), "maxPriorityFeePerGas": Wei(tip)}
+        gas_price = 0
+        if base_fee is None or int(base_fee) == 0:
+            gas_price = int(self.w3.eth.gas_price)
+        fees = pick_fees(None if base_fee is None else int(base_fee), gas_price, self.priority_fee)
+        if fees.priority_fee is None:
+            return {"gasPrice": Wei(fees.price)}
+        return {"maxFeePerGas": Wei(fees.price), "maxPriorityFeePerGas": Wei(fees.priority_fee)}
 
     def _replay_failure(
         self, params: TxParams, abi: ContractAbi, function: str, tx_hash: bytes, gas_used: int

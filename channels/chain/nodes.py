@@ -185,12 +185,23 @@ def open_anvil(
     timeout: float = START_TIMEOUT,
     port: int | None = None,
     block_time: int | None = None,
+    gas_price: int | None = None,
+    base_fee: int | None = None,
+    balance: int = DEV_BALANCE_ETH,
 ) -> Iterator[LocalNode]:
     """Run `anvil` (history pruned so it writes nothing to the home folder).
 
-    Mines a block per transaction, plus one every `block_time` seconds when given (so that
-    challenge periods pass for processes that do not mine themselves).
+    Without `block_time` it mines a block per transaction (automine); with it, only one block
+    every `block_time` seconds (interval mining, no automine: a sent transaction waits for the
+    next block, as on a Besu QBFT or GoQuorum network). `gas_price` / `base_fee` (wei) set the
+    node's gas price and base fee; `gas_price=0, base_fee=0` is the "free gas" profile of a
+    permissioned chain (no minimum tip either). `balance`: ether of each dev account.
     """
+    if block_time is not None and block_time < 1:
+        raise ValueError(f"block_time must be >= 1 second, got {block_time}")
+    if (gas_price is not None and gas_price < 0) or (base_fee is not None and base_fee < 0):
+        raise ValueError("gas_price and base_fee must not be negative")
+    free_gas = gas_price == 0 or base_fee == 0
     port = port or free_port()
     argv = [
         str(node_binary("anvil")),
@@ -200,9 +211,12 @@ def open_anvil(
         "--silent",
         "--mnemonic", DEV_MNEMONIC,
         "--accounts", str(accounts),
-        "--balance", str(DEV_BALANCE_ETH),
+        "--balance", str(balance),
         "--chain-id", str(chain_id),
         *(["--block-time", str(block_time)] if block_time else []),
+        *(["--gas-price", str(gas_price)] if gas_price is not None else []),
+        *(["--base-fee", str(base_fee)] if base_fee is not None else []),
+        *(["--disable-min-priority-fee"] if free_gas else []),
     ]  # fmt: skip
     with run_node("anvil", argv, port, timeout, dev_private_keys(accounts)) as node:
         yield node
@@ -210,20 +224,33 @@ def open_anvil(
 
 @contextmanager
 def open_ganache(
-    accounts: int = DEV_ACCOUNTS, chain_id: int = 1337, timeout: float = START_TIMEOUT
+    accounts: int = DEV_ACCOUNTS,
+    chain_id: int = 1337,
+    timeout: float = START_TIMEOUT,
+    block_time: int | None = None,
+    gas_price: int | None = None,
+    hardfork: str = "shanghai",
 ) -> Iterator[LocalNode]:
-    """Run `ganache` (shanghai, instamine, quiet)."""
+    """Run `ganache` (shanghai, quiet; instamine unless `block_time` seconds are given).
+
+    `gas_price` (wei) is its default gas price. Ganache has no base-fee option: on shanghai the
+    base fee starts at 1 gwei and only decays with empty blocks, so it has no free-gas profile;
+    on a pre-London `hardfork` (legacy transactions, `gas_price=0`) gas is free, but the CISE
+    contracts (compiled for shanghai, PUSH0) do not run there.
+    """
     port = free_port()
     argv = [
         str(node_binary("ganache")),
         "--server.host", HOST,
         "--server.port", str(port),
-        "--chain.hardfork", "shanghai",
+        "--chain.hardfork", hardfork,
         "--chain.chainId", str(chain_id),
         "--wallet.mnemonic", DEV_MNEMONIC,
         "--wallet.totalAccounts", str(accounts),
         "--wallet.defaultBalance", str(DEV_BALANCE_ETH),
         "--logging.quiet",
+        *(["--miner.blockTime", str(block_time)] if block_time else []),
+        *(["--miner.defaultGasPrice", str(gas_price)] if gas_price is not None else []),
     ]  # fmt: skip
     node = shutil.which("node")
     if node is None:

@@ -761,7 +761,19 @@ class TransactionManager:
         if isinstance(failure, UnderpricedError):  # the base fee jumped: double, same nonce
             current = await self._rpc(self.connection.current_fees)
             fees = bumped(job.fees or current, current, 2, 1)
-            if fees is not None and job.nonce is not None:
+            if fees is None:  # a free-gas chain refusing zero fees: no bump can help (once)
+                text = f"{type(failure).__name__}: {failure}"
+                if text != job.send_error:
+                    job.send_error = text
+                    log.error(
+                        "%s (%s): the node refused zero fees on a chain whose gas price and base"
+                        " fee are 0 (%s): is its minimum gas price set to 0? sending it again",
+                        job.kind,
+                        job.key,
+                        text,
+                    )
+                return
+            if job.nonce is not None:
                 log.warning(
                     "%s (%s): the node refused its fees (%s); signing nonce %d again at %d wei/gas",
                     job.kind,
