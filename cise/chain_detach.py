@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+from cise.chain_cmd import ChainProfile, profile_argv
 from cise.errors import CliError
 from cise.network import NetworkFileError, load_network
 
@@ -65,8 +66,11 @@ def _node_ready(network_file: Path) -> str | None:
     return network.rpc_url if len(code) > 0 else None
 
 
-def start_detached(port: int, network_file: str, settle_timeout: int) -> int:
-    """Start `cise chain` in the background and return once its network is ready."""
+def start_detached(
+    port: int, network_file: str, settle_timeout: int, profile: ChainProfile | None = None
+) -> int:
+    """Start `cise chain` in the background (with `profile`'s options) and return once its
+    network is ready."""
     path = Path(network_file)
     running = _running_chain_pid(path)
     if running is not None:
@@ -82,6 +86,7 @@ def start_detached(port: int, network_file: str, settle_timeout: int) -> int:
         raise CliError(f"--network-file {path}: {exc.strerror}") from None
     argv = [sys.executable, "-m", "cise.main", "chain", "--port", str(port)]
     argv += ["--network-file", str(path), "--settle-timeout", str(settle_timeout)]
+    argv += profile_argv(profile or ChainProfile())
     with log:
         child = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True

@@ -56,6 +56,27 @@ def build_parser() -> argparse.ArgumentParser:
         default=20,
         help="challenge period in blocks (5..1,000,000)",
     )
+    chain.add_argument(
+        "--block-time",
+        type=int,
+        metavar="S",
+        help="mine a block every S seconds (1..60) and none per transaction (permissioned profile)",
+    )
+    chain.add_argument(
+        "--gas-price",
+        type=int,
+        metavar="0",
+        help="0: free gas (gas price and base fee 0; accounts need no ether)",
+    )
+    chain.add_argument(
+        "--accounts", type=int, metavar="N", help="dev accounts (1..100, default 10)"
+    )
+    chain.add_argument(
+        "--founders",
+        type=int,
+        metavar="N",
+        help="only the first N dev accounts (the deployer first) are founding members",
+    )
     chain_mode = chain.add_mutually_exclusive_group()
     chain_mode.add_argument(
         "--detach",
@@ -205,19 +226,24 @@ def main(argv: Sequence[str] | None = None) -> int:
                 serve_seconds=args.serve_seconds,
                 port=args.port,
             )
-        if args.command == "chain" and (args.detach or args.stop):
+        if args.command == "chain":
             from cise import chain_detach
+            from cise.chain_cmd import ChainProfile, run_chain
 
             if args.stop:
                 return chain_detach.stop_detached(args.network_file)
-            return chain_detach.start_detached(args.port, args.network_file, args.settle_timeout)
-        if args.command == "chain":
-            from cise.chain_cmd import run_chain
-
+            profile = ChainProfile.from_options(
+                args.block_time, args.gas_price, args.accounts, args.founders
+            )
+            if args.detach:
+                return chain_detach.start_detached(
+                    args.port, args.network_file, args.settle_timeout, profile
+                )
             return run_chain(
                 port=args.port,
                 network_file=args.network_file,
                 settle_timeout=args.settle_timeout,
+                profile=profile,
             )
         if args.command == "channel":
             from cise import channel_cmd
