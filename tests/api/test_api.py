@@ -33,6 +33,9 @@ from cise.demo_bundles import (
 )
 from tests.api.conftest import Served, serving
 
+# One worker builds the demo day that `served` serves (a session fixture), not each worker.
+pytestmark = pytest.mark.xdist_group("api-served")
+
 NOT_A_MEMBER = keccak(b"cise api test: not a member")
 
 

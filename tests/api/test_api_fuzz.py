@@ -20,6 +20,9 @@ from api.openapi import openapi_document
 from cise.demo_bundles import POOL_MACHINE, asset_id_of
 from tests.api.conftest import Served
 
+# One worker builds the demo day that `served` serves (a session fixture), not each worker.
+pytestmark = pytest.mark.xdist_group("api-served")
+
 MAX_EXAMPLES = 10
 _PATHS = openapi_document()["paths"]
 OPERATIONS = [(method.upper(), path) for path, item in _PATHS.items() for method in item]

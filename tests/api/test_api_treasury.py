@@ -4,12 +4,16 @@ says them; the OpenAPI document describes both."""
 
 from __future__ import annotations
 
+import pytest
 from eth_account import Account
 
 from channels.chain.client import Web3ChainClient
 from channels.chain.governance import GovernanceClient
 from channels.core.types import to_checksum
 from tests.api.conftest import Served
+
+# One worker builds the demo day that `served` serves (a session fixture), not each worker.
+pytestmark = pytest.mark.xdist_group("api-served")
 
 
 def test_network_shows_the_treasury(served: Served) -> None:

@@ -25,6 +25,9 @@ from channels.core.types import to_checksum
 from cise.demo_bundles import MACHINES, POOL_MACHINE, asset_id_of
 from cise.money import euro
 
+# One worker builds the demo day that `served` serves (a session fixture), not each worker.
+pytestmark = pytest.mark.xdist_group("api-served")
+
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
 
