@@ -42,6 +42,7 @@ from channels.party import Outgoing, Party, read_party_state
 from channels.signer import LocalSigner
 from channels.store import StoreError
 from channels.wire import WireError
+from cise import network as network_file
 from cise.arguments import positive_int
 from cise.errors import CliError
 from cise.money import UNITS_PER_EURO
@@ -93,18 +94,9 @@ def add_parser(sub: Any) -> None:
 
 
 def connect(network: Network) -> Connection:
-    """A connection to the network file's node, checked to run the file's chain."""
-    try:
-        connection = Connection.from_url(network.rpc_url, network.dev_keys)
-        chain_id = connection.chain_id
-    except Exception as exc:  # web3/requests raise many kinds; all mean "no usable node"
-        raise CliError(f"cannot reach the node at {network.rpc_url}: {exc}") from None
-    if chain_id != network.deployment.chain_id:
-        raise CliError(
-            f"the node at {network.rpc_url} runs chain {chain_id}, "
-            f"the network file says {network.deployment.chain_id}"
-        )
-    return connection
+    """A connection to the network file's node, checked to run the file's chain and contracts
+    (`cise.network.connect`; kept here because other commands import it from here)."""
+    return network_file.connect(network)
 
 
 def open_account(

@@ -25,7 +25,6 @@ from typing import Any
 
 from eth_account import Account
 
-from channels.chain.connection import Connection
 from channels.chain.deploy import Document
 from channels.chain.documents import CODE_OF_CONDUCT_HASH, document_hash, read_document
 from channels.chain.errors import ChainError
@@ -49,7 +48,7 @@ from cise.arguments import address_argument, positive_int
 from cise.channel_cmd import parse_amount
 from cise.errors import CliError
 from cise.money import euro
-from cise.network import Network, NetworkFileError, load_network
+from cise.network import Network, NetworkFileError, connect, load_network
 
 WAIT_POLL = 1.0  # seconds between looks at the chain while --wait runs
 
@@ -203,17 +202,7 @@ def open_governance(args: argparse.Namespace, acting: bool) -> GovernanceClient:
     account = None
     if acting or network.dev_keys:
         account = Account.from_key(_key(network, args.account))
-    try:
-        connection = Connection.from_url(network.rpc_url, network.dev_keys)
-        chain_id = connection.chain_id
-    except Exception as exc:  # web3/requests raise many kinds; all mean "no usable node"
-        raise CliError(f"cannot reach the node at {network.rpc_url}: {exc}") from None
-    if chain_id != deployment.chain_id:
-        raise CliError(
-            f"the node at {network.rpc_url} runs chain {chain_id}, "
-            f"the network file says {deployment.chain_id}"
-        )
-    return GovernanceClient(connection, deployment, account)
+    return GovernanceClient(connect(network), deployment, account)
 
 
 def _key(network: Network, index: int) -> bytes:

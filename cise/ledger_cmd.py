@@ -85,6 +85,7 @@ from cise.ledger_print import (
 )
 from cise.money import euro
 from cise.network import NetworkFileError, load_network
+from cise.network import connect as checked_connection
 
 DEFAULT_NETWORK_FILE = ".cise/network.json"
 # Reads need an account on the client but never send anything: a fixed throwaway key.
@@ -262,20 +263,14 @@ def _network(path: Path) -> tuple[str, Deployment, tuple[bytes, ...]]:
 
 def connect(network_file: Path) -> ChainView:
     """The chain of a network file (as `cise channel` connects: node reachable, same chain id)."""
-    rpc_url, deployment, _ = _network(network_file)
+    try:
+        network = load_network(network_file)
+    except NetworkFileError as exc:
+        raise CliError(str(exc)) from None
+    deployment = network.deployment
     if deployment.asset_registry is None:
         raise CliError(f"the network file {network_file} names no asset registry")
-    try:
-        connection = Connection.from_url(rpc_url)
-        chain_id = connection.chain_id
-    except Exception as exc:  # web3/requests raise many kinds; all mean "no usable node"
-        raise CliError(f"cannot reach the node at {rpc_url}: {exc}") from None
-    if chain_id != deployment.chain_id:
-        raise CliError(
-            f"the node at {rpc_url} runs chain {chain_id}, the network file says "
-            f"{deployment.chain_id}"
-        )
-    return ChainView.of(connection, deployment)
+    return ChainView.of(checked_connection(network), deployment)
 
 
 # ---------------------------------------------------------------------------------------------
