@@ -24,7 +24,7 @@ from eth_account import Account
 
 from channels.core.types import Address, parse_address, to_checksum
 from cise.errors import CliError
-from cise.keystore import Keystore, KeystoreError, default_directory, is_address
+from cise.keystore import NAME_PATTERN, Keystore, KeystoreError, default_directory, is_address
 from cise.network import Network
 
 PASSWORD_ENV: Final = "CISE_PASSWORD"
@@ -50,10 +50,25 @@ def add_account_arguments(
     target = parser if group is None else group
     default = "" if default_index is None else f" (default on a dev network: {default_index})"
     target.add_argument(
-        "--account", default=None, metavar="NAME|ADDRESS|INDEX", help=help + default
+        "--account",
+        type=account_argument,
+        default=None,
+        metavar="NAME|ADDRESS|INDEX",
+        help=help + default,
     )
     add_password_argument(parser)
     parser.set_defaults(account_default_index=default_index)
+
+
+def account_argument(text: str) -> str:
+    """An `--account` value as written: a dev index, a 0x address or an account name (whether
+    it names anything is looked up later, against the network and the keystore)."""
+    text = text.strip()
+    if _INDEX.fullmatch(text) or is_address(text) or NAME_PATTERN.fullmatch(text):
+        return text
+    raise argparse.ArgumentTypeError(
+        f"not an account name, 0x address or dev account index: {text!r}"
+    )
 
 
 def add_password_argument(parser: argparse.ArgumentParser, what: str = "the account's") -> None:

@@ -1,7 +1,7 @@
 """`cise api serve`: the HTTP API and dashboard of a network, on 127.0.0.1 (docs/api.md).
 
 Builds `api.sources.ApiSources` from a network file (the node it names, its contracts), the asset
-ledgers given with `--ledger ID=PATH`, the hub's settlement file (`--hub-account N`:
+ledgers given with `--ledger ID=PATH`, the hub's settlement file (`--hub-account NAME|ADDRESS|INDEX`:
 `<data-dir>/settlement-<hub>.sqlite`, or `--settlement PATH`) and the watchtower files in the
 data folder (`watchtower-*.sqlite`, and any `--tower PATH`), then serves `api.app.create_app`
 until interrupted, printing `api listening on http://127.0.0.1:PORT` first.
@@ -24,8 +24,7 @@ from api.app import create_app
 from api.server import serve
 from api.sources import ApiSources
 from channels.codec.keccak import keccak
-from channels.core.types import Address
-from channels.signer import LocalSigner
+from cise.accounts import account_address, account_argument
 from cise.channel_cmd import connect
 from cise.errors import CliError
 from cise.lifecycle import run_until_stopped
@@ -50,10 +49,11 @@ def add_parsers(sub: Any) -> None:
     )
     serve_parser.add_argument(
         "--hub-account",
-        type=int,
+        type=account_argument,
         default=None,
-        metavar="N",
-        help="the hub's dev account: its settlement file <data-dir>/settlement-<hub>.sqlite",
+        metavar="NAME|ADDRESS|INDEX",
+        help="the hub's account (a keystore name or an address, or a dev index on a dev "
+        "network; no password needed): its settlement file <data-dir>/settlement-<hub>.sqlite",
     )
     serve_parser.add_argument("--settlement", default=None, help="the hub's settlement file")
     serve_parser.add_argument(
@@ -110,12 +110,7 @@ def build_sources(args: argparse.Namespace) -> ApiSources:
         if not settlement.is_file():
             raise CliError(f"--settlement: no file {settlement}")
     elif args.hub_account is not None:
-        if not 0 <= args.hub_account < len(network.dev_keys):
-            raise CliError(
-                f"--hub-account {args.hub_account}: the network file has dev accounts "
-                f"0..{len(network.dev_keys) - 1}"
-            )
-        hub = Address(LocalSigner(network.dev_keys[args.hub_account]).address)
+        hub = account_address(network, args, option="--hub-account", dest="hub_account")
         settlement = settlement_path(data_dir, hub)
     towers = [Path(t) for t in args.tower]
     for tower in towers:

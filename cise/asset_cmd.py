@@ -82,6 +82,7 @@ from channels.input_limits import MAX_JSON_BYTES, InputError, check_json, load_j
 from channels.service import NodeService, run_on_chain
 from channels.signer import LocalSigner
 from cise import asset_split_cmd
+from cise.accounts import add_account_arguments
 from cise.arguments import address_argument, positive_int
 from cise.asset_status import add_status_parser, asset_status, unpaid_lines
 from cise.channel_cmd import open_account, parse_amount
@@ -185,7 +186,7 @@ def _add_lifecycle_parsers(ops: Any) -> None:
 
 def _common(parser: argparse.ArgumentParser, default_account: int) -> None:
     parser.add_argument("--network", default=".cise/network.json", help="network file")
-    parser.add_argument("--account", type=int, default=default_account, help="dev account index")
+    add_account_arguments(parser, default_account)
     parser.add_argument("--data-dir", default=".cise", help="where this account's files live")
 
 

@@ -43,6 +43,7 @@ from channels.signer import LocalSigner
 from channels.store import StoreError
 from channels.wire import WireError
 from cise import network as network_file
+from cise.accounts import account_key, add_account_arguments
 from cise.arguments import positive_int
 from cise.errors import CliError
 from cise.money import UNITS_PER_EURO
@@ -66,7 +67,7 @@ def parse_amount(text: str) -> int:
 def add_parser(sub: Any) -> None:
     channel = sub.add_parser("channel", help="channel operations of one party")
     channel.add_argument("--network", default=".cise/network.json", help="network file")
-    channel.add_argument("--account", type=int, default=1, help="dev account index (default 1)")
+    add_account_arguments(channel, 1)
     channel.add_argument("--data-dir", default=".cise", help="where this party's log lives")
     ops = channel.add_subparsers(dest="op", required=True, metavar="OP")
     op = ops.add_parser("open", help="open a channel with a deposit (ERC20 from your wallet)")
@@ -109,11 +110,7 @@ def open_account(
         network = load_network(Path(args.network))
     except NetworkFileError as exc:
         raise CliError(str(exc)) from None
-    if not 0 <= args.account < len(network.dev_keys):
-        raise CliError(
-            f"--account {args.account}: the network file has dev accounts 0..{len(network.dev_keys) - 1}"
-        )
-    key = network.dev_keys[args.account]
+    key = account_key(network, args)
     connection = connect(network)
     client = Web3ChainClient.from_key(connection, network.deployment, key)
     data_dir = Path(args.data_dir)

@@ -25,6 +25,7 @@ from channels.chain.assets import AssetRegistryClient
 from channels.chain.errors import ChainError
 from channels.chain.financing import FinancingPoolClient, PoolTerms
 from channels.core.types import Address, to_checksum
+from cise.accounts import add_account_arguments
 from cise.arguments import address_argument, positive_int
 from cise.asset_split_cmd import Proposal, write_proposal
 from cise.channel_cmd import open_account, parse_amount
@@ -79,7 +80,7 @@ def add_parsers(sub: Any) -> None:
 
 def _common(parser: argparse.ArgumentParser, default_account: int) -> None:
     parser.add_argument("--network", default=".cise/network.json", help="network file")
-    parser.add_argument("--account", type=int, default=default_account, help="dev account index")
+    add_account_arguments(parser, default_account)
     parser.add_argument("--data-dir", default=".cise", help="this account's data folder")
 
 

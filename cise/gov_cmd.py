@@ -44,11 +44,12 @@ from channels.chain.governance import (
 )
 from channels.core.types import to_checksum
 from channels.input_limits import InputError
+from cise.accounts import account_key, add_account_arguments
 from cise.arguments import address_argument, positive_int
 from cise.channel_cmd import parse_amount
 from cise.errors import CliError
 from cise.money import euro
-from cise.network import Network, NetworkFileError, connect, load_network
+from cise.network import NetworkFileError, connect, load_network
 
 WAIT_POLL = 1.0  # seconds between looks at the chain while --wait runs
 
@@ -59,9 +60,7 @@ WAIT_POLL = 1.0  # seconds between looks at the chain while --wait runs
 def add_common(parser: argparse.ArgumentParser, default_account: int = 0) -> None:
     """--network and --account, as the other commands take them."""
     parser.add_argument("--network", default=".cise/network.json", help="network file")
-    parser.add_argument(
-        "--account", type=int, default=default_account, help="dev account index (default 0)"
-    )
+    add_account_arguments(parser, default_account)
 
 
 def add_parsers(sub: Any) -> None:
@@ -199,18 +198,8 @@ def open_governance(args: argparse.Namespace, acting: bool) -> GovernanceClient:
             f"the network in {args.network} has no governance contracts "
             "(it was deployed before them: start a new one with `cise chain`)"
         )
-    account = None
-    if acting or network.dev_keys:
-        account = Account.from_key(_key(network, args.account))
+    account = Account.from_key(account_key(network, args)) if acting else None
     return GovernanceClient(connect(network), deployment, account)
-
-
-def _key(network: Network, index: int) -> bytes:
-    if not 0 <= index < len(network.dev_keys):
-        raise CliError(
-            f"--account {index}: the network file has dev accounts 0..{len(network.dev_keys) - 1}"
-        )
-    return network.dev_keys[index]
 
 
 def resolve_proposal(client: GovernanceClient, reference: str) -> ProposalRecord:

@@ -39,6 +39,7 @@ from channels.records import core_record_codec
 from channels.service import CONFIRMATION_FLUSH, NodeService, restore_chain_node, run_on_chain
 from channels.signer import LocalSigner
 from channels.store import SqliteStore, StoreError
+from cise.accounts import add_account_arguments
 from cise.api_cmd import parse_ledger
 from cise.arguments import address_argument, positive_int
 from cise.channel_cmd import open_account, parse_amount
@@ -122,7 +123,7 @@ def add_parsers(sub: Any) -> None:
 
 def _common(parser: argparse.ArgumentParser, default_account: int) -> None:
     parser.add_argument("--network", default=".cise/network.json", help="network file")
-    parser.add_argument("--account", type=int, default=default_account, help="dev account index")
+    add_account_arguments(parser, default_account)
     parser.add_argument("--data-dir", default=".cise", help="where this account's log lives")
 
 

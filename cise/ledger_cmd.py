@@ -68,6 +68,7 @@ from channels.core.types import Address, to_checksum
 from channels.input_limits import InputError, read_json_file
 from channels.records import InvoiceRecord, ReceiptRecord
 from channels.signer import LocalSigner
+from cise.accounts import ACCOUNT_HELP, account_key, add_account_arguments
 from cise.arguments import address_argument
 from cise.errors import CliError
 from cise.ledger_files import LedgerFile, read_invoices, read_ledger, read_receipts_checked
@@ -536,7 +537,9 @@ def add_parsers(sub: Any) -> None:
     statement.add_argument("--from", dest="from_time", required=True, help="ISO 8601 or unix")
     statement.add_argument("--to", dest="to_time", required=True, help="ISO 8601 or unix (excl.)")
     signer = statement.add_mutually_exclusive_group(required=True)
-    signer.add_argument("--account", type=int, help="the agent's dev account index")
+    add_account_arguments(
+        statement, None, group=signer, help="the agent's account: " + ACCOUNT_HELP
+    )
     signer.add_argument("--key-file", type=Path, help="a file with the agent's private key (hex)")
     statement.add_argument("--out", required=True, type=Path, metavar="FILE")
     statement.add_argument("--force", action="store_true", help="replace an existing --out")
@@ -650,13 +653,11 @@ def _run_statement(
     if args.key_file is not None:
         key = read_key_file(args.key_file)
     else:
-        _, _, dev_keys = _network(args.network)
-        if not 0 <= args.account < len(dev_keys):
-            raise CliError(
-                f"--account {args.account}: the network file has dev accounts "
-                f"0..{len(dev_keys) - 1}"
-            )
-        key = dev_keys[args.account]
+        try:
+            network = load_network(args.network)
+        except NetworkFileError as exc:
+            raise CliError(str(exc)) from None
+        key = account_key(network, args)
     try:
         LocalSigner(key)
     except ValueError as exc:

@@ -24,6 +24,7 @@ from rich.table import Table
 from channels.chain.client import Web3ChainClient
 from channels.chain.governance import GovernanceClient
 from channels.core.types import Address, to_checksum
+from cise.accounts import ACCOUNT_HELP, add_account_arguments
 from cise.arguments import positive_int
 from cise.channel_cmd import open_account, parse_amount
 from cise.errors import CliError
@@ -51,7 +52,7 @@ def add_parsers(sub: Any) -> None:
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--network", default=".cise/network.json", help="network file")
-    parser.add_argument("--account", type=int, default=0, help="the hub's dev account index")
+    add_account_arguments(parser, 0, help="the hub's account: " + ACCOUNT_HELP)
     parser.add_argument("--data-dir", default=".cise", help="the hub's data folder")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 

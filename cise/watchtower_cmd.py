@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import trio
-from eth_account import Account
 
 from channels.chain.txmanager import DEFAULT_STALL_BLOCKS
 from channels.core.types import Address, BlockNumber, parse_address, to_checksum
@@ -35,6 +34,7 @@ from channels.service import read_chain_node
 from channels.signer import LocalSigner
 from channels.store import SqliteStore, StoreError
 from channels.transport import TransportError
+from cise.accounts import account_address, add_account_arguments
 from cise.arguments import positive_int
 from cise.channel_cmd import open_account, parse_amount
 from cise.errors import CliError
@@ -136,7 +136,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
 
 def _common(parser: argparse.ArgumentParser, default_account: int = 3) -> None:
     parser.add_argument("--network", default=".cise/network.json", help="network file")
-    parser.add_argument("--account", type=int, default=default_account, help="dev account index")
+    add_account_arguments(parser, default_account)
     parser.add_argument("--data-dir", default=".cise", help="where this account's files live")
 
 
@@ -210,16 +210,12 @@ async def _serve_tower(tower: Watchtower, port: int) -> None:
 
 
 def _address_of(args: argparse.Namespace) -> Address:
-    """The account's address from the network file's dev key (no node needed)."""
+    """The account's address (no node, no password needed)."""
     try:
         network = load_network(Path(args.network))
     except NetworkFileError as exc:
         raise CliError(str(exc)) from None
-    if not 0 <= args.account < len(network.dev_keys):
-        raise CliError(
-            f"--account {args.account}: the network file has dev accounts 0..{len(network.dev_keys) - 1}"
-        )
-    return Address(bytes.fromhex(Account.from_key(network.dev_keys[args.account]).address[2:]))
+    return account_address(network, args)
 
 
 def _status_from_file(args: argparse.Namespace) -> int:

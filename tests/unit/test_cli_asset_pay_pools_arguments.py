@@ -88,7 +88,7 @@ def test_bad_arguments_are_clear_errors(
     [
         (["--up-to-seq", "0"], "--up-to-seq: must be positive: '0'"),
         (["--up-to-seq", "x"], "--up-to-seq: not an integer: 'x'"),
-        (["--account", "one"], "--account: invalid int value"),
+        (["--account", "b@d"], "--account: not an account name, 0x address or dev account"),
     ],
 )
 def test_malformed_options_are_refused_by_the_parser(
