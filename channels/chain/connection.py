@@ -37,7 +37,8 @@ from channels.core.types import BlockNumber, to_checksum
 RECEIPT_TIMEOUT = 60.0
 RECEIPT_POLL = 0.01
 GAS_MARGIN_NUM, GAS_MARGIN_DEN = 5, 4  # send with estimate x 1.25: the state may move a little
-DEFAULT_PRIORITY_FEE = 10**9  # 1 gwei tip on EIP-1559 chains
+DEFAULT_PRIORITY_FEE = 10**9  # 1 gwei tip on EIP-1559 chains (less when the node asks less)
+SEND_ATTEMPTS = 3  # `send` signs again on a nonce another sender of the key took meanwhile
 # how nodes say a raw transaction's nonce is already used (geth, anvil, besu, nethermind)
 _NONCE_TAKEN = ("nonce too low", "nonce is too low", "nonce has already been used", "oldnonce")
 _PY_EVM_NONCE = re.compile(r"invalid transaction nonce: expected (\d+), but got (\d+)")
@@ -332,23 +333,33 @@ class Connection:
         if gas is None:
             gas = self.estimate_with_margin(sender, to, data, abi, function, value)
         params["gas"] = gas
-        params.update(self._fees())
-        with self._nonce_lock:
-            nonce = max(
-                self._next_nonce.get(sender, 0),
-                self.w3.eth.get_transaction_count(sender, "pending"),
-            )
-            params["nonce"] = Nonce(nonce)
-            raw = account.sign_transaction(cast(Any, params)).raw_transaction
-            try:
-                tx_hash = bytes(self.w3.eth.send_raw_transaction(raw))
-            except Exception as exc:
-                self._next_nonce.pop(sender, None)
-                if is_revert(exc):
-                    raise chain_error_from(exc, abi, function) from exc
-                raise
-            self._next_nonce[sender] = nonce + 1
-        return SentTransaction(tx_hash, params, abi, function)
+        for attempt in range(1, SEND_ATTEMPTS + 1):
+            params.update(self._fees())
+            with self._nonce_lock:
+                nonce = max(
+                    self._next_nonce.get(sender, 0),
+                    self.w3.eth.get_transaction_count(sender, "pending"),
+                )
+                params["nonce"] = Nonce(nonce)
+                raw = account.sign_transaction(cast(Any, params)).raw_transaction
+                try:
+                    tx_hash = bytes(self.w3.eth.send_raw_transaction(raw))
+                except Exception as exc:
+                    self._next_nonce.pop(sender, None)
+                    if is_revert(exc):
+                        raise chain_error_from(exc, abi, function) from exc
+                    failure = send_failure(exc, abi, function)
+                    # Another sender of this key (another tool, another process) took the nonce
+                    # between our read and our send: this one was refused, so nothing of ours is
+                    # out; sign again on the node's new pending count (and fees).
+                    if isinstance(failure, NonceTakenError | UnderpricedError):
+                        if attempt < SEND_ATTEMPTS:
+                            continue
+                        raise failure from exc
+                    raise
+                self._next_nonce[sender] = nonce + 1
+            return SentTransaction(tx_hash, params, abi, function)
+        raise AssertionError("unreachable")
 
     # -------------------------------------------- the parts a transaction manager drives itself
 

@@ -761,15 +761,17 @@ class TransactionManager:
         if isinstance(failure, UnderpricedError):  # the base fee jumped: double, same nonce
             current = await self._rpc(self.connection.current_fees)
             fees = bumped(job.fees or current, current, 2, 1)
-            if fees is None:  # a free-gas chain refusing zero fees: no bump can help (once)
+            if fees is None:  # free gas: no bump can help; the same bytes again (said once)
                 text = f"{type(failure).__name__}: {failure}"
                 if text != job.send_error:
                     job.send_error = text
-                    log.error(
-                        "%s (%s): the node refused zero fees on a chain whose gas price and base"
-                        " fee are 0 (%s): is its minimum gas price set to 0? sending it again",
+                    log.warning(
+                        "%s (%s): the node refused nonce %s at zero fees on a free-gas chain (%s):"
+                        " another transaction of the account holds it (the look-up will tell),"
+                        " or the node's minimum gas price is above 0; sending it again",
                         job.kind,
                         job.key,
+                        job.nonce,
                         text,
                     )
                 return
