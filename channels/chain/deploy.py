@@ -155,9 +155,11 @@ def deploy(
     token: Address | None = None,
     founding_members: Mapping[Address, int] | None = None,
     settings: GovernanceSettings | None = None,
+    token_name: str = TOKEN_NAME,
 ) -> Deployment:
-    """Deploy a network: a Token (unless `token` is given; the deployer becomes its minter) and the
-    governed set, with `founding_members` (address -> roles; default: `dev_founders`) admitted.
+    """Deploy a network: a Token called `token_name` (unless `token` is given; the deployer becomes
+    its minter) and the governed set, with `founding_members` (address -> roles; default:
+    `dev_founders`) admitted.
 
     Order (one creation each, nothing else): manager, timelock, parameters, membership, governor,
     registry, pool factory (the registry is told the factory's address), treasury. The manager keeps the
@@ -170,7 +172,7 @@ def deploy(
     )
     if token is None:
         token_receipt = deploy_contract(
-            connection, deployer, load_artifact("Token"), TOKEN_NAME, TOKEN_SYMBOL, deployer.address
+            connection, deployer, load_artifact("Token"), token_name, TOKEN_SYMBOL, deployer.address
         )
         assert token_receipt.contract_address is not None
         token = Address(token_receipt.contract_address)
