@@ -175,7 +175,7 @@ def _chosen(network: Network, args: argparse.Namespace, option: str, dest: str) 
     if text is not None:
         return option, str(text).strip()
     default = getattr(args, f"{dest}_default_index", None)
-    where = getattr(args, "network", None) or "the network file"
+    where = _file_of(network, args)
     if not network.dev:
         raise CliError(
             f"{option} is required: {where} is not a dev network (its file holds no dev keys): "
@@ -191,7 +191,7 @@ def _dev_index(network: Network, args: argparse.Namespace, option: str, text: st
     that this network cannot take."""
     if not _INDEX.fullmatch(text):
         return None
-    where = getattr(args, "network", None) or "the network file"
+    where = _file_of(network, args)
     if not network.dev:
         raise CliError(
             f"{option} {text}: {where} is not a dev network (its file holds no dev keys): "
@@ -203,6 +203,11 @@ def _dev_index(network: Network, args: argparse.Namespace, option: str, text: st
             f"{option} {text}: the network file has dev accounts 0..{len(network.dev_keys) - 1}"
         )
     return index
+
+
+def _file_of(network: Network, args: argparse.Namespace) -> str:
+    """The network file as the user named it (else as it was read)."""
+    return str(getattr(args, "network", None) or network.path or "the network file")
 
 
 def _dev_key_of(network: Network, address_text: str) -> bytes | None:
