@@ -23,12 +23,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
 from eth_account import Account
 from hexbytes import HexBytes
 from web3 import Web3
 
 from channels.chain.client import Web3ChainClient, ordered
-from channels.chain.connection import Connection, Fees
+from channels.chain.connection import Connection, Fees, Receipt
 from channels.chain.deploy import ALL_ROLES, deploy
 from channels.chain.nodes import open_anvil, open_ganache, rpc_call
 from channels.codec.eip712 import cooperative_close_digest
@@ -36,7 +37,9 @@ from channels.core.types import Address, ChannelId, to_checksum
 from channels.signer import LocalSigner
 from cise.main import main
 from cise.network import load_network
+from tests.integration.chain_env import make_env
 from tests.integration.test_signals import assert_clean_stop, spawn
+from tests.integration.test_txmanager_anvil import Run, _until
 
 pytestmark = pytest.mark.node
 
@@ -286,3 +289,46 @@ def _no_abi() -> Any:
     from channels.chain.artifacts import load_artifact
 
     return load_artifact("Token").abi
+
+
+@pytest.mark.timeout(120)
+async def test_a_stalled_zero_fee_transaction_goes_out_again_as_the_same_bytes(
+    tmp_path: Path,
+) -> None:
+    """On free gas a replacement cannot pay more: a transaction the node lost from its pool is
+    sent again as the same signed bytes (same hash), not re-signed, and lands once."""
+    with open_anvil(gas_price=0, base_fee=0) as node:
+        env = make_env(Connection.from_url(node.url, node.private_keys), "anvil")
+        assert env.connection.current_fees() == Fees(0, 0)
+        sender = env.alice.client.account.address
+        before = env.connection.account_nonce(sender)
+        rpc_call(node.url, "evm_setAutomine", [False], timeout=5.0)  # blocks only when mined here
+        run = Run(env, tmp_path / "alice.sqlite", stall_blocks=2)
+        (key,) = run.submit(1)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run.service.run_commits)
+            nursery.start_soon(run.manager.run)
+            await _until(lambda: _pooled(node.url, sender) is not None, 30)
+            first = _pooled(node.url, sender)
+            rpc_call(node.url, "anvil_dropAllTransactions", [], timeout=5.0)  # the node lost it
+            with trio.fail_after(60):
+                while run.manager.pending:
+                    rpc_call(node.url, "anvil_mine", ["0x1"], timeout=5.0)
+                    await trio.sleep(0.3)
+            await run.service.commit_now()
+            nursery.cancel_scope.cancel()
+        run.store.close()
+        mined = run.outcomes[key]
+        assert isinstance(mined, Receipt)
+        assert "0x" + mined.transaction_hash.hex() == first  # the same bytes went out again
+        assert run.manager.replacements == 0
+        assert env.connection.account_nonce(sender) == before + 1  # one transaction, not two
+
+
+def _pooled(url: str, sender: str) -> str | None:
+    """The hash of `sender`'s transaction in anvil's pool, if one is there."""
+    content: Any = rpc_call(url, "txpool_content", [], timeout=5.0)
+    by_nonce = {k.lower(): v for k, v in content.get("pending", {}).items()}.get(sender.lower())
+    if not by_nonce:
+        return None
+    return str(next(iter(by_nonce.values()))["hash"])
