@@ -231,12 +231,38 @@ def test_deploy_refuses_a_token_without_code_and_an_existing_file(
     assert deployed.read_text() == before
 
 
+def test_confirmations_that_do_not_come_are_a_bounded_wait_and_lose_nothing(
+    anvil_node: LocalNode, tmp_path: Path
+) -> None:
+    """The session's anvil mines only when sent a transaction: no block comes on top."""
+    out = tmp_path / "net.json"
+    started = time.monotonic()
+    done = _deploy(
+        anvil_node,
+        tmp_path,
+        "--new-token",
+        "Late Euro",
+        "--confirmations",
+        "1",
+        "--confirmations-timeout",
+        "2",
+        "--out",
+        str(out),
+    )
+    assert done.returncode == 2 and "no 1 confirmations within 2 s" in done.stderr
+    assert time.monotonic() - started < 60
+    assert not out.exists()
+    pending = tmp_path / "net.json.unconfirmed"
+    assert str(pending) in done.stderr
+    assert run_cise("network", "check", str(pending)).returncode == 0
+
+
 def test_deploy_with_an_existing_token_and_interval_blocks_waits_for_confirmations(
     tmp_path: Path,
 ) -> None:
-    """No automine (a block a second, free gas): every creation waits for its block, and the
-    file is written only once the last one has 2 blocks on top."""
-    with open_anvil(accounts=2, block_time=1, gas_price=0, base_fee=0) as node:
+    """No automine (a block a second), free gas, accounts without ether: every creation waits for
+    its block, and the file is written only once the last one has 2 blocks on top."""
+    with open_anvil(accounts=2, block_time=1, gas_price=0, base_fee=0, balance=0) as node:
         connection = Connection.from_url(node.url, node.private_keys)
         issuer = Account.from_key(node.private_keys[0])
         created = deploy_contract(
