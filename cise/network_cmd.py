@@ -69,7 +69,9 @@ def add_parsers(sub: Any) -> None:
         help="the deployer: a keystore account (cise account list); it becomes a founder",
     )
     add_password_argument(dep)
-    dep.add_argument("--keystore-dir", default=None, help="keystore folder (else the default)")
+    dep.add_argument(
+        "--keystore-dir", default=None, metavar="DIR", help="keystore folder (else the default)"
+    )
     dep.add_argument(
         "--founders",
         default="",

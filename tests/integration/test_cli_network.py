@@ -229,6 +229,25 @@ def test_deploy_refuses_a_token_without_code_and_an_existing_file(
     done = _deploy(anvil_node, tmp_path, "--new-token", "X", "--out", str(deployed))
     assert done.returncode == 2 and "exists (use --force" in done.stderr
     assert deployed.read_text() == before
+    (tmp_path / "password.txt").write_text("wrong horse\n")
+    done = run_cise(
+        "network",
+        "deploy",
+        "--rpc",
+        anvil_node.url,
+        "--account",
+        "deployer",
+        "--keystore-dir",
+        str(tmp_path / "keystore"),
+        "--password-file",
+        str(tmp_path / "password.txt"),
+        "--new-token",
+        "X",
+        "--out",
+        str(out),
+    )
+    assert done.returncode == 2 and "wrong password for account 'deployer'" in done.stderr
+    assert not out.exists()
 
 
 def test_confirmations_that_do_not_come_are_a_bounded_wait_and_lose_nothing(
