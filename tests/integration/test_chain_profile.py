@@ -327,3 +327,35 @@ def _pooled(url: str, sender: str) -> str | None:
     if not by_nonce:
         return None
     return str(next(iter(by_nonce.values()))["hash"])
+
+
+def test_send_signs_again_when_another_tool_takes_the_nonce_between_read_and_send() -> None:
+    """Another tool sends with the same key right after `Connection.send` read the pending count:
+    the node refuses ours (same nonce, same zero fee), and `send` signs it again on the next
+    nonce; both land, once each."""
+    with open_anvil(accounts=2, gas_price=0, base_fee=0) as node:
+        rpc_call(node.url, "evm_setAutomine", [False], timeout=5.0)  # both wait in the pool
+        connection = Connection.from_url(node.url)
+        account = Account.from_key(node.private_keys[1])
+        before = connection.account_nonce(account.address)
+        eth: Any = connection.w3.eth
+        read = eth.get_transaction_count
+        theirs: list[str] = []
+
+        def read_then_the_other_tool_sends(address: Any, block: Any = "latest") -> int:
+            count = int(read(address, block))
+            if not theirs:  # the other tool, between our read and our send
+                tx = {"to": account.address, "value": 0, "gas": 21_000, "nonce": count,
+                      "chainId": connection.chain_id, "maxFeePerGas": 0,
+                      "maxPriorityFeePerGas": 0}  # fmt: skip
+                raw = account.sign_transaction(tx).raw_transaction
+                theirs.append(str(rpc_call(node.url, "eth_sendRawTransaction", ["0x" + raw.hex()])))
+            return count
+
+        eth.get_transaction_count = read_then_the_other_tool_sends
+        sent = connection.send(account, b"\x11" * 20, b"", _no_abi(), "transfer", gas=30_000)
+        rpc_call(node.url, "anvil_mine", ["0x1"], timeout=5.0)
+        ours = connection.wait(sent)
+        other = connection.w3.eth.get_transaction_receipt(HexBytes(theirs[0]))
+        assert other["status"] == 1 and ours.block_number == int(other["blockNumber"])
+        assert connection.account_nonce(account.address) == before + 2  # both, once each
