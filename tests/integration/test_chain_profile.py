@@ -5,7 +5,9 @@ come every 2 s and never per transaction, gas is free, only the founders are mem
 mints, transfers and reads balances on it, refusing bad input before sending anything; a command
 keeps working while another tool sends with the same key. Then free gas through the real client
 code: an account that never held ether opens, pays and closes a channel on anvil, and sends on
-ganache (which has no zero-base-fee mode, see `test_ganache_free_gas_is_legacy_only`).
+ganache (which has no zero-base-fee mode, see `test_ganache_free_gas_is_legacy_only`). And the
+zero-fee corner cases of sending: a lost transaction goes out again as the same bytes, and a nonce
+another tool takes between our read and our send is followed by a new one.
 """
 
 from __future__ import annotations
