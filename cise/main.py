@@ -277,11 +277,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             from cise import gov_cmd
 
             return gov_cmd.run(args)
-        if args.command in ("account", "network", "token"):
-            from cise import account_cmd, network_cmd, token_cmd
+        if args.command == "account":
+            from cise import account_cmd
 
-            runner = {"account": account_cmd, "network": network_cmd, "token": token_cmd}
-            return runner[args.command].run(args)
+            return account_cmd.run(args)
+        if args.command == "network":
+            from cise import network_cmd
+
+            return network_cmd.run(args)
+        if args.command == "token":
+            from cise import token_cmd
+
+            return token_cmd.run(args)
         if args.command == "member":
             from cise import member_cmd
 

@@ -35,7 +35,8 @@ from channels.chain.nodes import DEV_ACCOUNTS, DEV_MNEMONIC, dev_private_keys
 from channels.core.types import BlockNumber, to_checksum
 
 RECEIPT_TIMEOUT = 60.0
-RECEIPT_POLL = 0.01
+RECEIPT_POLL = 0.01  # first wait between receipt polls: automining dev nodes answer at once
+RECEIPT_POLL_MAX = 0.25  # the wait grows to this: a real node's block takes 1-5 s
 GAS_MARGIN_NUM, GAS_MARGIN_DEN = 5, 4  # send with estimate x 1.25: the state may move a little
 DEFAULT_PRIORITY_FEE = 10**9  # 1 gwei tip on EIP-1559 chains (less when the node asks less)
 SEND_ATTEMPTS = 3  # `send` signs again on a nonce another sender of the key took meanwhile
@@ -526,6 +527,7 @@ class Connection:
     def wait_for_receipt(self, tx_hash: bytes) -> Any:
         """Poll for the receipt (anvil answers with the hash before mining); bounded."""
         deadline = time.monotonic() + self.receipt_timeout
+        pause = RECEIPT_POLL
         while True:
             try:
                 receipt = self.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
@@ -537,7 +539,8 @@ class Connection:
                 raise TimeoutError(
                     f"no receipt for 0x{tx_hash.hex()} within {self.receipt_timeout:.0f} s"
                 )
-            time.sleep(RECEIPT_POLL)
+            time.sleep(pause)
+            pause = min(pause * 1.5, RECEIPT_POLL_MAX)  # ~12 polls a 2-second block, not 200
 
     def _fees(self) -> TxParams:
         """The fee fields of a transaction sent now: EIP-1559 when the latest block has a base
