@@ -1,4 +1,5 @@
-"""`cise network deploy` and `cise network check` as processes, on anvil and ganache.
+"""`cise network deploy` and `cise network check` on anvil and ganache (as processes, except where
+only a file's content differs: those run `cise.main.main` here, to keep the suite short).
 
 A network deployed by a keystore account onto a running chain must check clean; a network file
 whose chain id, addresses or token do not match the chain, a node that does not answer and a node
@@ -27,6 +28,7 @@ from channels.chain.connection import Connection
 from channels.chain.deploy import deploy_contract
 from channels.chain.nodes import LocalNode, free_port, open_anvil
 from channels.core.types import to_checksum
+from cise.main import main
 
 pytestmark = pytest.mark.node
 
@@ -116,18 +118,26 @@ def test_a_deployed_network_checks_clean_and_holds_no_key(
     assert status.returncode == 0, status.stderr
 
 
+def _check_here(path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """`cise network check PATH` in this process (a file's content is not a process matter)."""
+    code = main(["network", "check", str(path)])
+    return code, capsys.readouterr().out
+
+
 def test_a_wrong_chain_id_is_refused_by_check_and_by_every_command(
-    deployed: Path, tmp_path: Path
+    deployed: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     wrong = _variant(deployed, tmp_path, chain_id=5)
-    done = run_cise("network", "check", str(wrong))
-    assert done.returncode == 1
-    assert "runs chain 31337, the network file says 5" in done.stdout
+    code, out = _check_here(wrong, capsys)
+    assert code == 1
+    assert "runs chain 31337, the network file says 5" in out
     status = run_cise("gov", "status", "--network", str(wrong))
     assert status.returncode == 2 and "runs chain 31337" in status.stderr
 
 
-def test_addresses_of_other_contracts_are_wrong_code(deployed: Path, tmp_path: Path) -> None:
+def test_addresses_of_other_contracts_are_wrong_code(
+    deployed: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     raw = json.loads(deployed.read_text())
     swapped = _variant(
         deployed,
@@ -135,19 +145,21 @@ def test_addresses_of_other_contracts_are_wrong_code(deployed: Path, tmp_path: P
         channel_manager=raw["asset_registry"],
         asset_registry=raw["channel_manager"],
     )
-    done = run_cise("network", "check", str(swapped))
-    assert done.returncode == 1
-    lines = [line for line in done.stdout.splitlines() if "wrong code" in line]
+    code, out = _check_here(swapped, capsys)
+    assert code == 1
+    lines = [line for line in out.splitlines() if "wrong code" in line]
     assert {line.split()[0] for line in lines} == {"channel_manager", "asset_registry"}
-    status = run_cise("gov", "status", "--network", str(swapped))
-    assert status.returncode == 2 and "wrong code" in status.stderr
+    assert main(["gov", "status", "--network", str(swapped)]) == 2
+    assert "wrong code" in capsys.readouterr().err
 
 
-def test_a_token_without_code_is_refused(deployed: Path, tmp_path: Path) -> None:
+def test_a_token_without_code_is_refused(
+    deployed: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     nobody = Account.create().address
-    done = run_cise("network", "check", str(_variant(deployed, tmp_path, token=nobody)))
-    assert done.returncode == 1
-    assert f"token at {nobody}: no code at the address" in done.stdout
+    code, out = _check_here(_variant(deployed, tmp_path, token=nobody), capsys)
+    assert code == 1
+    assert f"token at {nobody}: no code at the address" in out
 
 
 def test_a_node_that_does_not_answer_is_a_clear_error(deployed: Path, tmp_path: Path) -> None:
