@@ -124,11 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     api_cmd.add_parsers(sub)
 
-    from cise import account_cmd, network_cmd, token_cmd
+    from cise import account_cmd, meter_cmd, network_cmd, token_cmd
 
     account_cmd.add_parsers(sub)
     network_cmd.add_parsers(sub)
     token_cmd.add_parsers(sub)
+    meter_cmd.add_parsers(sub)
 
     bench = sub.add_parser("bench", help="benchmarks; print one JSON object")
     bench_sub = bench.add_subparsers(dest="bench", required=True, metavar="BENCH")
@@ -289,6 +290,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from cise import token_cmd
 
             return token_cmd.run(args)
+        if args.command == "meter":
+            from cise import meter_cmd
+
+            return meter_cmd.run(args)
         if args.command == "member":
             from cise import member_cmd
 
