@@ -10,6 +10,7 @@ existing file or onto a token that is not one writes nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 import subprocess
@@ -24,11 +25,14 @@ import pytest
 from eth_account import Account
 
 from channels.chain.artifacts import load_artifact
+from channels.chain.code_check import check_deployment
 from channels.chain.connection import Connection
 from channels.chain.deploy import deploy_contract
 from channels.chain.nodes import LocalNode, free_port, open_anvil
 from channels.core.types import to_checksum
 from cise.main import main
+from cise.network import load_network
+from tests.integration.chain_env import ChainEnv
 
 pytestmark = pytest.mark.node
 
@@ -319,3 +323,18 @@ def test_deploy_on_ganache_with_a_new_token(ganache_node: LocalNode, tmp_path: P
     check = run_cise("network", "check", str(out))
     assert check.returncode == 0, check.stdout + check.stderr
     assert json.loads(out.read_text())["chain_id"] == ganache_node.chain_id
+
+
+def test_check_deployment_reads_the_embedded_chain_and_a_node_alike(
+    embedded_chain: ChainEnv, deployed: Path, anvil_node: LocalNode
+) -> None:
+    """`check_deployment` given a Connection: call by call on py-evm, one batch over HTTP."""
+    found = embedded_chain.deployment
+    assert check_deployment(embedded_chain.connection, found) == []
+    swapped = dataclasses.replace(found, treasury=found.membership)
+    assert [m.field for m in check_deployment(embedded_chain.connection, swapped)] == ["treasury"]
+    network = load_network(deployed)
+    connection = Connection.from_url(anvil_node.url)
+    assert check_deployment(connection, network.deployment, network.code_hashes) == []
+    other = dataclasses.replace(network.deployment, chain_id=1)
+    assert [m.field for m in check_deployment(connection, other)] == ["chain_id"]
