@@ -7,7 +7,9 @@ a valid event never reaches the sink; it gets a "rejected" outcome from the sour
 These are trio I/O shells only: they must never price, charge or judge an event beyond
 `decode_event` (that is the sink's job), never use floats for units, never buffer input without a
 bound, never parse JSON that `channels.input_limits` has not checked first (size, UTF-8, nesting), never wait on a peer without a timeout, and the HTTP endpoint must never listen on
-anything but 127.0.0.1 (loopback-only policy: put a reverse proxy in front to reach machines).
+anything but 127.0.0.1 (loopback-only policy: put a reverse proxy in front to reach machines),
+never submit an event or a /service document of a request without a valid token when tokens
+are set (`assets.meter_auth`), and never log a token.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import msgspec
 import trio
 
 from assets.meter import MeterError, MeterEvent, check_event, decode_event
+from assets.meter_auth import AddressSlots, identify
 from channels.input_limits import InputError, InputTooLargeError, check_json, load_json
 
 __all__ = [
@@ -326,7 +329,9 @@ async def serve_http(
     max_body_bytes: int = MAX_BODY_BYTES,
     max_batch_events: int = MAX_BATCH_EVENTS,
     max_connections: int = 128,
+    max_connections_per_address: int = 16,
     posts: Mapping[str, JsonHandler] | None = None,
+    tokens: Mapping[str, bytes] | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve meter events over HTTP/1.1 (keep-alive) on 127.0.0.1:port; never returns.
@@ -342,7 +347,12 @@ async def serve_http(
     404 unknown path, 405 wrong method, 413 body above `max_body_bytes` or too many events, 415 a
     content-type other than JSON (none is taken as JSON), 500 when the sink raises; every error body is
     {"error": message}. A client that takes longer than `timeout_s` to send a request (or to
-    take a response) is dropped, and so is every connection above `max_connections` at once.
+    take a response) is dropped, and so is every connection above `max_connections` at once, or
+    above `max_connections_per_address` from one remote address (answered 503 first; logged at
+    most once per address per minute).
+    With `tokens` (machine name → token, `assets.meter_auth.load_tokens`), every POST must carry
+    `Authorization: Bearer TOKEN` of one of them, else 401 (nothing submitted, a log line naming
+    the remote address; the token is never logged); GET /health stays open.
     Connections are served concurrently: the sink must take concurrent calls (the asset agent
     serializes per asset) and bound its own waits. `task_status.started(port)` reports the port.
     """
@@ -353,6 +363,8 @@ async def serve_http(
     listeners = await trio.open_tcp_listeners(port, host=host)
     bound_port: int = listeners[0].socket.getsockname()[1]
     server = _HttpServer(sink, timeout_s, max_body_bytes, max_batch_events, max_connections)
+    server.slots = AddressSlots(max_connections_per_address)
+    server.tokens = dict(tokens) if tokens is not None else None
     server.posts = {path.encode(): handler for path, handler in (posts or {}).items()}
     async with trio.open_nursery() as nursery:
         await nursery.start(trio.serve_listeners, server.handle, listeners)
@@ -375,28 +387,55 @@ class _HttpServer:
         self.max_batch_events = max_batch_events
         self.max_connections = max_connections
         self.connections = 0
+        self.slots = AddressSlots(16)
+        self.tokens: dict[str, bytes] | None = None
 
     async def handle(self, stream: trio.SocketStream) -> None:
         self.connections += 1
+        peer = _peer_of(stream)
+        slot = False
         try:
             if self.connections > self.max_connections:
                 log.warning(
                     "meter http: more than %d connections, one refused", self.max_connections
                 )
                 return
+            slot = self.slots.take(peer)
+            if not slot:
+                await self._refuse_flood(stream, peer)
+                return
             conn = h11.Connection(h11.SERVER, max_incomplete_event_size=_MAX_HEADER_BYTES)
-            await self._serve(stream, conn)
+            await self._serve(stream, conn, peer)
         except _DropError:
             pass
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             log.debug("meter http: connection lost: %s", exc)
         finally:
             self.connections -= 1
+            if slot:
+                self.slots.give_back(peer)
             with trio.move_on_after(1) as scope:
                 scope.shield = True
                 await stream.aclose()
 
-    async def _serve(self, stream: trio.SocketStream, conn: h11.Connection) -> None:
+    async def _refuse_flood(self, stream: trio.SocketStream, peer: str) -> None:
+        """Answer 503 (best effort, briefly) to a connection above the per-address cap."""
+        if self.slots.should_log(peer, trio.current_time()):
+            log.warning(
+                "meter http: %s holds %d connections already, further ones refused"
+                " (logged once a minute)",
+                peer,
+                self.slots.per_address,
+            )
+        body = _encoder.encode({"error": "too many connections from your address"})
+        head = (
+            "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
+            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+        )
+        with trio.move_on_after(min(self.timeout_s, 1.0)):
+            await stream.send_all(head.encode() + body)
+
+    async def _serve(self, stream: trio.SocketStream, conn: h11.Connection, peer: str) -> None:
         while True:
             try:
                 with trio.move_on_after(self.timeout_s) as scope:
@@ -416,7 +455,7 @@ class _HttpServer:
                 await self._linger(stream)
                 return
             try:
-                status, payload, extra = await self._route(request, body)
+                status, payload, extra = await self._route(request, body, peer)
             except Exception:  # a bug in the sink: answer 500, keep serving other connections
                 log.exception("meter http: the sink failed")
                 await self._send_error(stream, conn, 500, "internal error", close=True)
@@ -470,7 +509,7 @@ class _HttpServer:
             conn.receive_data(data)
 
     async def _route(
-        self, request: h11.Request, body: bytes
+        self, request: h11.Request, body: bytes, peer: str
     ) -> tuple[int, Any, list[tuple[str, str]]]:
         path = request.target.split(b"?", 1)[0]
         method = request.method
@@ -481,12 +520,16 @@ class _HttpServer:
         if path == b"/events":
             if method != b"POST":
                 return 405, {"error": "use POST /events"}, [("allow", "POST")]
-            return _refused_content_type(request) or await self._events(body)
+            return (
+                self._unauthorized(request, peer, path)
+                or _refused_content_type(request)
+                or await self._events(body)
+            )
         handler = self.posts.get(path)
         if handler is not None:
             if method != b"POST":
                 return 405, {"error": f"use POST {path.decode()}"}, [("allow", "POST")]
-            refused = _refused_content_type(request)
+            refused = self._unauthorized(request, peer, path) or _refused_content_type(request)
             if refused is not None:
                 return refused
             try:
@@ -496,6 +539,25 @@ class _HttpServer:
             status, answer = await handler(document)
             return status, answer, []
         return 404, {"error": f"no such path: {path.decode('latin-1')}"}, []
+
+    def _unauthorized(
+        self, request: h11.Request, peer: str, path: bytes
+    ) -> tuple[int, Any, list[tuple[str, str]]] | None:
+        """401 when tokens are set and the request carries none of them (logged, no token)."""
+        if self.tokens is None:
+            return None
+        header = next((v for n, v in request.headers if n == b"authorization"), None)
+        if identify(self.tokens, header) is not None:
+            return None
+        reason = "no meter token" if header is None else "a wrong meter token"
+        log.warning(
+            "meter http: POST %s from %s refused: %s",
+            path.decode("latin-1"),
+            peer,
+            reason,
+        )
+        error = f"{reason}: send 'Authorization: Bearer TOKEN' with this machine's token"
+        return 401, {"error": error}, [("www-authenticate", 'Bearer realm="cise-meter"')]
 
     def _load(self, body: bytes) -> Any:
         """The JSON document of a body, checked before it is parsed (size, UTF-8, nesting:
@@ -592,6 +654,15 @@ def _refused_content_type(request: h11.Request) -> tuple[int, Any, list[tuple[st
                 shown = value.decode("latin-1")[:100]
                 return 415, {"error": f"content-type must be application/json, not {shown!r}"}, []
     return None
+
+
+def _peer_of(stream: trio.SocketStream) -> str:
+    """The remote host of a connection (its address, without the port), for slots and logs."""
+    try:
+        name = stream.socket.getpeername()
+    except OSError:
+        return "unknown"
+    return str(name[0]) if isinstance(name, tuple) else str(name)
 
 
 def _content_length(request: h11.Request) -> int | None:
