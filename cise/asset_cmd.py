@@ -49,6 +49,7 @@ from assets.audit import audit_ledger, splits_from_history
 from assets.fee_float import DEFAULT_FEE_FLOAT
 from assets.ledger import LedgerError
 from assets.ledger_store import LedgerStore
+from assets.meter_auth import MeterAuthError, load_tokens
 from assets.meter_sources import (
     Outcome,
     open_stdin,
@@ -127,6 +128,12 @@ def add_parsers(sub: Any) -> None:
     run.add_argument("--prepaid", action="store_true", help="simulate: prepaid events")
     run.add_argument("--http-port", type=int, default=0, help="http: port on 127.0.0.1")
     run.add_argument("--seconds", type=float, default=3600.0, help="http: how long to serve")
+    run.add_argument(
+        "--meter-token-file",
+        type=Path,
+        help="http: lines 'NAME TOKEN' (mode 0600); every POST must then carry one of the tokens"
+        " (make one with: cise meter token NAME --append FILE)",
+    )
     run.add_argument("--anchor-every", type=float, default=60.0, help="seconds between anchors")
     run.add_argument("--charge-timeout", type=float, default=30.0, help="seconds per charge")
     run.add_argument(
@@ -393,6 +400,7 @@ def _run(args: argparse.Namespace) -> int:
         raise CliError(f"--http-port must be 0..65535, got {args.http_port}")
     if args.source == "simulate" and users is None:
         raise CliError("--source simulate needs --users (whom to simulate)")
+    args.meter_tokens = _meter_tokens(args)
     key, client, path = open_account(args)
     registry = _registry(client, key)
     split = _current_split(registry, asset_id, client.address)
@@ -417,6 +425,18 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         ledger.close()
         service.store.close()
+
+
+def _meter_tokens(args: argparse.Namespace) -> dict[str, bytes] | None:
+    """The machines' tokens of `--meter-token-file` (None without it), checked before serving."""
+    if args.meter_token_file is None:
+        return None
+    if args.source != "http":
+        raise CliError("--meter-token-file is for --source http")
+    try:
+        return load_tokens(args.meter_token_file)
+    except MeterAuthError as exc:
+        raise CliError(str(exc)) from None
 
 
 async def _serve(
@@ -710,6 +730,7 @@ async def _feed(args: argparse.Namespace, asset: AssetAgent, users: list[str]) -
                     sink,
                     port=args.http_port,
                     posts={"/service": asset.service_json},
+                    tokens=args.meter_tokens,
                     task_status=task_status,
                 )
             )
