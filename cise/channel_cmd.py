@@ -268,6 +268,7 @@ def _run(party: Party, args: argparse.Namespace) -> int:
         deposit = parse_amount(args.deposit)
         if deposit:
             _require_funds(party, deposit)
+            party.client.check_open(partner)  # refused here, before the approve is sent
             party.client.approve(deposit)
         channel_id, _ = party.client.open_channel(partner, deposit)
         party.sync_chain()

@@ -8,14 +8,24 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from channels.ownership import OwnershipError
 from cise.arguments import positive_int
 from cise.errors import CliError
 
 
+class _Parser(argparse.ArgumentParser):
+    """No abbreviated options, in every subcommand (subparsers take their parent's class): an
+    abbreviation such as `--password X` would otherwise be read as `--password-file X`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="cise", description="CISE: payment channels for circular pay-per-use assets"
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -345,6 +345,11 @@ class Web3ChainClient:
         """openChannel(partner, amount): returns the new channel id (from ChannelOpened)."""
         return self._opened(self._send("openChannel", partner, amount))
 
+    def check_open(self, partner: Address) -> None:
+        """Run openChannel(partner, 0) as a call: `ChainError` naming why an open would revert
+        (a party not a member, a channel already open), before anything (an approve) is sent."""
+        self._simulate("openChannel", partner, 0)
+
     def open_channel_from_balance(self, partner: Address, amount: int) -> tuple[ChannelId, Receipt]:
         """openChannelFromBalance(partner, amount)."""
         return self._opened(self._send("openChannelFromBalance", partner, amount))

@@ -102,13 +102,17 @@ def test_profile_blocks_every_2_s_free_gas_and_only_founders_are_members(
     started = time.monotonic()
     network = ["--network", str(chain.file), "--data-dir", str(tmp_path)]
 
-    # a member-only action by a non-founder: refused with the reason, no money moved (the
-    # command approves the deposit before the open is refused: an allowance, not a transfer)
+    # a member-only action by a non-founder: refused with the reason before anything is sent
+    # (not even the deposit's approve: the open is run as a call first)
     held = _token_balance(chain, chain.addr[NON_FOUNDER])
+    sent = rpc_call(chain.url, "eth_getTransactionCount", [chain.addr[NON_FOUNDER], "pending"])
     code, _, err = _cise(capsys, "channel", *network, "--account", str(NON_FOUNDER),
                          "open", chain.addr[0], "--deposit", "1")  # fmt: skip
     assert code == 2 and "ChannelManagerNotMember" in err and "Traceback" not in err, err
     assert _token_balance(chain, chain.addr[NON_FOUNDER]) == held
+    assert (
+        rpc_call(chain.url, "eth_getTransactionCount", [chain.addr[NON_FOUNDER], "pending"]) == sent
+    )
 
     # a founder's open works (approve + open: two transactions, mined at the interval)
     code, out, err = _cise(capsys, "channel", *network, "--account", str(FOUNDER),
