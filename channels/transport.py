@@ -10,7 +10,18 @@ table, and one writer task, which sends everything queued since its last write i
 Authentication: each side sends a random 32-byte challenge; each answers with its signature over
 `keccak(AUTH_PREFIX ‖ peer_challenge)`; the signer is recovered, so both ends know the other's
 address before any message is dispatched. The prefix cannot start an EIP-712 digest preimage
-(those start with 0x1901), so an answer is never a signature on a payment.
+(those start with 0x1901), so an answer is never a signature on a payment. The accepting side
+(`server_side`) answers only after it has checked the connecting side's answer, so it can refuse
+(a bad answer, or an address its `admit` callback does not admit) with a `CISEDENY` frame naming
+the reason instead of its own answer.
+
+TLS (`tls: TlsConfig`, see `channels.tls`): the stream is first wrapped in a TLS 1.3
+`trio.SSLStream` (no CA; the handshake is bounded by the same timeout), then the challenge-response
+runs inside it with channel binding: each side signs `keccak(AUTH_PREFIX_V2 ‖ role ‖
+peer_challenge ‖ sha256(server certificate DER))` and sends its claimed address with it, so an
+answer relayed by a man in the middle (who must show its own certificate) recovers to another
+address and is refused. Without TLS (the loopback-only development mode) only loopback hosts are
+allowed.
 
 This module moves messages; it must never decide whether a message is valid for the channel
 (that is the core's job), never hold a key (it asks a `LocalSigner`), and never listen anywhere
@@ -22,7 +33,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -31,6 +42,7 @@ import trio
 from channels.codec.ecdsa import InvalidSignature, recover_signer
 from channels.codec.keccak import keccak
 from channels.signer import LocalSigner
+from channels.tls import TlsConfig, certificate_hash, require_tls_off_loopback
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +51,14 @@ M = TypeVar("M")
 HEADER_SIZE = 4
 DEFAULT_MAX_FRAME_SIZE = 1 << 20  # 1 MiB: far above any CISE message
 AUTH_PREFIX = b"CISE transport authentication v1\x00"
+AUTH_PREFIX_V2 = b"CISE transport authentication v2\x00"  # bound to the TLS session
+ROLE_CLIENT = b"\x01"  # the role byte of v2: an answer is never valid in the other direction
+ROLE_SERVER = b"\x02"
 HELLO_MAGIC = b"CISEHELO"
 PROOF_MAGIC = b"CISEAUTH"
+DENY_MAGIC = b"CISEDENY"  # the accepting side refuses: a UTF-8 reason follows
+MAX_DENY_REASON = 300
+ADDRESS_SIZE = 20
 CHALLENGE_SIZE = 32
 HANDSHAKE_TIMEOUT = 10.0
 RECEIVE_CHUNK = 1 << 18
@@ -64,6 +82,10 @@ class MalformedMessageError(TransportError):
 
 class AuthenticationError(TransportError):
     """The handshake failed: bad format, bad signature, or not the peer we expected."""
+
+
+class PeerRefusedError(AuthenticationError):
+    """The accepting side refused this peer (its `admit` callback said no), or was refused."""
 
 
 class ConnectionClosedError(TransportError):
@@ -115,6 +137,11 @@ class ConnectionStatistics:
 def auth_digest(challenge: bytes) -> bytes:
     """The digest a peer signs to prove its address: keccak(AUTH_PREFIX ‖ challenge)."""
     return keccak(AUTH_PREFIX + challenge)
+
+
+def auth_digest_v2(role: bytes, challenge: bytes, server_certificate_hash: bytes) -> bytes:
+    """The TLS-bound digest: keccak(AUTH_PREFIX_V2 ‖ role ‖ challenge ‖ sha256(server cert))."""
+    return keccak(AUTH_PREFIX_V2 + role + challenge + server_certificate_hash)
 
 
 class FrameDecoder:
@@ -324,39 +351,133 @@ async def _read_exact_frame(
     while True:
         data = await stream.receive_some(RECEIVE_CHUNK)
         if not data:
-            raise AuthenticationError("peer closed the connection during the handshake")
+            raise AuthenticationError(
+                "peer closed the connection during the handshake"
+                + ("" if isinstance(stream, trio.SSLStream) else " (is it a TLS service?)")
+            )
+        if (
+            not isinstance(stream, trio.SSLStream)
+            and not decoder.pending
+            and data[:2] == b"\x16\x03"
+        ):
+            raise AuthenticationError(
+                "the peer started a TLS handshake; this end speaks plain TCP (no TLS configured)"
+            )
         frames = decoder.feed(data)
         if frames:
             return frames[0], frames[1:]
 
 
 async def _handshake(
-    stream: trio.abc.Stream, signer: LocalSigner, decoder: FrameDecoder, expected_peer: bytes | None
+    stream: trio.abc.Stream,
+    signer: LocalSigner,
+    decoder: FrameDecoder,
+    expected_peer: bytes | None,
+    *,
+    server_side: bool = False,
+    binding: bytes | None = None,
+    admit: Callable[[bytes], bool] | None = None,
 ) -> tuple[bytes, list[bytes]]:
-    """Mutual challenge-response; returns the peer's address and frames received after it."""
+    """Mutual challenge-response; returns the peer's address and frames received after it.
+
+    `binding` (TLS only) is sha256 of the server's certificate in this TLS session; the answers
+    are then v2 (role, binding, claimed address). The server side answers last and refuses with
+    a DENY frame naming the reason.
+    """
     challenge = os.urandom(CHALLENGE_SIZE)
     await stream.send_all(encode_frame(HELLO_MAGIC + challenge))
     hello, early = await _read_exact_frame(stream, decoder)
     if len(hello) != len(HELLO_MAGIC) + CHALLENGE_SIZE or not hello.startswith(HELLO_MAGIC):
         raise AuthenticationError("the peer's first frame is not a CISE hello")
     peer_challenge = hello[len(HELLO_MAGIC) :]
-    signature = signer.sign_digest(auth_digest(peer_challenge))
-    await stream.send_all(encode_frame(PROOF_MAGIC + signature))
+    own_role, peer_role = (ROLE_SERVER, ROLE_CLIENT) if server_side else (ROLE_CLIENT, ROLE_SERVER)
+    if binding is None:
+        own_proof = PROOF_MAGIC + signer.sign_digest(auth_digest(peer_challenge))
+    else:
+        digest = auth_digest_v2(own_role, peer_challenge, binding)
+        own_proof = PROOF_MAGIC + signer.address + signer.sign_digest(digest)
+    if not server_side:
+        await stream.send_all(encode_frame(own_proof))
     if early:
         proof, early = early[0], early[1:]
     else:
         proof, early = await _read_exact_frame(stream, decoder)
+    try:
+        peer = _check_proof(proof, challenge, peer_role, binding, expected_peer)
+        if admit is not None and not admit(peer):
+            raise PeerRefusedError(f"0x{peer.hex()} is not admitted here (not a member)")
+    except AuthenticationError as exc:
+        if server_side:
+            reason = str(exc).encode()[:MAX_DENY_REASON]
+            # Best effort: if the peer already left, the log line still names the reason.
+            with (
+                trio.move_on_after(1),
+                suppress(trio.BrokenResourceError, trio.ClosedResourceError),
+            ):
+                await stream.send_all(encode_frame(DENY_MAGIC + reason))
+        raise
+    if server_side:
+        await stream.send_all(encode_frame(own_proof))
+    return peer, early
+
+
+async def _start_tls(
+    stream: trio.abc.Stream, tls: TlsConfig, server_side: bool
+) -> tuple[trio.SSLStream[trio.abc.Stream], bytes]:
+    """Wrap `stream` in TLS and finish the TLS handshake; returns the TLS stream and the binding
+    (sha256 of the server's certificate as this side sees it)."""
+    context = tls.server_context if server_side else tls.client_context
+    tls_stream = trio.SSLStream(stream, context, server_side=server_side)
+    try:
+        await tls_stream.do_handshake()
+    except trio.BrokenResourceError as exc:
+        cause = exc.__cause__ if exc.__cause__ is not None else exc
+        raise AuthenticationError(
+            f"the TLS handshake failed: {cause} (does the peer speak TLS 1.3?)"
+        ) from exc
+    if server_side:
+        return tls_stream, certificate_hash(tls.certificate_der)
+    server_certificate = tls_stream.getpeercert(binary_form=True)
+    if not server_certificate:
+        raise AuthenticationError("the TLS server showed no certificate")
+    return tls_stream, certificate_hash(server_certificate)
+
+
+def _check_proof(
+    proof: bytes,
+    challenge: bytes,
+    peer_role: bytes,
+    binding: bytes | None,
+    expected_peer: bytes | None,
+) -> bytes:
+    """The address that signed `proof` (the peer's answer to our `challenge`), or
+    AuthenticationError naming what is wrong with it."""
+    if proof.startswith(DENY_MAGIC):
+        reason = proof[len(DENY_MAGIC) :].decode("utf-8", "replace")
+        raise PeerRefusedError(f"the peer refused the connection: {reason}")
     if not proof.startswith(PROOF_MAGIC):
         raise AuthenticationError("the peer's second frame is not a CISE authentication proof")
+    body = proof[len(PROOF_MAGIC) :]
+    claimed: bytes | None = None
+    if binding is None:
+        digest = auth_digest(challenge)
+    else:
+        claimed, body = body[:ADDRESS_SIZE], body[ADDRESS_SIZE:]
+        digest = auth_digest_v2(peer_role, challenge, binding)
     try:
-        peer = recover_signer(auth_digest(challenge), proof[len(PROOF_MAGIC) :])
+        peer = recover_signer(digest, body)
     except InvalidSignature as exc:
         raise AuthenticationError(f"the peer's authentication signature is invalid: {exc}") from exc
+    if claimed is not None and peer != claimed:
+        raise AuthenticationError(
+            f"the peer claims to be 0x{claimed.hex()} but its answer is not bound to this TLS"
+            " session (a relay in the middle, or a different certificate)"
+        )
     if expected_peer is not None and peer != expected_peer:
         raise AuthenticationError(
             f"expected peer 0x{expected_peer.hex()}, the connection is signed by 0x{peer.hex()}"
         )
-    return peer, early
+    return peer
 
 
 def _single(exc: BaseException) -> BaseException:
@@ -376,8 +497,16 @@ async def open_stream_connection(
     expected_peer: bytes | None = None,
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
     handshake_timeout: float = HANDSHAKE_TIMEOUT,
+    tls: TlsConfig | None = None,
+    server_side: bool = False,
+    admit: Callable[[bytes], bool] | None = None,
 ) -> AsyncIterator[Connection]:
     """Authenticate over `stream`, then run the connection's reader and writer for the block.
+
+    With `tls`, the stream is wrapped in TLS first (the TLS and CISE handshakes share the
+    `handshake_timeout`). `server_side`: this is the accepting end (the TLS server, and the side
+    that answers last and may refuse); `admit` (server side): refuse, with a reason sent to the
+    peer, every address it returns False for.
 
     On a transport error (bad frame, oversized frame, handshake failure, broken stream) the
     stream is closed, the block is cancelled and the error is raised here. On leaving the block
@@ -389,7 +518,18 @@ async def open_stream_connection(
     try:
         try:
             with trio.fail_after(handshake_timeout):
-                peer, early = await _handshake(stream, signer, decoder, expected_peer)
+                binding: bytes | None = None
+                if tls is not None:
+                    stream, binding = await _start_tls(stream, tls, server_side)
+                peer, early = await _handshake(
+                    stream,
+                    signer,
+                    decoder,
+                    expected_peer,
+                    server_side=server_side,
+                    binding=binding,
+                    admit=admit,
+                )
         except trio.TooSlowError:
             raise AuthenticationError(f"handshake took longer than {handshake_timeout} s") from None
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
@@ -453,18 +593,26 @@ class TcpTransport:
         *,
         on_connection: Callable[[Connection], Awaitable[None]] | None = None,
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        tls: TlsConfig | None = None,
+        admit: Callable[[bytes], bool] | None = None,
     ) -> None:
         self.signer = signer
         self.codec = codec
         self.handlers = handlers
         self.on_connection = on_connection
         self.max_frame_size = max_frame_size
+        self.tls = tls
+        self.admit = admit
 
     @asynccontextmanager
     async def open_connection(
         self, host: str, port: int, *, expected_peer: bytes | None = None
     ) -> AsyncIterator[Connection]:
-        """Connect to a peer and authenticate it (against `expected_peer` when given)."""
+        """Connect to a peer and authenticate it (against `expected_peer` when given).
+
+        Over TLS when this transport has `tls`; PlainTransportRefusedError (before connecting) for a
+        non-loopback host without it."""
+        require_tls_off_loopback(host, self.tls, "connect to")
         stream = await trio.open_tcp_stream(host, port)
         stream.setsockopt(*_NODELAY)
         async with open_stream_connection(
@@ -474,6 +622,7 @@ class TcpTransport:
             handlers=self.handlers,
             expected_peer=expected_peer,
             max_frame_size=self.max_frame_size,
+            tls=self.tls,
         ) as connection:
             yield connection
 
@@ -497,6 +646,8 @@ class TcpTransport:
             port=port,
             on_connection=self.on_connection,
             max_frame_size=self.max_frame_size,
+            tls=self.tls,
+            admit=self.admit,
             task_status=task_status,
         )
 
@@ -517,18 +668,31 @@ async def handle_stream(
     *,
     on_connection: Callable[[Connection], Awaitable[None]] | None = None,
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+    tls: TlsConfig | None = None,
+    admit: Callable[[bytes], bool] | None = None,
+    handshake_timeout: float = HANDSHAKE_TIMEOUT,
+    remote: str = "a peer",
 ) -> None:
-    """Serve one accepted stream until it closes; transport errors are logged, not raised."""
+    """Serve one accepted stream (as the server side) until it closes; transport errors are
+    logged with `remote` (who connected), not raised."""
     try:
         async with open_stream_connection(
-            stream, signer=signer, codec=codec, handlers=handlers, max_frame_size=max_frame_size
+            stream,
+            signer=signer,
+            codec=codec,
+            handlers=handlers,
+            max_frame_size=max_frame_size,
+            handshake_timeout=handshake_timeout,
+            tls=tls,
+            server_side=True,
+            admit=admit,
         ) as connection:
             if on_connection is not None:
                 await on_connection(connection)  # its return ends the connection
             else:
                 await connection.wait_closed()
     except TransportError as exc:
-        log.warning("connection closed: %s: %s", type(exc).__name__, exc)
+        log.warning("connection from %s closed: %s: %s", remote, type(exc).__name__, exc)
 
 
 async def serve_connections(
@@ -540,16 +704,29 @@ async def serve_connections(
     port: int = 0,
     on_connection: Callable[[Connection], Awaitable[None]] | None = None,
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+    tls: TlsConfig | None = None,
+    admit: Callable[[bytes], bool] | None = None,
+    handshake_timeout: float = HANDSHAKE_TIMEOUT,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Listen on host:port (port 0: any free port), serve every connection; never returns.
 
+    `tls`: every connection is TLS (see the module doc); without it only a loopback `host` is
+    allowed (PlainTransportRefusedError before listening). `admit`: the addresses served (others are
+    refused with a reason and a log line). Each connection is its own task, so one that stalls
+    in its handshake is dropped at `handshake_timeout` without holding up the others.
     `task_status.started(port)` reports the bound port.
     """
+    require_tls_off_loopback(host, tls, "listen on")
     listeners = await trio.open_tcp_listeners(port, host=host)
 
     async def handler(stream: trio.SocketStream) -> None:
         stream.setsockopt(*_NODELAY)
+        try:
+            remote_host, remote_port = stream.socket.getpeername()[:2]
+            remote = f"{remote_host}:{remote_port}"
+        except OSError:
+            remote = "a peer that already left"
         await handle_stream(
             stream,
             signer,
@@ -557,6 +734,10 @@ async def serve_connections(
             handlers,
             on_connection=on_connection,
             max_frame_size=max_frame_size,
+            tls=tls,
+            admit=admit,
+            handshake_timeout=handshake_timeout,
+            remote=remote,
         )
 
     bound_port: int = listeners[0].socket.getsockname()[1]
