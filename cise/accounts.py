@@ -147,6 +147,12 @@ def account_key(network: Network, args: argparse.Namespace) -> bytes:
         dev = _dev_key_of(network, text)
         if dev is not None:
             return dev
+    return keystore_key(args, text)
+
+
+def keystore_key(args: argparse.Namespace, text: str) -> bytes:
+    """The private key of the keystore account named `text` (NAME or ADDRESS), decrypted with the
+    password `read_password` finds; `KeystoreError`/`CliError` naming the account otherwise."""
     keystore = keystore_of(args)
     entry = keystore.find(text)
     return keystore.decrypt(entry, read_password(args, f"account {entry.name!r}"))

@@ -42,7 +42,7 @@ from channels.chain.deploy import (
     deploy,
 )
 from channels.core.types import Address, to_checksum
-from cise.accounts import add_password_argument, keystore_of, read_password
+from cise.accounts import add_password_argument, keystore_key
 from cise.arguments import address_argument, positive_int
 from cise.errors import CliError
 from cise.keystore import KeystoreError
@@ -214,18 +214,15 @@ def network_deploy(args: argparse.Namespace) -> int:
 
 def deployer_key(args: argparse.Namespace) -> bytes:
     """The deployer's private key from the keystore (there is no network file yet, so no dev
-    index). TODO(unify): move into cise.accounts next to `account_key` as a resolver that takes no
-    network."""
+    index)."""
     text = str(args.account).strip()
     if text.isdigit():
         raise CliError(
             f"--account {text}: a deployment signs with a keystore account, not a dev index "
             "(cise account list)"
         )
-    keystore = keystore_of(args)
     try:
-        entry = keystore.find(text)
-        return keystore.decrypt(entry, read_password(args, f"account {entry.name!r}"))
+        return keystore_key(args, text)
     except KeystoreError as exc:
         raise CliError(f"--account {text}: {exc}") from None
 
