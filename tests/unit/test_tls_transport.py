@@ -7,6 +7,7 @@ Every wait is bounded."""
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import stat
 import time
@@ -19,12 +20,20 @@ from cryptography.x509.oid import NameOID
 
 from channels.core.types import to_checksum
 from channels.signer import LocalSigner
-from channels.tls import PlainTransportRefusedError, TlsConfig, TlsConfigError
+from channels.tls import PlainTransportRefusedError, TlsConfig, TlsConfigError, certificate_hash
 from channels.transport import (
+    CHALLENGE_SIZE,
+    DENY_MAGIC,
+    HELLO_MAGIC,
+    PROOF_MAGIC,
+    ROLE_CLIENT,
     AuthenticationError,
+    FrameDecoder,
     PeerRefusedError,
     TcpTransport,
     TransportError,
+    auth_digest_v2,
+    encode_frame,
     serve_connections,
 )
 from tests.unit.test_transport import ALICE, BOB, MALLORY, Codec, Node, Ping
@@ -313,3 +322,51 @@ async def test_a_server_refuses_a_non_member_with_a_reason_and_serves_members(
         and f"0x{MALLORY.address.hex()} is not admitted here" in line
         for line in logged
     ), logged
+
+
+async def _next_frame(stream: trio.abc.Stream, decoder: FrameDecoder) -> bytes:
+    while True:
+        data = await stream.receive_some(65536)
+        assert data, "the server hung up"
+        frames = decoder.feed(data)
+        if frames:
+            assert len(frames) == 1
+            return frames[0]
+
+
+async def test_a_server_answer_reflected_as_a_client_answer_is_refused(tmp_path: Path) -> None:
+    """MALLORY opens two sessions to BOB and hands BOB's challenge of the first to BOB in the
+    second; BOB's (server) answer there must not pass as a client answer in the first."""
+    tls = tls_for(tmp_path, MALLORY)
+    server = TcpTransport(BOB, Codec(), Node().table.lookup(), tls=tls_for(tmp_path, BOB))
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(server.serve)
+            first = trio.SSLStream(
+                await trio.open_tcp_stream("127.0.0.1", port), tls.client_context
+            )
+            first_frames = FrameDecoder(1 << 20)
+            await first.send_all(encode_frame(HELLO_MAGIC + os.urandom(CHALLENGE_SIZE)))
+            bob_challenge = (await _next_frame(first, first_frames))[len(HELLO_MAGIC) :]
+
+            second = trio.SSLStream(
+                await trio.open_tcp_stream("127.0.0.1", port), tls.client_context
+            )
+            second_frames = FrameDecoder(1 << 20)
+            await second.send_all(encode_frame(HELLO_MAGIC + bob_challenge))
+            second_challenge = (await _next_frame(second, second_frames))[len(HELLO_MAGIC) :]
+            binding = certificate_hash(second.getpeercert(binary_form=True) or b"")
+            digest = auth_digest_v2(ROLE_CLIENT, second_challenge, binding)
+            await second.send_all(
+                encode_frame(PROOF_MAGIC + MALLORY.address + MALLORY.sign_digest(digest))
+            )
+            bob_answer = await _next_frame(second, second_frames)
+            assert bob_answer.startswith(PROOF_MAGIC + BOB.address)  # signed over bob_challenge
+
+            await first.send_all(encode_frame(bob_answer))  # "I am BOB"
+            verdict = await _next_frame(first, first_frames)
+            assert verdict.startswith(DENY_MAGIC), verdict[:40]
+            assert b"not bound to this TLS session" in verdict
+            await trio.aclose_forcefully(first)
+            await trio.aclose_forcefully(second)
+            nursery.cancel_scope.cancel()
