@@ -5,7 +5,7 @@ The sender buffers every meter event durably before it sends it, sends the oldes
 batches (the endpoint takes a JSON array and answers one outcome per event, in order), and drops
 an event from the buffer only once the agent answered with that event's outcome, whatever the
 outcome ("charged", "duplicate", "rejected"...). Re-sending is safe because event ids are
-idempotent at the agent: an event it has seen is answered "duplicate" and charged once.
+idempotent at the agent: an event it has seen is answered as before and charged once.
 
 This module is pure: it must never do I/O (no sockets, files, clocks or sleeps) and never drop
 an event the agent has not answered for.
