@@ -65,6 +65,7 @@ from channels.core.types import (
 )
 from channels.records import InvoiceRecord, PaymentRecord, ReceiptRecord
 from channels.service import NodeService
+from channels.tls import TlsConfig, require_tls_off_loopback
 from channels.transport import Connection, TcpTransport
 
 log = logging.getLogger(__name__)
@@ -280,11 +281,21 @@ class Agent:
             await trio.sleep(delay)
             delay = min(delay * 2, RECONNECT_MAX)
 
-    def start(self, nursery: trio.Nursery, hub_port: int, *, host: str = "127.0.0.1") -> None:
+    def start(
+        self,
+        nursery: trio.Nursery,
+        hub_port: int,
+        *,
+        host: str = "127.0.0.1",
+        tls: TlsConfig | None = None,
+    ) -> None:
         """Run this agent in `nursery`: its commit loop, and a connection to the hub at
-        host:hub_port (authenticated as `self.hub`, reconnecting when it drops)."""
+        host:hub_port (authenticated as `self.hub`, reconnecting when it drops); over TLS with
+        `tls` (required for a host that is not a loopback address: PlainTransportRefusedError
+        here, before anything starts)."""
+        require_tls_off_loopback(host, tls, "connect to")
         service = self.service
-        transport = TcpTransport(service.signer, wire, service.dispatch_table().lookup())
+        transport = TcpTransport(service.signer, wire, service.dispatch_table().lookup(), tls=tls)
         nursery.start_soon(service.run_commits)
         nursery.start_soon(
             self.run_connection,
