@@ -16,6 +16,7 @@ import pytest
 LONGEST = (
     "tests/integration/test_crash_campaign.py",  # ~210 s: 24 seeded SIGKILLs on 1-second blocks
     "tests/integration/test_readme.py",  # ~150 s: command 1 in a fresh venv, then the blocks
+    "tests/integration/test_permissioned_network.py",  # ~170 s: the real-network block, 2 s blocks
     "tests/integration/test_secret_registration_deadlines.py",  # ~60 s, 1-second blocks
     "tests/integration/test_cli_agent_restarts.py",
     "tests/integration/test_hostile_fuzz.py",
