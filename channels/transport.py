@@ -404,7 +404,7 @@ async def _handshake(
         proof, early = await _read_exact_frame(stream, decoder)
     try:
         peer = _check_proof(proof, challenge, peer_role, binding, expected_peer)
-        if admit is not None and not admit(peer):
+        if admit is not None and not _admits(admit, peer):
             raise PeerRefusedError(f"0x{peer.hex()} is not admitted here (not a member)")
     except AuthenticationError as exc:
         if server_side:
@@ -441,6 +441,17 @@ async def _start_tls(
     if not server_certificate:
         raise AuthenticationError("the TLS server showed no certificate")
     return tls_stream, certificate_hash(server_certificate)
+
+
+def _admits(admit: Callable[[bytes], bool], peer: bytes) -> bool:
+    """`admit(peer)`; a callback that fails refuses (PeerRefusedError naming why), so a broken
+    membership view never ends the listener."""
+    try:
+        return admit(peer)
+    except Exception as exc:
+        raise PeerRefusedError(
+            f"could not check whether 0x{peer.hex()} is admitted here: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def _check_proof(

@@ -370,3 +370,33 @@ async def test_a_server_answer_reflected_as_a_client_answer_is_refused(tmp_path:
             await trio.aclose_forcefully(first)
             await trio.aclose_forcefully(second)
             nursery.cancel_scope.cancel()
+
+
+async def test_an_admit_check_that_fails_refuses_and_the_server_keeps_serving(
+    tmp_path: Path,
+) -> None:
+    calls: list[bytes] = []
+
+    def admit(address: bytes) -> bool:
+        calls.append(address)
+        if len(calls) == 1:
+            raise OSError("membership view unreadable")
+        return True
+
+    server = TcpTransport(
+        BOB, Codec(), Node().table.lookup(), tls=tls_for(tmp_path, BOB), admit=admit
+    )
+    client_node = Node()
+    client = TcpTransport(ALICE, Codec(), client_node.table.lookup(), tls=tls_for(tmp_path, ALICE))
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(server.serve)
+            with pytest.raises(
+                PeerRefusedError, match="is admitted here: OSError: membership view unreadable"
+            ):
+                async with client.open_connection("127.0.0.1", port, expected_peer=BOB.address):
+                    pass
+            async with client.open_connection("127.0.0.1", port, expected_peer=BOB.address) as c:
+                await ping_once(client_node, c)
+            nursery.cancel_scope.cancel()
+    assert calls == [ALICE.address, ALICE.address]
