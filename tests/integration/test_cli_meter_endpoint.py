@@ -3,17 +3,19 @@
 On a `cise chain` network, `cise asset run --source http --meter-token-file FILE` serves a
 washer; a POST without the machine's token, or with a wrong one, is refused (401) and charges
 nothing; `cise meter send` with the token gets the events charged. The agent is then killed
-(SIGKILL): a `cise meter send` run keeps its events buffered (exit 1); once the agent runs again,
-a re-run sends them first, and the ledger holds every event exactly once (the replayed one is
+(SIGKILL) while a `cise meter send` runs: it keeps the events it could not send buffered (exit
+1); once the agent runs again, a re-run sends them first, and the ledger holds every event exactly once (the replayed one is
 answered as before, with its first ledger seq).
 """
 
 from __future__ import annotations
 
 import json
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -48,6 +50,21 @@ def _post(url: str, token: str | None) -> tuple[int, str]:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode()
+
+
+def _lines_of(process: subprocess.Popen[str], count: int, timeout: float) -> list[str]:
+    """The next `count` stdout lines of `process`, waiting at most `timeout` seconds in all (a
+    thread reads them: a pipe's buffered reader can hold several lines that select() misses)."""
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        assert process.stdout is not None
+        for _ in range(count):
+            lines.put(process.stdout.readline())
+
+    threading.Thread(target=read, daemon=True).start()
+    deadline = time.monotonic() + timeout
+    return [lines.get(timeout=max(0.0, deadline - time.monotonic())) for _ in range(count)]
 
 
 def _send(
@@ -142,23 +159,37 @@ def test_meter_events_need_the_token_and_survive_a_killed_agent_charged_once(
             assert refused.returncode == 2, refused.stderr
             assert "the asset agent refused the meter token" in refused.stderr
 
-            agent.send_signal(signal.SIGKILL)  # the agent dies; the machine goes on metering
+            # a sender that runs on: it sends m3 (kept by the refused run) and m4, then the
+            # agent is killed (SIGKILL) and the machine meters m5 and replays m1
+            sender = subprocess.Popen(
+                [sys.executable, "-m", "cise.main", "meter", "send", "--url", url,
+                 "--token-file", str(machine_token), "--buffer", str(buffer),
+                 "--drain-timeout", "2", "--retry-max", "1"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            )  # fmt: skip
+            processes.append(sender)
+            assert sender.stdin is not None
+            sender.stdin.write(json.dumps(use("m4", now - 20)) + "\n")
+            sender.stdin.flush()
+            answered = [json.loads(x) for x in _lines_of(sender, 2, 60)]
+            assert [(o["event_id"], o["status"]) for o in answered] == [
+                ("m3", "charged"), ("m4", "charged"),
+            ]  # fmt: skip
+            agent.send_signal(signal.SIGKILL)
             agent.communicate(timeout=15)
-            later = [use("m4", now - 20), use("m1", now - 50)]  # m1 again: a replay
-            stranded = _send(url, machine_token, buffer, later, "--drain-timeout", "2",
-                             "--retry-max", "1")  # fmt: skip
-            assert stranded.returncode == 1, stranded.stderr
-            assert "3 events still buffered" in stranded.stderr  # m3 (401 above), m4, m1
-            assert stranded.stdout == ""
+            later = [use("m5", now - 10), use("m1", now - 50)]  # m1 again: a replay
+            out, err = sender.communicate("".join(json.dumps(e) + "\n" for e in later), 60)
+            assert sender.returncode == 1, err
+            assert "2 events still buffered" in err and out == ""
 
-            agent, url = start_agent()  # back, on another port: the re-run sends m3, m4, m1
+            agent, url = start_agent()  # back, on another port: the re-run sends m5, m1 first
             resent = _send(url, machine_token, buffer, [])
             assert resent.returncode == 0, resent.stderr
             outcomes = [json.loads(x) for x in resent.stdout.splitlines()]
             assert [(o["event_id"], o["status"]) for o in outcomes] == [
-                ("m3", "charged"), ("m4", "charged"), ("m1", "charged"),
+                ("m5", "charged"), ("m1", "charged"),
             ]  # fmt: skip
-            assert outcomes[2]["seq"] == first_m1_seq  # the replay, answered as before
+            assert outcomes[1]["seq"] == first_m1_seq  # the replay, answered as before
             assert _post(url, None)[0] == 401  # logged by the agent, which keeps serving
             _, agent_log = _stop(agent)
         finally:
@@ -169,4 +200,4 @@ def test_meter_events_need_the_token_and_survive_a_killed_agent_charged_once(
     assert token not in agent_log and WRONG not in agent_log
     with LedgerStore(data / f"asset-{load_asset_id('washer-3')}-ledger.sqlite") as ledger:
         charged = [e.decode_use_body().event_id for e in ledger.entries() if e.kind == 1]
-    assert sorted(charged) == ["m1", "m2", "m3", "m4"]  # each once, though m1 was sent twice
+    assert sorted(charged) == ["m1", "m2", "m3", "m4", "m5"]  # each once; m1 was sent twice
