@@ -66,7 +66,7 @@ def test_meter_send_buffers_only_events_and_reports_what_is_left(
     lines = ['{"event_id": "a1", "user": "0x00", "units": 1, "at": 1}', "{not json",
              '{"event_id": "a' + "x" * 70_000 + '"}', "[1, 2]", "", '{"event_id": "a2"}']  # fmt: skip
     send = ["meter", "send", "--url", "http://127.0.0.1:9", "--token-file", str(token),
-            "--buffer", str(buffer), "--drain-timeout", "0"]  # fmt: skip
+            "--buffer", str(buffer), "--drain-timeout", "1"]  # fmt: skip
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO("\n".join(lines).encode())))
     capsys.readouterr()
     assert main(send) == 1
