@@ -28,6 +28,8 @@ from cise.accounts import account_address, account_argument
 from cise.channel_cmd import connect
 from cise.errors import CliError
 from cise.lifecycle import run_until_stopped
+from cise.logs import configure_from
+from cise.metrics import add_service_options, head_board, run_with_metrics
 from cise.network import NetworkFileError, load_network
 from cise.settle_cmd import settlement_path
 
@@ -60,6 +62,7 @@ def add_parsers(sub: Any) -> None:
         "--tower", action="append", default=[], metavar="PATH", help="a watchtower file; repeat"
     )
     serve_parser.add_argument("--port", type=int, default=8700, help="port on 127.0.0.1 (0: any)")
+    add_service_options(serve_parser)
 
 
 def parse_ledger(text: str) -> tuple[bytes, str | None, Path]:
@@ -147,8 +150,10 @@ async def _serve(sources: ApiSources, port: int) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    configure_from(args)
     sources = build_sources(args)
-    return run_until_stopped(_serve, sources, args.port, name="api")
+    board = head_board(args, "api", sources.connection.block_number)
+    return run_until_stopped(run_with_metrics, board, _serve, sources, args.port, name="api")
 
 
 __all__ = ["add_parsers", "build_sources", "parse_ledger", "run"]

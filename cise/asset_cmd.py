@@ -92,6 +92,8 @@ from cise.hub_cmd import READY_TIMEOUT, open_service
 from cise.ledger_cmd import asset_history, connect, parse_asset_id
 from cise.ledger_files import LedgerFile, read_ledger
 from cise.lifecycle import run_until_stopped
+from cise.logs import configure_from
+from cise.metrics import add_service_options, asset_gauges, node_board, run_with_metrics
 from cise.money import euro
 
 SETTLE_TIMEOUT = 120.0  # seconds to finish the uses under way after the source ended
@@ -123,6 +125,7 @@ def add_parsers(sub: Any) -> None:
         "--users", default="any", help="who may use it: 0xADDR,0xADDR or 'any' (default)"
     )
     run.add_argument("--source", choices=("simulate", "stdin", "http"), default="stdin")
+    add_service_options(run)
     run.add_argument("--count", type=positive_int, default=100, help="simulate: events")
     run.add_argument("--seed", type=int, default=1, help="simulate: random seed")
     run.add_argument("--prepaid", action="store_true", help="simulate: prepaid events")
@@ -401,6 +404,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.source == "simulate" and users is None:
         raise CliError("--source simulate needs --users (whom to simulate)")
     args.meter_tokens = _meter_tokens(args)
+    configure_from(args)
     key, client, path = open_account(args)
     registry = _registry(client, key)
     split = _current_split(registry, asset_id, client.address)
@@ -418,10 +422,12 @@ def _run(args: argparse.Namespace) -> int:
         charge_timeout=args.charge_timeout,
         fee_float=fee_float,
     )
+    args.metrics_board = node_board(args, "asset", service, client)
     try:
         return run_until_stopped(
+            run_with_metrics, args.metrics_board,
             _serve, args, service, client, registry, hub, ledger, config, users, name="asset agent"
-        )
+        )  # fmt: skip
     finally:
         ledger.close()
         service.store.close()
@@ -461,6 +467,8 @@ async def _serve(
             raise CliError(f"no hub answered on 127.0.0.1:{args.hub_port}")
         config = dataclasses.replace(config, funder=_float_funder(service, client, hub, chain_lock))
         asset = AssetAgent(agent, ledger, config)
+        if args.metrics_board is not None:
+            args.metrics_board.add_gauges(lambda: asset_gauges(asset))
         await nursery.start(asset.run)
         nursery.start_soon(
             _keep_anchoring, asset, registry, chain_lock, args.anchor_every, anchoring, service

@@ -45,6 +45,14 @@ from cise.arguments import address_argument, positive_int
 from cise.channel_cmd import open_account, parse_amount
 from cise.errors import CliError
 from cise.lifecycle import run_until_stopped
+from cise.logs import configure_from
+from cise.metrics import (
+    MetricsBoard,
+    add_service_options,
+    hub_gauges,
+    node_board,
+    run_with_metrics,
+)
 from cise.money import euro
 from cise.settle_cmd import (
     add_hub_options,
@@ -76,6 +84,7 @@ def add_parsers(sub: Any) -> None:
     serve.add_argument("--low-water", default="0", help="euros: report capacity below this")
     serve.add_argument("--top-up-to", default="0", help="euros: then top up from the balance")
     add_hub_options(serve)
+    add_service_options(serve)
     serve.add_argument("--api-port", type=int, help="also serve the API and dashboard, live")
     serve.add_argument("--ledger", action="append", default=[], metavar="ID=PATH",
                        help="with --api-port: an asset's ledger file for the API; repeat")  # fmt: skip
@@ -119,6 +128,7 @@ def add_parsers(sub: Any) -> None:
         help="a watchtower on 127.0.0.1 to hand the latest received proofs to (repeatable)",
     )
     receive.add_argument("--tower-reward", default="0", help="euros paid to a tower that rescues")
+    add_service_options(receive)
 
 
 def _common(parser: argparse.ArgumentParser, default_account: int) -> None:
@@ -164,9 +174,11 @@ def run(args: argparse.Namespace) -> int:
             raise CliError("--top-up-to must be above --low-water")
         if not 0 <= args.port < 65536:
             raise CliError(f"--port must be 0..65535, got {args.port}")
+        configure_from(args)
         service, client = _open(args)
         closing = [service.store.close]
         try:
+            board = node_board(args, "hub", service, client)
             _check_network_fee_cap(client, fees.cap)
             settlement = hub_settlement(args, client)
             if settlement is not None:
@@ -174,6 +186,8 @@ def run(args: argparse.Namespace) -> int:
                 closing.append(store.close)
                 claim_settlement_store(store, client)
             return run_until_stopped(
+                run_with_metrics,
+                board,
                 _serve_hub,
                 service,
                 client,
@@ -184,6 +198,7 @@ def run(args: argparse.Namespace) -> int:
                 None if settlement is None else (settlement[0], store),
                 _api_sources(args, client),
                 args.api_port or 0,
+                board,
                 name="hub",
             )
         finally:
@@ -219,9 +234,12 @@ def run(args: argparse.Namespace) -> int:
     policy = _charge_policy(args.accept_charges_from, parse_amount(args.max_charge))
     towers = [_tower(text) for text in args.watchtower]
     reward = parse_amount(args.tower_reward)
+    configure_from(args)
     service, client = _open(args)
     try:
         return run_until_stopped(
+            run_with_metrics,
+            node_board(args, "agent", service, client),
             _receive,
             service,
             client,
@@ -266,8 +284,11 @@ async def _serve_hub(
     settlement: tuple[SettlementConfig, SettlementStore] | None = None,
     api: ApiSources | None = None,
     api_port_wanted: int = 0,
+    board: MetricsBoard | None = None,
 ) -> None:
     hub = Hub(service, terms, low_water=low_water, top_up_to=top_up_to)
+    if board is not None:
+        board.add_gauges(partial(hub_gauges, hub))
     async with trio.open_nursery() as nursery:
         await nursery.start(run_on_chain, service, client)
         await _follow_limits(

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import errno
 import signal
-import sys
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from typing import Any
 import trio
 
 from cise.errors import CliError
+from cise.logs import say
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -53,7 +53,7 @@ def run_until_stopped(main: Callable[..., Awaitable[Any]], *args: Any, name: str
         else:
             raise
     if outcome.signal is not None:
-        print(f"{name} stopped", file=sys.stderr, flush=True)
+        say(f"{name} stopped", signal=signal.Signals(outcome.signal).name)
         return 0
     return outcome.result if isinstance(outcome.result, int) else 0
 

@@ -6,6 +6,7 @@ It must never hold protocol logic: every decision lives in `channels/` or a serv
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 from channels.ownership import OwnershipError
 from cise.arguments import positive_int
 from cise.errors import CliError
+from cise.logs import say
 
 
 class _Parser(argparse.ArgumentParser):
@@ -317,7 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_bench(args)
     except (CliError, OwnershipError) as exc:  # OwnershipError: another process owns a store
-        print(f"cise: error: {exc}", file=sys.stderr)
+        say(f"cise: error: {exc}", logging.ERROR)  # a JSON line under `--log-format json`
         return 2
     raise AssertionError(f"unhandled command {args.command}")
 

@@ -39,6 +39,8 @@ from cise.arguments import positive_int
 from cise.channel_cmd import open_account, parse_amount
 from cise.errors import CliError
 from cise.lifecycle import run_until_stopped
+from cise.logs import configure_from
+from cise.metrics import add_service_options, run_with_metrics, tower_board
 from cise.money import UNITS_PER_EURO
 from cise.network import NetworkFileError, load_network
 from watchtower import messages as msg
@@ -79,6 +81,7 @@ def add_parsers(sub: Any) -> None:
         default=DEFAULT_STALL_BLOCKS,
         help="blocks an update may stay unmined before it is replaced with a higher fee",
     )
+    add_service_options(serve)
     status = ops.add_parser("status", help="which channels are guarded up to which nonce")
     _common(status)
     status.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -170,6 +173,7 @@ def _serve(args: argparse.Namespace) -> int:
     if args.confirmations < 0 or not args.poll_interval > 0:
         raise CliError("--confirmations must be >= 0 and --poll-interval above 0")
     min_reward = parse_amount(args.min_reward)
+    configure_from(args)
     key, client, _ = open_account(args)
     deployment = client.deployment
     try:
@@ -192,7 +196,10 @@ def _serve(args: argparse.Namespace) -> int:
             min_reward=min_reward,
             stall_blocks=args.stall_blocks,
         )
-        return run_until_stopped(_serve_tower, tower, args.port, name="watchtower")
+        board = tower_board(args, tower)
+        return run_until_stopped(
+            run_with_metrics, board, _serve_tower, tower, args.port, name="watchtower"
+        )
     finally:
         store.close()
 

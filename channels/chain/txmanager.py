@@ -321,6 +321,16 @@ class Scheduler:
             key=lambda job: job.nonce or 0,
         )
 
+    def count_at_risk(self, head: int, blocks: int) -> int:
+        """How many unmined jobs are within `blocks` of their deadline at `head` (read only)."""
+        return sum(
+            1
+            for job in self.jobs.values()
+            if job.deadline is not None
+            and job.stage not in (Stage.MINED, Stage.DONE)
+            and head >= job.deadline - blocks
+        )
+
     def at_risk(self, head: int) -> list[Job]:
         """Unmined jobs within `risk_blocks` of their deadline (each once per head)."""
         risky = []
