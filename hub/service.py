@@ -19,7 +19,7 @@ announce a fee above the governed cap it knows.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 import trio
@@ -33,6 +33,7 @@ from channels.core.fee_cap import capped_schedule
 from channels.core.state import ChannelState
 from channels.core.types import Address, ChannelId, TokenAmount
 from channels.service import NodeService
+from channels.tls import TlsConfig
 from channels.transport import Connection, serve_connections
 from hub.mediator import MediationTerms, Mediator
 
@@ -279,9 +280,12 @@ class Hub:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
+        tls: TlsConfig | None = None,
+        admit: Callable[[bytes], bool] | None = None,
         task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Run the hub: the commit loop, the listener and the terms announcer; never returns."""
+        """Run the hub: the commit loop, the listener and the terms announcer; never returns.
+        `tls`: TLS on every connection (required off the loopback); `admit`: members only."""
         handlers = self.service.dispatch_table().lookup()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self.service.run_commits)
@@ -294,6 +298,8 @@ class Hub:
                     host=host,
                     port=port,
                     on_connection=self.on_connection,
+                    tls=tls,
+                    admit=admit,
                     task_status=task_status,
                 )
             )

@@ -43,6 +43,7 @@ from channels.core.state import BalanceProof, ChannelState, ChannelStatus
 from channels.core.types import Address, ChannelId, to_checksum
 from channels.service import NodeService
 from channels.signer import LocalSigner
+from channels.tls import TlsConfig, require_tls_off_loopback
 from channels.transport import Connection, ConnectionClosedError, DispatchTable, TcpTransport
 from watchtower import messages as msg
 from watchtower.core import Refusal
@@ -209,14 +210,15 @@ class TowerSession:
 
 @asynccontextmanager
 async def open_tower_session(
-    signer: LocalSigner, tower: TowerEndpoint
+    signer: LocalSigner, tower: TowerEndpoint, *, tls: TlsConfig | None = None
 ) -> AsyncIterator[TowerSession]:
-    """Connect to `tower` (which must authenticate as `tower.address`) for the block."""
+    """Connect to `tower` (which must authenticate as `tower.address`) for the block; over TLS
+    with `tls` (required for a tower that is not on the loopback)."""
     session = TowerSession()
     table = DispatchTable()
     table.register(msg.MonitorAnswers, session._on_answers)
     table.register(msg.StatusReply, session._on_status)
-    transport = TcpTransport(signer, msg, table.lookup())
+    transport = TcpTransport(signer, msg, table.lookup(), tls=tls)
     try:
         async with transport.open_connection(
             tower.host, tower.port, expected_peer=tower.address
@@ -285,6 +287,7 @@ class TowerGuard:
         batch_interval: float = DEFAULT_BATCH_INTERVAL,
         retry_interval: float = DEFAULT_RETRY_INTERVAL,
         any_tower: bool = False,
+        tls: TlsConfig | None = None,
     ) -> None:
         if not towers:
             raise ValueError("name at least one tower")
@@ -292,7 +295,10 @@ class TowerGuard:
             raise ValueError(
                 f"batch_count is 1..{msg.MAX_REQUESTS}, batch_interval >= 0, reward >= 0"
             )
+        for tower in towers:  # refuse plain TCP off the loopback now, not in the reconnect loop
+            require_tls_off_loopback(tower.host, tls, "connect to")
         self.service = service
+        self.tls = tls
         self.reward = reward
         self.batch_count = batch_count
         self.batch_interval = batch_interval
@@ -350,7 +356,9 @@ class TowerGuard:
         delay = 0.1
         while True:
             try:
-                async with open_tower_session(self.service.signer, state.endpoint) as session:
+                async with open_tower_session(
+                    self.service.signer, state.endpoint, tls=self.tls
+                ) as session:
                     delay = 0.1
                     await self._feed(state, session)
             except (OSError, trio.BrokenResourceError) as exc:

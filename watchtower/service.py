@@ -56,6 +56,7 @@ from channels.chain.outage import (
 from channels.chain.txmanager import DEFAULT_STALL_BLOCKS, PRIORITY_DEADLINE, TransactionManager
 from channels.core.types import Address, BlockNumber, ChannelId, to_checksum
 from channels.signer import LocalSigner
+from channels.tls import TlsConfig
 from channels.transport import Connection, DispatchTable, MalformedMessageError, serve_connections
 from watchtower import messages as msg
 from watchtower.core import (
@@ -210,11 +211,16 @@ class Watchtower:
     # -- serving ------------------------------------------------------------------------------
 
     async def serve(
-        self, *, port: int = 0, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
+        self,
+        *,
+        host: str = HOST,
+        port: int = 0,
+        tls: TlsConfig | None = None,
+        task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Catch up with the chain (however long the node takes to answer), then serve the API on
-        127.0.0.1:`port` (0: any free port), follow the chain and answer closes; never returns.
-        `task_status.started(port)`."""
+        `host`:`port` (0: any free port; TLS with `tls`, required off the loopback), follow the
+        chain and answer closes; never returns. `task_status.started(port)`."""
         await self.poll_until_done()
         table = DispatchTable()
         table.register(msg.MonitorRequests, self._on_requests)
@@ -230,12 +236,13 @@ class Watchtower:
                     self.signer,
                     msg,
                     table.lookup(),
-                    host=HOST,
+                    host=host,
                     port=port,
                     on_connection=self._on_connection,
+                    tls=tls,
                 )
             )
-            log.info("watchtower %s listening on %s:%d", to_checksum(self.address), HOST, bound)
+            log.info("watchtower %s listening on %s:%d", to_checksum(self.address), host, bound)
             self.ready.set()
             task_status.started(bound)
 
