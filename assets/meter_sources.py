@@ -396,9 +396,12 @@ class _HttpServer:
         slot = False
         try:
             if self.connections > self.max_connections:
-                log.warning(
-                    "meter http: more than %d connections, one refused", self.max_connections
-                )
+                if self.slots.should_log("(any address)", trio.current_time()):
+                    log.warning(
+                        "meter http: more than %d connections, further ones refused"
+                        " (logged once a minute)",
+                        self.max_connections,
+                    )
                 return
             slot = self.slots.take(peer)
             if not slot:
