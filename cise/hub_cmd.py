@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,7 @@ from channels.records import core_record_codec
 from channels.service import CONFIRMATION_FLUSH, NodeService, restore_chain_node, run_on_chain
 from channels.signer import LocalSigner
 from channels.store import SqliteStore, StoreError
+from channels.tls import PlainTransportRefusedError, TlsConfig
 from cise.accounts import add_account_arguments
 from cise.api_cmd import parse_ledger
 from cise.arguments import address_argument, positive_int
@@ -60,11 +63,22 @@ from cise.settle_cmd import (
     hub_settlement,
     open_settlement_store,
 )
+from cise.tls_options import (
+    DEFAULT_HOST,
+    add_host_argument,
+    add_tls_argument,
+    host_port,
+    show,
+    tls_for,
+)
+from hub.admission import MemberAdmission
 from hub.mediator import MediationTerms
 from hub.service import Hub
 from settlement.service import SettlementConfig, SettlementService
 from settlement.store import SettlementStore
 from watchtower.client import TowerEndpoint, TowerGuard
+
+log = logging.getLogger(__name__)
 
 READY_TIMEOUT = 30.0
 PENDING_EXIT = 3  # `agent pay`: no outcome yet (a lock may still complete); pay the id again
@@ -73,9 +87,11 @@ PENDING_EXIT = 3  # `agent pay`: no outcome yet (a lock may still complete); pay
 def add_parsers(sub: Any) -> None:
     hub = sub.add_parser("hub", help="the routing hub")
     hub_ops = hub.add_subparsers(dest="op", required=True, metavar="OP")
-    serve = hub_ops.add_parser("serve", help="run the hub on 127.0.0.1 until interrupted")
+    serve = hub_ops.add_parser("serve", help="run the hub until interrupted")
     _common(serve, default_account=0)
-    serve.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free)")
+    add_host_argument(serve)
+    serve.add_argument("--port", type=int, default=0, help="port on --host (0: any free)")
+    add_tls_argument(serve)
     serve.add_argument("--fee-flat", default="0.000010", help="euros per payment")
     serve.add_argument("--fee-ppm", type=int, default=1_000, help="parts per million of amount")
     serve.add_argument("--fee-cap", default="0.010000", help="euros: the fee never exceeds it")
@@ -124,8 +140,9 @@ def add_parsers(sub: Any) -> None:
         "--watchtower",
         action="append",
         default=[],
-        metavar="ADDR@PORT",
-        help="a watchtower on 127.0.0.1 to hand the latest received proofs to (repeatable)",
+        metavar="ADDR@[HOST:]PORT",
+        help="a watchtower (host default 127.0.0.1) to hand the latest received proofs to "
+        "(repeatable; over TLS with --tls or off the loopback)",
     )
     receive.add_argument("--tower-reward", default="0", help="euros paid to a tower that rescues")
     add_service_options(receive)
@@ -139,7 +156,9 @@ def _common(parser: argparse.ArgumentParser, default_account: int) -> None:
 
 def _hubaddress_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hub", required=True, help="the hub's address 0x...")
-    parser.add_argument("--hub-port", type=positive_int, required=True, help="on 127.0.0.1")
+    parser.add_argument("--hub-port", type=positive_int, required=True, help="on --hub-host")
+    add_host_argument(parser, "--hub-host")
+    add_tls_argument(parser)
 
 
 def _open(args: argparse.Namespace) -> tuple[NodeService, Web3ChainClient]:
@@ -178,6 +197,9 @@ def run(args: argparse.Namespace) -> int:
         service, client = _open(args)
         closing = [service.store.close]
         try:
+            listen = Listen(
+                args.host, tls_for(args.tls, [args.host], args.data_dir, service.address)
+            )
             board = node_board(args, "hub", service, client)
             _check_network_fee_cap(client, fees.cap)
             settlement = hub_settlement(args, client)
@@ -199,6 +221,7 @@ def run(args: argparse.Namespace) -> int:
                 _api_sources(args, client),
                 args.api_port or 0,
                 board,
+                listen,
                 name="hub",
             )
         finally:
@@ -214,14 +237,13 @@ def run(args: argparse.Namespace) -> int:
             raise CliError("--payment-id + --count - 1 must stay below 2**64")
         service, client = _open(args)
         try:
+            where = _hub_endpoint(args, service)
             if args.count > 1:
                 return trio.run(
-                    _pay_many, service, client, hub, args.hub_port, payee, amount,
+                    _pay_many, service, client, hub, where, payee, amount,
                     args.payment_id, args.count,
                 )  # fmt: skip
-            return trio.run(
-                _pay, service, client, hub, args.hub_port, payee, amount, args.payment_id
-            )
+            return trio.run(_pay, service, client, hub, where, payee, amount, args.payment_id)
         except* CliError as group:  # raised inside the agent's nursery: one line, no traceback
             error: BaseException = group
             while isinstance(error, BaseExceptionGroup):
@@ -237,6 +259,7 @@ def run(args: argparse.Namespace) -> int:
     configure_from(args)
     service, client = _open(args)
     try:
+        where = _hub_endpoint(args, service)
         return run_until_stopped(
             run_with_metrics,
             node_board(args, "agent", service, client),
@@ -244,7 +267,7 @@ def run(args: argparse.Namespace) -> int:
             service,
             client,
             hub,
-            args.hub_port,
+            where,
             args.seconds,
             policy,
             towers,
@@ -285,7 +308,9 @@ async def _serve_hub(
     api: ApiSources | None = None,
     api_port_wanted: int = 0,
     board: MetricsBoard | None = None,
+    listen: Listen | None = None,
 ) -> None:
+    listen = listen or Listen(DEFAULT_HOST, None)
     hub = Hub(service, terms, low_water=low_water, top_up_to=top_up_to)
     if board is not None:
         board.add_gauges(partial(hub_gauges, hub))
@@ -298,13 +323,23 @@ async def _serve_hub(
             None,
             lambda limits: hub.apply_governed_fee_cap(limits.hub_fee_cap),
         )
+        admit = None
+        if client.deployment.governed:  # members only (and the hub's channel partners)
+            admission = MemberAdmission(
+                service, GovernanceClient(client.connection, client.deployment, None)
+            )
+            await nursery.start(partial(admission.follow, chain_call=service.chain_call))
+            admit = admission.admit
         bound = await nursery.start(
-            lambda task_status: hub.serve(port=port, task_status=task_status)
-        )
+            lambda task_status: hub.serve(host=listen.host, port=port, tls=listen.tls,
+                                          admit=admit, task_status=task_status)
+        )  # fmt: skip
         print(
-            f"hub {to_checksum(service.address)} listening on 127.0.0.1:{bound}",
+            f"hub {to_checksum(service.address)} listening on {show(listen.host)}:{bound}",
             flush=True,
         )
+        if listen.tls is not None:
+            log.info("hub serves over TLS, certificate %s", listen.tls.certificate_path)
         if settlement is not None:
             config, store = settlement
             await nursery.start(SettlementService(service, client, store, config).run)
@@ -342,11 +377,35 @@ def _api_sources(args: argparse.Namespace, client: Web3ChainClient) -> ApiSource
 
 
 def _tower(text: str) -> TowerEndpoint:
-    """ADDR@PORT of a watchtower on 127.0.0.1."""
-    address, sep, port = text.partition("@")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise CliError(f"--watchtower {text!r}: want ADDRESS@PORT (the tower on 127.0.0.1)")
-    return TowerEndpoint(address_argument(address, "--watchtower"), int(port))
+    """ADDR@PORT or ADDR@HOST:PORT of a watchtower (host default 127.0.0.1)."""
+    address, sep, where = text.partition("@")
+    if not sep:
+        raise CliError(f"--watchtower {text!r}: want ADDRESS@PORT or ADDRESS@HOST:PORT")
+    host, port = host_port(where, "--watchtower")
+    return TowerEndpoint(address_argument(address, "--watchtower"), port, host)
+
+
+@dataclass(frozen=True, slots=True)
+class Listen:
+    """Where a service listens, and its TLS (None: plain, loopback only)."""
+
+    host: str
+    tls: TlsConfig | None
+
+
+@dataclass(frozen=True, slots=True)
+class HubEndpoint:
+    """Where an agent reaches its hub, and its TLS (None: plain, loopback only)."""
+
+    host: str
+    port: int
+    tls: TlsConfig | None
+
+
+def _hub_endpoint(args: argparse.Namespace, service: NodeService) -> HubEndpoint:
+    """`--hub-host`/`--hub-port`/`--tls` (TLS off the loopback whatever `--tls` says)."""
+    tls = tls_for(args.tls, [args.hub_host], args.data_dir, service.address)
+    return HubEndpoint(args.hub_host, args.hub_port, tls)
 
 
 def _charge_policy(assets: str, max_charge: int) -> ChargePolicy | None:
@@ -368,10 +427,15 @@ async def start_agent(
     port: int,
     nursery: trio.Nursery,
     policy: ChargePolicy | None = None,
+    *,
+    host: str = DEFAULT_HOST,
+    tls: TlsConfig | None = None,
 ) -> Agent:
     """The agent of `service` as `cise agent` runs it, in `nursery`: following the chain and the
-    governed limits (the hub fee cap, the hub's role), connected to the hub on 127.0.0.1:`port`
-    and ready (its terms known); CliError when no hub answered within READY_TIMEOUT."""
+    governed limits (the hub fee cap, the hub's role), connected to the hub on `host`:`port`
+    (over TLS with `tls`) and ready (its terms known); CliError when no hub answered within
+    READY_TIMEOUT, or at once when the hub or its certificate refused us or was not the hub
+    named (a refusal does not pass by waiting)."""
     agent = Agent(service, hub) if policy is None else Agent(service, hub, accept_charge=policy)
     await nursery.start(run_on_chain, service, client)
     await _follow_limits(  # before the first payment: each is checked against the cap
@@ -381,15 +445,35 @@ async def start_agent(
         hub,
         lambda limits: agent.apply_governed_limits(limits.hub_fee_cap, limits.hub_problem),
     )
-    agent.start(nursery, port)
+    try:
+        agent.start(nursery, port, host=host, tls=tls)
+    except PlainTransportRefusedError as exc:
+        raise CliError(f"--hub-host: {exc} (add --tls)") from None
+    where = f"{show(host)}:{port}" + (" over TLS" if tls is not None else "")
     with trio.move_on_after(READY_TIMEOUT) as scope:
-        await agent.wait_ready()
+        async with trio.open_nursery() as waiting:
+            waiting.start_soon(_watch_refusal, agent, where)
+            await agent.wait_ready()
+            waiting.cancel_scope.cancel()
     if scope.cancelled_caught:
         raise CliError(
-            f"no hub answered on 127.0.0.1:{port} within {READY_TIMEOUT:g} s"
+            f"no hub answered on {where} within {READY_TIMEOUT:g} s"
             f" ({agent.connection_problem or 'no terms announced'})"
         )
     return agent
+
+
+REFUSALS = ("the hub connection failed", "the hub refused us")  # `Agent.connection_problem`
+
+
+async def _watch_refusal(agent: Agent, where: str) -> None:
+    """CliError as soon as the first connection ends in a refusal (a wrong certificate or
+    address, plain against TLS, not admitted): retrying would only repeat it."""
+    while True:
+        problem = agent.connection_problem
+        if problem is not None and problem.startswith(REFUSALS):
+            raise CliError(f"the hub on {where}: {problem}")
+        await trio.sleep(0.05)
 
 
 async def _follow_limits(
@@ -417,13 +501,15 @@ async def _pay(
     service: NodeService,
     client: Web3ChainClient,
     hub: Address,
-    port: int,
+    where: HubEndpoint,
     payee: Address,
     amount: int,
     payment_id: int,
 ) -> int:
     async with trio.open_nursery() as nursery:
-        agent = await start_agent(service, client, hub, port, nursery)
+        agent = await start_agent(
+            service, client, hub, where.port, nursery, host=where.host, tls=where.tls
+        )
         try:
             outcome = await agent.pay(payee, amount, payment_id)
         except PaymentError as exc:
@@ -454,7 +540,7 @@ async def _pay_many(
     service: NodeService,
     client: Web3ChainClient,
     hub: Address,
-    port: int,
+    where: HubEndpoint,
     payee: Address,
     amount: int,
     first_id: int,
@@ -465,7 +551,9 @@ async def _pay_many(
     Exit status 1 if any failed, else PENDING_EXIT if any is still pending."""
     unfinished = {"failed": 0, "pending": 0}
     async with trio.open_nursery() as nursery:
-        agent = await start_agent(service, client, hub, port, nursery)
+        agent = await start_agent(
+            service, client, hub, where.port, nursery, host=where.host, tls=where.tls
+        )
 
         async def one(payment_id: int) -> None:
             try:
@@ -504,14 +592,16 @@ async def _receive(
     service: NodeService,
     client: Web3ChainClient,
     hub: Address,
-    port: int,
+    where: HubEndpoint,
     seconds: float | None,
     policy: ChargePolicy | None,
     towers: list[TowerEndpoint],
     reward: int,
 ) -> int:
     async with trio.open_nursery() as nursery:
-        agent = await start_agent(service, client, hub, port, nursery, policy)
+        agent = await start_agent(
+            service, client, hub, where.port, nursery, policy, host=where.host, tls=where.tls
+        )
         if agent.lock_time_problem is not None:  # every payment to us would be refused
             raise CliError(agent.lock_time_problem)
         if towers:  # while we serve, our latest received proofs go to the towers
