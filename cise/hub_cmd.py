@@ -1,7 +1,9 @@
 """`cise hub serve` and `cise agent pay|receive`: the hub and its agents on a network file's chain.
 
 `cise hub serve` runs the routing hub for one account of a network (`cise chain` writes the
-file): it restores the hub's log from `--data-dir`, follows the chain, listens on 127.0.0.1 and
+file): it restores the hub's log from `--data-dir`, follows the chain, listens on `--host`
+(127.0.0.1 by default; over TLS with `--tls`, always off the loopback: `cise.tls_options`; on a
+governed network it admits members and its channel partners only: `hub.admission`) and
 announces its fee (flat + ppm, never above `--fee-cap`). `cise agent pay` connects an account's
 agent to the hub, pays once and prints the outcome as JSON; `cise agent receive` serves as a
 payee until stopped (or for `--seconds`) and prints each payment received as a JSON line. On a
@@ -272,6 +274,7 @@ def run(args: argparse.Namespace) -> int:
             policy,
             towers,
             reward,
+            tls_for(args.tls, [t.host for t in towers], args.data_dir, service.address),
             name="agent",
         )
     finally:
@@ -597,6 +600,7 @@ async def _receive(
     policy: ChargePolicy | None,
     towers: list[TowerEndpoint],
     reward: int,
+    tower_tls: TlsConfig | None = None,
 ) -> int:
     async with trio.open_nursery() as nursery:
         agent = await start_agent(
@@ -605,7 +609,7 @@ async def _receive(
         if agent.lock_time_problem is not None:  # every payment to us would be refused
             raise CliError(agent.lock_time_problem)
         if towers:  # while we serve, our latest received proofs go to the towers
-            TowerGuard(service, towers, reward=reward).start(nursery)
+            TowerGuard(service, towers, reward=reward, tls=tower_tls).start(nursery)
         print(json.dumps({"connected": to_checksum(service.address)}), flush=True)
         with trio.move_on_after(math.inf if seconds is None else seconds) as timer:
             async for payment in agent.received:

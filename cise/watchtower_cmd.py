@@ -1,9 +1,9 @@
 """`cise watchtower serve|status|hire`: run a watchtower, see what it guards, hand it your proofs.
 
 - `serve`: the tower of one account of a network file (`cise chain` writes one): its file is
-  `<data-dir>/watchtower-<address>.sqlite`; it catches up with the chain, listens on 127.0.0.1 and
-  answers closes until SIGINT/SIGTERM (then exits 0, `cise.lifecycle`). A node that stops answering
-  does not end it: it says what is unguarded and resumes when the node is back.
+  `<data-dir>/watchtower-<address>.sqlite`; it catches up with the chain, listens on `--host` (TLS:
+  `--tls`) and answers closes until SIGINT/SIGTERM (then exits 0, `cise.lifecycle`). A node
+  that stops answering does not end it: it says what is unguarded and resumes when the node is back.
 - `status`: the tower's own view, read from its file (it may be running): every guarded channel,
   the nonce held and where the channel stands; or, with `--tower`/`--tower-port`, what a running
   tower holds for this account (asked over its API, authenticated as the account).
@@ -33,6 +33,7 @@ from channels.records import core_record_codec
 from channels.service import read_chain_node
 from channels.signer import LocalSigner
 from channels.store import SqliteStore, StoreError
+from channels.tls import PlainTransportRefusedError, TlsConfig
 from channels.transport import TransportError
 from cise.accounts import account_address, add_account_arguments
 from cise.arguments import positive_int
@@ -43,6 +44,14 @@ from cise.logs import configure_from
 from cise.metrics import add_service_options, run_with_metrics, tower_board
 from cise.money import UNITS_PER_EURO
 from cise.network import NetworkFileError, load_network
+from cise.tls_options import (
+    DEFAULT_HOST,
+    add_host_argument,
+    add_tls_argument,
+    host_port,
+    show,
+    tls_for,
+)
 from watchtower import messages as msg
 from watchtower.client import (
     TowerEndpoint,
@@ -62,9 +71,11 @@ CONNECT_TIMEOUT = 30.0
 def add_parsers(sub: Any) -> None:
     tower = sub.add_parser("watchtower", help="guard offline parties' channels on chain")
     ops = tower.add_subparsers(dest="op", required=True, metavar="OP")
-    serve = ops.add_parser("serve", help="run a watchtower on 127.0.0.1 until interrupted")
+    serve = ops.add_parser("serve", help="run a watchtower until interrupted")
     _common(serve)
-    serve.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free)")
+    add_host_argument(serve)
+    serve.add_argument("--port", type=int, default=0, help="port on --host (0: any free)")
+    add_tls_argument(serve)
     serve.add_argument(
         "--confirmations",
         type=int,
@@ -145,7 +156,13 @@ def _common(parser: argparse.ArgumentParser, default_account: int = 3) -> None:
 
 def _tower_address(parser: argparse.ArgumentParser, *, required: bool) -> None:
     parser.add_argument("--tower", required=required, help="the tower's address 0x...")
-    parser.add_argument("--tower-port", type=positive_int, required=required, help="on 127.0.0.1")
+    parser.add_argument(
+        "--tower-port",
+        required=required,
+        metavar="[HOST:]PORT",
+        help="where the tower listens (host default 127.0.0.1)",
+    )
+    add_tls_argument(parser)
 
 
 def tower_file(data_dir: Path, address: bytes) -> Path:
@@ -197,20 +214,24 @@ def _serve(args: argparse.Namespace) -> int:
             stall_blocks=args.stall_blocks,
         )
         board = tower_board(args, tower)
+        tls = tls_for(args.tls, [args.host], args.data_dir, client.address)
         return run_until_stopped(
-            run_with_metrics, board, _serve_tower, tower, args.port, name="watchtower"
-        )
+            run_with_metrics, board, _serve_tower, tower, args.port, args.host, tls,
+            name="watchtower",
+        )  # fmt: skip
     finally:
         store.close()
 
 
-async def _serve_tower(tower: Watchtower, port: int) -> None:
+async def _serve_tower(
+    tower: Watchtower, port: int, host: str = DEFAULT_HOST, tls: TlsConfig | None = None
+) -> None:
     async with trio.open_nursery() as nursery:
         bound = await nursery.start(
-            lambda task_status: tower.serve(port=port, task_status=task_status)
+            lambda task_status: tower.serve(host=host, port=port, tls=tls, task_status=task_status)
         )
         print(
-            f"watchtower {to_checksum(tower.address)} listening on 127.0.0.1:{bound} "
+            f"watchtower {to_checksum(tower.address)} listening on {show(host)}:{bound} "
             f"(chain block {tower.cursor})",
             flush=True,
         )
@@ -265,30 +286,36 @@ def _status_from_file(args: argparse.Namespace) -> int:
 
 def _endpoint(args: argparse.Namespace) -> TowerEndpoint:
     try:
-        return TowerEndpoint(Address(parse_address(args.tower)), args.tower_port)
+        address = Address(parse_address(args.tower))
     except ValueError as exc:
         raise CliError(f"--tower: {exc}") from None
+    host, port = host_port(args.tower_port, "--tower-port")
+    return TowerEndpoint(address, port, host)
 
 
 @asynccontextmanager
-async def _session(signer: LocalSigner, endpoint: TowerEndpoint) -> AsyncIterator[TowerSession]:
-    """A session with the tower, its errors turned into CliErrors."""
+async def _session(
+    signer: LocalSigner, endpoint: TowerEndpoint, tls: TlsConfig | None = None
+) -> AsyncIterator[TowerSession]:
+    """A session with the tower (over TLS with `tls`), its errors turned into CliErrors."""
+    where = f"{show(endpoint.host)}:{endpoint.port}" + (" over TLS" if tls is not None else "")
     try:
         with trio.fail_after(CONNECT_TIMEOUT):
-            async with open_tower_session(signer, endpoint) as session:
+            async with open_tower_session(signer, endpoint, tls=tls) as session:
                 yield session
     except trio.TooSlowError:
-        raise CliError(f"the tower on 127.0.0.1:{endpoint.port} did not answer") from None
-    except (OSError, TransportError, TowerError) as exc:
-        raise CliError(f"tower on 127.0.0.1:{endpoint.port}: {exc}") from None
+        raise CliError(f"the tower on {where} did not answer") from None
+    except (OSError, TransportError, TowerError, PlainTransportRefusedError) as exc:
+        raise CliError(f"tower on {where}: {exc}") from None
 
 
 def _status_from_tower(args: argparse.Namespace) -> int:
     endpoint = _endpoint(args)
-    key, _, _ = open_account(args)
+    key, client, _ = open_account(args)
+    tls = tls_for(args.tls, [endpoint.host], args.data_dir, client.address)
 
     async def ask() -> msg.StatusReply:
-        async with _session(LocalSigner(key), endpoint) as session:
+        async with _session(LocalSigner(key), endpoint, tls) as session:
             return await session.status()
 
     reply = trio.run(ask)
@@ -337,8 +364,10 @@ def _hire(args: argparse.Namespace) -> int:
         print(json.dumps({"guarded": 0, "reason": "no channel has a proof from its partner yet"}))
         return 0
 
+    tls = tls_for(args.tls, [endpoint.host], args.data_dir, signer.address)
+
     async def submit() -> msg.MonitorAnswers:
-        async with _session(signer, endpoint) as session:
+        async with _session(signer, endpoint, tls) as session:
             return await session.submit(list(requests.values()))
 
     answers = trio.run(submit)
