@@ -4,7 +4,8 @@
 `--metrics-host` (127.0.0.1) and `--health-max-behind N`; `board_from(args, ...)` makes the
 command's `MetricsBoard` (None when the port is not given), and `run_with_metrics(board, main,
 *args)` runs the command's trio main with the board serving beside it. The board prints
-`metrics on HOST:PORT` on stdout once it listens, then answers on that port, in this process, on
+`metrics on HOST:PORT` on stdout once it listens (`{"metrics": "HOST:PORT"}` for the commands
+whose stdout is JSON lines: `agent receive`, `asset run`), then answers on that port, in this process, on
 the trio thread (no server thread):
 
 - `GET /metrics`: Prometheus text (`prometheus_client.generate_latest` of the board's own
@@ -60,6 +61,7 @@ PROBE_INTERVAL = 2.0  # seconds between chain head probes
 PROBE_TIMEOUT = 5.0  # seconds a probe may take before the node counts as unreachable
 READ_TIMEOUT = 5.0  # seconds a client has to send its request
 MAX_REQUEST = 8192  # bytes of request head read at most
+JSON_STDOUT = frozenset({"agent", "asset"})  # commands whose stdout is JSON lines
 RISK_BLOCKS = 3  # a transaction this close to its deadline and not yet mined is at risk
 _REASON_LEN = 48
 _NUMBERS = re.compile(r"0x[0-9a-fA-F]+|\d+")
@@ -107,6 +109,9 @@ class Following:
     head: int | None = None
     reachable: bool = False
     problem: str = "the node was not asked yet"
+    # one probe thread at most: a probe the node never answers is abandoned but keeps its thread,
+    # and must not take the threads the service itself needs (trio's default limiter)
+    threads: trio.CapacityLimiter = field(default_factory=lambda: trio.CapacityLimiter(1))
 
     def behind(self) -> int | None:
         return None if self.head is None else max(0, self.head - self.processed())
@@ -116,7 +121,9 @@ class Following:
         while True:
             try:
                 with trio.fail_after(limit):
-                    head = await trio.to_thread.run_sync(self.head_of_chain, abandon_on_cancel=True)
+                    head = await trio.to_thread.run_sync(
+                        self.head_of_chain, abandon_on_cancel=True, limiter=self.threads
+                    )
                 self.head, self.reachable, self.problem = int(head), True, ""
             except trio.TooSlowError:
                 self.reachable, self.problem = False, f"the node did not answer within {limit:g} s"
@@ -152,6 +159,7 @@ class MetricsBoard:
         default_factory=lambda: CollectorRegistry(auto_describe=True)
     )
     parts: list[Gauges] = field(default_factory=list)
+    json_line: bool = False  # the command's stdout is JSON lines: say where as {"metrics": ...}
     ours: bytes = b""  # the watched node's address (the direction of an expired lock)
 
     def __post_init__(self) -> None:
@@ -212,7 +220,11 @@ class MetricsBoard:
             if self.following is not None:
                 nursery.start_soon(self.following.probe)
             nursery.start_soon(partial(trio.serve_listeners, self._answer, listeners))
-            print(f"metrics on {self.host}:{bound}", flush=True)
+            where = f"{self.host}:{bound}"
+            print(
+                json.dumps({"metrics": where}) if self.json_line else f"metrics on {where}",
+                flush=True,
+            )
             log.info("metrics on %s:%d", self.host, bound, extra={"metrics_port": bound})
             task_status.started(bound)
 
@@ -330,7 +342,7 @@ def node_board(
 ) -> MetricsBoard | None:
     """`board_from` for a node service following `client`'s chain, watching `service`."""
     following = Following(lambda: int(service.block_number), lambda: int(client.block_number()))
-    board = board_from(args, name, following)
+    board = board_from(args, name, following, json_line=name in JSON_STDOUT)
     if board is not None:
         board.watch_node(service)
     return board
@@ -421,7 +433,11 @@ def _response(status: int, content_type: str, body: bytes) -> bytes:
 
 
 def board_from(
-    args: argparse.Namespace, name: str, following: Following | None = None
+    args: argparse.Namespace,
+    name: str,
+    following: Following | None = None,
+    *,
+    json_line: bool = False,
 ) -> MetricsBoard | None:
     """The command's board from `--metrics-port` and friends (None: metrics are off)."""
     port = getattr(args, "metrics_port", None)
@@ -433,7 +449,7 @@ def board_from(
     if max_behind < 0:
         raise CliError(f"--health-max-behind must not be negative, got {max_behind}")
     host = getattr(args, "metrics_host", DEFAULT_HOST)
-    return MetricsBoard(name, host, port, max_behind, following)
+    return MetricsBoard(name, host, port, max_behind, following, json_line=json_line)
 
 
 async def run_with_metrics(

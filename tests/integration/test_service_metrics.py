@@ -52,7 +52,12 @@ def scrape(port: int, path: str) -> tuple[int, str]:
         return error.code, error.read().decode()
 
 
-def metrics_port(running: Running) -> int:
+def metrics_port(running: Running, json_stdout: bool = False) -> int:
+    """The port of `metrics on 127.0.0.1:P`, or of `{"metrics": "127.0.0.1:P"}` on a command
+    whose stdout is JSON lines (every stdout line of those stays JSON)."""
+    if json_stdout:
+        where = json.loads(running.wait_line('{"metrics": "127.0.0.1:'))["metrics"]
+        return int(where.rsplit(":", 1)[1])
     return int(running.wait_line("metrics on 127.0.0.1:").rsplit(":", 1)[1])
 
 
@@ -122,7 +127,7 @@ def test_services_serve_health_and_metrics_and_stop_on_sigterm(net: Net, tmp_pat
             _cli(net.file, net.data, MACHINE, "agent", "receive", *hub_args, *JSON_METRICS),
             tmp_path,
         ))  # fmt: skip
-        agent_metrics = metrics_port(agent)
+        agent_metrics = metrics_port(agent, json_stdout=True)
         agent.wait_line("connected")
         tower = stack.enter_context(spawn(
             _cli(net.file, net.data, TOWER, "watchtower", "serve", "--poll-interval", "0.1",
@@ -135,7 +140,7 @@ def test_services_serve_health_and_metrics_and_stop_on_sigterm(net: Net, tmp_pat
                  "--tariff", TARIFF, "--source", "http", "--http-port", "0", *JSON_METRICS),
             tmp_path,
         ))  # fmt: skip
-        asset_metrics = metrics_port(asset)
+        asset_metrics = metrics_port(asset, json_stdout=True)
         asset.wait_line("listening", seconds=START_S)
         api = stack.enter_context(spawn(
             ["api", "serve", "--network", str(net.file), "--data-dir", str(net.data),
@@ -171,5 +176,7 @@ def test_services_serve_health_and_metrics_and_stop_on_sigterm(net: Net, tmp_pat
         assert wait_sample(hub_metrics, paid_in, lambda v: v >= 1) == 1  # the user paid the hub
         assert wait_sample(hub_metrics, channel, lambda v: v < 1_000_000) == 1_000_000 - 10_000
 
+        for running in (agent, asset):  # their stdout is JSON lines, the metrics line too
+            assert all(json.loads(line) is not None for line in running.lines), running.lines
         for running in (api, asset, agent, tower, hub):
             assert_json_stop(running)

@@ -5,11 +5,15 @@ payments counted from events, and a misbehaving client never stops the board."""
 from __future__ import annotations
 
 import json
+import socket
 
+import pytest
 import trio
 
 from channels.core import events as ev
 from channels.core.types import Address, ChannelId, PaymentId, SecretHash, TokenAmount
+from cise.errors import CliError
+from cise.lifecycle import run_until_stopped
 from cise.metrics import Following, MetricsBoard, failure_reason, run_with_metrics
 
 PARTNER = Address(b"\x22" * 20)
@@ -120,6 +124,35 @@ async def test_run_with_metrics_returns_main_and_stops_the_board() -> None:
     with trio.fail_after(5):
         assert await run_with_metrics(board, main, 7) == 7
         assert await run_with_metrics(None, main, 8) == 8
+
+
+def test_a_taken_metrics_port_is_a_clear_error_before_the_service_starts() -> None:
+    started = []
+
+    async def main() -> int:
+        started.append(True)
+        return 0
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        board = MetricsBoard("hub", port=taken.getsockname()[1])
+        with pytest.raises(CliError, match=r"metrics cannot listen on 127\.0\.0\.1:\d+: "):
+            run_until_stopped(run_with_metrics, board, main, name="hub")
+    assert not started
+
+
+async def test_the_metrics_line_is_json_where_stdout_is_json_lines(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for json_line in (False, True):
+        board = MetricsBoard("agent", port=0, json_line=json_line)
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(board.serve)
+            nursery.cancel_scope.cancel()
+        out = capsys.readouterr().out.strip()
+        where = f"127.0.0.1:{port}"
+        assert out == (json.dumps({"metrics": where}) if json_line else f"metrics on {where}")
 
 
 def test_failure_reasons_are_a_small_set_of_words() -> None:
