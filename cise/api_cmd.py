@@ -28,7 +28,6 @@ from cise.accounts import account_address, account_argument
 from cise.channel_cmd import connect
 from cise.errors import CliError
 from cise.lifecycle import run_until_stopped
-from cise.logs import configure_from
 from cise.metrics import add_service_options, head_board, run_with_metrics
 from cise.network import NetworkFileError, load_network
 from cise.settle_cmd import settlement_path
@@ -150,7 +149,6 @@ async def _serve(sources: ApiSources, port: int) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    configure_from(args)
     sources = build_sources(args)
     board = head_board(args, "api", sources.connection.block_number)
     return run_until_stopped(run_with_metrics, board, _serve, sources, args.port, name="api")

@@ -92,7 +92,6 @@ from cise.hub_cmd import READY_TIMEOUT, open_service
 from cise.ledger_cmd import asset_history, connect, parse_asset_id
 from cise.ledger_files import LedgerFile, read_ledger
 from cise.lifecycle import run_until_stopped
-from cise.logs import configure_from
 from cise.metrics import add_service_options, asset_gauges, node_board, run_with_metrics
 from cise.money import euro
 
@@ -404,7 +403,6 @@ def _run(args: argparse.Namespace) -> int:
     if args.source == "simulate" and users is None:
         raise CliError("--source simulate needs --users (whom to simulate)")
     args.meter_tokens = _meter_tokens(args)
-    configure_from(args)
     key, client, path = open_account(args)
     registry = _registry(client, key)
     split = _current_split(registry, asset_id, client.address)

@@ -50,7 +50,6 @@ from cise.arguments import address_argument, positive_int
 from cise.channel_cmd import open_account, parse_amount
 from cise.errors import CliError
 from cise.lifecycle import run_until_stopped
-from cise.logs import configure_from
 from cise.metrics import (
     MetricsBoard,
     add_service_options,
@@ -195,7 +194,6 @@ def run(args: argparse.Namespace) -> int:
             raise CliError("--top-up-to must be above --low-water")
         if not 0 <= args.port < 65536:
             raise CliError(f"--port must be 0..65535, got {args.port}")
-        configure_from(args)
         service, client = _open(args)
         closing = [service.store.close]
         try:
@@ -258,7 +256,6 @@ def run(args: argparse.Namespace) -> int:
     policy = _charge_policy(args.accept_charges_from, parse_amount(args.max_charge))
     towers = [_tower(text) for text in args.watchtower]
     reward = parse_amount(args.tower_reward)
-    configure_from(args)
     service, client = _open(args)
     try:
         where = _hub_endpoint(args, service)

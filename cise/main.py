@@ -14,7 +14,7 @@ from typing import Any
 from channels.ownership import OwnershipError
 from cise.arguments import positive_int
 from cise.errors import CliError
-from cise.logs import say
+from cise.logs import configure_from, say
 
 
 class _Parser(argparse.ArgumentParser):
@@ -222,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    configure_from(args)  # a service's --log-format/--log-level, before anything it logs
     try:
         if args.command == "demo":
             from cise.demo import run_demo

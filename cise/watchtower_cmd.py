@@ -40,7 +40,6 @@ from cise.arguments import positive_int
 from cise.channel_cmd import open_account, parse_amount
 from cise.errors import CliError
 from cise.lifecycle import run_until_stopped
-from cise.logs import configure_from
 from cise.metrics import add_service_options, run_with_metrics, tower_board
 from cise.money import UNITS_PER_EURO
 from cise.network import NetworkFileError, load_network
@@ -190,7 +189,6 @@ def _serve(args: argparse.Namespace) -> int:
     if args.confirmations < 0 or not args.poll_interval > 0:
         raise CliError("--confirmations must be >= 0 and --poll-interval above 0")
     min_reward = parse_amount(args.min_reward)
-    configure_from(args)
     key, client, _ = open_account(args)
     deployment = client.deployment
     try:
