@@ -6,8 +6,8 @@ a valid event never reaches the sink; it gets a "rejected" outcome from the sour
 
 These are trio I/O shells only: they must never price, charge or judge an event beyond
 `decode_event` (that is the sink's job), never use floats for units, never buffer input without a
-bound, never parse JSON that `channels.input_limits` has not checked first (size, UTF-8, nesting), never wait on a peer without a timeout, and the HTTP endpoint must never listen on
-anything but 127.0.0.1 (loopback-only policy: put a reverse proxy in front to reach machines),
+bound, never parse JSON that `channels.input_limits` has not checked first (size, UTF-8, nesting), never wait on a peer without a timeout, and the HTTP endpoint must never listen off
+the loopback without TLS (`serve_http(ssl_context=)`; or put a reverse proxy in front),
 never submit an event or a /service document of a request without a valid token when tokens
 are set (`assets.meter_auth`), and never log a token.
 """
@@ -18,6 +18,7 @@ import logging
 import math
 import os
 import random
+import ssl
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any, Final, Literal
@@ -29,6 +30,7 @@ import trio
 from assets.meter import MeterError, MeterEvent, check_event, decode_event
 from assets.meter_auth import AddressSlots, identify
 from channels.input_limits import InputError, InputTooLargeError, check_json, load_json
+from channels.tls import is_loopback_host
 
 __all__ = [
     "HTTP_HOST",
@@ -332,9 +334,14 @@ async def serve_http(
     max_connections_per_address: int = 16,
     posts: Mapping[str, JsonHandler] | None = None,
     tokens: Mapping[str, bytes] | None = None,
+    ssl_context: ssl.SSLContext | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve meter events over HTTP/1.1 (keep-alive) on 127.0.0.1:port; never returns.
+    """Serve meter events over HTTP/1.1 (keep-alive) on host:port; never returns.
+
+    `host`: a loopback address, or any address with `ssl_context` (HTTPS: every connection's TLS
+    handshake within `timeout_s`, a failed one logged and dropped; ValueError for a non-loopback
+    host without it).
 
     `posts` adds routes: POST /path with a JSON body → `handler(document)` → (status, JSON)
     (e.g. "/service" for servicers' signed service events).
@@ -356,8 +363,10 @@ async def serve_http(
     Connections are served concurrently: the sink must take concurrent calls (the asset agent
     serializes per asset) and bound its own waits. `task_status.started(port)` reports the port.
     """
-    if host != HTTP_HOST:
-        raise ValueError(f"the meter endpoint listens on {HTTP_HOST} only (loopback), not {host!r}")
+    if ssl_context is None and not is_loopback_host(host):
+        raise ValueError(
+            f"the meter endpoint listens on {host!r} only with TLS (plain HTTP: loopback only)"
+        )
     if timeout_s <= 0:
         raise ValueError(f"timeout_s must be positive, got {timeout_s}")
     listeners = await trio.open_tcp_listeners(port, host=host)
@@ -366,6 +375,7 @@ async def serve_http(
     server.slots = AddressSlots(max_connections_per_address)
     server.tokens = dict(tokens) if tokens is not None else None
     server.posts = {path.encode(): handler for path, handler in (posts or {}).items()}
+    server.ssl_context = ssl_context
     async with trio.open_nursery() as nursery:
         await nursery.start(trio.serve_listeners, server.handle, listeners)
         task_status.started(bound_port)
@@ -389,6 +399,7 @@ class _HttpServer:
         self.connections = 0
         self.slots = AddressSlots(16)
         self.tokens: dict[str, bytes] | None = None
+        self.ssl_context: ssl.SSLContext | None = None
 
     async def handle(self, stream: trio.SocketStream) -> None:
         self.connections += 1
@@ -408,7 +419,7 @@ class _HttpServer:
                 await self._refuse_flood(stream, peer)
                 return
             conn = h11.Connection(h11.SERVER, max_incomplete_event_size=_MAX_HEADER_BYTES)
-            await self._serve(stream, conn, peer)
+            await self._serve(await self._secure(stream, peer), conn, peer)
         except _DropError:
             pass
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
@@ -420,6 +431,26 @@ class _HttpServer:
             with trio.move_on_after(1) as scope:
                 scope.shield = True
                 await stream.aclose()
+
+    async def _secure(self, stream: trio.SocketStream, peer: str) -> trio.abc.Stream:
+        """The connection itself, or over TLS with `ssl_context` (its handshake within
+        `timeout_s`; a failed or stalled one is logged and dropped)."""
+        if self.ssl_context is None:
+            return stream
+        secure = trio.SSLStream(stream, self.ssl_context, server_side=True, https_compatible=True)
+        with trio.move_on_after(self.timeout_s) as scope:
+            try:
+                await secure.do_handshake()
+            except trio.BrokenResourceError as exc:
+                log.warning(
+                    "meter http: TLS handshake with %s failed: %s", peer, exc.__cause__ or exc
+                )
+                raise _DropError from None
+        if scope.cancelled_caught:
+            log.warning("meter http: TLS handshake with %s stalled for %s s, dropped", peer,
+                        self.timeout_s)  # fmt: skip
+            raise _DropError
+        return secure
 
     async def _refuse_flood(self, stream: trio.SocketStream, peer: str) -> None:
         """Answer 503 (best effort, briefly) to a connection above the per-address cap."""
@@ -438,7 +469,7 @@ class _HttpServer:
         with trio.move_on_after(min(self.timeout_s, 1.0)):
             await stream.send_all(head.encode() + body)
 
-    async def _serve(self, stream: trio.SocketStream, conn: h11.Connection, peer: str) -> None:
+    async def _serve(self, stream: trio.abc.Stream, conn: h11.Connection, peer: str) -> None:
         while True:
             try:
                 with trio.move_on_after(self.timeout_s) as scope:
@@ -468,18 +499,19 @@ class _HttpServer:
                 return
             conn.start_next_cycle()
 
-    async def _linger(self, stream: trio.SocketStream) -> None:
+    async def _linger(self, stream: trio.abc.Stream) -> None:
         """After an answer to a request not read to its end: stop sending, then discard what the
         client still sends for a moment, so that closing does not reset the connection before
         the client has read the answer."""
         with trio.move_on_after(min(self.timeout_s, _LINGER_S)):
-            await stream.send_eof()
+            if isinstance(stream, trio.abc.HalfCloseableStream):  # TLS cannot half-close
+                await stream.send_eof()
             discarded = 0
             while discarded < _LINGER_BYTES and (data := await stream.receive_some(_RECEIVE_BYTES)):
                 discarded += len(data)
 
     async def _read_request(
-        self, stream: trio.SocketStream, conn: h11.Connection
+        self, stream: trio.abc.Stream, conn: h11.Connection
     ) -> tuple[h11.Request, bytes]:
         request = await self._next_event(stream, conn)
         if not isinstance(request, h11.Request):  # ConnectionClosed: the client is done
@@ -503,13 +535,13 @@ class _HttpServer:
             else:
                 raise _DropError
 
-    async def _next_event(self, stream: trio.SocketStream, conn: h11.Connection) -> Any:
+    async def _next_event(self, stream: trio.abc.Stream, conn: h11.Connection) -> Any:
         while True:
             event = conn.next_event()
             if event is not h11.NEED_DATA:
                 return event
             data = await stream.receive_some(_RECEIVE_BYTES)
-            conn.receive_data(data)
+            conn.receive_data(bytes(data))
 
     async def _route(
         self, request: h11.Request, body: bytes, peer: str
@@ -600,7 +632,7 @@ class _HttpServer:
 
     async def _send(
         self,
-        stream: trio.SocketStream,
+        stream: trio.abc.Stream,
         conn: h11.Connection,
         status: int,
         payload: Any,
@@ -623,7 +655,7 @@ class _HttpServer:
 
     async def _send_error(
         self,
-        stream: trio.SocketStream,
+        stream: trio.abc.Stream,
         conn: h11.Connection,
         status: int,
         message: str,
@@ -635,7 +667,7 @@ class _HttpServer:
             raise _DropError
         await self._send(stream, conn, status, {"error": message}, extra, close=close)
 
-    async def _send_all(self, stream: trio.SocketStream, conn: h11.Connection, event: Any) -> None:
+    async def _send_all(self, stream: trio.abc.Stream, conn: h11.Connection, event: Any) -> None:
         data = conn.send(event)
         if not data:
             return
