@@ -10,8 +10,12 @@ takes the payee's proof from `watchtower hire --tower-port 127.0.0.3:PORT --tls`
 
 from __future__ import annotations
 
+import http.client
 import json
+import ssl
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,3 +139,23 @@ def _check_tower(net: Net, cli: Callable[..., tuple[int, str, str]]) -> None:
         code, out, err = cli(MACHINE, *hire)
         assert code == 2 and "Traceback" not in err and f"tower on {where}" in err, (out, err)
         assert tower.process.poll() is None, tower.err()
+
+
+def test_api_serves_https_off_127_0_0_1_with_its_certificate(net: Net) -> None:
+    """`api serve --host 127.0.0.4 --tls --tls-account 4`: https with the hub's certificate,
+    which a client pins as its only CA; plain HTTP there gets no answer."""
+    argv = ["api", "serve", "--network", str(net.file), "--data-dir", str(net.data),
+            "--host", "127.0.0.4", "--port", "0", "--tls", "--tls-account", str(HUB)]  # fmt: skip
+    with spawn(argv, net.tmp) as api:
+        url = api.wait_line("api listening on").split()[-1]
+        assert url.startswith("https://127.0.0.4:"), url
+        certificate = api.wait_line("api certificate").split(" ", 2)[2].strip()
+        assert certificate == str(net.data / f"tls-{net.addr[HUB].lower()}.crt")
+        context = ssl.create_default_context(cafile=certificate)
+        context.check_hostname = False
+        with urllib.request.urlopen(f"{url}/api/network", timeout=30, context=context) as answer:
+            assert answer.status == 200
+            assert json.loads(answer.read())["chain_id"]
+        with pytest.raises((urllib.error.URLError, http.client.HTTPException, OSError)):
+            urllib.request.urlopen("http" + url.removeprefix("https") + "/api/network", timeout=5)
+        assert api.process.poll() is None, api.err()
