@@ -82,18 +82,27 @@ from channels.core.types import Address, TokenAmount, to_checksum
 from channels.input_limits import MAX_JSON_BYTES, InputError, check_json, load_json, read_json_file
 from channels.service import NodeService, run_on_chain
 from channels.signer import LocalSigner
+from channels.tls import is_loopback_host
 from cise import asset_split_cmd
 from cise.accounts import add_account_arguments
 from cise.arguments import address_argument, positive_int
 from cise.asset_status import add_status_parser, asset_status, unpaid_lines
 from cise.channel_cmd import open_account, parse_amount
 from cise.errors import CliError
-from cise.hub_cmd import READY_TIMEOUT, open_service
+from cise.hub_cmd import connect_to_hub, open_service
 from cise.ledger_cmd import asset_history, connect, parse_asset_id
 from cise.ledger_files import LedgerFile, read_ledger
 from cise.lifecycle import run_until_stopped
 from cise.metrics import add_service_options, asset_gauges, node_board, run_with_metrics
 from cise.money import euro
+from cise.tls_options import (
+    DEFAULT_HOST,
+    add_host_argument,
+    add_server_cert_argument,
+    pinned_context,
+    show,
+    tls_for,
+)
 
 SETTLE_TIMEOUT = 120.0  # seconds to finish the uses under way after the source ended
 FLOAT_LANDING_TIMEOUT = 60.0  # seconds for a fee-float deposit to show in the channel
@@ -118,7 +127,14 @@ def add_parsers(sub: Any) -> None:
     _common(run, default_account=2)
     run.add_argument("asset", help="asset id: 0x + 64 hex, or its name")
     run.add_argument("--hub", required=True, help="the hub's address 0x...")
-    run.add_argument("--hub-port", type=positive_int, required=True, help="on 127.0.0.1")
+    run.add_argument("--hub-port", type=positive_int, required=True, help="on --hub-host")
+    add_host_argument(run, "--hub-host")
+    run.add_argument(
+        "--tls",
+        action="store_true",
+        help="TLS to the hub and HTTPS on the meter endpoint (always on off the loopback; both "
+        "ends must agree; clients pin the certificate the agent prints: --server-cert)",
+    )
     run.add_argument("--tariff", required=True, help="tariff JSON, or @FILE")
     run.add_argument(
         "--users", default="any", help="who may use it: 0xADDR,0xADDR or 'any' (default)"
@@ -128,7 +144,8 @@ def add_parsers(sub: Any) -> None:
     run.add_argument("--count", type=positive_int, default=100, help="simulate: events")
     run.add_argument("--seed", type=int, default=1, help="simulate: random seed")
     run.add_argument("--prepaid", action="store_true", help="simulate: prepaid events")
-    run.add_argument("--http-port", type=int, default=0, help="http: port on 127.0.0.1")
+    run.add_argument("--host", default=DEFAULT_HOST, help="http: the meter endpoint's address")
+    run.add_argument("--http-port", type=int, default=0, help="http: port on --host")
     run.add_argument("--seconds", type=float, default=3600.0, help="http: how long to serve")
     run.add_argument(
         "--meter-token-file",
@@ -181,7 +198,10 @@ def _add_lifecycle_parsers(ops: Any) -> None:
     )
     _common(service, default_account=7)
     service.add_argument("asset", help="asset id: 0x + 64 hex, or its name")
-    service.add_argument("--url", required=True, help="the asset agent: http://127.0.0.1:PORT")
+    service.add_argument(
+        "--url", required=True, help="the asset agent: http://127.0.0.1:PORT or https://HOST:PORT"
+    )
+    add_server_cert_argument(service)
     service.add_argument("--action", required=True, help=", ".join(ACTIONS.values()))
     service.add_argument("--event-id", required=True, help="unique per asset, e.g. job-2026-117")
     service.add_argument("--part", default="", help="part id (needed for 'part replaced')")
@@ -277,8 +297,17 @@ def _history(args: argparse.Namespace) -> int:
 def _service(args: argparse.Namespace) -> int:
     asset_id = parse_asset_id(args.asset)
     url = urllib.parse.urlsplit(args.url)
-    if url.scheme != "http" or url.hostname != "127.0.0.1" or url.port is None:
-        raise CliError(f"--url must be http://127.0.0.1:PORT (loopback only), got {args.url!r}")
+    try:
+        port = url.port
+    except ValueError:
+        port = None
+    plain_ok = url.scheme == "http" and url.hostname is not None and is_loopback_host(url.hostname)
+    if not (plain_ok or url.scheme == "https") or not url.hostname or port is None:
+        raise CliError(
+            "--url must be http://LOOPBACK:PORT or https://HOST:PORT (plain HTTP is for the "
+            f"loopback only), got {args.url!r}"
+        )
+    context = pinned_context(args.server_cert) if url.scheme == "https" else None
     try:
         action = action_code(args.action)
         check_fields(args.event_id, action, args.part, args.details)
@@ -303,13 +332,13 @@ def _service(args: argparse.Namespace) -> int:
         split_version=version,
     )
     request = urllib.request.Request(
-        f"http://127.0.0.1:{url.port}/service",
+        f"{url.scheme}://{show(url.hostname)}:{port}/service",
         data=json.dumps(service_event_to_json(body)).encode(),
         headers={"content-type": "application/json"},
         method="POST",
     )
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:
+        with urllib.request.urlopen(request, timeout=30, context=context) as response:
             answer = load_json(response.read(MAX_JSON_BYTES + 1), what=f"the answer of {args.url}")
     except urllib.error.HTTPError as exc:
         print(exc.read().decode(errors="replace"))
@@ -404,6 +433,12 @@ def _run(args: argparse.Namespace) -> int:
         raise CliError("--source simulate needs --users (whom to simulate)")
     args.meter_tokens = _meter_tokens(args)
     key, client, path = open_account(args)
+    args.hub_tls = tls_for(args.tls, [args.hub_host], args.data_dir, client.address)
+    args.http_tls = (
+        tls_for(args.tls, [args.host], args.data_dir, client.address)
+        if args.source == "http"
+        else None
+    )
     registry = _registry(client, key)
     split = _current_split(registry, asset_id, client.address)
     service = open_service(key, client, path)
@@ -458,11 +493,7 @@ async def _serve(
     async with trio.open_nursery() as nursery:
         await nursery.start(run_on_chain, service, client)
         agent = Agent(service, hub)
-        agent.start(nursery, args.hub_port)
-        with trio.move_on_after(READY_TIMEOUT) as scope:
-            await agent.wait_ready()
-        if scope.cancelled_caught:
-            raise CliError(f"no hub answered on 127.0.0.1:{args.hub_port}")
+        await connect_to_hub(agent, nursery, args.hub_port, host=args.hub_host, tls=args.hub_tls)
         config = dataclasses.replace(config, funder=_float_funder(service, client, hub, chain_lock))
         asset = AssetAgent(agent, ledger, config)
         if args.metrics_board is not None:
@@ -737,10 +768,15 @@ async def _feed(args: argparse.Namespace, asset: AssetAgent, users: list[str]) -
                     port=args.http_port,
                     posts={"/service": asset.service_json},
                     tokens=args.meter_tokens,
+                    host=args.host,
+                    ssl_context=None if args.http_tls is None else args.http_tls.server_context,
                     task_status=task_status,
                 )
             )
-            print(json.dumps({"listening": f"127.0.0.1:{port}"}), flush=True)
+            listening: dict[str, str] = {"listening": f"{show(args.host)}:{port}"}
+            if args.http_tls is not None:  # what a client pins: --server-cert
+                listening["certificate"] = str(args.http_tls.certificate_path)
+            print(json.dumps(listening), flush=True)
             await trio.sleep(args.seconds)
             nursery.cancel_scope.cancel()
 

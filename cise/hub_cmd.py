@@ -445,6 +445,20 @@ async def start_agent(
         hub,
         lambda limits: agent.apply_governed_limits(limits.hub_fee_cap, limits.hub_problem),
     )
+    await connect_to_hub(agent, nursery, port, host=host, tls=tls)
+    return agent
+
+
+async def connect_to_hub(
+    agent: Agent,
+    nursery: trio.Nursery,
+    port: int,
+    *,
+    host: str = DEFAULT_HOST,
+    tls: TlsConfig | None = None,
+) -> None:
+    """`agent.start` on `host`:`port` (TLS with `tls`), then until the hub announced its terms;
+    CliError when none did within READY_TIMEOUT, or at once on a refusal (`_watch_refusal`)."""
     try:
         agent.start(nursery, port, host=host, tls=tls)
     except PlainTransportRefusedError as exc:
@@ -460,7 +474,6 @@ async def start_agent(
             f"no hub answered on {where} within {READY_TIMEOUT:g} s"
             f" ({agent.connection_problem or 'no terms announced'})"
         )
-    return agent
 
 
 REFUSALS = ("the hub connection failed", "the hub refused us")  # `Agent.connection_problem`
@@ -630,4 +643,12 @@ async def _receive(
     return 0
 
 
-__all__ = ["PENDING_EXIT", "READY_TIMEOUT", "add_parsers", "open_service", "run", "start_agent"]
+__all__ = [
+    "PENDING_EXIT",
+    "READY_TIMEOUT",
+    "add_parsers",
+    "connect_to_hub",
+    "open_service",
+    "run",
+    "start_agent",
+]

@@ -41,6 +41,7 @@ from assets.meter_buffer import (
 )
 from assets.meter_outbox import MeterOutbox, MeterOutboxConnection, MeterOutboxError
 from cise.errors import CliError
+from cise.tls_options import add_server_cert_argument, pinned_context
 
 REQUEST_TIMEOUT = 30.0  # seconds for one POST (connect, send, answer)
 
@@ -53,7 +54,12 @@ def add_parsers(sub: Any) -> None:
     token.add_argument("name", help="the machine's name: letters, digits, '.', '_', '-'")
     token.add_argument("--append", required=True, type=Path, help="the token file")
     send = ops.add_parser("send", help="send meter events (JSON lines on stdin) to an asset agent")
-    send.add_argument("--url", required=True, help="the asset agent's endpoint: http://HOST:PORT")
+    send.add_argument(
+        "--url",
+        required=True,
+        help="the asset agent: http://HOST:PORT, or https://HOST:PORT with --server-cert",
+    )
+    add_server_cert_argument(send)
     send.add_argument("--token-file", required=True, type=Path, help="this machine's token line")
     send.add_argument("--buffer", required=True, type=Path, help="the durable buffer (sqlite)")
     send.add_argument("--retry-max", type=float, default=30.0, help="longest wait between retries")
@@ -95,7 +101,7 @@ def _token(name: str, path: Path) -> int:
 class _Endpoint:
     """POST /events at the agent's URL, with the machine's token."""
 
-    def __init__(self, url: str, token: bytes) -> None:
+    def __init__(self, url: str, token: bytes, certificate: Path | None = None) -> None:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
             raise CliError(f"--url must be http://HOST:PORT or https://HOST:PORT, got {url!r}")
@@ -104,6 +110,7 @@ class _Endpoint:
         except ValueError:
             raise CliError(f"--url has a bad port: {url!r}") from None
         self.https = parts.scheme == "https"
+        self.context = pinned_context(certificate) if self.https else None
         self.host = parts.hostname
         self.port = port
         self.path = parts.path.rstrip("/") + "/events"
@@ -114,8 +121,13 @@ class _Endpoint:
 
     def post(self, body: bytes, timeout: float) -> tuple[int | None, bytes]:
         """(status, body) of the answer; (None, b"") when the agent could not be reached."""
-        kind = http.client.HTTPSConnection if self.https else http.client.HTTPConnection
-        conn = kind(self.host, self.port, timeout=timeout)
+        conn: http.client.HTTPConnection
+        if self.context is not None:
+            conn = http.client.HTTPSConnection(
+                self.host, self.port, timeout=timeout, context=self.context
+            )
+        else:
+            conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
         try:
             conn.request("POST", self.path, body=body, headers=self._headers)
             response = conn.getresponse()
@@ -202,7 +214,7 @@ def _send(args: argparse.Namespace) -> int:
             f"token file {args.token_file}: expected this machine's one line, got {len(tokens)}"
         )
     (token,) = tokens.values()
-    endpoint = _Endpoint(args.url, token)
+    endpoint = _Endpoint(args.url, token, args.server_cert)
     try:
         outbox = MeterOutbox(args.buffer)
     except MeterOutboxError as exc:

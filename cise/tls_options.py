@@ -12,6 +12,7 @@ Parsing only: who a peer is stays the transport's signed challenge.
 from __future__ import annotations
 
 import argparse
+import ssl
 from pathlib import Path
 
 from channels.tls import TlsConfig, TlsConfigError, is_loopback_host
@@ -54,6 +55,27 @@ def tls_for(
     return load_tls(data_dir, address) if wants_tls(forced, *hosts) else None
 
 
+def add_server_cert_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--server-cert",
+        type=Path,
+        help="https: the agent's certificate file (it prints its path), pinned as the only CA",
+    )
+
+
+def pinned_context(certificate: Path | None) -> ssl.SSLContext:
+    """An HTTPS client context trusting `certificate` only (the server's self-signed one; its
+    name is an address, so host names are not checked); CliError without it or when unusable."""
+    if certificate is None:
+        raise CliError("an https URL needs --server-cert FILE (the server's certificate)")
+    try:
+        context = ssl.create_default_context(cafile=str(certificate))
+    except (OSError, ssl.SSLError) as exc:
+        raise CliError(f"--server-cert {certificate}: {exc}") from None
+    context.check_hostname = False
+    return context
+
+
 def host_port(text: str, what: str, default_host: str = DEFAULT_HOST) -> tuple[str, int]:
     """PORT or HOST:PORT (an IPv6 host in brackets: [::1]:PORT); CliError naming `what`."""
     host, sep, port = text.rpartition(":")
@@ -73,9 +95,11 @@ def show(host: str) -> str:
 __all__ = [
     "DEFAULT_HOST",
     "add_host_argument",
+    "add_server_cert_argument",
     "add_tls_argument",
     "host_port",
     "load_tls",
+    "pinned_context",
     "show",
     "tls_for",
     "wants_tls",
