@@ -6,6 +6,8 @@ each with a clear reason, no traceback, while the hub keeps serving: a plain age
 hub; an agent whose `--hub` names another address than the hub's (both named); a non-member
 (dev account 8: not a founder), logged by the hub. `watchtower serve --host 127.0.0.3 --tls`
 takes the payee's proof from `watchtower hire --tower-port 127.0.0.3:PORT --tls`.
+`asset run --hub-host 127.0.0.2 --tls --host 127.0.0.5` serves HTTPS with the certificate it
+prints; `api serve --host 127.0.0.4 --tls` too.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from tests.integration.test_signals import spawn
 
 pytestmark = pytest.mark.node
 
-TOWER, HUB, USER, MACHINE, OUTSIDER = 3, 4, 5, 6, 8
+ASSET_AGENT, TOWER, HUB, USER, MACHINE, OUTSIDER = 2, 3, 4, 5, 6, 8
+TARIFF = '{"kind": "cycle", "price": 1000, "max_units": 1}'
 FOUNDERS = 7  # dev accounts 0..6 are members; 7.. are not
 
 
@@ -66,6 +69,11 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
         data = tmp / "data"
         assert main(_cli(path, data, USER, "channel", "open", addr[HUB], "--deposit", "5")) == 0
         assert main(_cli(path, data, HUB, "channel", "open", addr[MACHINE], "--deposit", "5")) == 0
+        assert (
+            main(_cli(path, data, ASSET_AGENT, "channel", "open", addr[HUB], "--deposit", "1")) == 0
+        )
+        assert main(_cli(path, data, 0, "asset", "register", "tls-1", "--agent", addr[ASSET_AGENT],
+                         "--split", f"{addr[MACHINE]}=1000000")) == 0  # fmt: skip
         yield Net(path, data, tmp, addr)
     finally:
         stop.set()
@@ -123,6 +131,7 @@ def test_agents_pay_through_a_tls_hub_and_hire_a_tls_tower(
             assert code == 0, (out, err, hub.err())
             payee.wait_line('"payment_id": 4', seconds=30)
         _check_tower(net, cli)
+        _check_asset_agent(net, to_hub)
         assert hub.process.poll() is None, hub.err()
 
 
@@ -139,6 +148,22 @@ def _check_tower(net: Net, cli: Callable[..., tuple[int, str, str]]) -> None:
         code, out, err = cli(MACHINE, *hire)
         assert code == 2 and "Traceback" not in err and f"tower on {where}" in err, (out, err)
         assert tower.process.poll() is None, tower.err()
+
+
+def _check_asset_agent(net: Net, to_hub: list[str]) -> None:
+    """`asset run --hub-host 127.0.0.2 --tls --source http --host 127.0.0.5`: it reaches the TLS
+    hub, then serves HTTPS with the certificate it prints (pinned by the client)."""
+    argv = _cli(net.file, net.data, ASSET_AGENT, "asset", "run", "tls-1", *to_hub, "--tls",
+                "--tariff", TARIFF, "--source", "http", "--host", "127.0.0.5", "--http-port", "0")  # fmt: skip
+    with spawn(argv, net.tmp) as asset:
+        listening = json.loads(asset.wait_line('"listening"'))
+        assert listening["listening"].startswith("127.0.0.5:"), listening
+        context = ssl.create_default_context(cafile=listening["certificate"])
+        context.check_hostname = False
+        url = f"https://{listening['listening']}/health"
+        with urllib.request.urlopen(url, timeout=30, context=context) as answer:
+            assert json.loads(answer.read()) == {"ok": True}
+        assert asset.process.poll() is None, asset.err()
 
 
 def test_api_serves_https_off_127_0_0_1_with_its_certificate(net: Net) -> None:
