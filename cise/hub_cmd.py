@@ -476,15 +476,33 @@ async def connect_to_hub(
         )
 
 
-REFUSALS = ("the hub connection failed", "the hub refused us")  # `Agent.connection_problem`
+# `Agent.connection_problem` texts (from `channels.transport`) that retrying cannot change: not
+# admitted, another address than --hub, a TLS end against a plain one
+REFUSALS = (
+    "the hub refused us",
+    "the peer refused the connection",
+    "expected peer 0x",
+    "the peer started a TLS handshake",
+    "the TLS handshake failed",
+)
+FAILING = "the hub connection failed"  # any other handshake failure: a refusal if it persists
+PERSISTING_S = 3.0  # ... this long (several attempts; a hub dying mid-handshake is down after)
 
 
 async def _watch_refusal(agent: Agent, where: str) -> None:
-    """CliError as soon as the first connection ends in a refusal (a wrong certificate or
-    address, plain against TLS, not admitted): retrying would only repeat it."""
+    """CliError as soon as the connection is refused (not admitted, another address, plain
+    against TLS), or fails its handshake for PERSISTING_S in a row: retrying would only repeat
+    it. A hub that cannot be reached (not up yet) is waited for."""
+    failing_since: float | None = None
     while True:
         problem = agent.connection_problem
-        if problem is not None and problem.startswith(REFUSALS):
+        if problem is not None and any(refusal in problem for refusal in REFUSALS):
+            raise CliError(f"the hub on {where}: {problem}")
+        if problem is None or not problem.startswith(FAILING):
+            failing_since = None
+        elif failing_since is None:
+            failing_since = trio.current_time()
+        elif trio.current_time() - failing_since >= PERSISTING_S:
             raise CliError(f"the hub on {where}: {problem}")
         await trio.sleep(0.05)
 
