@@ -138,6 +138,7 @@ def test_the_real_network_path_runs_as_written_with_keystore_accounts_and_free_g
         code, output = _run_block(run, env)
         assert code == 0, output[-8000:]
         assert "Traceback" not in output, output[-8000:]
+        assert PASSWORD not in output  # no command prints the password
         # what the README says the block does: three uses charged, the servicers' earnings put on
         # chain in one round both signed, the ledger verified, servicer 1's balance shown
         assert len(re.findall(r'"status":\s*"charged"', output)) == USES, output[-8000:]
@@ -216,6 +217,7 @@ def test_the_real_network_path_runs_as_written_with_keystore_accounts_and_free_g
             "--network", "net.json", "--account", "operator", "--password-file", str(wrong),
         )  # fmt: skip
         assert refused.returncode != 0 and "Traceback" not in refused.stderr, refused.stderr
-        assert "password" in refused.stderr.lower(), refused.stderr
+        assert "wrong password for account 'operator'" in refused.stderr, refused.stderr
+        assert PASSWORD not in refused.stderr + refused.stdout  # neither password is shown
         assert connection.w3.eth.get_transaction_count(operator, "pending") == nonce
         assert chain.token_total_supply() == supply
