@@ -20,6 +20,7 @@ import argparse
 import http.client
 import json
 import os
+import ssl
 import sys
 import threading
 import time
@@ -34,6 +35,7 @@ from assets.meter_buffer import (
     MAX_EVENT_BYTES,
     Backoff,
     MeterLineError,
+    Verdict,
     check_line,
     encode_batch,
     judge_answer,
@@ -120,7 +122,8 @@ class _Endpoint:
         }
 
     def post(self, body: bytes, timeout: float) -> tuple[int | None, bytes]:
-        """(status, body) of the answer; (None, b"") when the agent could not be reached."""
+        """(status, body) of the answer; (None, b"") when the agent could not be reached.
+        ssl.SSLCertVerificationError when the server is not the pinned certificate's."""
         conn: http.client.HTTPConnection
         if self.context is not None:
             conn = http.client.HTTPSConnection(
@@ -132,6 +135,8 @@ class _Endpoint:
             conn.request("POST", self.path, body=body, headers=self._headers)
             response = conn.getresponse()
             return response.status, response.read(MAX_ANSWER_BYTES + 1)
+        except ssl.SSLCertVerificationError:
+            raise  # not a server that did not answer: another one (retrying cannot change it)
         except (OSError, http.client.HTTPException):
             return None, b""
         finally:
@@ -258,8 +263,16 @@ def _sender(
         if left is not None and left <= 0:
             return _still_buffered(conn, args.buffer)
         timeout = REQUEST_TIMEOUT if left is None else max(0.5, min(REQUEST_TIMEOUT, left))
-        status, body = endpoint.post(encode_batch(batch), timeout)
-        verdict = judge_answer(status, body, batch)
+        try:
+            status, body = endpoint.post(encode_batch(batch), timeout)
+        except ssl.SSLCertVerificationError as exc:
+            verdict = Verdict(
+                "fatal",
+                f"TLS refused: the server at {args.url} does not show the pinned certificate "
+                f"{args.server_cert} ({exc.verify_message or exc})",
+            )
+        else:
+            verdict = judge_answer(status, body, batch)
         if verdict.kind == "answered":
             conn.remove(batch)
             backoff.reset()

@@ -3,11 +3,12 @@
 Block 1 (the two set-up commands): command 1 runs as written in a fresh copy of the repository (a
 new venv, `pip install -e .`, `cise demo`); command 2 is this very suite, which CI runs. The
 co-financing walk, a session of its own, is `test_cli_cofinancing_walk`; the real-network path
-(keystore accounts on a permissioned chain) is `test_permissioned_network`. Every other block runs
-as written in one bash session in a temporary folder, against the `cise chain` it starts,
-with `set -euo pipefail`: a command that fails fails the test. Each block's output is then checked for
-what the README's text says the block does. Background services the blocks start must still be
-alive at the end (no command may stop another), and each must exit 0 on SIGTERM.
+(keystore accounts on a permissioned chain) is `test_permissioned_network`; three organisations'
+services over TLS, `test_three_organisations`. Every other block runs as written in one bash
+session in a temporary folder, against the `cise chain` it starts, with `set -euo pipefail`: a
+command that fails fails the test. Each block's output is then checked for what the README's text
+says the block does. Background services the blocks start must still be alive at the end (no
+command may stop another), and each must exit 0 on SIGTERM.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ WALK = "cise finance create"
 # the real-network path (keystore accounts on a permissioned chain) is a session of its own too:
 # tests/integration/test_permissioned_network.py runs it on anvil in that configuration
 REAL = "cise network deploy"
+# three organisations' services on their own loopback addresses over TLS are a session of their
+# own too: tests/integration/test_three_organisations.py runs that block and stops each service
+THREE = "cise meter send"
 
 
 def readme_blocks() -> list[str]:
@@ -48,9 +52,9 @@ def readme_blocks() -> list[str]:
 
 
 def tour_blocks() -> list[str]:
-    """The blocks after the set-up one that run in one session (all but the co-financing walk and
-    the real-network path)."""
-    return [b for b in readme_blocks()[1:] if WALK not in b and REAL not in b]
+    """The blocks after the set-up one that run in one session (all but the co-financing walk, the
+    real-network path and the three organisations' services)."""
+    return [b for b in readme_blocks()[1:] if WALK not in b and REAL not in b and THREE not in b]
 
 
 def test_setup_commands_are_the_two_of_the_brief() -> None:
