@@ -11,9 +11,9 @@ own address (read from /proc, not only from what it prints), that the hub's metr
 payments and its /health answers 200, that the API answers over HTTPS to a client pinning C's
 certificate, that a client pinning another party's certificate is refused (nothing charged), and
 that a plain agent and a non-member are refused by the hub. Then SIGTERM stops each service with
-exit 0 and no traceback, and the totals reconcile from the chain: every token is in a wallet or
-the channel manager, each servicer holds on chain exactly its shares in the ledger, and the user
-paid exactly the fees.
+exit 0 and no traceback; the totals reconcile from the chain: every token is in a wallet or the
+channel manager, each servicer holds on chain exactly its shares in the ledger, and the user paid
+exactly the fees; and C's tower holds a proof of each servicer's channel.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from channels.codec.keccak import keccak
 from channels.core.types import Address, parse_address
 from cise.ledger_files import read_ledger
 from cise.network import Network, load_network
+from watchtower.store import read_snapshot
 
 # The block starts `cise chain` on 8545 and its services on fixed ports, like the README's other
 # blocks: the same xdist group (one worker), so no two of them run at once.
@@ -178,6 +179,9 @@ def test_three_organisations_run_their_services_apart_over_tls_and_reconcile(
         shell.wait(timeout=STOP_BOUND)
         output = out_path.read_text()
         _check_reconciled(run, env, network)
+        # C's tower holds a proof of each servicer's channel, handed to it over TLS
+        tower = read_snapshot(run / ".cise" / f"watchtower-{T}.sqlite")
+        assert len(tower.guards) == 2, tower.guards
     finally:
         (tmp_path / "stop").touch()
         with contextlib.suppress(subprocess.TimeoutExpired):
