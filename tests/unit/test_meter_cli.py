@@ -1,18 +1,23 @@
-"""`cise meter token`, `cise meter send`'s refusals of bad input, and `cise asset run
---meter-token-file` refusing an unusable file: before any network is needed."""
+"""`cise meter token`, `cise meter send`'s refusals of bad input and of a server without the pinned
+certificate, and `cise asset run --meter-token-file` refusing an unusable file: before any network
+(chain) is needed."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import socket
 import stat
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
 from assets.meter_auth import load_tokens
 from assets.meter_outbox import MeterOutbox
+from channels.tls import TlsConfig
 from cise.main import main
 
 HUB = "0x" + "44" * 20
@@ -84,3 +89,52 @@ def test_meter_send_buffers_only_events_and_reports_what_is_left(
     for bad_url in ("ftp://127.0.0.1:1", "http://", "http://127.0.0.1:1?x=1"):
         assert main([*send[:3], bad_url, *send[4:]]) == 2
         assert "--url must be" in capsys.readouterr().err
+
+
+def test_meter_send_refuses_a_server_without_the_pinned_certificate_and_keeps_the_events(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An HTTPS server showing another certificate than --server-cert is not the agent: a fatal
+    'TLS refused' naming the pinned file (not retried as an agent that did not answer), exit 2,
+    the event kept in the buffer."""
+    server_tls = TlsConfig.load(tmp_path / "server", b"\x11" * 20)
+    pinned = TlsConfig.load(tmp_path / "pinned", b"\x22" * 20).certificate_path
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    served: list[str] = []
+
+    def serve() -> None:  # handshakes until closed; never answers an event
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn, contextlib.suppress(OSError):
+                conn.settimeout(5)
+                server_tls.server_context.wrap_socket(conn, server_side=True).close()
+                served.append("handshake")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    token = tmp_path / "washer.token"
+    assert main(["meter", "token", "washer", "--append", str(token)]) == 0
+    buffer = tmp_path / "buffer.sqlite"
+    event = '{"event_id": "a1", "user": "0x' + "55" * 20 + '", "units": 1, "at": 1}\n'
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(event.encode())))
+    capsys.readouterr()
+    try:
+        code = main(["meter", "send", "--url", f"https://127.0.0.1:{port}", "--server-cert",
+                     str(pinned), "--token-file", str(token), "--buffer", str(buffer),
+                     "--drain-timeout", "20"])  # fmt: skip
+    finally:
+        listener.close()
+        thread.join(timeout=10)
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "", err
+    assert f"TLS refused: the server at https://127.0.0.1:{port}" in err, err
+    assert str(pinned) in err and "retrying" not in err, err
+    assert "1 events stay in" in err
+    with MeterOutbox(buffer) as outbox:
+        conn = outbox.connection()
+        assert [b.event_id for b in conn.oldest(10)] == ["a1"]
+        conn.close()
