@@ -61,6 +61,8 @@ MAX_DENY_REASON = 300
 ADDRESS_SIZE = 20
 CHALLENGE_SIZE = 32
 HANDSHAKE_TIMEOUT = 10.0
+MAX_CONNECTIONS_PER_ADDRESS = 256  # one host's agents share its address: generous, but bounded
+FLOOD_LOG_INTERVAL = 60.0  # seconds between two "refused" lines for one address
 RECEIVE_CHUNK = 1 << 18
 WRITE_HIGH_WATER = 1 << 20  # `send` waits while more than this is queued
 # The reader yields to other tasks after this many messages, so that a consumer stage (a group
@@ -718,6 +720,7 @@ async def serve_connections(
     tls: TlsConfig | None = None,
     admit: Callable[[bytes], bool] | None = None,
     handshake_timeout: float = HANDSHAKE_TIMEOUT,
+    max_connections_per_address: int = MAX_CONNECTIONS_PER_ADDRESS,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Listen on host:port (port 0: any free port), serve every connection; never returns.
@@ -725,11 +728,15 @@ async def serve_connections(
     `tls`: every connection is TLS (see the module doc); without it only a loopback `host` is
     allowed (PlainTransportRefusedError before listening). `admit`: the addresses served (others are
     refused with a reason and a log line). Each connection is its own task, so one that stalls
-    in its handshake is dropped at `handshake_timeout` without holding up the others.
+    in its handshake is dropped at `handshake_timeout` without holding up the others. One remote
+    address holds at most `max_connections_per_address` connections at once: a flood from it is
+    closed at accept (logged once a minute per address) while everyone else is served.
     `task_status.started(port)` reports the bound port.
     """
     require_tls_off_loopback(host, tls, "listen on")
     listeners = await trio.open_tcp_listeners(port, host=host)
+    open_per_address: dict[str, int] = {}
+    flood_logged: dict[str, float] = {}
 
     async def handler(stream: trio.SocketStream) -> None:
         stream.setsockopt(*_NODELAY)
@@ -737,19 +744,36 @@ async def serve_connections(
             remote_host, remote_port = stream.socket.getpeername()[:2]
             remote = f"{remote_host}:{remote_port}"
         except OSError:
-            remote = "a peer that already left"
-        await handle_stream(
-            stream,
-            signer,
-            codec,
-            handlers,
-            on_connection=on_connection,
-            max_frame_size=max_frame_size,
-            tls=tls,
-            admit=admit,
-            handshake_timeout=handshake_timeout,
-            remote=remote,
-        )
+            remote_host, remote = "", "a peer that already left"
+        if open_per_address.get(remote_host, 0) >= max_connections_per_address:
+            now = trio.current_time()
+            if now - flood_logged.get(remote_host, -FLOOD_LOG_INTERVAL) >= FLOOD_LOG_INTERVAL:
+                flood_logged[remote_host] = now
+                log.warning(
+                    "connections from %s refused: it already holds %d (the most one address may)",
+                    remote_host,
+                    max_connections_per_address,
+                )
+            await stream.aclose()
+            return
+        open_per_address[remote_host] = open_per_address.get(remote_host, 0) + 1
+        try:
+            await handle_stream(
+                stream,
+                signer,
+                codec,
+                handlers,
+                on_connection=on_connection,
+                max_frame_size=max_frame_size,
+                tls=tls,
+                admit=admit,
+                handshake_timeout=handshake_timeout,
+                remote=remote,
+            )
+        finally:
+            open_per_address[remote_host] -= 1
+            if not open_per_address[remote_host]:
+                del open_per_address[remote_host]
 
     bound_port: int = listeners[0].socket.getsockname()[1]
     async with trio.open_nursery() as nursery:
