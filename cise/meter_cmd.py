@@ -8,7 +8,8 @@ in batches with the machine's token, and drops an event from the buffer only onc
 answered with its outcome (printed as one JSON line); a connection failure or a 5xx is retried
 with backoff, a 401 or a server without the `--server-cert` certificate stops it (exit 2). At
 the end of stdin it waits up to `--drain-timeout` for the buffer to empty: exit 0 when it did, 1
-when events are still buffered (the next run sends them first). The decisions live in `assets.meter_buffer`; this is the I/O shell.
+when events are still buffered (the next run sends them first). The decisions live in
+`assets.meter_buffer`; this is the I/O shell.
 
 This command must never drop a buffered event the agent has not answered for, never print or
 log a token, and never wait on the agent without a timeout.
