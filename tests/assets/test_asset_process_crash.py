@@ -44,9 +44,11 @@ async def _run_asset(
     tmp: Path,
     opening: Sequence[sc.StateChange],
     port: int,
+    closed: trio.Event,
     task_status: trio.TaskStatus[tuple[AssetAgent, trio.CancelScope]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """The asset process: its channel agent and asset agent on their files, until cancelled."""
+    """The asset process: its channel agent and asset agent on their files, until cancelled;
+    `closed` is set once its files are closed (a new process may then claim them)."""
     service = open_service("asset", tmp / "asset.sqlite", opening)
     ledger = LedgerStore(tmp / "asset-ledger.sqlite")
     try:
@@ -62,6 +64,7 @@ async def _run_asset(
     finally:
         ledger.close()
         service.store.close()
+        closed.set()
 
 
 def _past(asset: AssetAgent) -> int:
@@ -78,7 +81,10 @@ async def test_the_asset_process_stopped_midway_keeps_ledger_book_and_channel_in
 ) -> None:
     names = ["asset", *USERS, *BENEFICIARIES]
     async with running_net(tmp_path, names, without_agent=["asset"]) as net:
-        asset, scope = await net.nursery.start(_run_asset, tmp_path, net.opening, net.port)
+        first_closed = trio.Event()
+        asset, scope = await net.nursery.start(
+            _run_asset, tmp_path, net.opening, net.port, first_closed
+        )
         with trio.fail_after(30):
             for n in range(1, USES + 1):
                 await asset.handle(use(n, USERS[n % 2], prepaid=False))
@@ -86,8 +92,11 @@ async def test_the_asset_process_stopped_midway_keeps_ledger_book_and_channel_in
                 await trio.sleep(0.005)
         assert asset.book.counts().get("paid", 0) < USES  # stopped with work under way
         scope.cancel()  # the process dies wherever it was
-        await trio.sleep(0.1)
-        asset, scope = await net.nursery.start(_run_asset, tmp_path, net.opening, net.port)
+        with trio.fail_after(10):  # its files are let go (a loaded machine may take a while)
+            await first_closed.wait()
+        asset, scope = await net.nursery.start(
+            _run_asset, tmp_path, net.opening, net.port, trio.Event()
+        )
         with trio.fail_after(60):
             accepted = sum(asset.book.counts().values())
             for n in range(accepted + 1, USES + 1):  # the meter goes on
@@ -125,7 +134,10 @@ async def test_a_receipt_kept_from_leaving_by_a_stop_is_sent_after_the_restart(
     async with running_net(tmp_path, names, without_agent=["asset"]) as net:
         with monkeypatch.context() as patch:
             patch.setattr(AssetAgent, "_send_receipt", lambda self, use, entry: None)
-            asset, scope = await net.nursery.start(_run_asset, tmp_path, net.opening, net.port)
+            first_closed = trio.Event()
+            asset, scope = await net.nursery.start(
+                _run_asset, tmp_path, net.opening, net.port, first_closed
+            )
             with trio.fail_after(30):
                 for n in range(1, USES + 1):
                     await asset.handle(use(n, USERS[n % 2], prepaid=False))
@@ -133,9 +145,12 @@ async def test_a_receipt_kept_from_leaving_by_a_stop_is_sent_after_the_restart(
                     await trio.sleep(0.005)
             ledgered = [u for u in asset.book.open_uses() if u.status == "ledgered"]
             scope.cancel()  # no checkpoint in between: these were open at the stop
-            await trio.sleep(0.1)
+            with trio.fail_after(10):  # its files are let go
+                await first_closed.wait()
         assert ledgered, "no use was between its ledger entry and its shares at the stop"
-        asset, scope = await net.nursery.start(_run_asset, tmp_path, net.opening, net.port)
+        asset, scope = await net.nursery.start(
+            _run_asset, tmp_path, net.opening, net.port, trio.Event()
+        )
         with trio.fail_after(30):
             for open_use in ledgered:
                 [name] = [u for u in USERS if address_of(u) == open_use.event.user_address]

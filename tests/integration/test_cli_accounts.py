@@ -26,7 +26,8 @@ from channels.signer import LocalSigner
 from cise.main import main
 from tests.integration.test_cli_channel import running_chain
 
-pytestmark = pytest.mark.node
+# The tests build on each other (the first opens channel 1): one worker runs them in order.
+pytestmark = [pytest.mark.node, pytest.mark.xdist_group("cli-accounts")]
 
 USER, MACHINE = 1, 2
 USER_ADDRESS = to_checksum(LocalSigner(dev_private_keys()[USER]).address)
