@@ -21,11 +21,13 @@ import argparse
 import http.client
 import json
 import os
+import select
 import ssl
 import sys
 import threading
 import time
 import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -47,6 +49,7 @@ from cise.errors import CliError
 from cise.tls_options import add_server_cert_argument, pinned_context
 
 REQUEST_TIMEOUT = 30.0  # seconds for one POST (connect, send, answer)
+READ_SLICE = 0.2  # seconds the stdin reader waits for input before it looks at its stop flag
 
 
 def add_parsers(sub: Any) -> None:
@@ -156,7 +159,12 @@ class _Output:
 
 
 class _Reader(threading.Thread):
-    """Reads stdin, buffers each valid event durably, then wakes the sender."""
+    """Reads stdin, buffers each valid event durably, then wakes the sender.
+
+    It never blocks in a read the process cannot interrupt: it waits for input with `select` in
+    short slices and stops when `stop` is set, so the process can exit (a 401, a TLS refusal)
+    while stdin is still open; a thread left inside `readline` makes the interpreter abort at
+    exit (SIGABRT, "could not acquire lock for <stdin>") instead of exiting with its code."""
 
     def __init__(
         self, stream: IO[bytes], outbox: MeterOutbox, output: _Output, wake: threading.Event
@@ -166,6 +174,7 @@ class _Reader(threading.Thread):
         self.outbox = outbox
         self.output = output
         self.wake = wake
+        self.stop = threading.Event()
         self.ended = threading.Event()
         self.failure: BaseException | None = None
 
@@ -182,13 +191,42 @@ class _Reader(threading.Thread):
             self.ended.set()
             self.wake.set()
 
+    def _lines(self) -> Iterator[bytes | None]:
+        """Each line of stdin (without its end); None for one longer than MAX_EVENT_BYTES (its
+        bytes skipped up to the next line end). Ends at end of input or when `stop` is set."""
+        try:
+            fd: int | None = self.stream.fileno()
+        except (AttributeError, OSError, ValueError):  # an in-memory stream: reads never block
+            fd = None
+        pending = b""
+        skipping = False
+        while not self.stop.is_set():
+            if fd is None:
+                chunk = self.stream.read(1 << 16)
+            else:
+                ready, _, _ = select.select([fd], [], [], READ_SLICE)
+                if not ready:
+                    continue
+                chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                break
+            pending += chunk
+            while (end := pending.find(b"\n")) >= 0:
+                line, pending = pending[:end], pending[end + 1 :]
+                yield None if skipping or len(line) > MAX_EVENT_BYTES else line
+                skipping = False
+            if len(pending) > MAX_EVENT_BYTES:
+                pending, skipping = b"", True
+        else:
+            return
+        if skipping or len(pending) > MAX_EVENT_BYTES:
+            yield None
+        elif pending:
+            yield pending
+
     def _read(self, conn: MeterOutboxConnection) -> None:
-        number = 0
-        while raw := self.stream.readline(MAX_EVENT_BYTES + 1):
-            number += 1
-            if len(raw) > MAX_EVENT_BYTES and not raw.endswith(b"\n"):
-                while (rest := self.stream.readline(MAX_EVENT_BYTES)) and not rest.endswith(b"\n"):
-                    pass
+        for number, raw in enumerate(self._lines(), start=1):
+            if raw is None:
                 self._refuse(number, f"longer than {MAX_EVENT_BYTES} bytes")
                 continue
             line = raw.strip()
@@ -234,6 +272,8 @@ def _send(args: argparse.Namespace) -> int:
             reader.start()
             return _sender(args, endpoint, conn, reader, output, wake)
         finally:
+            reader.stop.set()  # it leaves its wait within READ_SLICE
+            reader.join(timeout=2 * READ_SLICE + 1)
             conn.close()
 
 
