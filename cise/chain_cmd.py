@@ -33,7 +33,7 @@ from channels.core.types import Address, to_checksum
 from channels.signer import LocalSigner
 from cise.errors import CliError
 from cise.lifecycle import run_until_stopped
-from cise.network import Network
+from cise.network import Network, write_network_file
 
 DEV_TOKENS_PER_ACCOUNT = 1_000 * 1_000_000  # €1,000 each
 CHAIN_SETTLE_TIMEOUT = 20  # blocks
@@ -133,7 +133,10 @@ async def _serve(
             _set_up, connection, node, settle_timeout, profile
         )
         await trio.to_thread.run_sync(
-            path.write_text, Network(node.url, deployment, node.private_keys).to_json() + "\n"
+            write_network_file,
+            path,
+            Network(node.url, deployment, node.private_keys).to_json() + "\n",
+            True,
         )
         print(f"anvil at {node.url}, chain id {deployment.chain_id}")
         print(

@@ -18,6 +18,8 @@ in time, reads the chain id and the code at every address (`channels.chain.code_
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -239,3 +241,27 @@ def connect(network: Network, timeout: float = NODE_TIMEOUT) -> Connection:
         return Connection.from_url(network.rpc_url, network.dev_keys)
     except Exception as exc:  # web3/requests raise many kinds; all mean "no usable node"
         raise CliError(f"cannot reach the node at {network.rpc_url}: {exc}") from None
+
+
+def write_network_file(path: Path, text: str, force: bool) -> None:
+    """`text` into `path` all at once (a synced temporary file renamed: a reader never sees half a
+    network file); never over an existing file unless `force`."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o644)  # a network file holds no secret: every member reads it
+        with os.fdopen(fd, "w") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        if force:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise CliError(f"--out {path} appeared meanwhile (use --force)") from None
+    except OSError as exc:
+        raise CliError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -46,7 +44,14 @@ from cise.accounts import add_password_argument, keystore_key
 from cise.arguments import address_argument, positive_int
 from cise.errors import CliError
 from cise.keystore import KeystoreError
-from cise.network import NODE_TIMEOUT, Network, NetworkFileError, check_network, open_network
+from cise.network import (
+    NODE_TIMEOUT,
+    Network,
+    NetworkFileError,
+    check_network,
+    open_network,
+    write_network_file,
+)
 
 MIN_SETTLE_TIMEOUT, MAX_SETTLE_TIMEOUT = 5, 1_000_000  # the manager's hard bounds
 CONFIRMATION_POLL = 0.5  # seconds between looks at the head while waiting for confirmations
@@ -203,9 +208,9 @@ def network_deploy(args: argparse.Namespace) -> int:
             )
         except CliError as exc:
             pending = out.with_name(out.name + ".unconfirmed")
-            _write_atomically(pending, text, force=True)
+            write_network_file(pending, text, force=True)
             raise CliError(f"{exc}; the deployment is recorded in {pending}") from None
-    _write_atomically(out, text, args.force)
+    write_network_file(out, text, args.force)
     print(f"wrote {out}")
     for contract in contracts(deployment):
         print(f"  {contract.field:<20} {to_checksum(contract.address)}")
@@ -343,27 +348,3 @@ def _check_out(path: Path, force: bool) -> None:
         raise CliError(f"--out {path} exists (use --force to replace it)")
     if not path.parent.is_dir():
         raise CliError(f"--out {path}: no folder {path.parent}")
-
-
-def _write_atomically(path: Path, text: str, force: bool) -> None:
-    """`text` into `path` all at once (a synced temporary file renamed); never over an existing
-    file unless `force`."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o644)  # a network file holds no secret: every member reads it
-        with os.fdopen(fd, "w") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        if force:
-            os.replace(tmp, path)
-        else:
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                raise CliError(f"--out {path} appeared meanwhile (use --force)") from None
-    except OSError as exc:
-        raise CliError(f"cannot write {path}: {exc.strerror or exc}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
